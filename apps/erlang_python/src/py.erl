@@ -1,0 +1,57 @@
+%% @doc The generic call path: run any Python function from Erlang.
+%%
+%% ```
+%% {ok, 4.0} = py:call(math, sqrt, [16.0]),
+%% {ok, <<"a-b">>} = py:call(<<"str">>, <<"join">>, [<<"-">>, [<<"a">>, <<"b">>]]),
+%% {error, timeout} = py:call(time, sleep, [5], #{timeout => 100}).
+%% '''
+%%
+%% Arguments and results convert as in docs/types.md.  Errors:
+%% `{error, {python, Type, Message, Traceback}}' (an exception; binaries, Traceback one
+%% binary per line), `{error, {badarg, What}}' (an argument that cannot be converted or an
+%% option of the wrong type), `{error, {unconvertible, TypeName}}' (a result with no
+%% Erlang form), `{error, timeout}', `{error, not_started}'.
+-module(py).
+
+-export([call/3, call/4, info/0]).
+
+-include("py_await.hrl").
+
+-type name() :: atom() | binary().
+-type error() :: {python, binary(), binary(), [binary()]}
+               | {badarg, term()}
+               | {unconvertible, binary()}
+               | timeout
+               | not_started.
+-type opts() :: #{timeout => timeout(), kwargs => #{name() => term()}}.
+-export_type([name/0, error/0, opts/0]).
+
+%% @equiv call(Module, Function, Args, #{})
+-spec call(name(), name(), list()) -> {ok, term()} | {error, error()}.
+call(Module, Function, Args) ->
+    call(Module, Function, Args, #{}).
+
+%% @doc Calls `Module.Function(*Args, **Kwargs)' on a Python worker thread.  `Function'
+%% may be dotted (`<<"Path.home">>').  An async function is awaited on the worker's event
+%% loop.  Options: `timeout' (ms or infinity; default the application's `call_timeout'),
+%% `kwargs' (a map with atom or binary keys).
+-spec call(name(), name(), list(), opts()) -> {ok, term()} | {error, error()}.
+call(Module, Function, Args, Opts) when is_map(Opts) ->
+    case py_opts:timeout(Opts) of
+        {ok, Timeout} ->
+            Kwargs = maps:get(kwargs, Opts, #{}),
+            Tag = make_ref(),
+            case py_nif:call(Tag, Module, Function, Args, Kwargs) of
+                {ok, Job} -> ?PY_AWAIT(Tag, Job, Timeout);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end;
+call(_Module, _Function, _Args, Opts) ->
+    {error, {badarg, {options, Opts}}}.
+
+%% @doc The interpreter and the worker pool: Python version (running and built for),
+%% libpython, worker count, queued jobs, GIL mode.
+-spec info() -> #{atom() => term()}.
+info() ->
+    py_nif:info().

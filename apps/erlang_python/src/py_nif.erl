@@ -1,0 +1,66 @@
+%% @doc The NIF's Erlang face: loading and the raw functions.  Use `py', `py_wsgi' and
+%% `py_asgi' instead of calling these directly.
+%%
+%% Every function here returns at once: calls are queued to the NIF's Python worker
+%% threads and their results arrive as messages.
+-module(py_nif).
+
+-export([load/0, start/1, stop/1, call/5, cancel/1, info/0]).
+
+-type job() :: reference().
+-export_type([job/0]).
+
+-define(NOT_LOADED, erlang:nif_error({nif_not_loaded, ?MODULE})).
+
+%% @doc Loads priv/py_nif.so.  Idempotent.  A failure names the library and the
+%% interpreter it was built for (from priv/py_nif.info).
+-spec load() -> ok | {error, {nif_load_failed, string()}}.
+load() ->
+    Priv = priv_dir(),
+    Lib = filename:join(Priv, "py_nif"),
+    case erlang:load_nif(Lib, 0) of
+        ok -> ok;
+        {error, {reload, _}} -> ok;
+        {error, {upgrade, _}} -> ok;
+        {error, {_, Text}} ->
+            {error, {nif_load_failed, lists:flatten([Text, build_note(Priv)])}}
+    end.
+
+priv_dir() ->
+    case code:priv_dir(erlang_python) of
+        {error, bad_name} ->
+            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+        Dir -> Dir
+    end.
+
+build_note(Priv) ->
+    case file:read_file(filename:join(Priv, "py_nif.info")) of
+        {ok, Info} -> [" (built for: ", string:replace(string:trim(Info), "\n", ", ", all),
+                       "; rebuild with `make build`)"];
+        {error, _} -> " (priv/py_nif.info missing: run `make build`)"
+    end.
+
+%% @doc Initialises the interpreter (once per VM) and starts the worker threads.
+%% Returns warnings worth logging (for example a virtualenv of another Python version).
+-spec start(#{workers := pos_integer(), paths := [binary()], venv := binary() | undefined}) ->
+          {ok, [binary()]} | {error, already_started | {init_failed, binary()} |
+                              {python_mismatch, binary()} | {badarg, term()}}.
+start(_Config) -> ?NOT_LOADED.
+
+%% @doc Stops the worker threads, waiting up to TimeoutMs; the interpreter stays.
+-spec stop(non_neg_integer()) -> ok.
+stop(_TimeoutMs) -> ?NOT_LOADED.
+
+%% @doc Queues Module:Function(*Args, **Kwargs); the caller later receives
+%% `{Tag, {ok, Term} | {error, Reason}}'.
+-spec call(reference(), atom() | binary(), atom() | binary(), list(), map()) ->
+          {ok, job()} | {error, term()}.
+call(_Tag, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
+
+%% @doc Gives up on a job: `cancelled' means its reply will never be sent, `sent' that it
+%% has been (or is being) sent and must be received.
+-spec cancel(job()) -> cancelled | sent.
+cancel(_Job) -> ?NOT_LOADED.
+
+-spec info() -> #{atom() => term()}.
+info() -> ?NOT_LOADED.

@@ -1,0 +1,28 @@
+/* Atoms used by the NIF, created once at load (atoms are VM-global and never freed). */
+#ifndef PY_NIF_ATOMS_H
+#define PY_NIF_ATOMS_H
+
+#include <erl_nif.h>
+
+#define PY_NIF_ATOMS(X) \
+    X(ok) X(error) X(true) X(false) X(undefined) X(none) X(nil) \
+    X(python) X(badarg) X(unconvertible) X(not_started) X(already_started) \
+    X(cancelled) X(sent) X(timeout) X(bytes) X(nan) X(inf) X(neg_inf) \
+    X(too_deep) X(improper_list) X(invalid_utf8) X(unhashable_key) X(bad_term) \
+    X(workers) X(paths) X(venv) X(python_version) X(build_python_version) \
+    X(libpython) X(running) X(mode) X(gil) X(queued) X(stopped) \
+    X(module) X(function) X(args) X(kwargs) X(bad_environ) X(bad_scope) \
+    X(bad_response) X(start) X(body) X(done) X(need_body) X(trailers) \
+    X(wsgi) X(asgi) X(lifespan) X(options) X(timer) X(runner) \
+    X(interned_keys) X(cached_constants) X(direct_response) X(app_cache) \
+    X(header_cache) X(status_cache) X(zero_copy) X(lazy_headers) X(scope_template) \
+    X(buffer_pool) X(log) X(debug) X(info) X(warning) X(disconnect) \
+    X(py_runtime) X(py_log) X(py_timer)
+
+#define PY_NIF_DECLARE_ATOM(name) extern ERL_NIF_TERM ATOM_##name;
+PY_NIF_ATOMS(PY_NIF_DECLARE_ATOM)
+#undef PY_NIF_DECLARE_ATOM
+
+void atoms_init(ErlNifEnv *env);
+
+#endif

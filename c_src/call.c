@@ -1,0 +1,198 @@
+/* The generic path: py:call(Module, Function, Args, Kwargs). */
+#include "call.h"
+
+#include "atoms.h"
+#include "convert.h"
+#include "errors.h"
+#include "state.h"
+
+enum { ARG_MODULE, ARG_FUNCTION, ARG_ARGS, ARG_KWARGS, CALL_ARGC };
+
+static ERL_NIF_TERM
+badarg(job_t *job, ERL_NIF_TERM what)
+{
+    return errors_tuple(job->env, enif_make_tuple2(job->env, ATOM_badarg, what));
+}
+
+/* sys.modules first (a dict lookup), the import machinery otherwise. */
+static PyObject *
+import_module(PyObject *name)
+{
+    PyObject *m = PyImport_GetModule(name);
+    if (m != NULL || PyErr_Occurred()) {
+        return m;
+    }
+    return PyImport_Import(name);
+}
+
+/* Function names may be dotted: "Class.method" resolves attribute by attribute. */
+static PyObject *
+resolve(PyObject *module, PyObject *dotted)
+{
+    PyObject *sep = PyUnicode_FromString(".");
+    if (sep == NULL) {
+        return NULL;
+    }
+    PyObject *parts = PyUnicode_Split(dotted, sep, -1);
+    Py_DECREF(sep);
+    if (parts == NULL) {
+        return NULL;
+    }
+    PyObject *obj = Py_NewRef(module);
+    for (Py_ssize_t i = 0; obj != NULL && i < PyList_GET_SIZE(parts); i++) {
+        PyObject *next = PyObject_GetAttr(obj, PyList_GET_ITEM(parts, i));
+        Py_DECREF(obj);
+        obj = next;
+    }
+    Py_DECREF(parts);
+    return obj;
+}
+
+static PyObject *
+kwargs_to_py(job_t *job, ERL_NIF_TERM map, ERL_NIF_TERM *err)
+{
+    size_t size;
+    enif_get_map_size(job->env, map, &size);
+    if (size == 0) {
+        return NULL;
+    }
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) {
+        return NULL;
+    }
+    ErlNifMapIterator it;
+    enif_map_iterator_create(job->env, map, &it, ERL_NIF_MAP_ITERATOR_FIRST);
+    ERL_NIF_TERM k, v;
+    while (enif_map_iterator_get_pair(job->env, &it, &k, &v)) {
+        PyObject *key = convert_name(job->env, k);
+        PyObject *value = NULL;
+        if (key == NULL) {
+            if (!PyErr_Occurred()) {
+                *err = badarg(job, enif_make_tuple2(job->env, ATOM_kwargs, k));
+            }
+        } else {
+            ERL_NIF_TERM why;
+            value = convert_to_py(job->env, v, &why);
+            if (value == NULL && why != 0) {
+                *err = badarg(job, why);
+            }
+        }
+        if (value == NULL || PyDict_SetItem(dict, key, value) < 0) {
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+            Py_DECREF(dict);
+            enif_map_iterator_destroy(job->env, &it);
+            return NULL;
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+        enif_map_iterator_next(job->env, &it);
+    }
+    enif_map_iterator_destroy(job->env, &it);
+    return dict;
+}
+
+static ERL_NIF_TERM
+call_reply(job_t *job, PyObject *result)
+{
+    if (result == NULL) {
+        return errors_tuple(job->env, errors_take(job->env));
+    }
+    ERL_NIF_TERM term;
+    if (!convert_from_py(job->env, result, &term)) {
+        return errors_tuple(job->env, term);
+    }
+    return enif_make_tuple2(job->env, ATOM_ok, term);
+}
+
+static void
+call_run(job_t *job, worker_t *w)
+{
+    ErlNifEnv *env = job->env;
+    ERL_NIF_TERM reply = 0, why;
+    PyObject *module = NULL, *func = NULL, *args = NULL, *kwargs = NULL, *result = NULL;
+
+    PyObject *name = convert_name(env, job->argv[ARG_MODULE]);
+    if (name != NULL) {
+        module = import_module(name);
+        Py_DECREF(name);
+    }
+    if (module == NULL) {
+        goto done;
+    }
+    name = convert_name(env, job->argv[ARG_FUNCTION]);
+    if (name != NULL) {
+        func = resolve(module, name);
+        Py_DECREF(name);
+    }
+    if (func == NULL) {
+        goto done;
+    }
+    PyObject *list = convert_to_py(env, job->argv[ARG_ARGS], &why);
+    if (list == NULL) {
+        if (why != 0) {
+            reply = badarg(job, why);
+        }
+        goto done;
+    }
+    args = PyList_AsTuple(list);
+    Py_DECREF(list);
+    if (args == NULL) {
+        goto done;
+    }
+    kwargs = kwargs_to_py(job, job->argv[ARG_KWARGS], &reply);
+    if (kwargs == NULL && (reply != 0 || PyErr_Occurred())) {
+        goto done;
+    }
+    result = PyObject_Call(func, args, kwargs);
+    if (result != NULL && PyCoro_CheckExact(result)) {
+        /* An async function: await it on this worker's loop, reply when it returns. */
+        PyObject *task = worker_await(w, job, result, call_reply);
+        Py_XDECREF(task);
+        goto cleanup;
+    }
+done:
+    if (reply == 0) {
+        reply = call_reply(job, result);
+    }
+    job_reply(job, reply);
+cleanup:
+    Py_XDECREF(result);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(args);
+    Py_XDECREF(func);
+    Py_XDECREF(module);
+    PyErr_Clear();
+}
+
+ERL_NIF_TERM
+call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+{
+    if (!enif_is_atom(env, argv[ARG_MODULE]) && !enif_is_binary(env, argv[ARG_MODULE])) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                  enif_make_tuple2(env, ATOM_module, argv[ARG_MODULE])));
+    }
+    if (!enif_is_atom(env, argv[ARG_FUNCTION]) && !enif_is_binary(env, argv[ARG_FUNCTION])) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                  enif_make_tuple2(env, ATOM_function, argv[ARG_FUNCTION])));
+    }
+    if (!enif_is_list(env, argv[ARG_ARGS])) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                  enif_make_tuple2(env, ATOM_args, argv[ARG_ARGS])));
+    }
+    if (!enif_is_map(env, argv[ARG_KWARGS])) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                  enif_make_tuple2(env, ATOM_kwargs, argv[ARG_KWARGS])));
+    }
+    job_t *job = job_new(env, call_run, tag, CALL_ARGC, argv);
+    if (job == NULL) {
+        return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    }
+    ERL_NIF_TERM handle = enif_make_resource(env, job);
+    int rc = pool_submit(job);
+    enif_release_resource(job);
+    if (rc < 0) {
+        return errors_tuple(env, ATOM_not_started);
+    }
+    return enif_make_tuple2(env, ATOM_ok, handle);
+}

@@ -1,0 +1,11 @@
+/* The generic call path behind py:call/3,4. */
+#ifndef PY_NIF_CALL_H
+#define PY_NIF_CALL_H
+
+#include "worker.h"
+
+/* argv: Module, Function (atom or binary), Args (list), Kwargs (map).  Returns
+ * {ok, Job} (the reply {Tag, Result} follows as a message) or {error, Reason}. */
+ERL_NIF_TERM call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[]);
+
+#endif

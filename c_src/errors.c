@@ -1,0 +1,144 @@
+#include "errors.h"
+
+#include "atoms.h"
+#include "state.h"
+
+#include <string.h>
+
+static ERL_NIF_TERM
+binary_from(ErlNifEnv *env, const char *data, size_t len)
+{
+    ERL_NIF_TERM bin;
+    unsigned char *buf = enif_make_new_binary(env, len, &bin);
+    if (buf == NULL) {
+        return enif_make_atom(env, "enomem");
+    }
+    memcpy(buf, data, len);
+    return bin;
+}
+
+ERL_NIF_TERM
+errors_text(ErlNifEnv *env, PyObject *obj)
+{
+    PyObject *s = PyUnicode_Check(obj) ? Py_NewRef(obj) : PyObject_Str(obj);
+    if (s == NULL) {
+        PyErr_Clear();
+        return binary_from(env, "<unprintable>", 13);
+    }
+    PyObject *b = PyUnicode_AsEncodedString(s, "utf-8", "backslashreplace");
+    Py_DECREF(s);
+    if (b == NULL) {
+        PyErr_Clear();
+        return binary_from(env, "<unprintable>", 13);
+    }
+    ERL_NIF_TERM out = binary_from(env, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return out;
+}
+
+static ERL_NIF_TERM
+type_name(ErlNifEnv *env, PyObject *type)
+{
+    PyObject *module = PyObject_GetAttr(type, PY_STATE->s_module);
+    PyObject *qualname = PyObject_GetAttr(type, PY_STATE->s_qualname);
+    PyObject *name = NULL;
+    if (qualname != NULL && module != NULL && PyUnicode_Check(module) &&
+        PyUnicode_Compare(module, PY_STATE->s_builtins) != 0) {
+        name = PyUnicode_FromFormat("%U.%U", module, qualname);
+    } else if (qualname != NULL) {
+        name = Py_NewRef(qualname);
+    }
+    Py_XDECREF(module);
+    Py_XDECREF(qualname);
+    if (name == NULL) {
+        PyErr_Clear();
+        return binary_from(env, "<unknown>", 9);
+    }
+    ERL_NIF_TERM out = errors_text(env, name);
+    Py_DECREF(name);
+    return out;
+}
+
+/* One binary per line of the formatted traceback. */
+static ERL_NIF_TERM
+traceback_lines(ErlNifEnv *env, PyObject *exc)
+{
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyObject *parts = PyObject_CallFunctionObjArgs(PY_STATE->format_exception, type, exc,
+                                                   tb != NULL ? tb : Py_None, NULL);
+    Py_XDECREF(tb);
+    if (parts == NULL) {
+        PyErr_Clear();
+        return enif_make_list(env, 0);
+    }
+    PyObject *joined = PyUnicode_Join(PY_STATE->s_empty, parts);
+    Py_DECREF(parts);
+    if (joined == NULL) {
+        PyErr_Clear();
+        return enif_make_list(env, 0);
+    }
+    PyObject *lines = PyUnicode_Splitlines(joined, 0);
+    Py_DECREF(joined);
+    if (lines == NULL) {
+        PyErr_Clear();
+        return enif_make_list(env, 0);
+    }
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        list = enif_make_list_cell(env, errors_text(env, PyList_GET_ITEM(lines, i)), list);
+    }
+    Py_DECREF(lines);
+    return list;
+}
+
+ERL_NIF_TERM
+errors_from_exception(ErlNifEnv *env, PyObject *exc)
+{
+    return enif_make_tuple4(env, ATOM_python, type_name(env, (PyObject *)Py_TYPE(exc)),
+                            errors_text(env, exc), traceback_lines(env, exc));
+}
+
+/* The raised exception as a normalized object with its traceback attached (new
+ * reference, error indicator cleared), or NULL when no exception is set. */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return NULL;
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+ERL_NIF_TERM
+errors_take(ErlNifEnv *env)
+{
+    PyObject *exc = take_exception();
+    if (exc == NULL) {
+        return enif_make_tuple4(env, ATOM_python, binary_from(env, "SystemError", 11),
+                                binary_from(env, "error without exception", 23),
+                                enif_make_list(env, 0));
+    }
+    ERL_NIF_TERM out = errors_from_exception(env, exc);
+    Py_DECREF(exc);
+    return out;
+}
+
+ERL_NIF_TERM
+errors_tuple(ErlNifEnv *env, ERL_NIF_TERM reason)
+{
+    return enif_make_tuple2(env, ATOM_error, reason);
+}

@@ -1,0 +1,59 @@
+/* A job: one unit of work handed from a NIF call (scheduler thread) to a Python worker.
+ *
+ * A job is an Erlang resource.  References: the creating NIF call holds one until it has
+ * returned the resource term to the caller (the term keeps the object alive as long as the
+ * caller holds it), and the queue holds one from enqueue until the worker is done with it.
+ *
+ * The job owns `env`, a process-independent environment holding copies of the arguments;
+ * the reply is built in that same environment and sent with enif_send, after which the
+ * environment is freed.  `state` decides, with one compare-and-swap, whether the reply is
+ * sent (worker wins) or dropped (the caller's timeout wins): no late reply ever reaches a
+ * caller that gave up waiting. */
+#ifndef PY_NIF_JOB_H
+#define PY_NIF_JOB_H
+
+#include <Python.h>
+#include <erl_nif.h>
+
+struct worker;
+
+typedef enum { JOB_PENDING = 0, JOB_CANCELLED = 1, JOB_REPLIED = 2 } job_state_t;
+
+#define JOB_MAX_ARGS 8
+
+typedef struct job job_t;
+typedef void (*job_run_fn)(job_t *job, struct worker *w);
+
+struct job {
+    job_t *next;             /* queue link, owned by the queue */
+    job_run_fn run;          /* called on a worker thread with the GIL held */
+    int state;               /* job_state_t, accessed atomically */
+    ErlNifEnv *env;          /* arguments, then the reply; NULL once sent */
+    ErlNifPid caller;
+    ERL_NIF_TERM tag;        /* the caller's reply tag, in env */
+    int argc;
+    ERL_NIF_TERM argv[JOB_MAX_ARGS];
+    void *data;              /* kind-specific state, freed by `free_data` */
+    void (*free_data)(void *data);
+};
+
+extern ErlNifResourceType *JOB_RESOURCE;
+
+int job_resource_init(ErlNifEnv *env);
+
+/* Allocates a job whose arguments are copies of argv[0..argc) and whose reply goes to the
+ * calling process tagged with `tag`.  Returns NULL on allocation failure. */
+job_t *job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc,
+               const ERL_NIF_TERM argv[]);
+
+/* Sends {Tag, Reply} to the caller unless the job was cancelled.  `reply` must live in
+ * job->env.  Safe to call once per job; later calls do nothing. */
+void job_reply(job_t *job, ERL_NIF_TERM reply);
+
+/* Marks the job cancelled.  Returns 1 if it was still pending (no reply will be sent),
+ * 0 if the reply was already sent or is being sent. */
+int job_cancel(job_t *job);
+
+int job_is_cancelled(job_t *job);
+
+#endif

@@ -1,0 +1,33 @@
+/* The embedded interpreter's life: loaded with global symbols at NIF load, initialised once
+ * on a dedicated thread (the interpreter's main thread), configured (sys.path, venv) on
+ * every start, never finalised (finalising and re-initialising CPython in one process is
+ * not safe with extension modules). */
+#ifndef PY_NIF_RUNTIME_H
+#define PY_NIF_RUNTIME_H
+
+#include <stddef.h>
+
+typedef struct {
+    char **paths;      /* prepended to sys.path, in order */
+    int npaths;
+    char *venv;        /* a virtualenv root whose site-packages is added, or NULL */
+} runtime_config_t;
+
+/* At NIF load: makes libpython's symbols global (for C extension modules) and checks that
+ * the running libpython is the one the NIF was compiled for.  Returns 0, or -1 with a
+ * message in err; the NIF still loads and reports the message from start. */
+int runtime_load_check(char *err, size_t errlen);
+
+/* Initialises the interpreter if needed, then applies `cfg`.  Blocks until done.  Returns
+ * 0, or -1 with a message in err.  `warning` receives a non-fatal note ("" if none). */
+int runtime_configure(const runtime_config_t *cfg, char *err, size_t errlen,
+                      char *warning, size_t warnlen);
+
+/* "X.Y.Z" of the running interpreter and of the headers the NIF was built with. */
+const char *runtime_version(void);
+const char *runtime_build_version(void);
+const char *runtime_libpython(void);
+int runtime_free_threaded(void);
+int runtime_initialized(void);
+
+#endif

@@ -1,0 +1,614 @@
+#include "worker.h"
+
+#include "atoms.h"
+#include "errors.h"
+#include "state.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Jobs run per wake-up before the worker lets its loop serve other callbacks. */
+#define DRAIN_BATCH 256
+/* Worker thread stack: Python frames plus CONVERT_MAX_DEPTH-deep conversions. */
+#define WORKER_STACK_SIZE (16u * 1024u * 1024u)
+
+typedef enum { W_STARTING = 0, W_READY = 1, W_FAILED = 2, W_EXITED = 3 } worker_phase_t;
+
+struct worker {
+    int index;
+    pthread_t thread;
+    int efd;
+    /* guarded by pool.lock */
+    int signaled;          /* eventfd written, drain not yet started */
+    int busy;              /* draining */
+    int stop;
+    worker_phase_t phase;
+    job_t *head, *tail;    /* this worker's own queue */
+    char failure[256];
+    /* worker thread only */
+    PyObject *loop;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t phase_changed;
+    int running;
+    job_t *head, *tail;
+    unsigned long queued;
+    int n;
+    worker_t *workers;
+} pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .phase_changed = PTHREAD_COND_INITIALIZER,
+};
+
+static __thread worker_t *current_worker = NULL;
+
+worker_t *
+worker_current(void)
+{
+    return current_worker;
+}
+
+int
+worker_index(worker_t *w)
+{
+    return w->index;
+}
+
+PyObject *
+worker_loop(worker_t *w)
+{
+    return w->loop;
+}
+
+int
+pool_size(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.running ? pool.n : 0;
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+unsigned long
+pool_queued(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    unsigned long q = pool.queued;
+    pthread_mutex_unlock(&pool.lock);
+    return q;
+}
+
+/* ---- queues (pool.lock held) ------------------------------------------------------ */
+
+static void
+link_job(job_t **head, job_t **tail, job_t *job)
+{
+    job->next = NULL;
+    if (*tail != NULL) {
+        (*tail)->next = job;
+    } else {
+        *head = job;
+    }
+    *tail = job;
+}
+
+static job_t *
+unlink_job(job_t **head, job_t **tail)
+{
+    job_t *job = *head;
+    if (job != NULL) {
+        *head = job->next;
+        if (*head == NULL) {
+            *tail = NULL;
+        }
+        job->next = NULL;
+    }
+    return job;
+}
+
+static void
+wake(worker_t *w)
+{
+    uint64_t one = 1;
+    w->signaled = 1;
+    while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+}
+
+int
+pool_submit(job_t *job)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        return -1;
+    }
+    enif_keep_resource(job);
+    link_job(&pool.head, &pool.tail, job);
+    pool.queued++;
+    /* A worker that is draining will reach this job; otherwise wake the first idle one.
+     * The first-idle order keeps light load on few threads (warm caches, no GIL
+     * hand-offs) while a worker blocked in a long call leaves the next one to others. */
+    for (int i = 0; i < pool.n; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
+            wake(w);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+int
+pool_submit_to(int index, job_t *job)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running || index < 0 || index >= pool.n ||
+        pool.workers[index].phase != W_READY || pool.workers[index].stop) {
+        pthread_mutex_unlock(&pool.lock);
+        return -1;
+    }
+    worker_t *w = &pool.workers[index];
+    enif_keep_resource(job);
+    link_job(&w->head, &w->tail, job);
+    if (!w->busy && !w->signaled) {
+        wake(w);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+/* ---- the drain callback (worker thread, GIL held) --------------------------------- */
+
+static job_t *
+next_job(worker_t *w, int *stop)
+{
+    pthread_mutex_lock(&pool.lock);
+    job_t *job = NULL;
+    *stop = w->stop;
+    if (!w->stop) {
+        job = unlink_job(&w->head, &w->tail);
+        if (job == NULL) {
+            job = unlink_job(&pool.head, &pool.tail);
+            if (job != NULL) {
+                pool.queued--;
+            }
+        }
+    }
+    w->busy = job != NULL;
+    pthread_mutex_unlock(&pool.lock);
+    return job;
+}
+
+static PyObject *
+drain(PyObject *self, PyObject *unused)
+{
+    worker_t *w = PyCapsule_GetPointer(self, NULL);
+    uint64_t count;
+    if (read(w->efd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    pthread_mutex_lock(&pool.lock);
+    w->signaled = 0;
+    pthread_mutex_unlock(&pool.lock);
+
+    int stop = 0;
+    for (int n = 0; n < DRAIN_BATCH; n++) {
+        job_t *job = next_job(w, &stop);
+        if (job == NULL) {
+            break;
+        }
+        if (!job_is_cancelled(job)) {
+            job->run(job, w);
+            if (PyErr_Occurred()) {
+                /* A job's run function must reply and clear what it raised. */
+                PyErr_WriteUnraisable(self);
+            }
+        }
+        enif_release_resource(job);
+        if (n + 1 == DRAIN_BATCH) {
+            pthread_mutex_lock(&pool.lock);
+            w->busy = 0;
+            wake(w); /* more may be queued: come back after the loop's other callbacks */
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
+    if (stop) {
+        PyObject *r = PyObject_CallMethodNoArgs(w->loop, PY_STATE->s_stop);
+        if (r == NULL) {
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef drain_def = {"_drain", drain, METH_NOARGS, NULL};
+
+/* ---- awaiting coroutines ---------------------------------------------------------- */
+
+typedef struct {
+    job_t *job;              /* kept (enif_keep_resource) until the callback is freed */
+    worker_reply_fn reply;
+} await_ctx_t;
+
+static void
+await_ctx_free(PyObject *capsule)
+{
+    await_ctx_t *ctx = PyCapsule_GetPointer(capsule, "py_nif.await");
+    if (ctx != NULL) {
+        enif_release_resource(ctx->job);
+        PyMem_Free(ctx);
+    }
+}
+
+static void
+reply_from_task(job_t *job, worker_reply_fn reply, PyObject *task)
+{
+    PyObject *result = PyObject_CallMethodNoArgs(task, PY_STATE->s_result);
+    ERL_NIF_TERM term;
+    if (job->env == NULL) {
+        Py_XDECREF(result);
+        PyErr_Clear();
+        return;
+    }
+    term = reply(job, result);
+    Py_XDECREF(result);
+    PyErr_Clear();
+    job_reply(job, term);
+}
+
+static PyObject *
+await_done(PyObject *self, PyObject *task)
+{
+    await_ctx_t *ctx = PyCapsule_GetPointer(self, "py_nif.await");
+    if (ctx == NULL) {
+        return NULL;
+    }
+    reply_from_task(ctx->job, ctx->reply, task);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef await_done_def = {"_reply", await_done, METH_O, NULL};
+
+static PyObject *
+spawn_task(worker_t *w, PyObject *coro)
+{
+    if (PY_STATE->eager_tasks) {
+        PyObject *args = PyTuple_Pack(1, coro);
+        PyObject *kwargs = args != NULL ? PyDict_New() : NULL;
+        PyObject *task = NULL;
+        if (kwargs != NULL && PyDict_SetItem(kwargs, PY_STATE->s_loop, w->loop) == 0 &&
+            PyDict_SetItem(kwargs, PY_STATE->s_eager_start, Py_True) == 0) {
+            task = PyObject_Call(PY_STATE->task_type, args, kwargs);
+        }
+        Py_XDECREF(args);
+        Py_XDECREF(kwargs);
+        return task;
+    }
+    /* Python 3.11 has no eager tasks: create the task, take the step it just scheduled
+     * off the loop's ready queue and run it now, as 3.12's eager_start does. */
+    PyObject *task = PyObject_CallMethodOneArg(w->loop, PY_STATE->s_create_task, coro);
+    if (task == NULL) {
+        return NULL;
+    }
+    PyObject *ready = PyObject_GetAttr(w->loop, PY_STATE->s_ready);
+    PyObject *handle = ready != NULL ? PyObject_CallMethodNoArgs(ready, PY_STATE->s_pop) : NULL;
+    Py_XDECREF(ready);
+    PyObject *r = handle != NULL ? PyObject_CallMethodNoArgs(handle, PY_STATE->s_run) : NULL;
+    Py_XDECREF(handle);
+    if (r == NULL) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    Py_DECREF(r);
+    return task;
+}
+
+PyObject *
+worker_await(worker_t *w, job_t *job, PyObject *coro, worker_reply_fn reply)
+{
+    PyObject *task = spawn_task(w, coro);
+    if (task == NULL) {
+        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        return NULL;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs(task, PY_STATE->s_done);
+    int is_done = done != NULL && PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    if (is_done) {
+        reply_from_task(job, reply, task);
+        return task;
+    }
+    await_ctx_t *ctx = PyMem_Malloc(sizeof(*ctx));
+    if (ctx == NULL) {
+        PyErr_NoMemory();
+        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        return task;
+    }
+    ctx->job = job;
+    ctx->reply = reply;
+    enif_keep_resource(job);
+    PyObject *capsule = PyCapsule_New(ctx, "py_nif.await", await_ctx_free);
+    if (capsule == NULL) {
+        enif_release_resource(job);
+        PyMem_Free(ctx);
+        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        return task;
+    }
+    PyObject *cb = PyCFunction_New(&await_done_def, capsule);
+    Py_DECREF(capsule);
+    PyObject *r = cb != NULL
+        ? PyObject_CallMethodOneArg(task, PY_STATE->s_add_done_callback, cb) : NULL;
+    Py_XDECREF(cb);
+    if (r == NULL) {
+        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        return task;
+    }
+    Py_DECREF(r);
+    return task;
+}
+
+/* ---- worker thread ---------------------------------------------------------------- */
+
+static void
+set_phase(worker_t *w, worker_phase_t phase)
+{
+    pthread_mutex_lock(&pool.lock);
+    w->phase = phase;
+    pthread_cond_broadcast(&pool.phase_changed);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* Cancels what is still running on the loop, gives it a moment to unwind, closes it. */
+static const char TEARDOWN_SRC[] =
+    "def teardown(loop):\n"
+    "    import asyncio\n"
+    "    tasks = asyncio.all_tasks(loop)\n"
+    "    for t in tasks:\n"
+    "        t.cancel()\n"
+    "    if tasks:\n"
+    "        loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))\n"
+    "    loop.close()\n";
+
+static int
+teardown_loop(PyObject *loop)
+{
+    PyObject *globals = PyDict_New();
+    if (globals == NULL) {
+        return -1;
+    }
+    PyObject *r = PyRun_String(TEARDOWN_SRC, Py_file_input, globals, globals);
+    if (r == NULL) {
+        Py_DECREF(globals);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *fn = PyDict_GetItemString(globals, "teardown");
+    r = fn != NULL ? PyObject_CallOneArg(fn, loop) : NULL;
+    Py_DECREF(globals);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static int
+worker_setup(worker_t *w)
+{
+    w->loop = PyObject_CallNoArgs(PY_STATE->new_event_loop);
+    if (w->loop == NULL) {
+        return -1;
+    }
+    PyObject *r = PyObject_CallOneArg(PY_STATE->set_event_loop, w->loop);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *capsule = PyCapsule_New(w, NULL, NULL);
+    PyObject *fn = capsule != NULL ? PyCFunction_New(&drain_def, capsule) : NULL;
+    Py_XDECREF(capsule);
+    if (fn == NULL) {
+        return -1;
+    }
+    PyObject *fd = PyLong_FromLong(w->efd);
+    r = fd != NULL ? PyObject_CallMethodObjArgs(w->loop, PY_STATE->s_add_reader, fd, fn, NULL)
+                   : NULL;
+    Py_XDECREF(fd);
+    Py_DECREF(fn);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static void
+record_failure(worker_t *w)
+{
+    ErlNifEnv *env = enif_alloc_env();
+    ERL_NIF_TERM reason = errors_take(env);
+    enif_snprintf(w->failure, sizeof(w->failure), "%T", reason);
+    enif_free_env(env);
+}
+
+static void *
+worker_main(void *arg)
+{
+    worker_t *w = arg;
+    current_worker = w;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    if (worker_setup(w) < 0) {
+        record_failure(w);
+        Py_CLEAR(w->loop);
+        PyGILState_Release(gil);
+        set_phase(w, W_FAILED);
+        return NULL;
+    }
+    set_phase(w, W_READY);
+
+    PyObject *r = PyObject_CallMethodNoArgs(w->loop, PY_STATE->s_run_forever);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(w->loop);
+    }
+    Py_XDECREF(r);
+    if (teardown_loop(w->loop) < 0) {
+        PyErr_WriteUnraisable(w->loop);
+    }
+    Py_CLEAR(w->loop);
+    PyGILState_Release(gil);
+    current_worker = NULL;
+    set_phase(w, W_EXITED);
+    return NULL;
+}
+
+/* ---- start / stop ----------------------------------------------------------------- */
+
+static void
+reply_not_started(job_t *job)
+{
+    if (job->env != NULL) {
+        job_reply(job, errors_tuple(job->env, ATOM_not_started));
+    }
+    enif_release_resource(job);
+}
+
+int
+pool_start(int n, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        snprintf(err, errlen, "already started");
+        return -1;
+    }
+    pthread_mutex_unlock(&pool.lock);
+
+    worker_t *workers = calloc((size_t)n, sizeof(worker_t));
+    if (workers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+
+    int started = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        worker_t *w = &workers[i];
+        w->index = i;
+        w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->efd < 0) {
+            snprintf(err, errlen, "eventfd: %s", strerror(errno));
+            failed = 1;
+            break;
+        }
+        if (pthread_create(&w->thread, &attr, worker_main, w) != 0) {
+            close(w->efd);
+            snprintf(err, errlen, "pthread_create failed");
+            failed = 1;
+            break;
+        }
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+
+    /* Wait until every started worker has its loop running (or failed). */
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < started; i++) {
+        while (workers[i].phase == W_STARTING) {
+            pthread_cond_wait(&pool.phase_changed, &pool.lock);
+        }
+        if (workers[i].phase == W_FAILED && !failed) {
+            snprintf(err, errlen, "worker %d failed to start: %s", i, workers[i].failure);
+            failed = 1;
+        }
+    }
+    if (!failed) {
+        pool.workers = workers;
+        pool.n = n;
+        pool.running = 1;
+        pthread_mutex_unlock(&pool.lock);
+        return 0;
+    }
+    for (int i = 0; i < started; i++) {
+        workers[i].stop = 1;
+        if (workers[i].phase == W_READY) {
+            wake(&workers[i]);
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < started; i++) {
+        pthread_join(workers[i].thread, NULL);
+        close(workers[i].efd);
+    }
+    free(workers);
+    return -1;
+}
+
+void
+pool_stop(unsigned timeout_ms)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        return;
+    }
+    pool.running = 0;
+    worker_t *workers = pool.workers;
+    int n = pool.n;
+    for (int i = 0; i < n; i++) {
+        workers[i].stop = 1;
+        wake(&workers[i]);
+    }
+    pthread_mutex_unlock(&pool.lock);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int all_joined = 1;
+    for (int i = 0; i < n; i++) {
+        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
+            /* Stuck in Python: it exits when its call returns (stop is set).  Its struct
+             * and eventfd stay allocated for it. */
+            pthread_detach(workers[i].thread);
+            all_joined = 0;
+        }
+    }
+
+    pthread_mutex_lock(&pool.lock);
+    job_t *job;
+    while ((job = unlink_job(&pool.head, &pool.tail)) != NULL) {
+        pool.queued--;
+        reply_not_started(job);
+    }
+    for (int i = 0; i < n; i++) {
+        while ((job = unlink_job(&workers[i].head, &workers[i].tail)) != NULL) {
+            reply_not_started(job);
+        }
+    }
+    pool.workers = NULL;
+    pool.n = 0;
+    pthread_mutex_unlock(&pool.lock);
+    if (all_joined) {
+        for (int i = 0; i < n; i++) {
+            close(workers[i].efd);
+        }
+        free(workers);
+    }
+}

@@ -1,0 +1,56 @@
+/* The worker pool: OS threads owned by the NIF that run Python.
+ *
+ * Each worker runs an asyncio event loop (loop.run_forever) on its own thread.  An eventfd
+ * registered with the loop wakes it when jobs arrive; its callback drains the job queues
+ * while the worker holds the GIL, many jobs per wake-up under load.  An idle worker sits in
+ * the loop's selector with the GIL released.
+ *
+ * Two queues feed a worker: the shared queue (new calls, any worker may take them) and the
+ * worker's own queue (follow-up messages for work already living on that worker's loop,
+ * such as request body chunks for a suspended ASGI app).  Scheduler threads only lock a
+ * mutex, link the job and write the eventfd: no Python, no waiting. */
+#ifndef PY_NIF_WORKER_H
+#define PY_NIF_WORKER_H
+
+#include "job.h"
+
+#include <Python.h>
+#include <erl_nif.h>
+
+typedef struct worker worker_t;
+
+/* Converts the value an awaited coroutine returned (or, when `result` is NULL, the
+ * exception set) into the reply term for the job, built in job->env. */
+typedef ERL_NIF_TERM (*worker_reply_fn)(job_t *job, PyObject *result);
+
+/* Starts `n` workers.  The interpreter must be initialised.  Returns 0, or -1 with a
+ * message in `err`. */
+int pool_start(int n, char *err, size_t errlen);
+
+/* Stops the workers, waiting up to `timeout_ms` for each; jobs still queued are answered
+ * {error, not_started}.  A worker stuck in Python past the timeout is left to finish on
+ * its own and exits when its job returns. */
+void pool_stop(unsigned timeout_ms);
+
+/* Queues a job for any worker.  Returns 0, or -1 when the pool is not running. */
+int pool_submit(job_t *job);
+
+/* Queues a job for worker `index`.  Returns 0, or -1 when that worker is not running. */
+int pool_submit_to(int index, job_t *job);
+
+int pool_size(void);
+unsigned long pool_queued(void);
+
+/* The worker running on this thread, or NULL on other threads. */
+worker_t *worker_current(void);
+int worker_index(worker_t *w);
+PyObject *worker_loop(worker_t *w);
+
+/* Runs `coro` as an asyncio task on the worker's loop, stepping it immediately (eager
+ * start).  If it finishes in that first step the reply is sent at once; otherwise the job
+ * is replied to from the task's done callback.  Steals nothing: `coro` stays owned by the
+ * caller.  Returns a new reference to the task, or NULL after having replied with the
+ * error. */
+PyObject *worker_await(worker_t *w, job_t *job, PyObject *coro, worker_reply_fn reply);
+
+#endif
