@@ -1,0 +1,399 @@
+"""ASGI 3.0 (HTTP spec_version 2.4) runner used by the erlang_python NIF.
+
+The C side builds the scope (types already per the spec) and calls one of:
+
+* ``run_asgi(app, scope, body)``: buffered; returns ``(status, headers, body_chunks)``;
+* ``stream_asgi(app, scope, stream)``: streaming, for the embedded HTTP server; the
+  response is reported through the ``emit`` callable given to ``Stream``.
+
+There is one protocol state machine, ``Stream``: the buffered path is a ``Stream``
+whose ``emit`` collects the response. ``Lifespan`` drives the lifespan scope.
+
+``Stream``'s ``feed``/``disconnect``/``ack`` must be called on the thread that runs
+the event loop the app runs on (the worker thread).
+"""
+
+import asyncio
+import enum
+import re
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+Message = dict[str, Any]
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+RawHeaders = list[tuple[bytes, bytes]]
+Emit = Callable[..., Any]
+
+TRAILERS_EXTENSION = "http.response.trailers"
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_UNSAFE_VALUE = re.compile(rb"[\x00\r\n]")
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone away (as uvicorn does)."""
+
+
+class LifespanFailure(Exception):
+    """The app answered ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``."""
+
+
+class LifespanUnsupported(Exception):
+    """The app raised or returned before answering ``lifespan.startup``."""
+
+
+class _State(enum.Enum):
+    START = "start"
+    BODY = "body"
+    TRAILERS = "trailers"
+    COMPLETE = "complete"
+
+
+def _message_type(message: object) -> str:
+    if not isinstance(message, dict):
+        raise RuntimeError(f"ASGI message must be a dict, got {type(message).__name__}")
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise RuntimeError(f"ASGI message needs a str 'type', got {kind!r}")
+    return kind
+
+
+def _flag(message: Message, key: str) -> bool:
+    value = message.get(key, False)
+    if not isinstance(value, bool):
+        raise RuntimeError(f"ASGI {message['type']!r}: {key!r} must be a bool, got {value!r}")
+    return value
+
+
+def _status(message: Message) -> int:
+    status = message.get("status")
+    if type(status) is not int:
+        raise RuntimeError(f"ASGI 'http.response.start': 'status' must be an int, got {status!r}")
+    if not 100 <= status <= 599:
+        raise RuntimeError(f"ASGI 'http.response.start': invalid status {status}")
+    return status
+
+
+def _header(kind: str, header: object) -> tuple[bytes, bytes]:
+    if not (
+        isinstance(header, (list, tuple))
+        and len(header) == 2
+        and isinstance(header[0], bytes)
+        and isinstance(header[1], bytes)
+    ):
+        raise RuntimeError(f"ASGI {kind!r}: each header must be a [bytes, bytes] pair, got {header!r}")
+    name, value = header
+    if not _TOKEN.match(name):
+        raise RuntimeError(f"ASGI {kind!r}: invalid header name {name!r}")
+    if _UNSAFE_VALUE.search(value):
+        raise RuntimeError(f"ASGI {kind!r}: header {name!r} has CR, LF or NUL in its value")
+    return name, value
+
+
+def _headers(message: Message) -> RawHeaders:
+    headers = message.get("headers", ())
+    if isinstance(headers, (str, bytes)) or not isinstance(headers, Iterable):
+        raise RuntimeError(f"ASGI {message['type']!r}: 'headers' must be an iterable of pairs")
+    return [_header(message["type"], header) for header in headers]
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    return data if isinstance(data, bytes) else bytes(data)
+
+
+def _body(message: Message) -> bytes:
+    body = message.get("body", b"")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return _as_bytes(body)
+    raise RuntimeError(f"ASGI 'http.response.body': 'body' must be bytes, got {type(body).__name__}")
+
+
+class Stream:
+    """One HTTP request/response exchange between the server and an ASGI app.
+
+    The request body arrives through the constructor and ``feed()``; the
+    response leaves through ``emit``:
+
+    * ``emit("need_body")``: the app waits for more request body (once per wait);
+    * ``emit("start", status: int, headers: list[tuple[bytes, bytes]], trailers: bool)``;
+    * ``emit("body", body: bytes, more_body: bool)``;
+    * ``emit("trailers", headers: list[tuple[bytes, bytes]], more_trailers: bool)``.
+
+    Response bytes emitted but not yet ``ack()``-ed count as in flight: once they
+    exceed ``high_water``, ``send()`` waits until they drop to ``high_water // 2``.
+    ``accept_trailers`` is set by ``stream_asgi`` from the scope's extensions.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[..., Any],
+        body: bytes = b"",
+        more_body: bool = False,
+        high_water: int = 1 << 20,
+    ) -> None:
+        self.accept_trailers = False
+        self._emit = emit
+        self._pending: deque[bytes] = deque([_as_bytes(body)] if body or not more_body else [])
+        self._more_body = more_body
+        self._asked_for_body = False
+        self._body_arrived = asyncio.Event()
+        self._state = _State.START
+        self._trailers = False
+        self._finished = asyncio.Event()
+        self._disconnected = False
+        self._high_water = high_water
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+
+    @property
+    def complete(self) -> bool:
+        """The app has sent its whole response."""
+        return self._state is _State.COMPLETE
+
+    @property
+    def disconnected(self) -> bool:
+        return self._disconnected
+
+    def feed(self, chunk: bytes, more_body: bool) -> None:
+        """More request body from the client; ``more_body`` False for the last chunk."""
+        if self._disconnected:
+            return
+        if not self._more_body:
+            raise RuntimeError("Stream.feed() called after the last request body chunk")
+        if chunk or not more_body:
+            self._pending.append(_as_bytes(chunk))
+        self._more_body = more_body
+        self._asked_for_body = False
+        self._body_arrived.set()
+
+    def disconnect(self) -> None:
+        """The client went away: wake every waiter; ``send()`` now raises."""
+        self._disconnected = True
+        self._body_arrived.set()
+        self._finished.set()
+        self._drained.set()
+
+    def ack(self, nbytes: int) -> None:
+        """The server has written ``nbytes`` of response body to the client."""
+        self._in_flight = max(0, self._in_flight - nbytes)
+        if self._in_flight <= self._high_water // 2:
+            self._drained.set()
+
+    async def receive(self) -> Message:
+        while True:
+            if self._disconnected or self.complete:
+                return {"type": "http.disconnect"}
+            if self._pending:
+                body = self._pending.popleft()
+                more_body = bool(self._pending) or self._more_body
+                return {"type": "http.request", "body": body, "more_body": more_body}
+            if self._more_body:
+                self._ask_for_body()
+                await self._body_arrived.wait()
+            else:
+                await self._finished.wait()
+
+    async def send(self, message: Message) -> None:
+        if self._disconnected:
+            raise ClientDisconnected("the client disconnected")
+        kind = _message_type(message)
+        if self.complete:
+            raise RuntimeError(f"ASGI {kind!r} sent after the response was complete")
+        if kind == "http.response.start":
+            self._send_start(message)
+        elif kind == "http.response.body":
+            await self._send_body(message)
+        elif kind == "http.response.trailers":
+            self._send_trailers(message)
+        else:
+            raise RuntimeError(f"ASGI message type {kind!r} is not supported in an HTTP response")
+
+    def _ask_for_body(self) -> None:
+        if not self._asked_for_body:
+            self._asked_for_body = True
+            self._body_arrived.clear()
+            self._emit("need_body")
+
+    def _send_start(self, message: Message) -> None:
+        if self._state is not _State.START:
+            raise RuntimeError("ASGI 'http.response.start' sent twice")
+        status = _status(message)
+        headers = _headers(message)
+        self._trailers = _flag(message, "trailers") and self.accept_trailers
+        self._state = _State.BODY
+        self._emit("start", status, headers, self._trailers)
+
+    async def _send_body(self, message: Message) -> None:
+        if self._state is _State.START:
+            raise RuntimeError("ASGI 'http.response.body' sent before 'http.response.start'")
+        if self._state is _State.TRAILERS:
+            raise RuntimeError("ASGI 'http.response.body' sent after the last body message")
+        body = _body(message)
+        more_body = _flag(message, "more_body")
+        if not more_body:
+            self._end_body()
+        self._emit("body", body, more_body)
+        await self._flow_control(len(body))
+
+    def _send_trailers(self, message: Message) -> None:
+        if not self._trailers:
+            raise RuntimeError(
+                "ASGI 'http.response.trailers' needs the 'http.response.trailers' extension"
+                " and 'trailers': True in 'http.response.start'"
+            )
+        if self._state is not _State.TRAILERS:
+            raise RuntimeError("ASGI 'http.response.trailers' sent before the last body message")
+        headers = _headers(message)
+        more_trailers = _flag(message, "more_trailers")
+        if not more_trailers:
+            self._complete()
+        self._emit("trailers", headers, more_trailers)
+
+    def _end_body(self) -> None:
+        if self._trailers:
+            self._state = _State.TRAILERS
+        else:
+            self._complete()
+
+    def _complete(self) -> None:
+        self._state = _State.COMPLETE
+        self._finished.set()
+
+    async def _flow_control(self, sent: int) -> None:
+        self._in_flight += sent
+        if self._in_flight > self._high_water and not self._disconnected:
+            self._drained.clear()
+            await self._drained.wait()
+
+
+class _BufferedResponse:
+    """An ``emit`` callable that collects a whole response (trailers are dropped)."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: RawHeaders = []
+        self.body: list[bytes] = []
+
+    def __call__(self, event: str, *args: Any) -> None:
+        if event == "start":
+            self.status, self.headers, _ = args
+        elif event == "body" and args[0]:
+            self.body.append(args[0])
+
+
+async def stream_asgi(app: ASGIApp, scope: Scope, stream: Stream) -> None:
+    """Run an ASGI app over ``stream``.
+
+    Returns when the app returns with its response complete (or after the
+    client disconnected); raises ``RuntimeError`` if the app returned without
+    completing the response. Exceptions from the app propagate unchanged.
+    """
+    stream.accept_trailers = TRAILERS_EXTENSION in (scope.get("extensions") or {})
+    await app(scope, stream.receive, stream.send)
+    if not (stream.complete or stream.disconnected):
+        raise RuntimeError("ASGI app returned without completing the response")
+
+
+async def default_asgi_handler(
+    app: ASGIApp, scope: Scope, body: bytes
+) -> tuple[int, RawHeaders, list[bytes]]:
+    """Run an ASGI app on a complete request body; return ``(status, headers, body_chunks)``.
+
+    ``body_chunks`` lists the non-empty body chunks. If the scope offers the
+    ``http.response.trailers`` extension the app may send trailers; they are
+    accepted and dropped, since a buffered response has nowhere to put them.
+    """
+    response = _BufferedResponse()
+    await stream_asgi(app, scope, Stream(response, body, high_water=sys.maxsize))
+    return response.status, response.headers, response.body
+
+
+async def run_asgi(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, RawHeaders, list[bytes]]:
+    """Entry point called by the NIF; custom runners wrap ``default_asgi_handler``."""
+    return await default_asgi_handler(app, scope, body)
+
+
+class Lifespan:
+    """Drives an app's ``lifespan`` scope: ``await startup()``, later ``await shutdown()``.
+
+    ``state`` is the lifespan state dict; the server shallow-copies it into
+    each request scope.
+    """
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.state: dict[str, Any] = {} if state is None else state
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._phase = ""
+        self._answer: asyncio.Future[Message] | None = None
+        self._task: asyncio.Future[None] | None = None
+        self._started = False
+
+    async def startup(self) -> None:
+        """Raises ``LifespanUnsupported`` if the app raises or returns before answering,
+        ``LifespanFailure`` if it answers ``lifespan.startup.failed``."""
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
+        self._task = asyncio.ensure_future(self.app(scope, self._receive, self._send))
+        answer = await self._exchange("startup")
+        if answer is None:
+            error = await self._finish_app()
+            raise LifespanUnsupported("ASGI app ended before answering lifespan.startup") from error
+        await self._check(answer)
+        self._started = True
+
+    async def shutdown(self) -> None:
+        """Raises ``LifespanFailure`` on ``lifespan.shutdown.failed`` or if the app ended
+        before answering. Does nothing unless ``startup()`` succeeded."""
+        if not self._started:
+            return
+        self._started = False
+        answer = await self._exchange("shutdown")
+        if answer is None:
+            error = await self._finish_app()
+            raise LifespanFailure("ASGI app ended before answering lifespan.shutdown") from error
+        await self._check(answer)
+        error = await self._finish_app()
+        if error is not None:
+            raise error
+
+    async def _exchange(self, phase: str) -> Message | None:
+        """Send ``lifespan.<phase>``; return the app's answer, or None if the app ended first."""
+        assert self._task is not None
+        self._phase = phase
+        self._answer = asyncio.get_running_loop().create_future()
+        await self._inbox.put({"type": f"lifespan.{phase}"})
+        waiters: set[asyncio.Future[Any]] = {self._answer, self._task}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        return self._answer.result() if self._answer.done() else None
+
+    async def _check(self, answer: Message) -> None:
+        if answer["type"].endswith(".failed"):
+            error = await self._finish_app()
+            raise LifespanFailure(answer.get("message", "")) from error
+
+    async def _finish_app(self) -> BaseException | None:
+        """Wait for the app to end (cancelling it if it still runs); return its exception."""
+        assert self._task is not None
+        if not self._task.done():
+            self._task.cancel()
+        await asyncio.wait({self._task})
+        return None if self._task.cancelled() else self._task.exception()
+
+    async def _receive(self) -> Message:
+        return await self._inbox.get()
+
+    async def _send(self, message: Message) -> None:
+        kind = _message_type(message)
+        if kind not in (f"lifespan.{self._phase}.complete", f"lifespan.{self._phase}.failed"):
+            raise RuntimeError(f"ASGI lifespan: unexpected {kind!r} during {self._phase}")
+        if self._answer is None or self._answer.done():
+            raise RuntimeError(f"ASGI lifespan: {self._phase} already answered")
+        self._answer.set_result(message)

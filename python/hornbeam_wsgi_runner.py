@@ -1,0 +1,207 @@
+"""WSGI (PEP 3333) runner used by the erlang_python NIF.
+
+The C side builds the environ (native latin-1 strings, ``wsgi.input`` a binary
+stream, ``wsgi.errors`` a text stream) and calls one of two entry points:
+
+* ``run_wsgi(app, environ)`` returns ``(status, headers, body_chunks)``;
+* ``stream_wsgi(app, environ, emit)`` reports the response as it is produced,
+  for the embedded HTTP server.
+
+Both share one implementation of the ``start_response``/``write`` state
+(``_Response``): the buffered entry point is the streaming one with an ``emit``
+that collects the events.
+"""
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import IO, Any
+
+Environ = dict[str, Any]
+Headers = list[tuple[str, str]]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+Write = Callable[[bytes], None]
+StartResponse = Callable[..., Write]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+Emit = Callable[..., Any]
+
+HOP_BY_HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_STATUS = re.compile(r"[0-9]{3} [^\x00-\x1f\x7f]*\Z")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a binary file-like object in blocks."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+def _check_latin1(text: str, what: str) -> None:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"WSGI {what} must be latin-1 encodable, got {text!r}") from None
+
+
+def _check_status(status: object) -> str:
+    if not isinstance(status, str):
+        raise TypeError(f"WSGI status must be a str, got {type(status).__name__}")
+    if not _STATUS.match(status):
+        raise ValueError(f"WSGI status must look like '200 OK', got {status!r}")
+    _check_latin1(status, "status")
+    return status
+
+
+def _check_header(header: object) -> tuple[str, str]:
+    if not (
+        isinstance(header, tuple)
+        and len(header) == 2
+        and isinstance(header[0], str)
+        and isinstance(header[1], str)
+    ):
+        raise TypeError(f"WSGI response header must be a (str, str) tuple, got {header!r}")
+    name, value = header
+    if not _TOKEN.match(name):
+        raise ValueError(f"invalid WSGI response header name {name!r}")
+    if name.lower() in HOP_BY_HOP_HEADERS:
+        raise ValueError(f"hop-by-hop header {name!r} is not allowed in a WSGI response")
+    if not _FIELD_VALUE.match(value):
+        raise ValueError(f"WSGI response header {name!r} has control characters in its value")
+    _check_latin1(value, f"response header {name!r}")
+    return name, value
+
+
+def _check_headers(headers: object) -> Headers:
+    if not isinstance(headers, list):
+        raise TypeError(f"WSGI response headers must be a list, got {type(headers).__name__}")
+    return [_check_header(header) for header in headers]
+
+
+class _Response:
+    """The ``start_response``/``write`` state of one WSGI call.
+
+    Emits ``("start", status, headers)`` once, just before the first non-empty
+    body chunk (or at ``finish()`` for an empty body), then ``("body", chunk)``
+    for each non-empty chunk.
+    """
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self._status: str | None = None
+        self._headers: Headers = []
+        self._headers_sent = False
+
+    def start_response(
+        self, status: str, headers: Headers, exc_info: ExcInfo | None = None
+    ) -> Write:
+        if exc_info is not None:
+            if self._headers_sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self._status is not None:
+            raise RuntimeError("start_response() called a second time without exc_info")
+        checked_status = _check_status(status)
+        self._headers = _check_headers(headers)
+        self._status = checked_status
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if not isinstance(data, bytes):
+            raise TypeError(f"WSGI body chunks must be bytes, got {type(data).__name__}")
+        if not data:
+            return
+        if self._status is None:
+            raise RuntimeError("WSGI app produced body data before calling start_response()")
+        self._send_headers()
+        self._emit("body", data)
+
+    def finish(self) -> None:
+        if self._status is None:
+            raise RuntimeError("WSGI app returned without calling start_response()")
+        self._send_headers()
+
+    def _send_headers(self) -> None:
+        if not self._headers_sent:
+            self._headers_sent = True
+            self._emit("start", self._status, self._headers)
+
+
+class _BufferedResponse:
+    """An ``emit`` callable that collects a whole response."""
+
+    def __init__(self) -> None:
+        self.status = ""
+        self.headers: Headers = []
+        self.body: list[bytes] = []
+
+    def __call__(self, event: str, *args: Any) -> None:
+        if event == "start":
+            self.status, self.headers = args
+        else:
+            self.body.append(args[0])
+
+
+def stream_wsgi(app: WSGIApp, environ: Environ, emit: Emit) -> None:
+    """Run a WSGI app, reporting the response through ``emit``.
+
+    ``emit("start", status, headers)`` is called once, just before the first
+    non-empty body chunk (or at the end for an empty body);
+    ``emit("body", chunk)`` is called for each non-empty chunk. The iterable's
+    ``close()`` is always called, whether iteration succeeds or raises.
+    """
+    environ.setdefault("wsgi.file_wrapper", FileWrapper)
+    response = _Response(emit)
+    body = app(environ, response.start_response)
+    try:
+        for chunk in body:
+            response.write(chunk)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    response.finish()
+
+
+def default_wsgi_handler(
+    app: WSGIApp, environ: Environ
+) -> tuple[str, Headers, list[bytes] | bytes]:
+    """Run a WSGI app and return ``(status, headers, body_chunks)``.
+
+    ``body_chunks`` is the list of non-empty chunks (empty for no body); the
+    C side joins them with a single copy.
+    """
+    response = _BufferedResponse()
+    stream_wsgi(app, environ, response)
+    return response.status, response.headers, response.body
+
+
+def run_wsgi(app: WSGIApp, environ: Environ) -> tuple[str, Headers, list[bytes] | bytes]:
+    """Entry point called by the NIF; custom runners wrap ``default_wsgi_handler``."""
+    return default_wsgi_handler(app, environ)
