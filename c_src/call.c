@@ -188,11 +188,5 @@ call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    ERL_NIF_TERM handle = enif_make_resource(env, job);
-    int rc = pool_submit(job);
-    enif_release_resource(job);
-    if (rc < 0) {
-        return errors_tuple(env, ATOM_not_started);
-    }
-    return enif_make_tuple2(env, ATOM_ok, handle);
+    return pool_submit_new(env, job);
 }

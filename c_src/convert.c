@@ -185,12 +185,10 @@ tuple_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
     int arity;
     const ERL_NIF_TERM *elems;
     enif_get_tuple(env, t, &arity, &elems);
-    if (arity == 2 && elems[0] == ATOM_bytes) {
-        ErlNifBinary bin;
-        if (!enif_inspect_binary(env, elems[1], &bin)) {
-            *badarg = t;
-            return NULL;
-        }
+    /* {bytes, Binary} is the bytes form; any other tuple (including {bytes, NotABinary})
+     * is a tuple. */
+    ErlNifBinary bin;
+    if (arity == 2 && elems[0] == ATOM_bytes && enif_inspect_binary(env, elems[1], &bin)) {
         return PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
     }
     PyObject *tuple = PyTuple_New(arity);
@@ -231,6 +229,7 @@ map_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
             Py_DECREF(key);
             goto fail;
         }
+        Py_ssize_t before = PyDict_GET_SIZE(dict);
         int rc = PyDict_SetItem(dict, key, value);
         Py_DECREF(key);
         Py_DECREF(value);
@@ -239,6 +238,12 @@ map_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
                 PyErr_Clear();
                 *badarg = enif_make_tuple2(env, ATOM_unhashable_key, k);
             }
+            goto fail;
+        }
+        if (PyDict_GET_SIZE(dict) == before) {
+            /* Two distinct Erlang keys equal in Python (1 and 1.0, true and 1, an atom and
+             * the binary of its text): refuse rather than silently drop an entry. */
+            *badarg = enif_make_tuple2(env, enif_make_atom(env, "duplicate_key"), k);
             goto fail;
         }
         enif_map_iterator_next(env, &it);
@@ -424,17 +429,23 @@ atom_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
                                   (size_t)PyUnicode_GET_LENGTH(o));
         return 1;
     }
-    /* Code points above 255: build SMALL_ATOM_UTF8_EXT. */
-    unsigned char ext[3 + 255 * 4];
-    if (len > 255) {
-        *out = enif_make_tuple2(env, ATOM_unconvertible, convert_bytes(env, "Atom", 4));
-        return 0;
-    }
+    /* Code points above 255: build SMALL_ATOM_UTF8_EXT, or ATOM_UTF8_EXT when the UTF-8
+     * text is longer than 255 bytes (up to 255 code points of up to 4 bytes each). */
+    unsigned char ext[4 + 255 * 4];
+    size_t header;
     ext[0] = ETF_VERSION;
-    ext[1] = ETF_SMALL_ATOM_UTF8;
-    ext[2] = (unsigned char)len;
-    memcpy(ext + 3, utf8, (size_t)len);
-    if (enif_binary_to_term(env, ext, 3 + (size_t)len, out, 0) == 0) {
+    if (len <= 255) {
+        ext[1] = ETF_SMALL_ATOM_UTF8;
+        ext[2] = (unsigned char)len;
+        header = 3;
+    } else {
+        ext[1] = ETF_ATOM_UTF8;
+        ext[2] = (unsigned char)(len >> 8);
+        ext[3] = (unsigned char)len;
+        header = 4;
+    }
+    memcpy(ext + header, utf8, (size_t)len);
+    if (enif_binary_to_term(env, ext, header + (size_t)len, out, 0) == 0) {
         *out = enif_make_tuple2(env, ATOM_unconvertible, convert_bytes(env, "Atom", 4));
         return 0;
     }

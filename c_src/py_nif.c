@@ -4,8 +4,10 @@
 #include "atoms.h"
 #include "call.h"
 #include "job.h"
+#include "options.h"
 #include "runtime.h"
 #include "worker.h"
+#include "wsgi.h"
 
 #include <string.h>
 
@@ -137,6 +139,27 @@ nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 }
 
 static ERL_NIF_TERM
+nif_wsgi_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    return wsgi_submit(env, argv[0], argv + 1);
+}
+
+static ERL_NIF_TERM
+nif_set_options(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    if (!enif_is_map(env, argv[0]) || options_set(env, argv[0]) < 0) {
+        return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_badarg, argv[0]));
+    }
+    return ATOM_ok;
+}
+
+static ERL_NIF_TERM
+nif_get_options(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    return options_get(env);
+}
+
+static ERL_NIF_TERM
 nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     job_t *job;
@@ -189,6 +212,9 @@ static ErlNifFunc nif_funcs[] = {
     {"stop", 1, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"call", 5, nif_call, 0},
     {"cancel", 1, nif_cancel, 0},
+    {"wsgi_run", 5, nif_wsgi_run, 0},
+    {"set_options", 1, nif_set_options, 0},
+    {"get_options", 0, nif_get_options, 0},
     {"info", 0, nif_info, 0},
 };
 

@@ -2,6 +2,7 @@
 
 #include "erlmod.h"
 #include "state.h"
+#include "wsgi.h"
 
 #include <Python.h>
 #include <dlfcn.h>
@@ -165,7 +166,7 @@ init_interpreter(char *err, size_t errlen)
     if (PyStatus_Exception(status)) {
         return status_error(status, err, errlen);
     }
-    if (state_init() < 0) {
+    if (state_init() < 0 || wsgi_init() < 0) {
         PyErr_Print();
         snprintf(err, errlen, "cannot set up the NIF's Python state (see stderr)");
         return -1;
@@ -243,6 +244,7 @@ static void *
 main_thread(void *arg)
 {
     char err[512] = "";
+    pthread_setname_np(pthread_self(), "py-main");
     int rc = init_interpreter(err, sizeof(err));
     PyThreadState *ts = rc == 0 ? PyEval_SaveThread() : NULL;
 

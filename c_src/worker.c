@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,15 @@
 
 /* Jobs run per wake-up before the worker lets its loop serve other callbacks. */
 #define DRAIN_BATCH 256
+/* A worker whose current job started less than this long ago is taken to be making
+ * progress through the queue, so new jobs do not wake another worker (which would only
+ * contend for the GIL).  A job running longer than this (blocked in I/O or sleep, or just
+ * slow) lets the monitor wake another worker for what is queued behind it. */
+#define STALL_NS 1000000ull
+/* An idle drainer keeps polling the queues this long (GIL released, yielding the CPU)
+ * before going back to its event loop's selector: under load the next job usually arrives
+ * within microseconds, and a wake-up through the eventfd and the loop costs far more. */
+#define SPIN_NS 50000ull
 /* Worker thread stack: Python frames plus CONVERT_MAX_DEPTH-deep conversions. */
 #define WORKER_STACK_SIZE (16u * 1024u * 1024u)
 
@@ -27,6 +37,7 @@ struct worker {
     /* guarded by pool.lock */
     int signaled;          /* eventfd written, drain not yet started */
     int busy;              /* draining */
+    uint64_t job_started;  /* monotonic ns when the current job was taken */
     int stop;
     worker_phase_t phase;
     job_t *head, *tail;    /* this worker's own queue */
@@ -43,12 +54,24 @@ static struct {
     unsigned long queued;
     int n;
     worker_t *workers;
+    pthread_t monitor;
+    pthread_cond_t monitor_cond;
+    int monitor_idle;      /* the monitor waits for work, not on a deadline */
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .phase_changed = PTHREAD_COND_INITIALIZER,
 };
 
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static __thread worker_t *current_worker = NULL;
+static int monitor_cond_ready = 0;
 
 worker_t *
 worker_current(void)
@@ -123,6 +146,76 @@ wake(worker_t *w)
     }
 }
 
+/* Some worker will reach the shared queue soon: one has been woken, or one is draining
+ * and its current job is fresh. */
+static int
+drainer_active(uint64_t now)
+{
+    for (int i = 0; i < pool.n; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->signaled || (w->busy && now - w->job_started < STALL_NS)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* pool.lock held, shared queue non-empty.  Wakes the first idle worker unless a drainer
+ * is active; the first-idle order keeps light load on few threads (warm caches, no GIL
+ * hand-offs).  When it wakes nobody, the monitor watches for a stall. */
+static int
+wake_idle(void)
+{
+    for (int i = 0; i < pool.n; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
+            wake(w);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+dispatch(uint64_t now)
+{
+    if (!drainer_active(now) && wake_idle()) {
+        return;
+    }
+    if (pool.monitor_idle) {
+        pthread_cond_signal(&pool.monitor_cond);
+    }
+}
+
+/* While jobs are queued, re-checks every STALL_NS that some worker is getting to them. */
+static void *
+monitor_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "py-monitor");
+    pthread_mutex_lock(&pool.lock);
+    while (pool.running) {
+        if (pool.head == NULL) {
+            pool.monitor_idle = 1;
+            pthread_cond_wait(&pool.monitor_cond, &pool.lock);
+            pool.monitor_idle = 0;
+            continue;
+        }
+        if (!drainer_active(now_ns())) {
+            wake_idle();
+        }
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += (long)STALL_NS;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pool.monitor_cond, &pool.lock, &deadline);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
 int
 pool_submit(job_t *job)
 {
@@ -134,18 +227,21 @@ pool_submit(job_t *job)
     enif_keep_resource(job);
     link_job(&pool.head, &pool.tail, job);
     pool.queued++;
-    /* A worker that is draining will reach this job; otherwise wake the first idle one.
-     * The first-idle order keeps light load on few threads (warm caches, no GIL
-     * hand-offs) while a worker blocked in a long call leaves the next one to others. */
-    for (int i = 0; i < pool.n; i++) {
-        worker_t *w = &pool.workers[i];
-        if (w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
-            wake(w);
-            break;
-        }
-    }
+    dispatch(now_ns());
     pthread_mutex_unlock(&pool.lock);
     return 0;
+}
+
+ERL_NIF_TERM
+pool_submit_new(ErlNifEnv *env, job_t *job)
+{
+    ERL_NIF_TERM handle = enif_make_resource(env, job);
+    int rc = pool_submit(job);
+    enif_release_resource(job);
+    if (rc < 0) {
+        return errors_tuple(env, ATOM_not_started);
+    }
+    return enif_make_tuple2(env, ATOM_ok, handle);
 }
 
 int
@@ -185,8 +281,45 @@ next_job(worker_t *w, int *stop)
         }
     }
     w->busy = job != NULL;
+    if (job != NULL) {
+        w->job_started = now_ns();
+    }
     pthread_mutex_unlock(&pool.lock);
     return job;
+}
+
+/* Polls for a job for up to SPIN_NS with the GIL released.  Counts as draining, so
+ * submitters do not wake another worker meanwhile.  Returns 1 when there is work (or a
+ * stop request) to look at, 0 when the worker went idle. */
+static int
+spin_for_job(worker_t *w)
+{
+    uint64_t start = now_ns();
+    pthread_mutex_lock(&pool.lock);
+    w->busy = 1;
+    w->job_started = start;
+    pthread_mutex_unlock(&pool.lock);
+
+    int found = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (now_ns() - start < SPIN_NS) {
+        if (__atomic_load_n(&pool.head, __ATOMIC_RELAXED) != NULL ||
+            __atomic_load_n(&w->head, __ATOMIC_RELAXED) != NULL ||
+            __atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+            found = 1;
+            break;
+        }
+        sched_yield();
+    }
+    Py_END_ALLOW_THREADS
+
+    pthread_mutex_lock(&pool.lock);
+    if (!found) {
+        found = pool.head != NULL || w->head != NULL || w->stop;
+    }
+    w->busy = found;
+    pthread_mutex_unlock(&pool.lock);
+    return found;
 }
 
 static PyObject *
@@ -205,7 +338,11 @@ drain(PyObject *self, PyObject *unused)
     for (int n = 0; n < DRAIN_BATCH; n++) {
         job_t *job = next_job(w, &stop);
         if (job == NULL) {
-            break;
+            if (stop || !spin_for_job(w)) {
+                break;
+            }
+            n--;
+            continue;
         }
         if (!job_is_cancelled(job)) {
             job->run(job, w);
@@ -446,6 +583,9 @@ static void *
 worker_main(void *arg)
 {
     worker_t *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "py-worker-%d", w->index);
+    pthread_setname_np(pthread_self(), name);
     current_worker = w;
     PyGILState_STATE gil = PyGILState_Ensure();
     if (worker_setup(w) < 0) {
@@ -539,6 +679,15 @@ pool_start(int n, char *err, size_t errlen)
         pool.n = n;
         pool.running = 1;
         pthread_mutex_unlock(&pool.lock);
+        if (!monitor_cond_ready) {
+            pthread_condattr_t ca;
+            pthread_condattr_init(&ca);
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+            pthread_cond_init(&pool.monitor_cond, &ca);
+            pthread_condattr_destroy(&ca);
+            monitor_cond_ready = 1;
+        }
+        pthread_create(&pool.monitor, NULL, monitor_main, NULL);
         return 0;
     }
     for (int i = 0; i < started; i++) {
@@ -571,7 +720,9 @@ pool_stop(unsigned timeout_ms)
         workers[i].stop = 1;
         wake(&workers[i]);
     }
+    pthread_cond_signal(&pool.monitor_cond);
     pthread_mutex_unlock(&pool.lock);
+    pthread_join(pool.monitor, NULL);
 
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);

@@ -35,6 +35,10 @@ void pool_stop(unsigned timeout_ms);
 /* Queues a job for any worker.  Returns 0, or -1 when the pool is not running. */
 int pool_submit(job_t *job);
 
+/* For NIF functions: queues a job just made by job_new and returns {ok, JobResource}, or
+ * {error, not_started}.  Drops the creation reference either way. */
+ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job);
+
 /* Queues a job for worker `index`.  Returns 0, or -1 when that worker is not running. */
 int pool_submit_to(int index, job_t *job);
 

@@ -71,12 +71,25 @@ def _check_latin1(text: str, what: str) -> None:
         raise ValueError(f"WSGI {what} must be latin-1 encodable, got {text!r}") from None
 
 
+# Statuses and headers already found valid: apps send the same few again and again, and
+# validation (regular expressions, latin-1 encoding) would otherwise cost more than the
+# rest of the runner.  Bounded: cleared when full.
+_VALID_CACHE_SIZE = 4096
+_valid_statuses: set[str] = set()
+_valid_headers: set[tuple[str, str]] = set()
+
+
 def _check_status(status: object) -> str:
     if not isinstance(status, str):
         raise TypeError(f"WSGI status must be a str, got {type(status).__name__}")
+    if status in _valid_statuses:
+        return status
     if not _STATUS.match(status):
         raise ValueError(f"WSGI status must look like '200 OK', got {status!r}")
     _check_latin1(status, "status")
+    if len(_valid_statuses) >= _VALID_CACHE_SIZE:
+        _valid_statuses.clear()
+    _valid_statuses.add(status)
     return status
 
 
@@ -88,6 +101,8 @@ def _check_header(header: object) -> tuple[str, str]:
         and isinstance(header[1], str)
     ):
         raise TypeError(f"WSGI response header must be a (str, str) tuple, got {header!r}")
+    if header in _valid_headers:
+        return header
     name, value = header
     if not _TOKEN.match(name):
         raise ValueError(f"invalid WSGI response header name {name!r}")
@@ -96,6 +111,9 @@ def _check_header(header: object) -> tuple[str, str]:
     if not _FIELD_VALUE.match(value):
         raise ValueError(f"WSGI response header {name!r} has control characters in its value")
     _check_latin1(value, f"response header {name!r}")
+    if len(_valid_headers) >= _VALID_CACHE_SIZE:
+        _valid_headers.clear()
+    _valid_headers.add((name, value))
     return name, value
 
 
@@ -108,16 +126,20 @@ def _check_headers(headers: object) -> Headers:
 class _Response:
     """The ``start_response``/``write`` state of one WSGI call.
 
-    Emits ``("start", status, headers)`` once, just before the first non-empty
-    body chunk (or at ``finish()`` for an empty body), then ``("body", chunk)``
-    for each non-empty chunk.
+    With an ``emit`` callable (streaming), it emits ``("start", status, headers)``
+    once, just before the first non-empty body chunk (or at ``finish()`` for an
+    empty body), then ``("body", chunk)`` for each non-empty chunk.  Without one
+    (buffered), it collects the chunks in ``chunks``.
     """
 
-    def __init__(self, emit: Emit) -> None:
+    __slots__ = ("_emit", "status", "headers", "_headers_sent", "chunks")
+
+    def __init__(self, emit: Emit | None) -> None:
         self._emit = emit
-        self._status: str | None = None
-        self._headers: Headers = []
+        self.status: str | None = None
+        self.headers: Headers = []
         self._headers_sent = False
+        self.chunks: list[bytes] = []
 
     def start_response(
         self, status: str, headers: Headers, exc_info: ExcInfo | None = None
@@ -125,11 +147,11 @@ class _Response:
         if exc_info is not None:
             if self._headers_sent:
                 raise exc_info[1].with_traceback(exc_info[2])
-        elif self._status is not None:
+        elif self.status is not None:
             raise RuntimeError("start_response() called a second time without exc_info")
         checked_status = _check_status(status)
-        self._headers = _check_headers(headers)
-        self._status = checked_status
+        self.headers = _check_headers(headers)
+        self.status = checked_status
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -137,47 +159,29 @@ class _Response:
             raise TypeError(f"WSGI body chunks must be bytes, got {type(data).__name__}")
         if not data:
             return
-        if self._status is None:
+        if self.status is None:
             raise RuntimeError("WSGI app produced body data before calling start_response()")
-        self._send_headers()
-        self._emit("body", data)
+        if not self._headers_sent:
+            self._send_headers()
+        if self._emit is None:
+            self.chunks.append(data)
+        else:
+            self._emit("body", data)
 
     def finish(self) -> None:
-        if self._status is None:
+        if self.status is None:
             raise RuntimeError("WSGI app returned without calling start_response()")
-        self._send_headers()
+        if not self._headers_sent:
+            self._send_headers()
 
     def _send_headers(self) -> None:
-        if not self._headers_sent:
-            self._headers_sent = True
-            self._emit("start", self._status, self._headers)
+        self._headers_sent = True
+        if self._emit is not None:
+            self._emit("start", self.status, self.headers)
 
 
-class _BufferedResponse:
-    """An ``emit`` callable that collects a whole response."""
-
-    def __init__(self) -> None:
-        self.status = ""
-        self.headers: Headers = []
-        self.body: list[bytes] = []
-
-    def __call__(self, event: str, *args: Any) -> None:
-        if event == "start":
-            self.status, self.headers = args
-        else:
-            self.body.append(args[0])
-
-
-def stream_wsgi(app: WSGIApp, environ: Environ, emit: Emit) -> None:
-    """Run a WSGI app, reporting the response through ``emit``.
-
-    ``emit("start", status, headers)`` is called once, just before the first
-    non-empty body chunk (or at the end for an empty body);
-    ``emit("body", chunk)`` is called for each non-empty chunk. The iterable's
-    ``close()`` is always called, whether iteration succeeds or raises.
-    """
+def _run(app: WSGIApp, environ: Environ, response: _Response) -> None:
     environ.setdefault("wsgi.file_wrapper", FileWrapper)
-    response = _Response(emit)
     body = app(environ, response.start_response)
     try:
         for chunk in body:
@@ -189,6 +193,17 @@ def stream_wsgi(app: WSGIApp, environ: Environ, emit: Emit) -> None:
     response.finish()
 
 
+def stream_wsgi(app: WSGIApp, environ: Environ, emit: Emit) -> None:
+    """Run a WSGI app, reporting the response through ``emit``.
+
+    ``emit("start", status, headers)`` is called once, just before the first
+    non-empty body chunk (or at the end for an empty body);
+    ``emit("body", chunk)`` is called for each non-empty chunk. The iterable's
+    ``close()`` is always called, whether iteration succeeds or raises.
+    """
+    _run(app, environ, _Response(emit))
+
+
 def default_wsgi_handler(
     app: WSGIApp, environ: Environ
 ) -> tuple[str, Headers, list[bytes] | bytes]:
@@ -197,9 +212,9 @@ def default_wsgi_handler(
     ``body_chunks`` is the list of non-empty chunks (empty for no body); the
     C side joins them with a single copy.
     """
-    response = _BufferedResponse()
-    stream_wsgi(app, environ, response)
-    return response.status, response.headers, response.body
+    response = _Response(None)
+    _run(app, environ, response)
+    return response.status, response.headers, response.chunks  # type: ignore[return-value]
 
 
 def run_wsgi(app: WSGIApp, environ: Environ) -> tuple[str, Headers, list[bytes] | bytes]:

@@ -5,7 +5,8 @@
 %% threads and their results arrive as messages.
 -module(py_nif).
 
--export([load/0, start/1, stop/1, call/5, cancel/1, info/0]).
+-export([load/0, start/1, stop/1, call/5, cancel/1, info/0, set_options/1, get_options/0,
+         wsgi_run/5]).
 
 -type job() :: reference().
 -export_type([job/0]).
@@ -61,6 +62,19 @@ call(_Tag, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
 %% has been (or is being) sent and must be received.
 -spec cancel(job()) -> cancelled | sent.
 cancel(_Job) -> ?NOT_LOADED.
+
+%% @doc Queues Runner.run_wsgi(App, Environ) for Module:Callable; the caller later receives
+%% `{Tag, {ok, {Status, Headers, Body}} | {error, Reason}}'.
+-spec wsgi_run(reference(), py:name(), py:name(), py:name(), map()) ->
+          {ok, job()} | {error, term()}.
+wsgi_run(_Tag, _Module, _Callable, _Runner, _Environ) -> ?NOT_LOADED.
+
+%% @doc Switches web-path optimisations on or off (for benchmarks); all are on by default.
+-spec set_options(#{atom() => boolean()}) -> ok | {error, {badarg, term()}}.
+set_options(_Options) -> ?NOT_LOADED.
+
+-spec get_options() -> #{atom() => boolean()}.
+get_options() -> ?NOT_LOADED.
 
 -spec info() -> #{atom() => term()}.
 info() -> ?NOT_LOADED.

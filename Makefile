@@ -1,0 +1,103 @@
+# erlang_python: CPython in the BEAM.  Every target installs what it needs first:
+# Debian packages with apt-get (needs root), Python packages into a project venv.
+#
+#   make run        serve the example app on 127.0.0.1:8000
+#   make test       all suites (EUnit, Common Test, pytest)
+#   make build      the NIF and the Erlang apps
+#   make test-asan  the suites against an ASan+UBSan build of the NIF
+#
+# PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
+
+PYTHON ?= python3
+PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ifeq ($(PYTHON),python3)
+VENV ?= .venv
+else
+VENV ?= .venv-$(PY_MINOR)
+endif
+VENV_ABS := $(abspath $(VENV))
+
+APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
+                erlang-proper erlang-tools erlang-inets erlang-ssl erlang-public-key \
+                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make
+CT_DIRS := ct/erlang_python,ct/py_web
+# The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
+TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
+
+.PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan \
+        run shell clean
+
+all: build
+
+# ---- set-up ----------------------------------------------------------------------------
+
+deps: .deps.stamp
+.deps.stamp: Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e 'python[test]'
+	@touch $@
+
+# ---- build -----------------------------------------------------------------------------
+
+nif: deps
+	$(MAKE) -C c_src PYTHON=$(PYTHON)
+
+build: nif
+	rebar3 compile
+
+# ---- tests -----------------------------------------------------------------------------
+
+# Runs every suite even when one fails, then fails if any did.
+test: build venv
+	@rc=0; \
+	$(MAKE) --no-print-directory test-eunit || rc=1; \
+	$(MAKE) --no-print-directory test-ct || rc=1; \
+	$(MAKE) --no-print-directory test-python || rc=1; \
+	exit $$rc
+
+test-eunit: build
+	$(TEST_ENV) rebar3 eunit --dir test
+
+test-ct: build venv
+	$(TEST_ENV) rebar3 ct --dir $(CT_DIRS)
+
+test-python: venv
+	cd python && $(VENV_ABS)/bin/python -m pytest -q
+
+# The NIF built with ASan+UBSan, loaded into a normal beam.smp with the sanitizer runtime
+# preloaded.  Leak detection is off: the interpreter is never finalised by design.
+ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
+UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
+test-asan: deps venv
+	$(MAKE) -C c_src PYTHON=$(PYTHON) SANITIZE=1
+	rebar3 compile
+	$(TEST_ENV) LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  rebar3 ct --dir ct/erlang_python
+	$(MAKE) -C c_src PYTHON=$(PYTHON)
+
+# ---- run -------------------------------------------------------------------------------
+
+run: build venv
+	$(TEST_ENV) erl -pa _build/default/lib/*/ebin -eval 'application:ensure_all_started(erlang_python)'
+
+shell: run
+
+clean:
+	$(MAKE) -C c_src clean
+	rm -rf _build .deps.stamp

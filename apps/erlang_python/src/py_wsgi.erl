@@ -1,0 +1,80 @@
+%% @doc WSGI (PEP 3333) applications through the NIF's WSGI path.
+%%
+%% ```
+%% Environ = #{<<"REQUEST_METHOD">> => <<"GET">>, <<"SCRIPT_NAME">> => <<>>,
+%%             <<"PATH_INFO">> => <<"/">>, <<"SERVER_NAME">> => <<"localhost">>,
+%%             <<"SERVER_PORT">> => <<"8080">>, <<"SERVER_PROTOCOL">> => <<"HTTP/1.1">>,
+%%             <<"wsgi.url_scheme">> => <<"http">>, <<"wsgi.input">> => <<>>},
+%% {ok, {<<"200 OK">>, Headers, Body}} = py_wsgi:run(<<"myapp">>, <<"application">>, Environ).
+%% '''
+%%
+%% Environ: a map with binary keys.  Required (no default): REQUEST_METHOD, SCRIPT_NAME,
+%% PATH_INFO, SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, wsgi.url_scheme, wsgi.input (the
+%% request body).  Defaults: wsgi.version {1,0}, wsgi.multithread true,
+%% wsgi.multiprocess true, wsgi.run_once false, QUERY_STRING <<>>.  CGI keys (no dot in the
+%% name: REQUEST_METHOD, HTTP_*, ...) must have binary values and reach Python as native
+%% strings decoded as latin-1; wsgi.version is {Major, Minor}; the wsgi.* flags booleans;
+%% wsgi.errors may be anything and is always the Erlang logger's stream; other dotted keys
+%% take any term (converted as in docs/types.md, binaries as latin-1 str).  HTTP headers go
+%% in as HTTP_* keys (repeated headers joined with ", ", Cookie with "; ") and
+%% Content-Type/Content-Length as CONTENT_TYPE/CONTENT_LENGTH.
+%%
+%% Result: `{ok, {Status, Headers, Body}}' with Status a binary like `<<"200 OK">>',
+%% Headers `[{Name, Value}]' binaries in the app's order with duplicates kept, Body one
+%% binary.  Errors: `{error, {bad_environ, Key}}' (missing required key or a value of the
+%% wrong type; Python is not run), `{error, {python, Type, Message, Traceback}}' (the app
+%% or the runner raised, including PEP 3333 violations the runner detects),
+%% `{error, {bad_runner, Message}}' (the runner module has no run_wsgi),
+%% `{error, {bad_response, Message}}' (a custom runner returned something other than
+%% (str status, [(str, str)] headers, bytes or [bytes] body)), `{error, {badarg, What}}'
+%% (options or names of the wrong type), `{error, timeout}', `{error, not_started}'.
+-module(py_wsgi).
+
+-export([run/3, run/4]).
+
+-include("py_await.hrl").
+
+-define(DEFAULT_RUNNER, <<"hornbeam_wsgi_runner">>).
+
+-type environ() :: #{binary() => term()}.
+-type status() :: binary().
+-type headers() :: [{binary(), binary()}].
+-type response() :: {status(), headers(), binary()}.
+-type opts() :: #{runner => py:name(), timeout => timeout()}.
+-type error() :: {bad_environ, term()} | {bad_runner, binary()} | {bad_response, binary()}
+               | py:error().
+-export_type([environ/0, response/0, opts/0, error/0]).
+
+%% @equiv run(Module, Callable, Environ, #{})
+-spec run(py:name(), py:name(), environ()) -> {ok, response()} | {error, error()}.
+run(Module, Callable, Environ) ->
+    run(Module, Callable, Environ, #{}).
+
+%% @doc Runs the WSGI app `Module.Callable' with `Environ' through the runner module's
+%% `run_wsgi(app, environ)'.  Options: `runner' (module name, default
+%% `<<"hornbeam_wsgi_runner">>'), `timeout' (ms or infinity; default the application's
+%% `call_timeout').  Module and Callable may be atoms or binaries; Callable may be dotted.
+-spec run(py:name(), py:name(), environ(), opts()) -> {ok, response()} | {error, error()}.
+run(Module, Callable, Environ, Opts) when is_map(Opts) ->
+    case py_opts:timeout(Opts) of
+        {ok, Timeout} ->
+            Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
+            Tag = make_ref(),
+            case py_nif:wsgi_run(Tag, Module, Callable, Runner, Environ) of
+                {ok, Job} -> normalise(?PY_AWAIT(Tag, Job, Timeout));
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end;
+run(_Module, _Callable, _Environ, Opts) ->
+    {error, {badarg, {options, Opts}}}.
+
+%% With the NIF's direct_response option off (benchmark baseline) the result arrives in
+%% the generic conversion and is shaped here.
+normalise({ok, {generic, {Status, Headers, Body}}}) ->
+    {ok, {Status, Headers, iolist_to_binary([B || {bytes, B} <- bodylist(Body)])}};
+normalise(Result) ->
+    Result.
+
+bodylist(L) when is_list(L) -> L;
+bodylist(B) -> [B].

@@ -1,0 +1,93 @@
+#include "response.h"
+
+#include "atoms.h"
+#include "convert.h"
+
+#include <string.h>
+
+int
+response_latin1(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    if (!PyUnicode_Check(obj)) {
+        return -1;
+    }
+    if (PyUnicode_KIND(obj) == PyUnicode_1BYTE_KIND) {
+        /* One byte per code point: the latin-1 encoding is the str's own storage. */
+        *out = convert_bytes(env, (const char *)PyUnicode_1BYTE_DATA(obj),
+                             (size_t)PyUnicode_GET_LENGTH(obj));
+        return 0;
+    }
+    return -1;
+}
+
+int
+response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    if (PyBytes_CheckExact(obj)) {
+        *out = convert_bytes(env, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
+        return 0;
+    }
+    Py_buffer view;
+    if (!PyObject_CheckBuffer(obj) || PyObject_GetBuffer(obj, &view, PyBUF_CONTIG_RO) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    *out = convert_bytes(env, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return 0;
+}
+
+int
+response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    if (!PyList_Check(obj) && !PyTuple_Check(obj)) {
+        return response_bytes(env, obj, out);
+    }
+    PyObject **items = PySequence_Fast_ITEMS(obj);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
+    if (n == 1) {
+        return response_bytes(env, items[0], out);
+    }
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyBytes_Check(items[i])) {
+            total += (size_t)PyBytes_GET_SIZE(items[i]);
+        } else {
+            Py_buffer view;
+            if (!PyObject_CheckBuffer(items[i]) ||
+                PyObject_GetBuffer(items[i], &view, PyBUF_CONTIG_RO) < 0) {
+                PyErr_Clear();
+                return -1;
+            }
+            total += (size_t)view.len;
+            PyBuffer_Release(&view);
+        }
+    }
+    unsigned char *dst = enif_make_new_binary(env, total, out);
+    if (dst == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyBytes_Check(items[i])) {
+            size_t len = (size_t)PyBytes_GET_SIZE(items[i]);
+            memcpy(dst, PyBytes_AS_STRING(items[i]), len);
+            dst += len;
+        } else {
+            Py_buffer view;
+            if (PyObject_GetBuffer(items[i], &view, PyBUF_CONTIG_RO) < 0) {
+                PyErr_Clear();
+                return -1;
+            }
+            memcpy(dst, view.buf, (size_t)view.len);
+            dst += view.len;
+            PyBuffer_Release(&view);
+        }
+    }
+    return 0;
+}
+
+ERL_NIF_TERM
+response_error(ErlNifEnv *env, const char *text)
+{
+    return enif_make_tuple2(env, ATOM_bad_response, convert_bytes(env, text, strlen(text)));
+}

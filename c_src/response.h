@@ -1,0 +1,23 @@
+/* Direct extraction of response parts into Erlang terms (WSGI and ASGI): each function
+ * copies the bytes once, into a new binary.  GIL held. */
+#ifndef PY_NIF_RESPONSE_H
+#define PY_NIF_RESPONSE_H
+
+#include <Python.h>
+#include <erl_nif.h>
+
+/* A str whose code points are all <= 255 -> its latin-1 bytes.  Returns 0, or -1 when obj
+ * is not such a str (no exception left set). */
+int response_latin1(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+
+/* A bytes-like object -> a binary.  Returns 0, or -1 when obj is not bytes-like. */
+int response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+
+/* A bytes-like object, or a list/tuple of them -> one binary (the chunks concatenated with
+ * a single copy).  Returns 0, or -1 when obj or a chunk is not bytes-like. */
+int response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+
+/* {bad_response, Text} */
+ERL_NIF_TERM response_error(ErlNifEnv *env, const char *text);
+
+#endif
