@@ -17,7 +17,9 @@
     X(interned_keys) X(cached_constants) X(direct_response) X(app_cache) \
     X(header_cache) X(status_cache) X(zero_copy) X(lazy_headers) X(scope_template) \
     X(buffer_pool) X(log) X(debug) X(info) X(warning) X(disconnect) \
-    X(py_runtime) X(py_log) X(py_timer) X(bad_runner) X(app_not_found)
+    X(py_runtime) X(py_log) X(py_timer) X(bad_runner) X(app_not_found) \
+    X(type) X(http_version) X(method) X(scheme) X(path) X(raw_path) X(query_string) \
+    X(root_path) X(headers) X(server) X(client) X(state) X(extensions) X(generic)
 
 #define PY_NIF_DECLARE_ATOM(name) extern ERL_NIF_TERM ATOM_##name;
 PY_NIF_ATOMS(PY_NIF_DECLARE_ATOM)

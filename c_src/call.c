@@ -77,6 +77,10 @@ kwargs_to_py(job_t *job, ERL_NIF_TERM map, ERL_NIF_TERM *err)
                 *err = badarg(job, why);
             }
         }
+        if (value != NULL && PyDict_Contains(dict, key) == 1) {
+            *err = badarg(job, enif_make_tuple2(job->env, enif_make_atom(job->env, "duplicate_key"), k));
+            Py_CLEAR(value);
+        }
         if (value == NULL || PyDict_SetItem(dict, key, value) < 0) {
             Py_XDECREF(key);
             Py_XDECREF(value);

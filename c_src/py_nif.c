@@ -1,11 +1,14 @@
 /* NIF entry points: loading, start/stop of the Python runtime, and the function table.
  * Every function here runs on a scheduler thread and never runs Python: it validates,
  * copies and queues.  start/stop wait for threads and run on dirty I/O schedulers. */
+#include "asgi.h"
 #include "atoms.h"
 #include "call.h"
 #include "job.h"
 #include "options.h"
+#include "response.h"
 #include "runtime.h"
+#include "scope.h"
 #include "worker.h"
 #include "wsgi.h"
 
@@ -145,6 +148,18 @@ nif_wsgi_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 }
 
 static ERL_NIF_TERM
+nif_asgi_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    return asgi_submit(env, argv[0], argv + 1);
+}
+
+static ERL_NIF_TERM
+nif_asgi_build_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    return scope_template_new(env, argv[0]);
+}
+
+static ERL_NIF_TERM
 nif_set_options(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     if (!enif_is_map(env, argv[0]) || options_set(env, argv[0]) < 0) {
@@ -192,7 +207,7 @@ static int
 load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
     atoms_init(env);
-    if (job_resource_init(env) < 0) {
+    if (job_resource_init(env) < 0 || response_init(env) < 0 || scope_resource_init(env) < 0) {
         return 1;
     }
     if (runtime_load_check(load_error, sizeof(load_error)) < 0) {
@@ -213,6 +228,8 @@ static ErlNifFunc nif_funcs[] = {
     {"call", 5, nif_call, 0},
     {"cancel", 1, nif_cancel, 0},
     {"wsgi_run", 5, nif_wsgi_run, 0},
+    {"asgi_run", 6, nif_asgi_run, 0},
+    {"asgi_build_scope", 1, nif_asgi_build_scope, 0},
     {"set_options", 1, nif_set_options, 0},
     {"get_options", 0, nif_get_options, 0},
     {"info", 0, nif_info, 0},

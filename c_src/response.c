@@ -2,8 +2,49 @@
 
 #include "atoms.h"
 #include "convert.h"
+#include "options.h"
+#include "release.h"
 
 #include <string.h>
+
+static ErlNifResourceType *PYBYTES_RESOURCE = NULL;
+
+typedef struct {
+    PyObject *bytes; /* strong reference, dropped through release_later */
+} pybytes_ref_t;
+
+static void
+pybytes_dtor(ErlNifEnv *env, void *obj)
+{
+    pybytes_ref_t *ref = obj;
+    if (ref->bytes != NULL) {
+        release_later(ref->bytes);
+    }
+}
+
+int
+response_init(ErlNifEnv *env)
+{
+    ErlNifResourceFlags tried;
+    PYBYTES_RESOURCE = enif_open_resource_type(env, NULL, "py_bytes", pybytes_dtor,
+                                               ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
+    return PYBYTES_RESOURCE == NULL ? -1 : 0;
+}
+
+/* A binary whose memory is the bytes object's buffer (immutable, so sharing is safe). */
+static int
+zero_copy_bytes(ErlNifEnv *env, PyObject *bytes, ERL_NIF_TERM *out)
+{
+    pybytes_ref_t *ref = enif_alloc_resource(PYBYTES_RESOURCE, sizeof(*ref));
+    if (ref == NULL) {
+        return -1;
+    }
+    ref->bytes = Py_NewRef(bytes);
+    *out = enif_make_resource_binary(env, ref, PyBytes_AS_STRING(bytes),
+                                     (size_t)PyBytes_GET_SIZE(bytes));
+    enif_release_resource(ref);
+    return 0;
+}
 
 int
 response_latin1(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
@@ -24,6 +65,10 @@ int
 response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {
     if (PyBytes_CheckExact(obj)) {
+        if (PyBytes_GET_SIZE(obj) >= ZERO_COPY_MIN && option_on(OPT_ZERO_COPY) &&
+            zero_copy_bytes(env, obj, out) == 0) {
+            return 0;
+        }
         *out = convert_bytes(env, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
         return 0;
     }

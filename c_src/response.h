@@ -6,11 +6,20 @@
 #include <Python.h>
 #include <erl_nif.h>
 
+/* Bodies at least this large are returned without a copy when the zero_copy option is on:
+ * the binary's memory is the Python bytes object's own buffer, kept alive by a resource
+ * that holds the bytes object until the binary is garbage collected. */
+#define ZERO_COPY_MIN 4096
+
+/* Opens the resource type behind zero-copy binaries; at NIF load. Returns 0 or -1. */
+int response_init(ErlNifEnv *env);
+
 /* A str whose code points are all <= 255 -> its latin-1 bytes.  Returns 0, or -1 when obj
  * is not such a str (no exception left set). */
 int response_latin1(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
-/* A bytes-like object -> a binary.  Returns 0, or -1 when obj is not bytes-like. */
+/* A bytes-like object -> a binary (bytes of ZERO_COPY_MIN or more: no copy, see above).
+ * Returns 0, or -1 when obj is not bytes-like. */
 int response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
 /* A bytes-like object, or a list/tuple of them -> one binary (the chunks concatenated with

@@ -2,11 +2,13 @@
 
 #include "erlmod.h"
 #include "state.h"
+#include "scope.h"
 #include "wsgi.h"
 
 #include <Python.h>
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -146,6 +148,8 @@ init_interpreter(char *err, size_t errlen)
         snprintf(err, errlen, "cannot register the _erlang module");
         return -1;
     }
+    struct sigaction vm_sigint;
+    sigaction(SIGINT, NULL, &vm_sigint);
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;
@@ -166,9 +170,17 @@ init_interpreter(char *err, size_t errlen)
     if (PyStatus_Exception(status)) {
         return status_error(status, err, errlen);
     }
-    if (state_init() < 0 || wsgi_init() < 0) {
+    if (state_init() < 0 || wsgi_init() < 0 || scope_init() < 0) {
         PyErr_Print();
         snprintf(err, errlen, "cannot set up the NIF's Python state (see stderr)");
+        return -1;
+    }
+    /* Importing the signal module (asyncio does) installs Python's SIGINT handler when
+     * SIGINT is at its default (erl +B), whatever install_signal_handlers says: give
+     * SIGINT back to the VM, in Python's table too. */
+    if (vm_sigint.sa_handler == SIG_DFL &&
+        PyRun_SimpleString("import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)") < 0) {
+        snprintf(err, errlen, "cannot restore the VM's SIGINT disposition");
         return -1;
     }
     return 0;

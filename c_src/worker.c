@@ -2,6 +2,7 @@
 
 #include "atoms.h"
 #include "errors.h"
+#include "release.h"
 #include "state.h"
 
 #include <errno.h>
@@ -333,6 +334,7 @@ drain(PyObject *self, PyObject *unused)
     pthread_mutex_lock(&pool.lock);
     w->signaled = 0;
     pthread_mutex_unlock(&pool.lock);
+    release_pending();
 
     int stop = 0;
     for (int n = 0; n < DRAIN_BATCH; n++) {
@@ -597,11 +599,23 @@ worker_main(void *arg)
     }
     set_phase(w, W_READY);
 
-    PyObject *r = PyObject_CallMethodNoArgs(w->loop, PY_STATE->s_run_forever);
-    if (r == NULL) {
-        PyErr_WriteUnraisable(w->loop);
+    /* asyncio re-raises SystemExit and KeyboardInterrupt out of run_forever (the task
+     * that raised has its exception set and replies from its done callback on the next
+     * iteration): log and carry on until asked to stop. */
+    for (;;) {
+        PyObject *r = PyObject_CallMethodNoArgs(w->loop, PY_STATE->s_run_forever);
+        if (r != NULL) {
+            Py_DECREF(r);
+        } else {
+            PyErr_WriteUnraisable(w->loop);
+        }
+        pthread_mutex_lock(&pool.lock);
+        int stop = w->stop;
+        pthread_mutex_unlock(&pool.lock);
+        if (stop) {
+            break;
+        }
     }
-    Py_XDECREF(r);
     if (teardown_loop(w->loop) < 0) {
         PyErr_WriteUnraisable(w->loop);
     }

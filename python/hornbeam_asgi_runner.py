@@ -78,6 +78,13 @@ def _status(message: Message) -> int:
     return status
 
 
+# Header pairs already found valid: apps send the same few again and again, and the
+# regular expressions would otherwise dominate the cost of send().  Bounded: cleared
+# when full.
+_VALID_CACHE_SIZE = 4096
+_valid_headers: set[tuple[bytes, bytes]] = set()
+
+
 def _header(kind: str, header: object) -> tuple[bytes, bytes]:
     if not (
         isinstance(header, (list, tuple))
@@ -86,19 +93,35 @@ def _header(kind: str, header: object) -> tuple[bytes, bytes]:
         and isinstance(header[1], bytes)
     ):
         raise RuntimeError(f"ASGI {kind!r}: each header must be a [bytes, bytes] pair, got {header!r}")
-    name, value = header
+    pair = (header[0], header[1])
+    if pair in _valid_headers:
+        return pair
+    name, value = pair
     if not _TOKEN.match(name):
         raise RuntimeError(f"ASGI {kind!r}: invalid header name {name!r}")
     if _UNSAFE_VALUE.search(value):
         raise RuntimeError(f"ASGI {kind!r}: header {name!r} has CR, LF or NUL in its value")
-    return name, value
+    if len(_valid_headers) >= _VALID_CACHE_SIZE:
+        _valid_headers.clear()
+    _valid_headers.add(pair)
+    return pair
 
 
 def _headers(message: Message) -> RawHeaders:
     headers = message.get("headers", ())
     if isinstance(headers, (str, bytes)) or not isinstance(headers, Iterable):
         raise RuntimeError(f"ASGI {message['type']!r}: 'headers' must be an iterable of pairs")
-    return [_header(message["type"], header) for header in headers]
+    checked = []
+    for header in headers:
+        if type(header) is tuple and len(header) == 2:
+            try:
+                if header in _valid_headers:
+                    checked.append(header)
+                    continue
+            except TypeError:  # unhashable members: _header reports them
+                pass
+        checked.append(_header(message["type"], header))
+    return checked
 
 
 def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
@@ -110,6 +133,36 @@ def _body(message: Message) -> bytes:
     if isinstance(body, (bytes, bytearray, memoryview)):
         return _as_bytes(body)
     raise RuntimeError(f"ASGI 'http.response.body': 'body' must be bytes, got {type(body).__name__}")
+
+
+class _Flag:
+    """A one-loop asyncio.Event that costs nothing until somebody waits on it (most
+    requests never wait: the whole body is there and the app answers at once)."""
+
+    __slots__ = ("_is_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def set(self) -> None:
+        self._is_set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._is_set = False
+
+    async def wait(self) -> None:
+        if self._is_set:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter
 
 
 class Stream:
@@ -137,17 +190,17 @@ class Stream:
     ) -> None:
         self.accept_trailers = False
         self._emit = emit
-        self._pending: deque[bytes] = deque([_as_bytes(body)] if body or not more_body else [])
+        self._pending: deque[bytes] = deque((_as_bytes(body),) if body or not more_body else ())
         self._more_body = more_body
         self._asked_for_body = False
-        self._body_arrived = asyncio.Event()
+        self._body_arrived = _Flag()
         self._state = _State.START
         self._trailers = False
-        self._finished = asyncio.Event()
+        self._finished = _Flag()
         self._disconnected = False
         self._high_water = high_water
         self._in_flight = 0
-        self._drained = asyncio.Event()
+        self._drained = _Flag()
 
     @property
     def complete(self) -> bool:
@@ -185,7 +238,7 @@ class Stream:
 
     async def receive(self) -> Message:
         while True:
-            if self._disconnected or self.complete:
+            if self._disconnected or self._state is _State.COMPLETE:
                 return {"type": "http.disconnect"}
             if self._pending:
                 body = self._pending.popleft()
@@ -200,8 +253,26 @@ class Stream:
     async def send(self, message: Message) -> None:
         if self._disconnected:
             raise ClientDisconnected("the client disconnected")
+        if (
+            type(message) is dict
+            and message.get("type") == "http.response.body"
+            and self._state is _State.BODY
+        ):
+            # The common case first, with the checks of _send_body inlined.
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = _body(message)
+            more_body = message.get("more_body", False)
+            if type(more_body) is not bool:
+                more_body = _flag(message, "more_body")
+            if not more_body:
+                self._end_body()
+            self._emit("body", body, more_body)
+            if body and self._over_high_water(len(body)):
+                await self._wait_drained()
+            return
         kind = _message_type(message)
-        if self.complete:
+        if self._state is _State.COMPLETE:
             raise RuntimeError(f"ASGI {kind!r} sent after the response was complete")
         if kind == "http.response.start":
             self._send_start(message)
@@ -237,7 +308,8 @@ class Stream:
         if not more_body:
             self._end_body()
         self._emit("body", body, more_body)
-        await self._flow_control(len(body))
+        if self._over_high_water(len(body)):
+            await self._wait_drained()
 
     def _send_trailers(self, message: Message) -> None:
         if not self._trailers:
@@ -263,11 +335,14 @@ class Stream:
         self._state = _State.COMPLETE
         self._finished.set()
 
-    async def _flow_control(self, sent: int) -> None:
+    def _over_high_water(self, sent: int) -> bool:
+        """Counts ``sent`` bytes as in flight; True when send() must wait for acks."""
         self._in_flight += sent
-        if self._in_flight > self._high_water and not self._disconnected:
-            self._drained.clear()
-            await self._drained.wait()
+        return self._in_flight > self._high_water and not self._disconnected
+
+    async def _wait_drained(self) -> None:
+        self._drained.clear()
+        await self._drained.wait()
 
 
 class _BufferedResponse:

@@ -2,7 +2,7 @@
 %%
 %% ```
 %% {ok, 4.0} = py:call(math, sqrt, [16.0]),
-%% {ok, <<"a-b">>} = py:call(<<"str">>, <<"join">>, [<<"-">>, [<<"a">>, <<"b">>]]),
+%% {ok, <<"a-b">>} = py:call(builtins, <<"str.join">>, [<<"-">>, [<<"a">>, <<"b">>]]),
 %% {error, timeout} = py:call(time, sleep, [5], #{timeout => 100}).
 %% '''
 %%
@@ -21,6 +21,7 @@
 -type error() :: {python, binary(), binary(), [binary()]}
                | {badarg, term()}
                | {unconvertible, binary()}
+               | too_deep
                | timeout
                | not_started.
 -type opts() :: #{timeout => timeout(), kwargs => #{name() => term()}}.

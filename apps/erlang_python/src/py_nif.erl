@@ -5,8 +5,8 @@
 %% threads and their results arrive as messages.
 -module(py_nif).
 
--export([load/0, start/1, stop/1, call/5, cancel/1, info/0, set_options/1, get_options/0,
-         wsgi_run/5]).
+-export([load/0, priv_dir/0, start/1, stop/1, call/5, cancel/1, info/0, set_options/1, get_options/0,
+         wsgi_run/5, asgi_run/6, asgi_build_scope/1]).
 
 -type job() :: reference().
 -export_type([job/0]).
@@ -27,12 +27,11 @@ load() ->
             {error, {nif_load_failed, lists:flatten([Text, build_note(Priv)])}}
     end.
 
+%% @doc The application's priv directory, found from this module's own location (so a
+%% directory named erlang_python elsewhere on the code path cannot shadow it).
+-spec priv_dir() -> file:filename().
 priv_dir() ->
-    case code:priv_dir(erlang_python) of
-        {error, bad_name} ->
-            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
-        Dir -> Dir
-    end.
+    filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv").
 
 build_note(Priv) ->
     case file:read_file(filename:join(Priv, "py_nif.info")) of
@@ -68,6 +67,16 @@ cancel(_Job) -> ?NOT_LOADED.
 -spec wsgi_run(reference(), py:name(), py:name(), py:name(), map()) ->
           {ok, job()} | {error, term()}.
 wsgi_run(_Tag, _Module, _Callable, _Runner, _Environ) -> ?NOT_LOADED.
+
+%% @doc Queues `await Runner.run_asgi(App, Scope, Body)' for Module:Callable; the caller
+%% later receives `{Tag, {ok, {Status, Headers, Body}} | {error, Reason}}'.
+-spec asgi_run(reference(), py:name(), py:name(), py:name(), map() | reference(), binary()) ->
+          {ok, job()} | {error, term()}.
+asgi_run(_Tag, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOADED.
+
+%% @doc Validates a scope map and wraps it as a reusable template.
+-spec asgi_build_scope(map()) -> {ok, reference()} | {error, {bad_scope, term()}}.
+asgi_build_scope(_Scope) -> ?NOT_LOADED.
 
 %% @doc Switches web-path optimisations on or off (for benchmarks); all are on by default.
 -spec set_options(#{atom() => boolean()}) -> ok | {error, {badarg, term()}}.

@@ -26,7 +26,7 @@ config() ->
       venv => venv()}.
 
 python_dir() ->
-    filename:absname(filename:join(code:priv_dir(erlang_python), "python")).
+    filename:absname(filename:join(py_nif:priv_dir(), "python")).
 
 venv() ->
     case application:get_env(erlang_python, venv, undefined) of

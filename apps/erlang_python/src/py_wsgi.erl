@@ -71,10 +71,15 @@ run(_Module, _Callable, _Environ, Opts) ->
 
 %% With the NIF's direct_response option off (benchmark baseline) the result arrives in
 %% the generic conversion and is shaped here.
+%% Native strings come back from the generic path as UTF-8: re-encode them as latin-1.
 normalise({ok, {generic, {Status, Headers, Body}}}) ->
-    {ok, {Status, Headers, iolist_to_binary([B || {bytes, B} <- bodylist(Body)])}};
+    {ok, {latin1(Status), [{latin1(N), latin1(V)} || {N, V} <- Headers],
+          iolist_to_binary([B || {bytes, B} <- bodylist(Body)])}};
 normalise(Result) ->
     Result.
+
+latin1(Utf8) ->
+    unicode:characters_to_binary(Utf8, utf8, latin1).
 
 bodylist(L) when is_list(L) -> L;
 bodylist(B) -> [B].

@@ -1,0 +1,142 @@
+%% @doc py_web: an embedded HTTP/1.1 server for Python ASGI and WSGI apps
+%% run by erlang_python.
+%%
+%% Under your own supervisor:
+%% ```
+%% ChildSpec = py_web:child_spec(#{app => {<<"myapp">>, <<"app">>},
+%%                                 interface => asgi, port => 8000}),
+%% '''
+%% or directly `{ok, Pid} = py_web:start_link(Opts)' and
+%% `ok = py_web:stop(Pid)'. `py_web:start/1' starts an unlinked server
+%% under the py_web application's supervisor (the CLI uses it).
+%%
+%% The applications `erlang_python' (the Python runtime) and `py_web' (the
+%% Date header ticker) should be started first:
+%% `application:ensure_all_started(py_web)' starts both.
+%%
+%% Options (all optional except `app'):
+%% <ul>
+%% <li>`app' — `{Module, Callable}' (binaries, atoms or strings) or
+%%     `<<"module:callable">>'.</li>
+%% <li>`interface' — `asgi | wsgi | auto' (default `auto': asks Python).</li>
+%% <li>`ip' (default `{127,0,0,1}'; a tuple, string or `any'), `port'
+%%     (default 8000; 0 picks a free port, see port/1).</li>
+%% <li>`lifespan' — `auto | on | off' (ASGI; default `auto').</li>
+%% <li>`access_log' — `true' to log each request at info level
+%%     (logger domain `[py_web, access]'); default `false'.</li>
+%% <li>`certfile', `keyfile', or `ssl' (a list of ssl server options):
+%%     serve HTTPS.</li>
+%% <li>Limits: `max_request_line' (8192, else 414), `max_header_size'
+%%     (32768, else 431), `max_headers' (100, else 431), `max_body'
+%%     (64 MiB or `infinity', else 413).</li>
+%% <li>Timeouts (ms): `idle_timeout' (keep-alive, 5000),
+%%     `header_timeout' (whole request head, 10000, else 408),
+%%     `request_timeout' (app silent before its response starts, 60000,
+%%     else 504), `body_timeout' (waiting for request body, 30000),
+%%     `shutdown_timeout' (graceful drain, 10000).</li>
+%% <li>`root_path' (ASGI root_path / WSGI SCRIPT_NAME), `server_header'
+%%     (binary or `false'), `acceptors' (10), `backlog' (1024),
+%%     `name' (register the server), `runner' and `timeout' (passed to
+%%     the py_asgi/py_wsgi calls), `asgi_backend'/`wsgi_backend'
+%%     (modules with the py_asgi/py_wsgi streaming API; for tests).</li>
+%% </ul>
+-module(py_web).
+
+-export([start_link/1, start/1, stop/1, child_spec/1,
+         port/1, info/1, detect_interface/2]).
+
+-export_type([opts/0, server/0]).
+
+-type opts() :: #{app := {binary() | atom() | string(), binary() | atom() | string()}
+                         | binary() | string(),
+                  interface => asgi | wsgi | auto,
+                  ip => inet:ip_address() | string() | binary() | any,
+                  port => inet:port_number(),
+                  atom() => term()}.
+-type server() :: pid() | atom().
+
+%% @doc Start a server linked to the caller (for a supervisor). Lifespan
+%% startup runs before the socket is opened; if it fails, so does this.
+-spec start_link(opts()) -> {ok, pid()} | {error, term()}.
+start_link(Opts) ->
+    py_web_listener:start_link(Opts).
+
+%% @doc Start an unlinked server under the py_web application's
+%% supervisor (starts the application if needed).
+-spec start(opts()) -> {ok, pid()} | {error, term()}.
+start(Opts) ->
+    case application:ensure_all_started(py_web) of
+        {ok, _} ->
+            Spec = child_spec(Opts),
+            case supervisor:start_child(py_web_sup, Spec#{id := {py_web, make_ref()},
+                                                          restart => temporary}) of
+                {ok, Pid} -> {ok, Pid};
+                {error, {Reason, Child}} when is_tuple(Child), element(1, Child) =:= child ->
+                    {error, Reason};
+                {error, _} = E -> E
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% @doc Stop a server gracefully: stop accepting, let in-flight requests
+%% finish (up to `shutdown_timeout'), run lifespan shutdown.
+-spec stop(server()) -> ok.
+stop(Server) ->
+    Pid = case Server of
+              P when is_pid(P) -> P;
+              Name -> whereis(Name)
+          end,
+    Children = try supervisor:which_children(py_web_sup)
+               catch exit:_ -> []
+               end,
+    case [Id || {Id, P, _, _} <- Children, P =:= Pid] of
+        [Id | _] ->
+            _ = supervisor:terminate_child(py_web_sup, Id),
+            _ = supervisor:delete_child(py_web_sup, Id),
+            ok;
+        [] when is_pid(Pid) ->
+            gen_server:stop(Pid, normal, infinity);
+        [] ->
+            ok
+    end.
+
+%% @doc A child spec for your supervisor. The shutdown time covers the
+%% graceful drain.
+-spec child_spec(opts()) -> supervisor:child_spec().
+child_spec(Opts) ->
+    Drain = maps:get(shutdown_timeout, Opts, 10000),
+    #{id => {py_web, maps:get(name, Opts, maps:get(port, Opts, 8000))},
+      start => {py_web, start_link, [Opts]},
+      restart => permanent,
+      shutdown => Drain + 5000,
+      type => worker,
+      modules => [py_web_listener]}.
+
+%% @doc The port the server listens on (useful with `port => 0').
+-spec port(server()) -> inet:port_number().
+port(Server) ->
+    gen_server:call(Server, port).
+
+%% @doc Port, interface, app, scheme, open connections, lifespan.
+-spec info(server()) -> map().
+info(Server) ->
+    gen_server:call(Server, info).
+
+%% @doc ASGI or WSGI? Asks the Python side
+%% (`hornbeam_detect.interface(module, callable)'), which answers "asgi"
+%% for a coroutine function or an object with an async `__call__'.
+-spec detect_interface(binary(), binary()) -> {ok, asgi | wsgi} | {error, term()}.
+detect_interface(Module, Callable) ->
+    try py:call(hornbeam_detect, interface, [Module, Callable]) of
+        {ok, I} -> interface_name(I);
+        {error, _} = E -> E;
+        I -> interface_name(I)
+    catch
+        error:undef -> {error, {not_available, hornbeam_detect}};
+        C:R -> {error, {C, R}}
+    end.
+
+interface_name(I) when I =:= asgi; I =:= <<"asgi">>; I =:= "asgi" -> {ok, asgi};
+interface_name(I) when I =:= wsgi; I =:= <<"wsgi">>; I =:= "wsgi" -> {ok, wsgi};
+interface_name(Other) -> {error, {unknown_interface, Other}}.

@@ -1,0 +1,183 @@
+%% @doc Command line of `bin/pyweb' (uvicorn's habits):
+%%
+%% `pyweb MODULE:CALLABLE [options]'; see usage/0 or `pyweb --help'.
+%% parse/1 is pure (tested on its own); main/1 configures erlang_python
+%% and logging, starts the server and waits until the VM stops (SIGTERM
+%% stops the VM through init:stop/0, which drains the server).
+-module(py_web_cli).
+
+-export([main/1, parse/1, usage/0]).
+
+-type cli() :: #{opts := map(), app_dirs := [string()], workers => pos_integer(),
+                 log_level => logger:level()}.
+
+%% @doc Options of the command line as py_web:start/1 options plus the
+%% settings that belong to erlang_python and logging.
+-spec parse([string()]) -> {ok, cli()} | help | {error, string()}.
+parse(Args) ->
+    try
+        case lists:member("--help", Args) orelse lists:member("-h", Args) of
+            true -> help;
+            false -> {ok, parse(Args, undefined, #{opts => #{}, app_dirs => []})}
+        end
+    catch
+        throw:{cli, Msg} -> {error, Msg}
+    end.
+
+parse([], undefined, _) ->
+    throw({cli, "missing MODULE:CALLABLE (see --help)"});
+parse([], App, Acc = #{opts := O, app_dirs := Dirs}) ->
+    Acc#{opts := O#{app => App},
+         app_dirs := case Dirs of [] -> ["."]; _ -> lists:reverse(Dirs) end};
+parse(["--interface", V | T], App, Acc) ->
+    parse(T, App, opt(interface, atom(V, [auto, asgi, wsgi], "--interface"), Acc));
+parse(["--host", V | T], App, Acc) ->
+    case inet:parse_address(V) of
+        {ok, Ip} -> parse(T, App, opt(ip, Ip, Acc));
+        {error, _} -> throw({cli, "--host: not an IP address: " ++ V})
+    end;
+parse(["--port", V | T], App, Acc) ->
+    parse(T, App, opt(port, int(V, 0, 65535, "--port"), Acc));
+parse(["--app-dir", V | T], App, Acc = #{app_dirs := D}) ->
+    parse(T, App, Acc#{app_dirs := [V | D]});
+parse(["--workers", V | T], App, Acc) ->
+    parse(T, App, Acc#{workers => int(V, 1, 1024, "--workers")});
+parse(["--lifespan", V | T], App, Acc) ->
+    parse(T, App, opt(lifespan, atom(V, [auto, on, off], "--lifespan"), Acc));
+parse(["--timeout-keep-alive", V | T], App, Acc) ->
+    parse(T, App, opt(idle_timeout, 1000 * int(V, 1, 86400, "--timeout-keep-alive"), Acc));
+parse(["--timeout-request", V | T], App, Acc) ->
+    parse(T, App, opt(request_timeout, 1000 * int(V, 1, 86400, "--timeout-request"), Acc));
+parse(["--limit-max-body", V | T], App, Acc) ->
+    parse(T, App, opt(max_body, int(V, 0, 1 bsl 50, "--limit-max-body"), Acc));
+parse(["--root-path", V | T], App, Acc) ->
+    parse(T, App, opt(root_path, list_to_binary(V), Acc));
+parse(["--access-log" | T], App, Acc) ->
+    parse(T, App, opt(access_log, true, Acc));
+parse(["--no-access-log" | T], App, Acc) ->
+    parse(T, App, opt(access_log, false, Acc));
+parse(["--log-level", V | T], App, Acc) ->
+    L = atom(V, [critical, error, warning, notice, info, debug], "--log-level"),
+    parse(T, App, Acc#{log_level => L});
+parse(["--ssl-certfile", V | T], App, Acc) ->
+    parse(T, App, opt(certfile, V, Acc));
+parse(["--ssl-keyfile", V | T], App, Acc) ->
+    parse(T, App, opt(keyfile, V, Acc));
+parse(["--" ++ _ = Flag | _], _App, _Acc) ->
+    throw({cli, "unknown option or missing value: " ++ Flag});
+parse([AppSpec | T], undefined, Acc) ->
+    case string:split(AppSpec, ":") of
+        [M, C] when M =/= "", C =/= "" ->
+            parse(T, {list_to_binary(M), list_to_binary(C)}, Acc);
+        _ ->
+            throw({cli, "expected MODULE:CALLABLE, got: " ++ AppSpec})
+    end;
+parse([Extra | _], _App, _Acc) ->
+    throw({cli, "unexpected argument: " ++ Extra}).
+
+opt(K, V, Acc = #{opts := O}) -> Acc#{opts := O#{K => V}}.
+
+atom(V, Allowed, Flag) ->
+    case [A || A <- Allowed, atom_to_list(A) =:= V] of
+        [A] -> A;
+        [] -> throw({cli, Flag ++ ": expected one of " ++
+                         lists:join("|", [atom_to_list(A) || A <- Allowed])})
+    end.
+
+int(V, Min, Max, Flag) ->
+    case string:to_integer(V) of
+        {I, ""} when I >= Min, I =< Max -> I;
+        _ -> throw({cli, Flag ++ ": expected an integer from " ++
+                         integer_to_list(Min) ++ " to " ++ integer_to_list(Max)})
+    end.
+
+%% @doc The --help text.
+-spec usage() -> string().
+usage() ->
+    "Usage: pyweb MODULE:CALLABLE [options]\n"
+    "\n"
+    "Serve a Python ASGI or WSGI app from the BEAM (py_web on erlang_python).\n"
+    "\n"
+    "Options:\n"
+    "  --interface auto|asgi|wsgi  App interface (default auto: detected from the\n"
+    "                              callable: coroutine function or async __call__\n"
+    "                              is ASGI, anything else WSGI)\n"
+    "  --host IP                   Address to bind (default 127.0.0.1)\n"
+    "  --port N                    Port to bind (default 8000; 0 = any free port)\n"
+    "  --app-dir DIR               Directory put on the Python path to import\n"
+    "                              MODULE from (repeatable; default .).\n"
+    "                              $VIRTUAL_ENV's site-packages is added too.\n"
+    "  --workers N                 Python worker threads (erlang_python)\n"
+    "  --lifespan auto|on|off      ASGI lifespan (default auto: used if the app\n"
+    "                              supports it; a startup failure stops the server)\n"
+    "  --timeout-keep-alive S      Close idle keep-alive connections after S seconds\n"
+    "                              (default 5)\n"
+    "  --timeout-request S         Answer 504 if the app has not started its\n"
+    "                              response after S seconds (default 60)\n"
+    "  --limit-max-body BYTES      Largest request body accepted, else 413\n"
+    "                              (default 67108864)\n"
+    "  --root-path PATH            ASGI root_path / WSGI SCRIPT_NAME\n"
+    "  --access-log                Log one line per request (info level)\n"
+    "  --no-access-log             Do not (the default)\n"
+    "  --log-level LEVEL           critical|error|warning|notice|info|debug\n"
+    "                              (default notice)\n"
+    "  --ssl-certfile FILE         Serve HTTPS with this certificate (PEM) ...\n"
+    "  --ssl-keyfile FILE          ... and this private key (PEM)\n"
+    "  -h, --help                  Show this help and exit\n"
+    "\n"
+    "SIGTERM (and Ctrl-C where the launcher maps it to SIGTERM) stops\n"
+    "gracefully: no new connections, in-flight requests finish (up to 10 s),\n"
+    "then ASGI lifespan shutdown.\n".
+
+%% @doc Entry point for bin/pyweb (e.g. `erl -noshell -s py_web_cli main
+%% -extra ARGS' or `-eval "py_web_cli:main(init:get_plain_arguments())"').
+-spec main([string()] | [atom()]) -> no_return().
+main(Args0) ->
+    Args = [case A of _ when is_atom(A) -> atom_to_list(A); _ -> A end || A <- Args0],
+    case parse(Args) of
+        help ->
+            io:put_chars(usage()),
+            halt(0);
+        {error, Msg} ->
+            io:format(standard_error, "pyweb: ~s~n", [Msg]),
+            halt(2);
+        {ok, Cli} ->
+            run(Cli)
+    end.
+
+run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
+    Level = maps:get(log_level, Cli, notice),
+    ok = logger:set_primary_config(level, Level),
+    Venv = case os:getenv("VIRTUAL_ENV") of
+               false -> [];
+               "" -> [];
+               V -> filelib:wildcard(filename:join([V, "lib", "python3*", "site-packages"]))
+           end,
+    _ = application:load(erlang_python),
+    PyPath = [filename:absname(D) || D <- Dirs] ++ Venv,
+    ok = application:set_env(erlang_python, python_path, PyPath),
+    case maps:find(workers, Cli) of
+        {ok, N} -> ok = application:set_env(erlang_python, workers, N);
+        error -> ok
+    end,
+    case application:ensure_all_started(py_web) of
+        {ok, _} -> ok;
+        {error, R} -> fail("cannot start: ~p", [R])
+    end,
+    case py_web:start(Opts) of
+        {ok, Pid} ->
+            Ref = erlang:monitor(process, Pid),
+            receive
+                {'DOWN', Ref, process, Pid, shutdown} ->
+                    %% init:stop/0 (SIGTERM) is taking the VM down.
+                    receive after infinity -> ok end;
+                {'DOWN', Ref, process, Pid, Reason} ->
+                    fail("server stopped: ~p", [Reason])
+            end;
+        {error, Reason} ->
+            fail("~p", [Reason])
+    end.
+
+fail(Fmt, Args) ->
+    io:format(standard_error, "pyweb: " ++ Fmt ++ "~n", Args),
+    halt(1).

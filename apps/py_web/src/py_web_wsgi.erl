@@ -1,0 +1,71 @@
+%% @doc WSGI side of py_web: the PEP 3333 environ of a request (binary
+%% keys, values as received: the NIF decodes them as latin-1), and
+%% starting the app through the streaming API of py_wsgi.
+-module(py_web_wsgi).
+
+-include("py_web.hrl").
+
+-export([environ/2, start/4, key/1]).
+
+%% @doc The environ without wsgi.input (the body goes through the stream).
+%% Repeated headers are joined with ", "; header names containing "_" are
+%% dropped (they would be indistinguishable from "-" ones: header
+%% spoofing, as gunicorn does).
+-spec environ(#req{}, #cfg{}) -> map().
+environ(#req{method = M, version = V, raw_path = Raw, qs = Qs, headers = Hs,
+             peer = {PHost, PPort}, local = {LHost, LPort}, scheme = Scheme},
+        #cfg{root_path = Root}) ->
+    E = #{<<"REQUEST_METHOD">> => M,
+          <<"SCRIPT_NAME">> => Root,
+          <<"PATH_INFO">> => py_web_http:percent_decode(Raw),
+          <<"QUERY_STRING">> => Qs,
+          <<"SERVER_NAME">> => LHost,
+          <<"SERVER_PORT">> => integer_to_binary(LPort),
+          <<"SERVER_PROTOCOL">> => case V of
+                                       {1, 1} -> <<"HTTP/1.1">>;
+                                       {1, 0} -> <<"HTTP/1.0">>
+                                   end,
+          <<"REMOTE_ADDR">> => PHost,
+          <<"REMOTE_PORT">> => integer_to_binary(PPort),
+          <<"wsgi.url_scheme">> => Scheme},
+    headers(Hs, E).
+
+headers([{Name, Value} | T], E) ->
+    case key(Name) of
+        skip -> headers(T, E);
+        K ->
+            case E of
+                #{K := Old} -> headers(T, E#{K := <<Old/binary, ", ", Value/binary>>});
+                _ -> headers(T, E#{K => Value})
+            end
+    end;
+headers([], E) ->
+    E.
+
+%% @doc Environ key of a lower-cased header name (`skip' for names with
+%% an underscore).
+-spec key(binary()) -> binary() | skip.
+key(<<"host">>) -> <<"HTTP_HOST">>;
+key(<<"user-agent">>) -> <<"HTTP_USER_AGENT">>;
+key(<<"accept">>) -> <<"HTTP_ACCEPT">>;
+key(<<"accept-encoding">>) -> <<"HTTP_ACCEPT_ENCODING">>;
+key(<<"accept-language">>) -> <<"HTTP_ACCEPT_LANGUAGE">>;
+key(<<"connection">>) -> <<"HTTP_CONNECTION">>;
+key(<<"cookie">>) -> <<"HTTP_COOKIE">>;
+key(<<"authorization">>) -> <<"HTTP_AUTHORIZATION">>;
+key(<<"content-type">>) -> <<"CONTENT_TYPE">>;
+key(<<"content-length">>) -> <<"CONTENT_LENGTH">>;
+key(Name) ->
+    case binary:match(Name, <<"_">>) of
+        nomatch -> <<"HTTP_", << <<(up(C))>> || <<C>> <= Name >>/binary>>;
+        _ -> skip
+    end.
+
+up($-) -> $_;
+up(C) when C >= $a, C =< $z -> C - 32;
+up(C) -> C.
+
+%% @doc Start the app on a request (see py_web_asgi:start/4).
+-spec start(#req{}, #cfg{}, binary(), boolean()) -> {ok, term()} | {error, term()}.
+start(Req, Cfg = #cfg{backend = B, module = M, callable = C, call_opts = O}, Body, More) ->
+    B:start(M, C, environ(Req, Cfg), O#{body => Body, more_body => More}).

@@ -1,0 +1,135 @@
+#include "asgi.h"
+
+#include "appcache.h"
+#include "atoms.h"
+#include "convert.h"
+#include "errors.h"
+#include "job.h"
+#include "options.h"
+#include "response.h"
+#include "scope.h"
+#include "worker.h"
+
+enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_SCOPE, ARG_BODY, ASGI_ARGC };
+
+static ERL_NIF_TERM
+headers_term(ErlNifEnv *env, PyObject *headers, int *ok)
+{
+    *ok = 0;
+    if (!PyList_Check(headers)) {
+        return response_error(env, "headers must be a list");
+    }
+    Py_ssize_t n = PyList_GET_SIZE(headers);
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        ERL_NIF_TERM name, value;
+        if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2 ||
+            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 0), &name) < 0 ||
+            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 1), &value) < 0) {
+            return response_error(env, "headers must be (bytes, bytes) pairs");
+        }
+        list = enif_make_list_cell(env, enif_make_tuple2(env, name, value), list);
+    }
+    *ok = 1;
+    return list;
+}
+
+/* (status, headers, body) -> {ok, {Status, Headers, Body}} */
+static ERL_NIF_TERM
+asgi_reply(job_t *job, PyObject *result)
+{
+    ErlNifEnv *env = job->env;
+    if (result == NULL) {
+        return errors_tuple(env, errors_take(env));
+    }
+    if (!option_on(OPT_DIRECT_RESPONSE)) {
+        ERL_NIF_TERM term;
+        if (!convert_from_py(env, result, &term)) {
+            return errors_tuple(env, term);
+        }
+        return enif_make_tuple2(env, ATOM_ok, enif_make_tuple2(env, ATOM_generic, term));
+    }
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 3) {
+        return errors_tuple(env, response_error(env, "run_asgi must return (status, headers, body)"));
+    }
+    int overflow;
+    long status = PyLong_Check(PyTuple_GET_ITEM(result, 0))
+        ? PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(result, 0), &overflow) : -1;
+    if (status < 100 || status > 999) {
+        PyErr_Clear();
+        return errors_tuple(env, response_error(env, "status must be an int from 100 to 999"));
+    }
+    int ok;
+    ERL_NIF_TERM headers = headers_term(env, PyTuple_GET_ITEM(result, 1), &ok);
+    if (!ok) {
+        return errors_tuple(env, headers);
+    }
+    ERL_NIF_TERM body;
+    if (response_body(env, PyTuple_GET_ITEM(result, 2), &body) < 0) {
+        return errors_tuple(env, response_error(env, "body must be bytes or a list of bytes"));
+    }
+    return enif_make_tuple2(env, ATOM_ok,
+                            enif_make_tuple3(env, enif_make_int(env, (int)status), headers, body));
+}
+
+static void
+asgi_run(job_t *job, worker_t *w)
+{
+    ErlNifEnv *env = job->env;
+    PyObject *app = NULL, *fn = NULL, *scope = NULL, *body = NULL, *coro = NULL;
+    ERL_NIF_TERM why = 0;
+
+    if (appcache_resolve(env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE],
+                         job->argv[ARG_RUNNER], "run_asgi", &app, &fn, &why) < 0) {
+        job_reply(job, errors_tuple(env, why));
+        return;
+    }
+    scope = scope_build(env, job->argv[ARG_SCOPE], &why);
+    if (scope != NULL) {
+        ErlNifBinary bin;
+        enif_inspect_binary(env, job->argv[ARG_BODY], &bin);
+        body = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    }
+    if (body != NULL) {
+        coro = PyObject_CallFunctionObjArgs(fn, app, scope, body, NULL);
+    }
+    if (coro == NULL) {
+        job_reply(job, why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
+                                : errors_tuple(env, errors_take(env)));
+    } else if (!PyCoro_CheckExact(coro)) {
+        job_reply(job, errors_tuple(env, enif_make_tuple2(env, ATOM_bad_runner,
+            convert_bytes(env, "run_asgi must be an async function", 34))));
+    } else {
+        Py_XDECREF(worker_await(w, job, coro, asgi_reply));
+    }
+    Py_XDECREF(coro);
+    Py_XDECREF(body);
+    Py_XDECREF(scope);
+    Py_DECREF(fn);
+    Py_DECREF(app);
+    PyErr_Clear();
+}
+
+ERL_NIF_TERM
+asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+{
+    for (int i = ARG_MODULE; i <= ARG_RUNNER; i++) {
+        if (!enif_is_atom(env, argv[i]) && !enif_is_binary(env, argv[i])) {
+            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, argv[i]));
+        }
+    }
+    if (!enif_is_binary(env, argv[ARG_BODY])) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                  enif_make_tuple2(env, ATOM_body, argv[ARG_BODY])));
+    }
+    ERL_NIF_TERM bad;
+    if (!scope_is_template(env, argv[ARG_SCOPE]) && scope_validate(env, argv[ARG_SCOPE], &bad) < 0) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_scope, bad));
+    }
+    job_t *job = job_new(env, asgi_run, tag, ASGI_ARGC, argv);
+    if (job == NULL) {
+        return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    }
+    return pool_submit_new(env, job);
+}

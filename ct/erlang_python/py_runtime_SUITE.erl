@@ -1,0 +1,273 @@
+%% The runtime's lifecycle: start, stop, restart, py:info(), application environment
+%% (workers, python_path, venv, stop_timeout), extension modules, the VIRTUAL_ENV.
+-module(py_runtime_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2,
+         end_per_testcase/2]).
+-export([info_running/1, stop_start/1, not_started_while_stopped/1,
+         state_survives_restart/1, restart_many_times/1,
+         workers_env/1, single_worker_serialises/1,
+         stop_replies_to_queued_calls/1, stop_timeout_leaves_busy_worker/1,
+         sys_path_defaults/1, vm_owns_the_process/1, extension_modules/1,
+         venv_site_packages/1, venv_warning/1]).
+%% logger handler used by venv_warning
+-export([log/2]).
+
+-define(H, ep_runtime_helper).
+
+all() ->
+    [info_running, stop_start, not_started_while_stopped, state_survives_restart,
+     restart_many_times, workers_env, single_worker_serialises,
+     stop_replies_to_queued_calls, stop_timeout_leaves_busy_worker,
+     sys_path_defaults, vm_owns_the_process, extension_modules,
+     venv_site_packages, venv_warning].
+
+init_per_suite(Config) ->
+    ok = ep_ct:start(?config(data_dir, Config)),
+    Config.
+
+end_per_suite(_Config) ->
+    ep_ct:stop().
+
+init_per_testcase(_TC, Config) ->
+    Config.
+
+%% Every test leaves the application running with the default configuration.
+end_per_testcase(_TC, _Config) ->
+    Defaults = [{workers, 4}, {venv, undefined}, {stop_timeout, 5000}, {call_timeout, 30000}],
+    Changed = [K || {K, V} <- Defaults, application:get_env(erlang_python, K) =/= {ok, V}],
+    [ok = application:set_env(erlang_python, K, V) || {K, V} <- Defaults],
+    case {Changed, whereis(py_runtime)} of
+        {[], Pid} when is_pid(Pid) -> ok;
+        _ -> restart()
+    end,
+    ?assertMatch(#{running := true, workers := 4}, py:info()),
+    ?assertEqual({messages, []}, process_info(self(), messages)),
+    ok.
+
+%% ---- lifecycle -----------------------------------------------------------------------
+
+info_running(_Config) ->
+    {ok, Version} = py:call(platform, python_version, []),
+    Mode = case py:call(sysconfig, get_config_var, [<<"Py_GIL_DISABLED">>]) of
+               {ok, 1} -> free_threaded;
+               {ok, _} -> gil
+           end,
+    Info = py:info(),
+    #{libpython := Lib} = Info,
+    ?assertEqual(#{python_version => Version, build_python_version => Version,
+                   libpython => Lib, running => true, workers => 4, queued => 0,
+                   mode => Mode}, Info),
+    ?assertEqual(true, filelib:is_regular(Lib)),
+    ?assertMatch("libpython" ++ _, filename:basename(binary_to_list(Lib))).
+
+stop_start(_Config) ->
+    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+    ok = application:stop(erlang_python),
+    ?assertEqual(undefined, whereis(py_runtime)),
+    #{python_version := V} = Info = py:info(),
+    ?assertEqual(#{running => false, workers => 0, queued => 0},
+                 maps:with([running, workers, queued], Info)),
+    ok = application:start(erlang_python),
+    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+    ?assertMatch(#{running := true, workers := 4, python_version := V}, py:info()).
+
+not_started_while_stopped(_Config) ->
+    ok = application:stop(erlang_python),
+    ?assertEqual({error, not_started}, py:call(operator, add, [1, 2])),
+    ?assertEqual({error, not_started}, py:call(time, sleep, [1], #{timeout => 10})),
+    %% Argument checks come first.
+    ?assertEqual({error, {badarg, {module, 1}}}, py:call(1, f, [])),
+    ?assertEqual({error, {badarg, {timeout, x}}}, py:call(m, f, [], #{timeout => x})),
+    ok = application:start(erlang_python),
+    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])).
+
+%% The interpreter lives as long as the VM: module globals survive a restart.
+state_survives_restart(_Config) ->
+    Value = {make_ref(), [1, <<"two">>, #{three => 3.0}]},
+    ?assertMatch({ok, N} when is_integer(N), py:call(?H, put, [<<"k">>, Value])),
+    restart(),
+    ?assertEqual({ok, Value}, py:call(?H, get, [<<"k">>])),
+    restart(),
+    ?assertEqual({ok, Value}, py:call(?H, get, [<<"k">>])),
+    ?assertEqual({ok, none}, py:call(?H, get, [<<"missing">>])).
+
+restart_many_times(_Config) ->
+    [begin
+         restart(),
+         ?assertEqual({ok, I * I}, py:call(operator, mul, [I, I])),
+         ?assertEqual({ok, I}, py:call(operator, add, [I, 0], #{timeout => 5000}))
+     end || I <- lists:seq(1, 8)],
+    ?assertMatch(#{running := true, workers := 4, queued := 0}, py:info()).
+
+%% workers = 2: two threads serve, whatever the number of concurrent callers.
+workers_env(_Config) ->
+    ok = application:set_env(erlang_python, workers, 2),
+    restart(),
+    ?assertMatch(#{running := true, workers := 2}, py:info()),
+    Idents = pmap(fun(_) -> py:call(?H, sleep_ident, [0.2]) end, lists:seq(1, 6)),
+    ?assertEqual(6, length([I || {ok, I} <- Idents])),
+    ?assertEqual(2, length(lists:usort(Idents))).
+
+single_worker_serialises(_Config) ->
+    ok = application:set_env(erlang_python, workers, 1),
+    restart(),
+    ?assertMatch(#{running := true, workers := 1}, py:info()),
+    Idents = pmap(fun(_) -> py:call(?H, sleep_ident, [0.05]) end, lists:seq(1, 4)),
+    ?assertMatch([{ok, _}], lists:usort(Idents)).
+
+%% Stopping lets the running call finish (within stop_timeout) and answers the queued
+%% ones with not_started.
+stop_replies_to_queued_calls(Config) ->
+    ok = application:set_env(erlang_python, workers, 1),
+    restart(),
+    Self = self(),
+    Marker = marker(Config),
+    Running = spawn_link(fun() ->
+                                 Self ! {running, py:call(?H, blocking_sleep, [0.5, Marker])}
+                         end),
+    wait_until(fun() -> filelib:is_regular(Marker) end),
+    Queued = spawn_link(fun() -> Self ! {queued, py:call(operator, add, [1, 2])} end),
+    wait_until(fun() -> maps:get(queued, py:info()) =:= 1 end),
+    ok = application:stop(erlang_python),
+    ?assertEqual({ok, <<"done">>}, receive {running, R1} -> R1 after 5000 -> none end),
+    ?assertEqual({error, not_started}, receive {queued, R2} -> R2 after 5000 -> none end),
+    _ = [Running, Queued],
+    ok = application:start(erlang_python).
+
+%% A call that outlives stop_timeout does not block the stop; its worker thread finishes
+%% the call (the caller still gets its reply) and exits; a new start gets new workers.
+stop_timeout_leaves_busy_worker(Config) ->
+    ok = application:set_env(erlang_python, stop_timeout, 100),
+    restart(),
+    Self = self(),
+    Marker = marker(Config),
+    _ = spawn_link(fun() -> Self ! {slow, py:call(?H, blocking_sleep, [2, Marker])} end),
+    wait_until(fun() -> filelib:is_regular(Marker) end),
+    ok = application:stop(erlang_python),
+    %% stop returned after ~100 ms; the 2 s call is still running.
+    ?assertEqual({messages, []}, process_info(self(), messages)),
+    ok = application:start(erlang_python),
+    ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+    ?assertEqual({ok, <<"done">>}, receive {slow, R} -> R after 10000 -> none end).
+
+%% ---- the interpreter's environment ---------------------------------------------------
+
+%% sys.path starts with the python/ package, the current directory, then python_path.
+sys_path_defaults(Config) ->
+    PythonDir = filename:join(code:priv_dir(erlang_python), "python"),
+    {ok, Cwd} = file:get_cwd(),
+    DataDir = ?config(data_dir, Config),
+    {ok, Path} = py:call(?H, sys_path, []),
+    ?assertEqual([list_to_binary(D) || D <- [PythonDir, Cwd, DataDir]],
+                 lists:sublist(Path, 3)),
+    %% erlang_asyncio comes from the python/ package (priv/python links to it).
+    {ok, Real} = py:call(os, <<"path.realpath">>,
+                         [list_to_binary(filename:join(PythonDir, "erlang_asyncio.py"))]),
+    ?assertEqual({ok, Real}, py:call(?H, module_file, [erlang_asyncio])).
+
+%% No Python signal handlers (SIGINT, SIGTERM, SIGCHLD stay the BEAM's: None means "not set
+%% from Python"), argv set, same OS process.  Under `erl +B' or an escript (rebar3 ct)
+%% SIGINT is SIG_DFL when Python's signal module first loads, which then installs
+%% default_int_handler unless the runtime prevents it.
+vm_owns_the_process(_Config) ->
+    NotPython = [<<"None">>, <<"<Handlers.SIG_DFL: 0>">>, <<"<Handlers.SIG_IGN: 1>">>],
+    {ok, Handlers} = py:call(?H, signal_handlers, []),
+    ?assertEqual([], [{Sig, H} || {Sig, H} <- lists:zip([sigint, sigterm, sigchld], Handlers),
+                                  not lists:member(H, NotPython)]),
+    ?assertEqual({ok, [<<"erlang_python">>]}, py:call(?H, argv, [])),
+    ?assertEqual({ok, list_to_integer(os:getpid())}, py:call(os, getpid, [])).
+
+extension_modules(_Config) ->
+    ?assertEqual({ok, #{<<"_json">> => <<"\"\\u00e9\"">>,
+                        <<"_ssl">> => <<"OpenSSL">>,
+                        <<"_decimal">> => <<"0.1428571428571428571428571429">>,
+                        <<"sqlite3">> => 6}},
+                 py:call(?H, extension_modules, [])),
+    ?assertEqual({ok, <<"\"\\u00e9\"">>},
+                 py:call('_json', encode_basestring_ascii, [<<"é"/utf8>>])),
+    ?assertEqual({error, {unconvertible, <<"module">>}},
+                 py:call(importlib, import_module, [<<"_ssl">>])).
+
+%% The tests run with VIRTUAL_ENV set to the project venv (make test-ct), where Flask is
+%% installed: it imports from the venv's site-packages.
+venv_site_packages(_Config) ->
+    case os:getenv("VIRTUAL_ENV") of
+        Venv when is_list(Venv), Venv =/= "" ->
+            [DistInfo] = filelib:wildcard(
+                           filename:join(Venv, "lib/python*/site-packages/flask-*.dist-info")),
+            "flask-" ++ VsnDist = filename:basename(DistInfo),
+            Version = list_to_binary(filename:rootname(VsnDist, ".dist-info")),
+            {ok, RealVenv} = py:call(os, <<"path.realpath">>, [list_to_binary(Venv)]),
+            {ok, {Version, File}} = py:call(?H, flask_info, []),
+            ?assertMatch(<<RealVenv:(byte_size(RealVenv))/binary, "/lib/", _/binary>>, File),
+            ?assertEqual({error, {unconvertible, <<"module">>}},
+                         py:call(importlib, import_module, [flask])),
+            ?assertEqual({ok, Version}, py:call(<<"importlib.metadata">>, version, [flask]));
+        _ ->
+            {skip, "VIRTUAL_ENV is not set (make test-ct sets it to the project venv)"}
+    end.
+
+%% A venv without site-packages for this Python: a logged warning, not a failed start.
+venv_warning(_Config) ->
+    ok = logger:add_handler(ep_runtime_suite_h, ?MODULE, #{config => #{pid => self()}}),
+    try
+        ok = application:set_env(erlang_python, venv, "/nonexistent/venv"),
+        restart(),
+        ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+        Msg = receive {log, warning, M} -> M after 5000 -> none end,
+        ?assertMatch({match, _}, re:run(Msg, "^erlang_python: virtualenv /nonexistent/venv "
+                                              "has no /nonexistent/venv/lib/python3\\.[0-9]+/"
+                                              "site-packages: is it a Python 3\\.[0-9]+ venv\\?$"))
+    after
+        logger:remove_handler(ep_runtime_suite_h)
+    end.
+
+%% logger handler: forwards erlang_python warnings to the test process.
+log(#{level := Level, msg := Msg, meta := Meta}, #{config := #{pid := Pid}}) ->
+    case maps:get(domain, Meta, []) of
+        [erlang_python | _] ->
+            Text = case Msg of
+                       {string, S} -> S;
+                       {report, R} -> io_lib:format("~tp", [R]);
+                       {F, A} -> io_lib:format(F, A)
+                   end,
+            Pid ! {log, Level, unicode:characters_to_list(Text)};
+        _ ->
+            ok
+    end.
+
+%% ---- helpers -------------------------------------------------------------------------
+
+restart() ->
+    _ = application:stop(erlang_python),
+    ok = application:start(erlang_python).
+
+%% A file that blocking_sleep creates when it starts: the job is running on a worker.
+marker(Config) ->
+    Path = filename:join(?config(priv_dir, Config), "started"),
+    _ = file:delete(Path),
+    list_to_binary(Path).
+
+wait_until(F) ->
+    wait_until(F, 200).
+
+wait_until(_F, 0) ->
+    ct:fail(condition_never_true);
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(F, N - 1)
+    end.
+
+pmap(F, List) ->
+    Parent = self(),
+    Refs = [begin
+                Ref = make_ref(),
+                spawn_link(fun() -> Parent ! {Ref, F(X)} end),
+                Ref
+            end || X <- List],
+    [receive {Ref, R} -> R after 30000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].

@@ -1,0 +1,2 @@
+"""A module without run_wsgi at all."""
+VALUE = 1

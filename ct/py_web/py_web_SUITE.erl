@@ -1,0 +1,653 @@
+%% Common Test suite for the embedded HTTP/1.1 server (apps/py_web), run
+%% against the pure-Erlang test double py_web_fake (same streaming API
+%% and message protocol as py_asgi/py_wsgi). Every protocol case runs for
+%% both interfaces (groups asgi and wsgi). Behaviour only, no timing
+%% assertions; time limits are only upper bounds (timetraps, timeouts).
+-module(py_web_SUITE).
+-compile(nowarn_missing_spec).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-compile([export_all, nowarn_export_all]).
+
+-define(TC, py_web_tc).
+
+suite() -> [{timetrap, {seconds, 60}}].
+
+all() -> [{group, asgi}, {group, wsgi}, {group, server}].
+
+groups() ->
+    Proto = [hello_httpc, keepalive, pipelining, http10, chunked_request,
+             chunked_response, large_upload, expect_continue,
+             expect_continue_too_large, head, malformed, limits, slowloris,
+             idle_timeout, request_timeout, app_error, error_after_start,
+             cookies, status_no_body, app_content_length,
+             disconnect_mid_stream, streaming_both_ways, backpressure_stream,
+             big_response, percent_path],
+    [{asgi, [], Proto ++ [asgi_scope, lifespan_state, lifespan_failure,
+                          lifespan_unsupported]},
+     {wsgi, [], Proto ++ [wsgi_environ]},
+     {server, [], [many_keepalive_connections, graceful_shutdown, tls,
+                   access_log, bad_options, child_spec, date_header]}].
+
+init_per_suite(Config) ->
+    ok = start_py_web(),
+    {ok, _} = application:ensure_all_started(inets),
+    Config.
+
+%% py_web's only process is the Date ticker; erlang_python is optional
+%% and not needed with the test double.
+start_py_web() ->
+    _ = application:load(py_web),
+    case application:start(py_web) of
+        ok -> ok;
+        {error, {already_started, _}} -> ok;
+        {error, _} ->
+            {ok, P} = py_web_sup:start_link(),
+            unlink(P),
+            ok
+    end.
+
+end_per_suite(_Config) ->
+    ok.
+
+init_per_group(wsgi, Config) -> [{interface, wsgi} | Config];
+init_per_group(_, Config) -> [{interface, asgi} | Config].
+
+end_per_group(_, _Config) -> ok.
+
+init_per_testcase(_, Config) -> Config.
+
+end_per_testcase(_, _Config) ->
+    catch unregister(py_web_fake_observer),
+    _ = [py_web:stop(P) || {{py_web, _}, P, _, _} <- supervisor:which_children(py_web_sup),
+                           is_pid(P)],
+    ok.
+
+%%--------------------------------------------------------------------
+%% Helpers
+
+srv(Config) -> srv(Config, #{}).
+
+srv(Config, Extra) ->
+    {ok, Pid} = start_srv(Config, Extra),
+    py_web:port(Pid).
+
+start_srv(Config, Extra) ->
+    Opts = maps:merge(#{app => {<<"fake">>, <<"app">>},
+                        interface => proplists:get_value(interface, Config, asgi),
+                        port => 0,
+                        lifespan => off,
+                        asgi_backend => py_web_fake_asgi,
+                        wsgi_backend => py_web_fake_wsgi}, Extra),
+    py_web:start(Opts).
+
+url(Port, Path) -> "http://127.0.0.1:" ++ integer_to_list(Port) ++ Path.
+
+observe() -> register(py_web_fake_observer, self()).
+
+expect_msg(Msg) ->
+    receive Msg -> ok
+    after 5000 -> ct:fail({no_message, Msg})
+    end.
+
+%% Send raw bytes, expect one response with Code, then a closed connection.
+expect_close(Port, Data, Code) ->
+    S = ?TC:connect(Port),
+    ?TC:send(S, Data),
+    {ok, Code, Hs, _} = ?TC:recv(S),
+    ?assertEqual(<<"close">>, ?TC:header(<<"connection">>, Hs)),
+    ?assertEqual(true, ?TC:closed(S)),
+    gen_tcp:close(S).
+
+%%--------------------------------------------------------------------
+%% Protocol cases (both interfaces)
+
+hello_httpc(Config) ->
+    Port = srv(Config),
+    {ok, {{_, 200, _}, Hs, Body}} =
+        httpc:request(get, {url(Port, "/"), []}, [], [{body_format, binary}]),
+    <<"Hello, World!">> = Body,
+    "13" = proplists:get_value("content-length", Hs),
+    "py_web" = proplists:get_value("server", Hs),
+    true = is_list(proplists:get_value("date", Hs)),
+    "text/plain" = proplists:get_value("content-type", Hs),
+    %% and a POST through httpc
+    {ok, {{_, 200, _}, _, <<"payload">>}} =
+        httpc:request(post, {url(Port, "/echo"), [], "text/plain", <<"payload">>},
+                      [], [{body_format, binary}]).
+
+keepalive(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    [{ok, 200, Hs, <<"Hello, World!">>} = ?TC:get(S, "/") || _ <- lists:seq(1, 5)],
+    {ok, 200, Hs, <<"Hello, World!">>} = ?TC:get(S, "/"),
+    undefined = ?TC:header(<<"connection">>, Hs),
+    false = ?TC:closed(S, 100),
+    %% Connection: close from the client is honoured
+    ?TC:send(S, ?TC:req("GET", "/", [{"connection", "close"}], <<>>)),
+    {ok, 200, Hs2, _} = ?TC:recv(S),
+    <<"close">> = ?TC:header(<<"connection">>, Hs2),
+    true = ?TC:closed(S).
+
+pipelining(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, [?TC:req("GET", "/", [], <<>>),
+                 ?TC:req("POST", "/echo", [], <<"one">>),
+                 ?TC:req("GET", "/stream?n=3", [], <<>>),
+                 ?TC:req("POST", "/echo", [], <<"two">>),
+                 ?TC:req("GET", "/status/404", [], <<>>)]),
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:recv(S),
+    {ok, 200, _, <<"one">>} = ?TC:recv(S),
+    {ok, 200, _, <<"chunk 1\nchunk 2\nchunk 3\n">>} = ?TC:recv(S),
+    {ok, 200, _, <<"two">>} = ?TC:recv(S),
+    {ok, 404, _, <<"x">>} = ?TC:recv(S),
+    false = ?TC:closed(S, 100).
+
+http10(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "GET / HTTP/1.0\r\n\r\n"),
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:recv(S),
+    true = ?TC:closed(S),
+    %% keep-alive on request
+    S2 = ?TC:connect(Port),
+    ?TC:send(S2, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    {ok, 200, Hs, <<"Hello, World!">>} = ?TC:recv(S2),
+    <<"keep-alive">> = ?TC:header(<<"connection">>, Hs),
+    ?TC:send(S2, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:recv(S2),
+    %% a streamed response to HTTP/1.0 is delimited by close, not chunked
+    ?TC:send(S2, "GET /stream?n=2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    {ok, 200, Hs3, <<"chunk 1\nchunk 2\n">>} = ?TC:recv(S2),
+    undefined = ?TC:header(<<"transfer-encoding">>, Hs3),
+    <<"close">> = ?TC:header(<<"connection">>, Hs3).
+
+chunked_request(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    ?TC:send(S, "5\r\nhello\r\n"),
+    ?TC:send(S, "6;ext=1\r\n world\r\n"),
+    ?TC:send(S, "0\r\nX-Trailer: t\r\n\r\n"),
+    {ok, 200, _, <<"hello world">>} = ?TC:recv(S),
+    %% connection still usable, and a whole chunked body in one packet
+    ?TC:send(S, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n"),
+    {ok, 200, _, <<"abc0123456789">>} = ?TC:recv(S),
+    false = ?TC:closed(S, 100).
+
+chunked_response(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/stream?n=5", [], <<>>)),
+    {ok, 200, Hs, Chunks} = ?TC:recv(S, #{chunks => true}),
+    <<"chunked">> = ?TC:header(<<"transfer-encoding">>, Hs),
+    undefined = ?TC:header(<<"content-length">>, Hs),
+    <<"chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n">> = iolist_to_binary(Chunks),
+    true = length(Chunks) >= 2,
+    {ok, 200, _, _} = ?TC:get(S, "/").
+
+large_upload(Config) ->
+    Port = srv(Config),
+    Body = crypto:strong_rand_bytes(3 * 1024 * 1024),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("POST", "/echo", [], Body)),
+    {ok, 200, Hs, Body} = ?TC:recv(S),
+    %% the body reached the app in several pieces (not buffered whole)
+    true = binary_to_integer(?TC:header(<<"x-body-chunks">>, Hs)) > 1,
+    %% same through chunked transfer-encoding
+    Enc = [[integer_to_list(byte_size(P), 16), "\r\n", P, "\r\n"]
+           || <<P:65536/binary>> <= Body],
+    ?TC:send(S, ["POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                 Enc, "0\r\n\r\n"]),
+    {ok, 200, _, Body} = ?TC:recv(S).
+
+expect_continue(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                "Content-Length: 5\r\n\r\n"),
+    {ok, 100, _, <<>>} = ?TC:recv(S),
+    ?TC:send(S, "hello"),
+    {ok, 200, _, <<"hello">>} = ?TC:recv(S),
+    %% an app that does not read the body: no 100, and the connection is
+    %% closed since the client will not send the body
+    ?TC:send(S, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                "Content-Length: 5\r\n\r\n"),
+    {ok, 200, Hs, <<"Hello, World!">>} = ?TC:recv(S),
+    <<"close">> = ?TC:header(<<"connection">>, Hs),
+    true = ?TC:closed(S).
+
+expect_continue_too_large(Config) ->
+    Port = srv(Config, #{max_body => 10}),
+    expect_close(Port, "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                       "Content-Length: 100\r\n\r\n", 413).
+
+head(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("HEAD", "/", [], <<>>)),
+    {ok, 200, Hs, <<>>} = ?TC:recv(S, #{head => true}),
+    <<"13">> = ?TC:header(<<"content-length">>, Hs),
+    ?TC:send(S, ?TC:req("HEAD", "/stream?n=3", [], <<>>)),
+    {ok, 200, _, <<>>} = ?TC:recv(S, #{head => true}),
+    %% no body bytes were sent: the next response parses cleanly
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:get(S, "/").
+
+malformed(Config) ->
+    Port = srv(Config),
+    Cases = [{"garbage\r\n\r\n", 400},
+             {"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+             {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400},
+             {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+             {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+              "Content-Length: 4\r\n\r\nabcd", 400},
+             {"GET / HTTP/1.1\r\n\r\n", 400},
+             {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+             {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+             {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "zz\r\nhello\r\n0\r\n\r\n", 400},
+             {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+             {"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+             {"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400},
+             {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400},
+             {"GET / HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n", 417}],
+    [expect_close(Port, Data, Code) || {Data, Code} <- Cases],
+    %% leading empty lines before a request are ignored
+    S = ?TC:connect(Port),
+    ?TC:send(S, "\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+    {ok, 200, _, _} = ?TC:recv(S).
+
+limits(Config) ->
+    Port = srv(Config, #{max_request_line => 100, max_header_size => 1000,
+                         max_headers => 10, max_body => 1000}),
+    Long = lists:duplicate(200, $a),
+    expect_close(Port, "GET /" ++ Long ++ " HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    %% request line longer than the limit arriving without its CRLF yet
+    expect_close(Port, "GET /" ++ Long, 414),
+    Big = lists:duplicate(2000, $b),
+    expect_close(Port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " ++ Big ++ "\r\n\r\n", 431),
+    Many = [["X-H", integer_to_list(I), ": v\r\n"] || I <- lists:seq(1, 11)],
+    expect_close(Port, ["GET / HTTP/1.1\r\nHost: x\r\n", Many, "\r\n"], 431),
+    expect_close(Port, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n", 413),
+    expect_close(Port, ["POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                        "3E8\r\n", binary:copy(<<"c">>, 1000), "\r\n",
+                        "2\r\ncc\r\n0\r\n\r\n"], 413),
+    %% exactly at the limits is fine
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("POST", "/echo", [], binary:copy(<<"d">>, 1000))),
+    {ok, 200, _, _} = ?TC:recv(S).
+
+slowloris(Config) ->
+    Port = srv(Config, #{header_timeout => 300}),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "GET / HTTP/1.1\r\nHost: x\r\n"),
+    %% keep trickling header lines; the server must cut us off
+    Trickle = fun Loop(0) -> gave_up;
+                  Loop(N) ->
+                      case gen_tcp:send(S, "X-Slow: 1\r\n") of
+                          ok -> timer:sleep(50), Loop(N - 1);
+                          {error, _} -> cut
+                      end
+              end,
+    _ = Trickle(200),
+    case ?TC:recv(S) of
+        {ok, 408, _, _} -> ok;
+        {error, closed} -> ok;
+        {error, econnreset} -> ok
+    end,
+    true = ?TC:closed(S).
+
+idle_timeout(Config) ->
+    Port = srv(Config, #{idle_timeout => 200}),
+    S = ?TC:connect(Port),
+    {ok, 200, _, _} = ?TC:get(S, "/"),
+    true = ?TC:closed(S),
+    %% a connection that never sends anything is closed too
+    S2 = ?TC:connect(Port),
+    true = ?TC:closed(S2).
+
+request_timeout(Config) ->
+    observe(),
+    Port = srv(Config, #{request_timeout => 200}),
+    expect_close(Port, ?TC:req("GET", "/hang", [], <<>>), 504),
+    expect_msg({fake, disconnected, <<"/hang">>}).
+
+app_error(Config) ->
+    Port = srv(Config),
+    [begin
+         S = ?TC:connect(Port),
+         {ok, 500, _, Body} = ?TC:get(S, Path),
+         nomatch = binary:match(Body, [<<"secret">>, <<"Traceback">>, <<"ValueError">>]),
+         <<"Internal Server Error">> = Body
+     end || Path <- ["/error", "/start_error", "/nostart", "/badheader"]],
+    %% no CRLF injection reached the client
+    S2 = ?TC:connect(Port),
+    {ok, 500, Hs, _} = ?TC:get(S2, "/badheader"),
+    undefined = ?TC:header(<<"x-injected">>, Hs).
+
+error_after_start(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/error_after_start", [], <<>>)),
+    %% the response started (chunked) and is cut: incomplete body
+    {error, closed} = ?TC:recv(S).
+
+cookies(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    {ok, 200, Hs, _} = ?TC:get(S, "/cookies"),
+    [<<"a=1; Path=/">>, <<"b=2; Path=/">>] = ?TC:headers(<<"set-cookie">>, Hs),
+    %% order kept: set-cookie, content-type, set-cookie
+    [<<"set-cookie">>, <<"content-type">>, <<"set-cookie">> | _] = [N || {N, _} <- Hs].
+
+status_no_body(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    {ok, 204, Hs, <<>>} = ?TC:get(S, "/status/204"),
+    undefined = ?TC:header(<<"content-length">>, Hs),
+    undefined = ?TC:header(<<"transfer-encoding">>, Hs),
+    {ok, 304, _, <<>>} = ?TC:get(S, "/status/304"),
+    {ok, 418, _, <<"x">>} = ?TC:get(S, "/status/418"),
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:get(S, "/").
+
+app_content_length(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    {ok, 200, Hs, <<"hello">>} = ?TC:get(S, "/cl"),
+    [<<"5">>] = ?TC:headers(<<"content-length">>, Hs),
+    undefined = ?TC:header(<<"transfer-encoding">>, Hs),
+    {ok, 200, _, _} = ?TC:get(S, "/").
+
+disconnect_mid_stream(Config) ->
+    observe(),
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/wait_disconnect", [], <<>>)),
+    {ok, D} = gen_tcp:recv(S, 0, 5000),
+    true = binary:match(D, <<"first">>) =/= nomatch orelse
+        begin {ok, D2} = gen_tcp:recv(S, 0, 5000), binary:match(D2, <<"first">>) =/= nomatch end,
+    gen_tcp:close(S),
+    expect_msg({fake, disconnected, <<"/wait_disconnect">>}).
+
+%% Each request-body chunk is echoed as a response chunk before the next
+%% one is sent: both directions stream.
+streaming_both_ways(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "POST /chunks_echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "4\r\nping\r\n"),
+    {ok, 200, Hs} = read_head(S),
+    <<"chunked">> = ?TC:header(<<"transfer-encoding">>, Hs),
+    <<"ping">> = read_chunk(S),
+    ?TC:send(S, "4\r\npong\r\n"),
+    <<"pong">> = read_chunk(S),
+    ?TC:send(S, "0\r\n\r\n"),
+    <<>> = read_chunk(S),
+    {ok, 200, _, _} = ?TC:get(S, "/").
+
+read_head(S) ->
+    %% a response head only (py_web_tc:recv/2 with head => true)
+    {ok, Code, Hs, <<>>} = ?TC:recv(S, #{head => true}),
+    {ok, Code, Hs}.
+
+read_chunk(S) ->
+    {ok, Line} = read_line(S),
+    N = binary_to_integer(Line, 16),
+    {ok, <<C:N/binary, "\r\n">>} = read_n(S, N + 2),
+    case N of
+        0 -> C;
+        _ -> C
+    end.
+
+read_line(S) ->
+    Buf = get({buf, S}),
+    case binary:split(Buf, <<"\r\n">>) of
+        [L, R] -> put({buf, S}, R), {ok, L};
+        _ -> {ok, D} = gen_tcp:recv(S, 0, 5000), put({buf, S}, <<Buf/binary, D/binary>>), read_line(S)
+    end.
+
+read_n(S, N) ->
+    Buf = get({buf, S}),
+    case Buf of
+        <<B:N/binary, R/binary>> -> put({buf, S}, R), {ok, B};
+        _ -> {ok, D} = gen_tcp:recv(S, 0, 5000), put({buf, S}, <<Buf/binary, D/binary>>), read_n(S, N)
+    end.
+
+%% The app produces each chunk only after the previous one was acked
+%% (written): many chunks arrive complete and in order.
+backpressure_stream(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/stream?n=500", [], <<>>)),
+    {ok, 200, _, Body} = ?TC:recv(S),
+    Expected = iolist_to_binary([["chunk ", integer_to_list(I), "\n"] || I <- lists:seq(1, 500)]),
+    Expected = Body.
+
+big_response(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    {ok, 200, Hs, Body} = ?TC:get(S, "/big?size=5000000"),
+    5000000 = byte_size(Body),
+    _ = Hs.
+
+percent_path(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    {ok, 200, _, B} = ?TC:get(S, "/scope"),
+    {Env, _} = binary_to_term(B),
+    true = is_map(Env),
+    %% the app routes on the decoded path
+    {ok, 200, _, B2} = ?TC:get(S, "/sc%6Fpe"),
+    {Env2, _} = binary_to_term(B2),
+    true = is_map(Env2).
+
+%%--------------------------------------------------------------------
+%% Scope / environ
+
+asgi_scope(Config) ->
+    Port = srv(Config, #{root_path => <<"/root">>}),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "POST /scope HTTP/1.1\r\nHost: example.com\r\nX-Dup: 1\r\n"
+                "Content-Type: text/plain\r\nx-dup: 2\r\nContent-Length: 4\r\n\r\nbody"),
+    {ok, 200, _, B} = ?TC:recv(S),
+    {Scope, Opts} = binary_to_term(B),
+    #{type := <<"http">>, http_version := <<"1.1">>, method := <<"POST">>,
+      scheme := <<"http">>, path := <<"/scope">>, raw_path := <<"/scope">>,
+      query_string := <<>>, root_path := <<"/root">>,
+      server := {<<"127.0.0.1">>, Port}, client := {<<"127.0.0.1">>, CPort}} = Scope,
+    true = is_integer(CPort),
+    [{<<"host">>, <<"example.com">>}, {<<"x-dup">>, <<"1">>},
+     {<<"content-type">>, <<"text/plain">>}, {<<"x-dup">>, <<"2">>},
+     {<<"content-length">>, <<"4">>}] = maps:get(headers, Scope),
+    false = maps:is_key(state, Scope),
+    #{body := <<"body">>, more_body := false} = Opts,
+    %% percent-decoding of path, raw_path and query string as received
+    ?TC:send(S, "GET /scope/a%20b/%C3%A9?x=%20&y=2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+    {ok, 200, _, B2} = ?TC:recv(S),
+    {Scope2, _} = binary_to_term(B2),
+    #{path := <<"/scope/a b/", 16#C3, 16#A9>>, raw_path := <<"/scope/a%20b/%C3%A9">>,
+      query_string := <<"x=%20&y=2">>, http_version := <<"1.0">>,
+      headers := [{<<"connection">>, <<"keep-alive">>}]} = Scope2.
+
+wsgi_environ(Config) ->
+    Port = srv(Config, #{root_path => <<"/root">>}),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "POST /scope?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Dup: 1\r\n"
+                "Content-Type: text/plain\r\nx-dup: 2\r\nX_Spoof: no\r\n"
+                "Content-Length: 4\r\n\r\nbody"),
+    {ok, 200, _, B} = ?TC:recv(S),
+    {Env, Opts} = binary_to_term(B),
+    PortBin = integer_to_binary(Port),
+    #{<<"REQUEST_METHOD">> := <<"POST">>, <<"SCRIPT_NAME">> := <<"/root">>,
+      <<"PATH_INFO">> := <<"/scope">>, <<"QUERY_STRING">> := <<"q=1">>,
+      <<"SERVER_NAME">> := <<"127.0.0.1">>, <<"SERVER_PORT">> := PortBin,
+      <<"SERVER_PROTOCOL">> := <<"HTTP/1.1">>, <<"REMOTE_ADDR">> := <<"127.0.0.1">>,
+      <<"wsgi.url_scheme">> := <<"http">>,
+      <<"HTTP_HOST">> := <<"example.com">>, <<"HTTP_X_DUP">> := <<"1, 2">>,
+      <<"CONTENT_TYPE">> := <<"text/plain">>, <<"CONTENT_LENGTH">> := <<"4">>} = Env,
+    true = is_binary(maps:get(<<"REMOTE_PORT">>, Env)),
+    false = maps:is_key(<<"HTTP_CONTENT_TYPE">>, Env),
+    false = maps:is_key(<<"HTTP_CONTENT_LENGTH">>, Env),
+    false = maps:is_key(<<"HTTP_X_SPOOF">>, Env),
+    #{body := <<"body">>, more_body := false} = Opts,
+    ?TC:send(S, "GET /scope/a%20b/%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    {ok, 200, _, B2} = ?TC:recv(S),
+    {#{<<"PATH_INFO">> := <<"/scope/a b/", 16#C3, 16#A9>>}, _} = binary_to_term(B2).
+
+%%--------------------------------------------------------------------
+%% Lifespan (ASGI)
+
+lifespan_state(Config) ->
+    observe(),
+    {ok, Pid} = start_srv(Config, #{lifespan => on}),
+    expect_msg({fake, lifespan_startup, <<"app">>}),
+    S = ?TC:connect(py_web:port(Pid)),
+    {ok, 200, _, B} = ?TC:get(S, "/scope"),
+    {#{state := #{<<"started">> := true}}, _} = binary_to_term(B),
+    ok = py_web:stop(Pid),
+    expect_msg({fake, lifespan_shutdown, {fake_lifespan, <<"app">>}}).
+
+lifespan_failure(Config) ->
+    {error, {lifespan_startup_failed, {python, <<"RuntimeError">>, _, _}}} =
+        start_srv(Config, #{lifespan => auto, app => {<<"fake">>, <<"fail_lifespan">>}}).
+
+lifespan_unsupported(Config) ->
+    {ok, _} = start_srv(Config, #{lifespan => auto, app => {<<"fake">>, <<"no_lifespan">>}}),
+    {error, {lifespan, unsupported}} =
+        start_srv(Config, #{lifespan => on, app => {<<"fake">>, <<"no_lifespan">>}}).
+
+%%--------------------------------------------------------------------
+%% Server-level cases
+
+many_keepalive_connections(Config) ->
+    N = 1000,
+    Port = srv(Config, #{backlog => 2048}),
+    Self = self(),
+    Pids = [spawn_link(fun() -> client(Self, Port) end) || _ <- lists:seq(1, N)],
+    %% all connected and served once, all still open at the same time
+    [receive {ready, P} -> ok after 30000 -> ct:fail(not_ready) end || P <- Pids],
+    #{connections := Conns} = py_web:info(hd([P || {{py_web, _}, P, _, _}
+                                                       <- supervisor:which_children(py_web_sup)])),
+    true = Conns >= N,
+    [P ! go || P <- Pids],
+    [receive {done, P} -> ok after 30000 -> ct:fail(not_done) end || P <- Pids],
+    ok.
+
+client(Parent, Port) ->
+    S = ?TC:connect(Port),
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:get(S, "/"),
+    Parent ! {ready, self()},
+    receive go -> ok end,
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:get(S, "/"),
+    Parent ! {done, self()},
+    gen_tcp:close(S).
+
+graceful_shutdown(Config) ->
+    {ok, Pid} = start_srv(Config, #{shutdown_timeout => 5000}),
+    Port = py_web:port(Pid),
+    Busy = ?TC:connect(Port),
+    Idle = ?TC:connect(Port),
+    {ok, 200, _, _} = ?TC:get(Idle, "/"),
+    ?TC:send(Busy, ?TC:req("GET", "/sleep?ms=500", [], <<>>)),
+    timer:sleep(100),   %% let the request reach the app (not a timing assertion)
+    Self = self(),
+    spawn(fun() -> Self ! {stopped, py_web:stop(Pid)} end),
+    %% the in-flight request completes, with connection: close
+    {ok, 200, Hs, <<"slept">>} = ?TC:recv(Busy),
+    <<"close">> = ?TC:header(<<"connection">>, Hs),
+    true = ?TC:closed(Busy),
+    true = ?TC:closed(Idle),
+    expect_msg({stopped, ok}),
+    {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary], 1000).
+
+tls(Config) ->
+    _ = application:ensure_all_started(ssl),
+    Dir = ?config(priv_dir, Config),
+    #{server_config := SC} = public_key:pkix_test_data(
+                               #{server_chain => #{root => [{key, {namedCurve, secp256r1}}],
+                                                   peer => [{key, {namedCurve, secp256r1}}]},
+                                 client_chain => #{root => [{key, {namedCurve, secp256r1}}],
+                                                   peer => [{key, {namedCurve, secp256r1}}]}}),
+    Cert = proplists:get_value(cert, SC),
+    {KeyType, Key} = proplists:get_value(key, SC),
+    CertFile = filename:join(Dir, "cert.pem"),
+    KeyFile = filename:join(Dir, "key.pem"),
+    ok = file:write_file(CertFile, public_key:pem_encode([{'Certificate', Cert, not_encrypted}])),
+    ok = file:write_file(KeyFile, public_key:pem_encode([{KeyType, Key, not_encrypted}])),
+    Port = srv(Config, #{certfile => CertFile, keyfile => KeyFile}),
+    {ok, S} = ssl:connect({127, 0, 0, 1}, Port, [binary, {active, false},
+                                                 {verify, verify_none}], 5000),
+    ok = ssl:send(S, ?TC:req("GET", "/scope", [], <<>>)),
+    Resp = recv_all_ssl(S, <<>>),
+    {ok, {http_response, _, 200, _}, _} = erlang:decode_packet(http_bin, Resp, []),
+    [_, Body] = binary:split(Resp, <<"\r\n\r\n">>),
+    {#{scheme := <<"https">>}, _} = binary_to_term(Body),
+    ok = ssl:send(S, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    Resp2 = recv_all_ssl(S, <<>>),
+    {match, _} = re:run(Resp2, "Hello, World!"),
+    ssl:close(S).
+
+recv_all_ssl(S, Acc) ->
+    case ssl:recv(S, 0, 2000) of
+        {ok, D} ->
+            A = <<Acc/binary, D/binary>>,
+            case complete(A) of
+                true -> A;
+                false -> recv_all_ssl(S, A)
+            end;
+        {error, _} -> Acc
+    end.
+
+complete(A) ->
+    case binary:split(A, <<"\r\n\r\n">>) of
+        [H, B] ->
+            case re:run(H, "content-length: ([0-9]+)", [{capture, all_but_first, binary}, caseless]) of
+                {match, [L]} -> byte_size(B) >= binary_to_integer(L);
+                nomatch -> false
+            end;
+        _ -> false
+    end.
+
+access_log(Config) ->
+    ok = logger:add_handler(py_web_test_h, py_web_log_h, #{config => #{pid => self()},
+                                                           level => info}),
+    OldLevel = maps:get(level, logger:get_primary_config()),
+    ok = logger:set_primary_config(level, info),
+    try
+        Port = srv(Config, #{access_log => true}),
+        S = ?TC:connect(Port),
+        {ok, 201, _, _} = ?TC:get(S, "/status/201?x=1"),
+        receive
+            {log, #{msg := {Fmt, Args}, meta := #{domain := [py_web, access]}}} ->
+                Line = lists:flatten(io_lib:format(Fmt, Args)),
+                {match, _} = re:run(Line, "127\\.0\\.0\\.1:[0-9]+ - \"GET /status/201\\?x=1 HTTP/1\\.1\" 201")
+        after 5000 -> ct:fail(no_access_log)
+        end
+    after
+        logger:set_primary_config(level, OldLevel),
+        logger:remove_handler(py_web_test_h)
+    end.
+
+bad_options(_Config) ->
+    {error, {bad_option, app, undefined}} = py_web:start_link(#{}),
+    {error, {bad_option, interface, foo}} = py_web:start_link(#{app => <<"m:a">>, interface => foo}),
+    {error, {bad_option, port, -1}} = py_web:start_link(#{app => <<"m:a">>, port => -1}),
+    {error, {bad_option, ip, "nope"}} = py_web:start_link(#{app => <<"m:a">>, ip => "nope"}),
+    {error, {bad_option, max_headers, 0}} = py_web:start_link(#{app => <<"m:a">>, max_headers => 0}),
+    %% auto interface without the Python-side detector
+    {error, {interface_detection_failed, _}} =
+        py_web:start(#{app => <<"m:a">>, interface => auto, port => 0}).
+
+child_spec(_Config) ->
+    #{id := {py_web, 8080}, start := {py_web, start_link, [_]}, type := worker,
+      shutdown := Shutdown} = py_web:child_spec(#{app => <<"m:a">>, port => 8080}),
+    true = Shutdown > 10000.
+
+date_header(_Config) ->
+    <<"Sun, 06 Nov 1994 08:49:37 GMT">> = py_web_date:format({{1994, 11, 6}, {8, 49, 37}}),
+    <<"date: ", _:29/binary, "\r\n">> = py_web_date:header().
