@@ -12,29 +12,6 @@
 
 enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_SCOPE, ARG_BODY, ASGI_ARGC };
 
-static ERL_NIF_TERM
-headers_term(ErlNifEnv *env, PyObject *headers, int *ok)
-{
-    *ok = 0;
-    if (!PyList_Check(headers)) {
-        return response_error(env, "headers must be a list");
-    }
-    Py_ssize_t n = PyList_GET_SIZE(headers);
-    ERL_NIF_TERM list = enif_make_list(env, 0);
-    for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        PyObject *pair = PyList_GET_ITEM(headers, i);
-        ERL_NIF_TERM name, value;
-        if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2 ||
-            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 0), &name) < 0 ||
-            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 1), &value) < 0) {
-            return response_error(env, "headers must be (bytes, bytes) pairs");
-        }
-        list = enif_make_list_cell(env, enif_make_tuple2(env, name, value), list);
-    }
-    *ok = 1;
-    return list;
-}
-
 /* (status, headers, body) -> {ok, {Status, Headers, Body}} */
 static ERL_NIF_TERM
 asgi_reply(job_t *job, PyObject *result)
@@ -61,7 +38,7 @@ asgi_reply(job_t *job, PyObject *result)
         return errors_tuple(env, response_error(env, "status must be an int from 100 to 999"));
     }
     int ok;
-    ERL_NIF_TERM headers = headers_term(env, PyTuple_GET_ITEM(result, 1), &ok);
+    ERL_NIF_TERM headers = response_raw_headers(env, PyTuple_GET_ITEM(result, 1), &ok);
     if (!ok) {
         return errors_tuple(env, headers);
     }

@@ -12,9 +12,22 @@ job_dtor(ErlNifEnv *caller_env, void *obj)
         enif_free_env(job->env);
         job->env = NULL;
     }
+    if (job->event_env != NULL) {
+        enif_free_env(job->event_env);
+        job->event_env = NULL;
+    }
     if (job->data != NULL && job->free_data != NULL) {
         job->free_data(job->data);
         job->data = NULL;
+    }
+}
+
+static void
+job_down(ErlNifEnv *env, void *obj, ErlNifPid *pid, ErlNifMonitor *mon)
+{
+    job_t *job = obj;
+    if (job->on_down != NULL) {
+        job->on_down(job);
     }
 }
 
@@ -22,9 +35,68 @@ int
 job_resource_init(ErlNifEnv *env)
 {
     ErlNifResourceFlags tried;
-    JOB_RESOURCE = enif_open_resource_type(env, NULL, "py_job", job_dtor,
-                                           ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
+    ErlNifResourceTypeInit init = {.dtor = job_dtor, .down = job_down};
+    JOB_RESOURCE = enif_open_resource_type_x(env, "py_job", &init,
+                                             ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
     return JOB_RESOURCE == NULL ? -1 : 0;
+}
+
+int
+job_make_stream(ErlNifEnv *env, job_t *job, ERL_NIF_TERM kind, void (*on_down)(job_t *))
+{
+    job->kind = kind;
+    job->on_down = on_down;
+    job->event_env = enif_alloc_env();
+    if (job->event_env == NULL) {
+        return -1;
+    }
+    if (enif_monitor_process(env, job, &job->caller, &job->monitor) == 0) {
+        job->monitoring = 1;
+    }
+    return 0;
+}
+
+ErlNifEnv *
+job_event_env(job_t *job)
+{
+    return job->event_env;
+}
+
+void
+job_event_send(job_t *job, ERL_NIF_TERM event)
+{
+    ErlNifEnv *env = job->event_env;
+    ERL_NIF_TERM msg = enif_make_tuple3(env, job->kind, enif_make_resource(env, job), event);
+    enif_send(NULL, &job->caller, env, msg);
+    enif_clear_env(env);
+}
+
+static void
+release_target(void *target)
+{
+    enif_release_resource(target);
+}
+
+job_t *
+job_new_followup(job_run_fn run, job_t *target)
+{
+    job_t *job = enif_alloc_resource(JOB_RESOURCE, sizeof(job_t));
+    if (job == NULL) {
+        return NULL;
+    }
+    memset(job, 0, sizeof(*job));
+    job->env = enif_alloc_env();
+    if (job->env == NULL) {
+        enif_release_resource(job);
+        return NULL;
+    }
+    job->run = run;
+    job->state = JOB_PENDING;
+    job->worker = -1;
+    enif_keep_resource(target);
+    job->data = target;
+    job->free_data = release_target;
+    return job;
 }
 
 job_t *
@@ -44,6 +116,7 @@ job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc, const ERL_NI
     job->state = JOB_PENDING;
     enif_self(env, &job->caller);
     job->tag = enif_make_copy(job->env, tag);
+    job->worker = -1;
     job->argc = argc;
     for (int i = 0; i < argc; i++) {
         job->argv[i] = enif_make_copy(job->env, argv[i]);
@@ -60,8 +133,14 @@ job_reply(job_t *job, ERL_NIF_TERM reply)
     }
     if (__atomic_compare_exchange_n(&job->state, &expected, JOB_REPLIED, 0,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        ERL_NIF_TERM msg = enif_make_tuple2(job->env, job->tag, reply);
+        ERL_NIF_TERM msg = job->kind != 0
+            ? enif_make_tuple3(job->env, job->kind, enif_make_resource(job->env, job), reply)
+            : enif_make_tuple2(job->env, job->tag, reply);
         enif_send(NULL, &job->caller, job->env, msg);
+    }
+    if (job->monitoring) {
+        enif_demonitor_process(NULL, job, &job->monitor);
+        job->monitoring = 0;
     }
     enif_free_env(job->env);
     job->env = NULL;

@@ -33,8 +33,19 @@ struct job {
     ERL_NIF_TERM tag;        /* the caller's reply tag, in env */
     int argc;
     ERL_NIF_TERM argv[JOB_MAX_ARGS];
-    void *data;              /* kind-specific state, freed by `free_data` */
+    void *data;              /* kind-specific state, freed by `free_data` (any thread,
+                                no GIL: Python references go through release_later) */
     void (*free_data)(void *data);
+    int worker;              /* index of the worker running it, -1 until it runs */
+    PyObject *task;          /* the asyncio task awaiting it, if any (GIL held) */
+    /* Streams: messages are {Kind, Job, Event} with Kind the atom asgi or wsgi (0 for
+     * plain calls, whose one reply is {Tag, Reply}).  A stream monitors its owner;
+     * `on_down` runs (on a scheduler, no GIL) if the owner dies. */
+    ERL_NIF_TERM kind;
+    ErlNifEnv *event_env;    /* scratch for events, used by the job's worker only */
+    ErlNifMonitor monitor;
+    int monitoring;
+    void (*on_down)(job_t *job);
 };
 
 extern ErlNifResourceType *JOB_RESOURCE;
@@ -46,7 +57,21 @@ int job_resource_init(ErlNifEnv *env);
 job_t *job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc,
                const ERL_NIF_TERM argv[]);
 
-/* Sends {Tag, Reply} to the caller unless the job was cancelled.  `reply` must live in
+/* Makes the job a stream of kind `kind` (asgi | wsgi) that monitors its owner (the
+ * calling process of `env`).  Returns 0 or -1. */
+int job_make_stream(ErlNifEnv *env, job_t *job, ERL_NIF_TERM kind, void (*on_down)(job_t *));
+
+/* A stream event: build the term in job_event_env(job), then job_event_send sends
+ * {Kind, Job, Event} and clears the env.  The job's worker thread only. */
+ErlNifEnv *job_event_env(job_t *job);
+void job_event_send(job_t *job, ERL_NIF_TERM event);
+
+/* A job that answers nobody (follow-ups such as a stream's body chunks): it holds a
+ * reference to `target` for its run function, released with the job. */
+job_t *job_new_followup(job_run_fn run, job_t *target);
+
+/* Sends {Tag, Reply} (streams: {Kind, Job, Reply}) to the caller unless the job was
+ * cancelled.  `reply` must live in
  * job->env.  Safe to call once per job; later calls do nothing. */
 void job_reply(job_t *job, ERL_NIF_TERM reply);
 

@@ -2,15 +2,18 @@
  * Every function here runs on a scheduler thread and never runs Python: it validates,
  * copies and queues.  start/stop wait for threads and run on dirty I/O schedulers. */
 #include "asgi.h"
+#include "asgi_stream.h"
 #include "atoms.h"
 #include "call.h"
 #include "job.h"
+#include "lifespan.h"
 #include "options.h"
 #include "response.h"
 #include "runtime.h"
 #include "scope.h"
 #include "worker.h"
 #include "wsgi.h"
+#include "wsgi_stream.h"
 
 #include <string.h>
 
@@ -160,6 +163,32 @@ nif_asgi_build_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 }
 
 static ERL_NIF_TERM
+nif_lifespan_startup(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    return lifespan_startup(env, argv[0], argv + 1);
+}
+
+static ERL_NIF_TERM
+nif_lifespan_shutdown(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    return lifespan_shutdown(env, argv[0], argv + 1);
+}
+
+#define FORWARD(name, fn)                                                    \
+    static ERL_NIF_TERM name(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) \
+    {                                                                        \
+        return fn(env, argv);                                                \
+    }
+FORWARD(nif_asgi_start, asgi_stream_start)
+FORWARD(nif_asgi_send_body, asgi_stream_send_body)
+FORWARD(nif_asgi_ack, asgi_stream_ack)
+FORWARD(nif_asgi_disconnect, asgi_stream_disconnect)
+FORWARD(nif_wsgi_start, wsgi_stream_start)
+FORWARD(nif_wsgi_send_body, wsgi_stream_send_body)
+FORWARD(nif_wsgi_ack, wsgi_stream_ack)
+FORWARD(nif_wsgi_disconnect, wsgi_stream_disconnect)
+
+static ERL_NIF_TERM
 nif_set_options(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     if (!enif_is_map(env, argv[0]) || options_set(env, argv[0]) < 0) {
@@ -181,7 +210,11 @@ nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     if (!enif_get_resource(env, argv[0], JOB_RESOURCE, (void **)&job)) {
         return enif_make_badarg(env);
     }
-    return job_cancel(job) ? ATOM_cancelled : ATOM_sent;
+    if (!job_cancel(job)) {
+        return ATOM_sent;
+    }
+    pool_cancel_task(job);
+    return ATOM_cancelled;
 }
 
 static ERL_NIF_TERM
@@ -207,7 +240,8 @@ static int
 load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
     atoms_init(env);
-    if (job_resource_init(env) < 0 || response_init(env) < 0 || scope_resource_init(env) < 0) {
+    if (job_resource_init(env) < 0 || response_init(env) < 0 || scope_resource_init(env) < 0 ||
+        lifespan_resource_init(env) < 0) {
         return 1;
     }
     if (runtime_load_check(load_error, sizeof(load_error)) < 0) {
@@ -230,6 +264,16 @@ static ErlNifFunc nif_funcs[] = {
     {"wsgi_run", 5, nif_wsgi_run, 0},
     {"asgi_run", 6, nif_asgi_run, 0},
     {"asgi_build_scope", 1, nif_asgi_build_scope, 0},
+    {"asgi_start", 6, nif_asgi_start, 0},
+    {"asgi_send_body", 3, nif_asgi_send_body, 0},
+    {"asgi_ack", 2, nif_asgi_ack, 0},
+    {"asgi_disconnect", 1, nif_asgi_disconnect, 0},
+    {"lifespan_startup", 4, nif_lifespan_startup, 0},
+    {"lifespan_shutdown", 2, nif_lifespan_shutdown, 0},
+    {"wsgi_start", 6, nif_wsgi_start, 0},
+    {"wsgi_send_body", 3, nif_wsgi_send_body, 0},
+    {"wsgi_ack", 2, nif_wsgi_ack, 0},
+    {"wsgi_disconnect", 1, nif_wsgi_disconnect, 0},
     {"set_options", 1, nif_set_options, 0},
     {"get_options", 0, nif_get_options, 0},
     {"info", 0, nif_info, 0},

@@ -132,6 +132,29 @@ response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 }
 
 ERL_NIF_TERM
+response_raw_headers(ErlNifEnv *env, PyObject *headers, int *ok)
+{
+    *ok = 0;
+    if (!PyList_Check(headers)) {
+        return response_error(env, "headers must be a list");
+    }
+    Py_ssize_t n = PyList_GET_SIZE(headers);
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        ERL_NIF_TERM name, value;
+        if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2 ||
+            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 0), &name) < 0 ||
+            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 1), &value) < 0) {
+            return response_error(env, "headers must be (bytes, bytes) pairs");
+        }
+        list = enif_make_list_cell(env, enif_make_tuple2(env, name, value), list);
+    }
+    *ok = 1;
+    return list;
+}
+
+ERL_NIF_TERM
 response_error(ErlNifEnv *env, const char *text)
 {
     return enif_make_tuple2(env, ATOM_bad_response, convert_bytes(env, text, strlen(text)));

@@ -26,6 +26,10 @@ int response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
  * a single copy).  Returns 0, or -1 when obj or a chunk is not bytes-like. */
 int response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
+/* A list of (bytes, bytes) pairs (tuples or lists) -> [{Name, Value}].  Sets *ok to 1, or
+ * to 0 and returns a {bad_response, _} reason. */
+ERL_NIF_TERM response_raw_headers(ErlNifEnv *env, PyObject *headers, int *ok);
+
 /* {bad_response, Text} */
 ERL_NIF_TERM response_error(ErlNifEnv *env, const char *text);
 

@@ -4,6 +4,7 @@
 #include "state.h"
 #include "scope.h"
 #include "wsgi.h"
+#include "wsgi_stream.h"
 
 #include <Python.h>
 #include <dlfcn.h>
@@ -170,7 +171,7 @@ init_interpreter(char *err, size_t errlen)
     if (PyStatus_Exception(status)) {
         return status_error(status, err, errlen);
     }
-    if (state_init() < 0 || wsgi_init() < 0 || scope_init() < 0) {
+    if (state_init() < 0 || wsgi_init() < 0 || scope_init() < 0 || wsgi_stream_init() < 0) {
         PyErr_Print();
         snprintf(err, errlen, "cannot set up the NIF's Python state (see stderr)");
         return -1;

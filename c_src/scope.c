@@ -2,6 +2,7 @@
 
 #include "atoms.h"
 #include "convert.h"
+#include "lifespan.h"
 #include "options.h"
 #include "release.h"
 
@@ -133,8 +134,9 @@ valid_value(ErlNifEnv *env, int index, ERL_NIF_TERM v)
 {
     ERL_NIF_TERM head, tail;
     switch (index) {
-    case S_ASGI:
     case S_STATE:
+        return enif_is_map(env, v) || lifespan_is_ref(env, v);
+    case S_ASGI:
     case S_EXTENSIONS:
         return enif_is_map(env, v);
     case S_HEADERS:
@@ -355,9 +357,14 @@ static PyObject *
 field_value(ErlNifEnv *env, int index, ERL_NIF_TERM v, ERL_NIF_TERM *badarg)
 {
     ErlNifBinary bin;
+    PyObject *shared;
     switch (index) {
-    case S_ASGI:
     case S_STATE:
+        if ((shared = lifespan_state(env, v)) != NULL) {
+            return PyDict_Copy(shared);
+        }
+        return convert_to_py(env, v, badarg);
+    case S_ASGI:
     case S_EXTENSIONS:
         return convert_to_py(env, v, badarg);
     case S_HEADERS:

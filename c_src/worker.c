@@ -245,6 +245,19 @@ pool_submit_new(ErlNifEnv *env, job_t *job)
     return enif_make_tuple2(env, ATOM_ok, handle);
 }
 
+ERL_NIF_TERM
+pool_submit_new_to(ErlNifEnv *env, job_t *job, int index)
+{
+    job->worker = index;
+    ERL_NIF_TERM handle = enif_make_resource(env, job);
+    int rc = pool_submit_to(index, job);
+    enif_release_resource(job);
+    if (rc < 0) {
+        return errors_tuple(env, ATOM_not_started);
+    }
+    return enif_make_tuple2(env, ATOM_ok, handle);
+}
+
 int
 pool_submit_to(int index, job_t *job)
 {
@@ -347,6 +360,7 @@ drain(PyObject *self, PyObject *unused)
             continue;
         }
         if (!job_is_cancelled(job)) {
+            job->worker = w->index;
             job->run(job, w);
             if (PyErr_Occurred()) {
                 /* A job's run function must reply and clear what it raised. */
@@ -393,6 +407,7 @@ await_ctx_free(PyObject *capsule)
 static void
 reply_from_task(job_t *job, worker_reply_fn reply, PyObject *task)
 {
+    Py_CLEAR(job->task);
     PyObject *result = PyObject_CallMethodNoArgs(task, PY_STATE->s_result);
     ERL_NIF_TERM term;
     if (job->env == NULL) {
@@ -494,7 +509,50 @@ worker_await(worker_t *w, job_t *job, PyObject *coro, worker_reply_fn reply)
         return task;
     }
     Py_DECREF(r);
+    job->task = Py_NewRef(task);
     return task;
+}
+
+static void
+cancel_task_run(job_t *followup, worker_t *w)
+{
+    job_t *target = followup->data;
+    if (target->task != NULL) {
+        PyObject *r = PyObject_CallMethodNoArgs(target->task, PY_STATE->s_cancel);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+}
+
+void
+pool_cancel_task(job_t *job)
+{
+    int index = __atomic_load_n(&job->worker, __ATOMIC_ACQUIRE);
+    if (index < 0) {
+        return; /* not started: the worker skips it */
+    }
+    job_t *followup = job_new_followup(cancel_task_run, job);
+    if (followup != NULL) {
+        pool_submit_to(index, followup);
+        enif_release_resource(followup);
+    }
+}
+
+int
+pool_pick_worker(void)
+{
+    uint64_t now = now_ns();
+    int pick = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < pool.n; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->phase == W_READY && !w->stop && !(w->busy && now - w->job_started >= STALL_NS)) {
+            pick = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return pick;
 }
 
 /* ---- worker thread ---------------------------------------------------------------- */

@@ -39,8 +39,18 @@ int pool_submit(job_t *job);
  * {error, not_started}.  Drops the creation reference either way. */
 ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job);
 
+/* The same for a job that must run on worker `index` (it lives on that worker's loop). */
+ERL_NIF_TERM pool_submit_new_to(ErlNifEnv *env, job_t *job, int index);
+
 /* Queues a job for worker `index`.  Returns 0, or -1 when that worker is not running. */
 int pool_submit_to(int index, job_t *job);
+
+/* The worker a new stream should live on: the first one not stuck in a long job. */
+int pool_pick_worker(void);
+
+/* After job_cancel succeeded: if the job is awaiting a task on a worker's loop, has that
+ * worker cancel the task (so a timed-out ASGI app stops running). */
+void pool_cancel_task(job_t *job);
 
 int pool_size(void);
 unsigned long pool_queued(void);

@@ -154,9 +154,8 @@ valid_value(ErlNifEnv *env, int index, const ErlNifBinary *key, ERL_NIF_TERM val
     }
 }
 
-/* Returns 0, or -1 with *bad the offending key. */
-static int
-validate_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input, ERL_NIF_TERM *bad)
+int
+wsgi_validate_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input, ERL_NIF_TERM *bad)
 {
     if (!enif_is_map(env, environ)) {
         *bad = environ;
@@ -265,9 +264,8 @@ set_default(PyObject *dict, unsigned seen, int index, PyObject *value)
     return rc;
 }
 
-/* Returns a new dict, or NULL with a Python exception set or *badarg set. */
-static PyObject *
-build_environ(ErlNifEnv *env, ERL_NIF_TERM environ, ERL_NIF_TERM *badarg)
+PyObject *
+wsgi_build_environ(ErlNifEnv *env, ERL_NIF_TERM environ, PyObject *input, ERL_NIF_TERM *badarg)
 {
     PyObject *dict = PyDict_New();
     if (dict == NULL) {
@@ -297,7 +295,8 @@ build_environ(ErlNifEnv *env, ERL_NIF_TERM environ, ERL_NIF_TERM *badarg)
         enif_map_iterator_next(env, &it);
     }
     enif_map_iterator_destroy(env, &it);
-    if (set_default(dict, seen, K_VERSION, W.version) < 0 ||
+    if ((input != NULL && set_default(dict, seen, K_INPUT, input) < 0) ||
+        set_default(dict, seen, K_VERSION, W.version) < 0 ||
         set_default(dict, seen, K_ERRORS, W.errors) < 0 ||
         set_default(dict, seen, K_MULTITHREAD, Py_True) < 0 ||
         set_default(dict, seen, K_MULTIPROCESS, Py_True) < 0 ||
@@ -311,8 +310,8 @@ build_environ(ErlNifEnv *env, ERL_NIF_TERM environ, ERL_NIF_TERM *badarg)
 
 /* ---- response --------------------------------------------------------------------- */
 
-static ERL_NIF_TERM
-headers_term(ErlNifEnv *env, PyObject *headers, int *ok)
+ERL_NIF_TERM
+wsgi_headers_term(ErlNifEnv *env, PyObject *headers, int *ok)
 {
     *ok = 0;
     if (!PyList_Check(headers)) {
@@ -354,7 +353,7 @@ wsgi_response(ErlNifEnv *env, PyObject *result)
         return errors_tuple(env, response_error(env, "status must be a latin-1 str"));
     }
     int ok;
-    ERL_NIF_TERM headers = headers_term(env, PyTuple_GET_ITEM(result, 1), &ok);
+    ERL_NIF_TERM headers = wsgi_headers_term(env, PyTuple_GET_ITEM(result, 1), &ok);
     if (!ok) {
         return errors_tuple(env, headers);
     }
@@ -380,7 +379,7 @@ wsgi_run(job_t *job, worker_t *w)
         job_reply(job, errors_tuple(env, why));
         return;
     }
-    environ = build_environ(env, job->argv[ARG_ENVIRON], &why);
+    environ = wsgi_build_environ(env, job->argv[ARG_ENVIRON], NULL, &why);
     if (environ == NULL) {
         reply = why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
                          : errors_tuple(env, errors_take(env));
@@ -411,7 +410,7 @@ wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
         }
     }
     ERL_NIF_TERM bad;
-    if (validate_environ(env, argv[ARG_ENVIRON], 1, &bad) < 0) {
+    if (wsgi_validate_environ(env, argv[ARG_ENVIRON], 1, &bad) < 0) {
         return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_environ, bad));
     }
     job_t *job = job_new(env, wsgi_run, tag, WSGI_ARGC, argv);

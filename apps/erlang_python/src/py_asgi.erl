@@ -28,6 +28,8 @@
 -module(py_asgi).
 
 -export([run/4, run/5, build_scope/1, build_scope/2]).
+-export([start/4, send_body/3, ack/2, disconnect/1]).
+-export([lifespan_startup/3, lifespan_shutdown/1, lifespan_shutdown/2]).
 
 -include("py_await.hrl").
 
@@ -40,7 +42,13 @@
 -type opts() :: #{runner => py:name(), timeout => timeout()}.
 -type error() :: {bad_scope, term()} | {bad_runner, binary()} | {bad_response, binary()}
                | py:error().
--export_type([scope/0, scope_ref/0, response/0, opts/0, error/0]).
+-type stream() :: reference().
+-type lifespan() :: reference().
+-type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
+-type event() :: {start, 100..999, headers()} | {body, binary(), boolean()}
+               | {trailers, headers(), boolean()} | need_body | done | {error, error()}.
+-export_type([scope/0, scope_ref/0, response/0, opts/0, error/0, stream/0, stream_opts/0,
+              event/0, lifespan/0]).
 
 %% @equiv run(Module, Callable, Scope, Body, #{})
 -spec run(py:name(), py:name(), scope() | scope_ref(), binary()) ->
@@ -84,6 +92,95 @@ build_scope(Scope, Opts) when Opts =:= #{} ->
     py_nif:asgi_build_scope(Scope);
 build_scope(_Scope, Opts) ->
     {error, {badarg, {options, Opts}}}.
+
+%% @doc Starts `Module.Callable' on one request as a stream: the response arrives as it is
+%% produced and the request body can be fed in pieces.  The calling process owns the
+%% stream (it is monitored: if it dies, the app sees http.disconnect) and receives
+%% `{asgi, Stream, Event}' messages:
+%% <ul>
+%% <li>`{start, Status, Headers}' once;</li>
+%% <li>`{body, Chunk, MoreBody}' per body message of the app; call
+%%     `ack(Stream, byte_size(Chunk))' once the chunk is written out: the app's send()
+%%     waits when more than 1 MiB is unacknowledged (backpressure);</li>
+%% <li>`{trailers, Headers, More}' when the scope offers the http.response.trailers
+%%     extension and the app sends trailers;</li>
+%% <li>`need_body' when the app's receive() waits for request body: answer with
+%%     `send_body(Stream, Chunk, MoreBody)';</li>
+%% <li>`done' when the app returned with its response complete, or
+%%     `{error, Reason}' (as for run/5; the app raised or broke the protocol).</li>
+%% </ul>
+%% Options: `runner', `body' (request body already read, default <<>>), `more_body'
+%% (whether more will follow through send_body, default false).  After
+%% `disconnect(Stream)' the app's receive() returns http.disconnect and its send()
+%% raises.
+-spec start(py:name(), py:name(), scope() | scope_ref(), stream_opts()) ->
+          {ok, stream()} | {error, error()}.
+start(Module, Callable, Scope, Opts) when is_map(Opts) ->
+    py_nif:asgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Scope,
+                      maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
+start(_Module, _Callable, _Scope, Opts) ->
+    {error, {badarg, {options, Opts}}}.
+
+%% @doc Feeds the next piece of request body (after a `need_body' event, or ahead of it).
+-spec send_body(stream(), binary(), boolean()) -> ok.
+send_body(Stream, Chunk, MoreBody) ->
+    py_nif:asgi_send_body(Stream, Chunk, MoreBody).
+
+%% @doc Acknowledges `Bytes' of response body written to the client.
+-spec ack(stream(), non_neg_integer()) -> ok.
+ack(Stream, Bytes) ->
+    py_nif:asgi_ack(Stream, Bytes).
+
+%% @doc The client went away.
+-spec disconnect(stream()) -> ok.
+disconnect(Stream) ->
+    py_nif:asgi_disconnect(Stream).
+
+%% @doc Runs the app's lifespan startup (the lifespan scope with lifespan.startup) on a
+%% worker's event loop; the app keeps running there until {@link lifespan_shutdown/1}.
+%% Returns `{ok, Lifespan, State}': pass `State' as the `state' of each request's scope
+%% (map or stream) and the app sees a shallow copy of the lifespan state dict its startup
+%% filled in.  `{error, unsupported}' when the app raised or returned without answering
+%% lifespan.startup (servers ignore lifespan then, as uvicorn's `--lifespan auto' does);
+%% `{error, {python, ...}}' when it answered lifespan.startup.failed (the message is the
+%% app's) or raised after it.  Options: `runner', `timeout'.
+-spec lifespan_startup(py:name(), py:name(), opts()) ->
+          {ok, lifespan(), lifespan()} | {error, unsupported | error()}.
+lifespan_startup(Module, Callable, Opts) when is_map(Opts) ->
+    case py_opts:timeout(Opts) of
+        {ok, Timeout} ->
+            Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
+            Tag = make_ref(),
+            case py_nif:lifespan_startup(Tag, Module, Callable, Runner) of
+                {ok, Job} ->
+                    case ?PY_AWAIT(Tag, Job, Timeout) of
+                        {ok, Lifespan} -> {ok, Lifespan, Lifespan};
+                        {error, _} = Error -> Error
+                    end;
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end;
+lifespan_startup(_Module, _Callable, Opts) ->
+    {error, {badarg, {options, Opts}}}.
+
+%% @equiv lifespan_shutdown(Lifespan, #{})
+-spec lifespan_shutdown(lifespan()) -> ok | {error, error()}.
+lifespan_shutdown(Lifespan) ->
+    lifespan_shutdown(Lifespan, #{}).
+
+%% @doc Sends lifespan.shutdown and waits for the app's answer.  Option: `timeout'.
+-spec lifespan_shutdown(lifespan(), #{timeout => timeout()}) -> ok | {error, error()}.
+lifespan_shutdown(Lifespan, Opts) ->
+    case py_opts:timeout(Opts) of
+        {ok, Timeout} ->
+            Tag = make_ref(),
+            case py_nif:lifespan_shutdown(Tag, Lifespan) of
+                {ok, Job} -> ?PY_AWAIT(Tag, Job, Timeout);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end.
 
 %% With the NIF's direct_response option off (benchmark baseline) the result arrives in
 %% the generic conversion and is shaped here.

@@ -6,7 +6,9 @@
 -module(py_nif).
 
 -export([load/0, priv_dir/0, start/1, stop/1, call/5, cancel/1, info/0, set_options/1, get_options/0,
-         wsgi_run/5, asgi_run/6, asgi_build_scope/1]).
+         wsgi_run/5, asgi_run/6, asgi_build_scope/1,
+         asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
+         lifespan_startup/4, lifespan_shutdown/2, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
 
 -type job() :: reference().
 -export_type([job/0]).
@@ -77,6 +79,44 @@ asgi_run(_Tag, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOADED.
 %% @doc Validates a scope map and wraps it as a reusable template.
 -spec asgi_build_scope(map()) -> {ok, reference()} | {error, {bad_scope, term()}}.
 asgi_build_scope(_Scope) -> ?NOT_LOADED.
+
+%% @doc Starts an ASGI stream owned (and monitored) by the caller; see py_asgi:start/5.
+-spec asgi_start(py:name(), py:name(), py:name(), map() | reference(), binary(), boolean()) ->
+          {ok, job()} | {error, term()}.
+asgi_start(_Module, _Callable, _Runner, _Scope, _Body, _MoreBody) -> ?NOT_LOADED.
+
+-spec asgi_send_body(job(), binary(), boolean()) -> ok.
+asgi_send_body(_Stream, _Chunk, _MoreBody) -> ?NOT_LOADED.
+
+-spec asgi_ack(job(), non_neg_integer()) -> ok.
+asgi_ack(_Stream, _Bytes) -> ?NOT_LOADED.
+
+-spec asgi_disconnect(job()) -> ok.
+asgi_disconnect(_Stream) -> ?NOT_LOADED.
+
+%% @doc Queues the lifespan startup of Module:Callable; the reply
+%% `{Tag, {ok, Lifespan} | {error, unsupported | Reason}}' follows.
+-spec lifespan_startup(reference(), py:name(), py:name(), py:name()) ->
+          {ok, job()} | {error, term()}.
+lifespan_startup(_Tag, _Module, _Callable, _Runner) -> ?NOT_LOADED.
+
+%% @doc Queues the lifespan shutdown; the reply `{Tag, ok | {error, Reason}}' follows.
+-spec lifespan_shutdown(reference(), reference()) -> {ok, job()} | {error, term()}.
+lifespan_shutdown(_Tag, _Lifespan) -> ?NOT_LOADED.
+
+%% @doc Starts a WSGI stream owned (and monitored) by the caller; see py_wsgi:start/4.
+-spec wsgi_start(py:name(), py:name(), py:name(), map(), binary(), boolean()) ->
+          {ok, job()} | {error, term()}.
+wsgi_start(_Module, _Callable, _Runner, _Environ, _Body, _MoreBody) -> ?NOT_LOADED.
+
+-spec wsgi_send_body(job(), binary(), boolean()) -> ok.
+wsgi_send_body(_Stream, _Chunk, _MoreBody) -> ?NOT_LOADED.
+
+-spec wsgi_ack(job(), non_neg_integer()) -> ok.
+wsgi_ack(_Stream, _Bytes) -> ?NOT_LOADED.
+
+-spec wsgi_disconnect(job()) -> ok.
+wsgi_disconnect(_Stream) -> ?NOT_LOADED.
 
 %% @doc Switches web-path optimisations on or off (for benchmarks); all are on by default.
 -spec set_options(#{atom() => boolean()}) -> ok | {error, {badarg, term()}}.

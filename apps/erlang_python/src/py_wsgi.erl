@@ -31,6 +31,7 @@
 -module(py_wsgi).
 
 -export([run/3, run/4]).
+-export([start/4, send_body/3, ack/2, disconnect/1]).
 
 -include("py_await.hrl").
 
@@ -43,7 +44,11 @@
 -type opts() :: #{runner => py:name(), timeout => timeout()}.
 -type error() :: {bad_environ, term()} | {bad_runner, binary()} | {bad_response, binary()}
                | py:error().
--export_type([environ/0, response/0, opts/0, error/0]).
+-type stream() :: reference().
+-type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
+-type event() :: {start, status(), headers()} | {body, binary()} | need_body | done
+               | {error, error()}.
+-export_type([environ/0, response/0, opts/0, error/0, stream/0, stream_opts/0, event/0]).
 
 %% @equiv run(Module, Callable, Environ, #{})
 -spec run(py:name(), py:name(), environ()) -> {ok, response()} | {error, error()}.
@@ -68,6 +73,43 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
     end;
 run(_Module, _Callable, _Environ, Opts) ->
     {error, {badarg, {options, Opts}}}.
+
+%% @doc Starts `Module.Callable' on one request as a stream, on a worker thread of its
+%% own for the app's duration.  `wsgi.input' may be left out of `Environ': the app reads
+%% the body given with the `body' option (default <<>>) and, with `more_body => true',
+%% what the owner feeds with {@link send_body/3}.  The calling process owns the stream
+%% (monitored: if it dies, the app's reads and writes raise ConnectionResetError) and
+%% receives `{wsgi, Stream, Event}':
+%% <ul>
+%% <li>`{start, Status, Headers}' once, before the first body chunk (or before `done'
+%%     for an empty body);</li>
+%% <li>`{body, Chunk}' per non-empty chunk the app yields or writes; acknowledge with
+%%     `ack(Stream, byte_size(Chunk))' once written: the app blocks while more than
+%%     1 MiB is unacknowledged;</li>
+%% <li>`need_body' when wsgi.input needs more of the request body;</li>
+%% <li>`done', or `{error, Reason}' as for run/4.</li>
+%% </ul>
+-spec start(py:name(), py:name(), environ(), stream_opts()) -> {ok, stream()} | {error, error()}.
+start(Module, Callable, Environ, Opts) when is_map(Opts) ->
+    py_nif:wsgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Environ,
+                      maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
+start(_Module, _Callable, _Environ, Opts) ->
+    {error, {badarg, {options, Opts}}}.
+
+%% @doc Feeds the next piece of request body.
+-spec send_body(stream(), binary(), boolean()) -> ok.
+send_body(Stream, Chunk, MoreBody) ->
+    py_nif:wsgi_send_body(Stream, Chunk, MoreBody).
+
+%% @doc Acknowledges `Bytes' of response body written to the client.
+-spec ack(stream(), non_neg_integer()) -> ok.
+ack(Stream, Bytes) ->
+    py_nif:wsgi_ack(Stream, Bytes).
+
+%% @doc The client went away.
+-spec disconnect(stream()) -> ok.
+disconnect(Stream) ->
+    py_nif:wsgi_disconnect(Stream).
 
 %% With the NIF's direct_response option off (benchmark baseline) the result arrives in
 %% the generic conversion and is shaped here.
