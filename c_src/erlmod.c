@@ -1,6 +1,7 @@
 #include "erlmod.h"
 
 #include "atoms.h"
+#include "timer.h"
 
 #include <string.h>
 
@@ -172,6 +173,10 @@ static PyMethodDef erlang_methods[] = {
     {"log", erlang_log, METH_VARARGS,
      "log(level, message): write to the Erlang logger (debug|info|warning|error)."},
     {"_blocked_exit", erlang_blocked_exit, METH_VARARGS, "Raises SystemExit."},
+    {"schedule_timer", (PyCFunction)(void (*)(void))timer_schedule, METH_FASTCALL,
+     "schedule_timer(delay_ms, callback) -> handle: call callback on this worker's loop "
+     "after delay_ms, timed by an Erlang timer."},
+    {"cancel_timer", timer_cancel, METH_O, "cancel_timer(handle): forget a pending timer."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,6 +4,8 @@
  *   _erlang.Term           opaque Erlang term (pid, reference, port, fun): passes through
  *                          Python and converts back to the same term
  *   _erlang.log(level, message)   writes to the Erlang logger (wsgi.errors uses it)
+ *   _erlang.schedule_timer(delay_ms, callback) / cancel_timer(handle)
+ *                          Erlang timers for erlang_asyncio.sleep (see timer.h)
  *
  * Registered with PyImport_AppendInittab before the interpreter starts. */
 #ifndef PY_NIF_ERLMOD_H

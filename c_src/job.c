@@ -93,9 +93,11 @@ job_new_followup(job_run_fn run, job_t *target)
     job->run = run;
     job->state = JOB_PENDING;
     job->worker = -1;
-    enif_keep_resource(target);
-    job->data = target;
-    job->free_data = release_target;
+    if (target != NULL) {
+        enif_keep_resource(target);
+        job->data = target;
+        job->free_data = release_target;
+    }
     return job;
 }
 

@@ -67,7 +67,8 @@ ErlNifEnv *job_event_env(job_t *job);
 void job_event_send(job_t *job, ERL_NIF_TERM event);
 
 /* A job that answers nobody (follow-ups such as a stream's body chunks): it holds a
- * reference to `target` for its run function, released with the job. */
+ * reference to `target` (may be NULL) in `data` for its run function, released with the
+ * job. */
 job_t *job_new_followup(job_run_fn run, job_t *target);
 
 /* Sends {Tag, Reply} (streams: {Kind, Job, Reply}) to the caller unless the job was

@@ -11,6 +11,7 @@
 #include "response.h"
 #include "runtime.h"
 #include "scope.h"
+#include "timer.h"
 #include "worker.h"
 #include "wsgi.h"
 #include "wsgi_stream.h"
@@ -179,6 +180,7 @@ nif_lifespan_shutdown(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     {                                                                        \
         return fn(env, argv);                                                \
     }
+FORWARD(nif_timer_fire, timer_fire)
 FORWARD(nif_asgi_start, asgi_stream_start)
 FORWARD(nif_asgi_send_body, asgi_stream_send_body)
 FORWARD(nif_asgi_ack, asgi_stream_ack)
@@ -269,6 +271,7 @@ static ErlNifFunc nif_funcs[] = {
     {"asgi_ack", 2, nif_asgi_ack, 0},
     {"asgi_disconnect", 1, nif_asgi_disconnect, 0},
     {"lifespan_startup", 4, nif_lifespan_startup, 0},
+    {"timer_fire", 2, nif_timer_fire, 0},
     {"lifespan_shutdown", 2, nif_lifespan_shutdown, 0},
     {"wsgi_start", 6, nif_wsgi_start, 0},
     {"wsgi_send_body", 3, nif_wsgi_send_body, 0},

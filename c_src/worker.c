@@ -43,8 +43,10 @@ struct worker {
     worker_phase_t phase;
     job_t *head, *tail;    /* this worker's own queue */
     char failure[256];
-    /* worker thread only */
+    /* worker thread only (GIL) */
     PyObject *loop;
+    PyObject *timers;      /* timer id -> callback, for _erlang.schedule_timer */
+    unsigned long next_timer;
 };
 
 static struct {
@@ -90,6 +92,21 @@ PyObject *
 worker_loop(worker_t *w)
 {
     return w->loop;
+}
+
+PyObject *
+worker_timers(worker_t *w)
+{
+    if (w->timers == NULL) {
+        w->timers = PyDict_New();
+    }
+    return w->timers;
+}
+
+unsigned long
+worker_next_timer_id(worker_t *w)
+{
+    return ++w->next_timer;
 }
 
 int
@@ -678,6 +695,7 @@ worker_main(void *arg)
         PyErr_WriteUnraisable(w->loop);
     }
     Py_CLEAR(w->loop);
+    Py_CLEAR(w->timers);
     PyGILState_Release(gil);
     current_worker = NULL;
     set_phase(w, W_EXITED);

@@ -59,6 +59,10 @@ unsigned long pool_queued(void);
 worker_t *worker_current(void);
 int worker_index(worker_t *w);
 PyObject *worker_loop(worker_t *w);
+/* The worker's pending timers (id -> callback; borrowed, NULL on memory error) and a
+ * fresh timer id.  Worker thread, GIL held. */
+PyObject *worker_timers(worker_t *w);
+unsigned long worker_next_timer_id(worker_t *w);
 
 /* Runs `coro` as an asyncio task on the worker's loop, stepping it immediately (eager
  * start).  If it finishes in that first step the reply is sent at once; otherwise the job

@@ -1,8 +1,9 @@
 """asyncio helpers for code running inside the Erlang VM.
 
-``sleep`` uses an Erlang timer (``_erlang.schedule_timer``) when the module runs
-inside the VM, so a sleeping coroutine costs no Python timer; outside the VM it
-is ``asyncio.sleep``. Every other name is asyncio's own, re-exported unchanged.
+``sleep`` uses an Erlang timer (``_erlang.schedule_timer``) when it runs on a
+worker's event loop inside the VM, so a sleeping coroutine costs no Python timer;
+anywhere else (outside the VM, or on a loop of the app's own thread) it is
+``asyncio.sleep``. Every other name is asyncio's own, re-exported unchanged.
 """
 
 import asyncio
@@ -70,7 +71,10 @@ async def sleep(delay: float, result: T | None = None) -> T | None:
         if not future.done():
             future.set_result(result)
 
-    handle = _erlang.schedule_timer(_to_ms(delay), wake)
+    try:
+        handle = _erlang.schedule_timer(_to_ms(delay), wake)
+    except RuntimeError:  # not on a worker's loop (e.g. a thread of the app's own)
+        return await asyncio.sleep(delay, result)
     try:
         return await future
     except asyncio.CancelledError:

@@ -8,7 +8,7 @@
 -export([load/0, priv_dir/0, start/1, stop/1, call/5, cancel/1, info/0, set_options/1, get_options/0,
          wsgi_run/5, asgi_run/6, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
-         lifespan_startup/4, lifespan_shutdown/2, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
+         timer_fire/2, lifespan_startup/4, lifespan_shutdown/2, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
 
 -type job() :: reference().
 -export_type([job/0]).
@@ -103,6 +103,11 @@ lifespan_startup(_Tag, _Module, _Callable, _Runner) -> ?NOT_LOADED.
 %% @doc Queues the lifespan shutdown; the reply `{Tag, ok | {error, Reason}}' follows.
 -spec lifespan_shutdown(reference(), reference()) -> {ok, job()} | {error, term()}.
 lifespan_shutdown(_Tag, _Lifespan) -> ?NOT_LOADED.
+
+%% @doc An Erlang timer asked for by _erlang.schedule_timer fired: run its callback on
+%% the worker that scheduled it (called by py_runtime).
+-spec timer_fire(non_neg_integer(), non_neg_integer()) -> ok.
+timer_fire(_Worker, _TimerId) -> ?NOT_LOADED.
 
 %% @doc Starts a WSGI stream owned (and monitored) by the caller; see py_wsgi:start/4.
 -spec wsgi_start(py:name(), py:name(), py:name(), map(), binary(), boolean()) ->

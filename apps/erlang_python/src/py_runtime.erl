@@ -1,7 +1,8 @@
 %% @doc Owns the Python runtime's lifecycle: starts the NIF's worker threads with the
 %% application's configuration and stops them when the application stops (the interpreter
 %% itself lives as long as the VM).  Also forwards Python-side log records
-%% (`wsgi.errors', `_erlang.log') to the Erlang logger.
+%% (`wsgi.errors', `_erlang.log') to the Erlang logger, and runs the Erlang timers behind
+%% `erlang_asyncio.sleep' (`_erlang.schedule_timer').
 -module(py_runtime).
 -behaviour(gen_server).
 
@@ -60,6 +61,12 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
+handle_info({py_timer, Worker, Id, DelayMs}, State) ->
+    erlang:send_after(DelayMs, self(), {py_timer_fire, Worker, Id}),
+    {noreply, State};
+handle_info({py_timer_fire, Worker, Id}, State) ->
+    py_nif:timer_fire(Worker, Id),
+    {noreply, State};
 handle_info({py_log, Level, Message}, State) ->
     logger:log(Level, "~ts", [string:trim(Message, trailing)], #{domain => [erlang_python]}),
     {noreply, State};
