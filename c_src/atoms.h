@@ -7,17 +7,17 @@
 #define PY_NIF_ATOMS(X) \
     X(ok) X(error) X(true) X(false) X(undefined) X(none) X(nil) \
     X(python) X(badarg) X(unconvertible) X(not_started) X(already_started) \
-    X(cancelled) X(sent) X(timeout) X(bytes) X(nan) X(inf) X(neg_inf) \
+    X(cancelled) X(sent) X(bytes) X(nan) X(inf) X(neg_inf) \
     X(too_deep) X(improper_list) X(invalid_utf8) X(unhashable_key) X(bad_term) \
     X(workers) X(paths) X(venv) X(python_version) X(build_python_version) \
-    X(libpython) X(running) X(mode) X(gil) X(queued) X(stopped) \
+    X(libpython) X(running) X(mode) X(gil) X(queued) \
     X(module) X(function) X(args) X(kwargs) X(bad_environ) X(bad_scope) \
     X(bad_response) X(start) X(body) X(done) X(need_body) X(trailers) \
-    X(wsgi) X(asgi) X(lifespan) X(options) X(timer) X(runner) \
+    X(wsgi) X(asgi) \
     X(interned_keys) X(cached_constants) X(direct_response) X(app_cache) \
-    X(header_cache) X(status_cache) X(zero_copy) X(lazy_headers) X(scope_template) \
-    X(buffer_pool) X(log) X(debug) X(info) X(warning) X(disconnect) \
-    X(py_runtime) X(py_log) X(py_timer) X(bad_runner) X(app_not_found) \
+    X(header_cache) X(zero_copy) \
+    X(debug) X(info) X(warning) \
+    X(py_runtime) X(py_log) X(py_timer) X(bad_runner) \
     X(type) X(http_version) X(method) X(scheme) X(path) X(raw_path) X(query_string) \
     X(root_path) X(headers) X(server) X(client) X(state) X(extensions) X(generic)
 

@@ -13,7 +13,6 @@ static const struct {
     {&ATOM_direct_response, OPT_DIRECT_RESPONSE},
     {&ATOM_app_cache, OPT_APP_CACHE},
     {&ATOM_header_cache, OPT_HEADER_CACHE},
-    {&ATOM_status_cache, OPT_STATUS_CACHE},
     {&ATOM_zero_copy, OPT_ZERO_COPY},
 };
 

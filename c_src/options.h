@@ -12,9 +12,8 @@ typedef enum {
     OPT_DIRECT_RESPONSE = 1u << 2,  /* response tuple read straight into Erlang terms */
     OPT_APP_CACHE = 1u << 3,        /* app and runner resolved once per (module, app, runner) */
     OPT_HEADER_CACHE = 1u << 4,     /* common header names as shared bytes objects */
-    OPT_STATUS_CACHE = 1u << 5,     /* common status codes as shared ints */
-    OPT_ZERO_COPY = 1u << 6,        /* request body exposed over the Erlang binary */
-    OPT_ALL = (1u << 7) - 1,
+    OPT_ZERO_COPY = 1u << 5,        /* large response bodies shared, not copied */
+    OPT_ALL = (1u << 6) - 1,
 } py_option_t;
 
 extern unsigned py_options;
