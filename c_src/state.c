@@ -58,16 +58,13 @@ state_init(void)
     INTERN(s_run_forever, "run_forever");
     INTERN(s_stop, "stop");
     INTERN(s_close, "close");
-    INTERN(s_create_task, "create_task");
-    INTERN(s_ready, "_ready");
-    INTERN(s_pop, "pop");
-    INTERN(s_run, "_run");
     INTERN(s_done, "done");
     INTERN(s_result, "result");
     INTERN(s_add_done_callback, "add_done_callback");
     INTERN(s_cancel, "cancel");
     INTERN(s_eager_start, "eager_start");
     INTERN(s_loop, "loop");
+    INTERN(s_call_soon, "call_soon");
     INTERN(s_from_bytes, "from_bytes");
     INTERN(s_to_bytes, "to_bytes");
     INTERN(s_bit_length, "bit_length");

@@ -27,16 +27,13 @@ typedef struct py_state {
     PyObject *s_run_forever;
     PyObject *s_stop;
     PyObject *s_close;
-    PyObject *s_create_task;
-    PyObject *s_ready;
-    PyObject *s_pop;
-    PyObject *s_run;
     PyObject *s_done;
     PyObject *s_result;
     PyObject *s_add_done_callback;
     PyObject *s_cancel;
     PyObject *s_eager_start;
     PyObject *s_loop;
+    PyObject *s_call_soon;
     PyObject *s_from_bytes;
     PyObject *s_to_bytes;
     PyObject *s_bit_length;

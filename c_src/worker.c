@@ -47,6 +47,9 @@ struct worker {
     PyObject *loop;
     PyObject *timers;      /* timer id -> callback, for _erlang.schedule_timer */
     unsigned long next_timer;
+    PyObject *capture_step;      /* 3.11 eager start, see spawn_task */
+    PyObject *captured_step;
+    PyObject *captured_context;
 };
 
 static struct {
@@ -451,32 +454,80 @@ await_done(PyObject *self, PyObject *task)
 
 static PyMethodDef await_done_def = {"_reply", await_done, METH_O, NULL};
 
+/* asyncio.Task(coro, loop=loop[, eager_start=True]) */
+static PyObject *
+spawn_args(worker_t *w, PyObject *coro, int eager)
+{
+    PyObject *args = PyTuple_Pack(1, coro);
+    PyObject *kwargs = args != NULL ? PyDict_New() : NULL;
+    PyObject *task = NULL;
+    if (kwargs != NULL && PyDict_SetItem(kwargs, PY_STATE->s_loop, w->loop) == 0 &&
+        (!eager || PyDict_SetItem(kwargs, PY_STATE->s_eager_start, Py_True) == 0)) {
+        task = PyObject_Call(PY_STATE->task_type, args, kwargs);
+    }
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    return task;
+}
+
+/* The stand-in for loop.call_soon while a 3.11 Task is created: keeps the callback and
+ * its context in the worker. */
+static PyObject *
+capture_step(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    worker_t *w = PyCapsule_GetPointer(self, NULL);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (w == NULL || nargs != 1 || w->captured_step != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "unexpected call_soon during task creation");
+        return NULL;
+    }
+    w->captured_step = Py_NewRef(args[0]);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1) {
+        w->captured_context = Py_NewRef(args[1]);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef capture_step_def = {"call_soon", (PyCFunction)(void (*)(void))capture_step,
+                                       METH_FASTCALL | METH_KEYWORDS, NULL};
+
 static PyObject *
 spawn_task(worker_t *w, PyObject *coro)
 {
     if (PY_STATE->eager_tasks) {
-        PyObject *args = PyTuple_Pack(1, coro);
-        PyObject *kwargs = args != NULL ? PyDict_New() : NULL;
-        PyObject *task = NULL;
-        if (kwargs != NULL && PyDict_SetItem(kwargs, PY_STATE->s_loop, w->loop) == 0 &&
-            PyDict_SetItem(kwargs, PY_STATE->s_eager_start, Py_True) == 0) {
-            task = PyObject_Call(PY_STATE->task_type, args, kwargs);
-        }
-        Py_XDECREF(args);
-        Py_XDECREF(kwargs);
-        return task;
+        return spawn_args(w, coro, 1);
     }
-    /* Python 3.11 has no eager tasks: create the task, take the step it just scheduled
-     * off the loop's ready queue and run it now, as 3.12's eager_start does. */
-    PyObject *task = PyObject_CallMethodOneArg(w->loop, PY_STATE->s_create_task, coro);
-    if (task == NULL) {
+    /* Python 3.11 has no eager tasks.  Its C Task schedules the first step with
+     * loop.call_soon(step, context=ctx) from Task.__init__: an instance attribute
+     * `call_soon` shadows the method for just that call and hands the step over, which
+     * then runs at once in its context, as 3.12's eager_start does (and without the
+     * Handle that call_soon would allocate). */
+    if (PyObject_SetAttr(w->loop, PY_STATE->s_call_soon, w->capture_step) < 0) {
         return NULL;
     }
-    PyObject *ready = PyObject_GetAttr(w->loop, PY_STATE->s_ready);
-    PyObject *handle = ready != NULL ? PyObject_CallMethodNoArgs(ready, PY_STATE->s_pop) : NULL;
-    Py_XDECREF(ready);
-    PyObject *r = handle != NULL ? PyObject_CallMethodNoArgs(handle, PY_STATE->s_run) : NULL;
-    Py_XDECREF(handle);
+    PyObject *task = spawn_args(w, coro, 0);
+    if (PyObject_DelAttr(w->loop, PY_STATE->s_call_soon) < 0) {
+        Py_XDECREF(task);
+        return NULL;
+    }
+    PyObject *step = w->captured_step, *ctx = w->captured_context;
+    w->captured_step = w->captured_context = NULL;
+    if (task == NULL || step == NULL) {
+        if (task != NULL) {
+            PyErr_SetString(PyExc_SystemError, "asyncio.Task did not schedule its first step");
+            Py_CLEAR(task);
+        }
+        Py_XDECREF(step);
+        Py_XDECREF(ctx);
+        return NULL;
+    }
+    int entered = ctx != NULL ? PyContext_Enter(ctx) : 0;
+    PyObject *r = entered == 0 ? PyObject_CallNoArgs(step) : NULL;
+    if (ctx != NULL && entered == 0 && PyContext_Exit(ctx) < 0) {
+        Py_CLEAR(r);
+    }
+    Py_DECREF(step);
+    Py_XDECREF(ctx);
     if (r == NULL) {
         Py_DECREF(task);
         return NULL;
@@ -631,7 +682,12 @@ worker_setup(worker_t *w)
     Py_DECREF(r);
     PyObject *capsule = PyCapsule_New(w, NULL, NULL);
     PyObject *fn = capsule != NULL ? PyCFunction_New(&drain_def, capsule) : NULL;
+    w->capture_step = capsule != NULL ? PyCFunction_New(&capture_step_def, capsule) : NULL;
     Py_XDECREF(capsule);
+    if (w->capture_step == NULL) {
+        Py_XDECREF(fn);
+        return -1;
+    }
     if (fn == NULL) {
         return -1;
     }
@@ -696,6 +752,7 @@ worker_main(void *arg)
     }
     Py_CLEAR(w->loop);
     Py_CLEAR(w->timers);
+    Py_CLEAR(w->capture_step);
     PyGILState_Release(gil);
     current_worker = NULL;
     set_phase(w, W_EXITED);

@@ -16,7 +16,6 @@ the event loop the app runs on (the worker thread).
 import asyncio
 import enum
 import re
-import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -169,7 +168,8 @@ class Stream:
     """One HTTP request/response exchange between the server and an ASGI app.
 
     The request body arrives through the constructor and ``feed()``; the
-    response leaves through ``emit``:
+    response leaves through ``emit`` (or, when ``emit`` is None, is collected in
+    ``status``, ``headers`` and ``chunks``, trailers dropped):
 
     * ``emit("need_body")``: the app waits for more request body (once per wait);
     * ``emit("start", status: int, headers: list[tuple[bytes, bytes]], trailers: bool)``;
@@ -181,15 +181,25 @@ class Stream:
     ``accept_trailers`` is set by ``stream_asgi`` from the scope's extensions.
     """
 
+    __slots__ = (
+        "accept_trailers", "_emit", "status", "headers", "chunks", "_pending", "_more_body",
+        "_asked_for_body", "_body_arrived", "_state", "_trailers", "_finished",
+        "_disconnected", "_high_water", "_in_flight", "_drained",
+    )
+
     def __init__(
         self,
-        emit: Callable[..., Any],
+        emit: Callable[..., Any] | None,
         body: bytes = b"",
         more_body: bool = False,
         high_water: int = 1 << 20,
     ) -> None:
         self.accept_trailers = False
         self._emit = emit
+        # With no emit (the buffered run_asgi), the response is collected here instead.
+        self.status = 0
+        self.headers: RawHeaders = []
+        self.chunks: list[bytes] = []
         self._pending: deque[bytes] = deque((_as_bytes(body),) if body or not more_body else ())
         self._more_body = more_body
         self._asked_for_body = False
@@ -253,12 +263,24 @@ class Stream:
     async def send(self, message: Message) -> None:
         if self._disconnected:
             raise ClientDisconnected("the client disconnected")
-        if (
-            type(message) is dict
-            and message.get("type") == "http.response.body"
-            and self._state is _State.BODY
-        ):
-            # The common case first, with the checks of _send_body inlined.
+        kind = message.get("type") if type(message) is dict else None
+        if kind == "http.response.start" and self._state is _State.START:
+            # The common cases first, with the checks of _send_start/_send_body inlined.
+            status = message.get("status")
+            if type(status) is not int or not 100 <= status <= 599:
+                status = _status(message)
+            headers = _headers(message)
+            trailers = message.get("trailers", False)
+            if trailers is not False:
+                trailers = _flag(message, "trailers") and self.accept_trailers
+            self._trailers = trailers
+            self._state = _State.BODY
+            if self._emit is None:
+                self.status, self.headers = status, headers
+            else:
+                self._emit("start", status, headers, trailers)
+            return
+        if kind == "http.response.body" and self._state is _State.BODY:
             body = message.get("body", b"")
             if type(body) is not bytes:
                 body = _body(message)
@@ -267,6 +289,10 @@ class Stream:
                 more_body = _flag(message, "more_body")
             if not more_body:
                 self._end_body()
+            if self._emit is None:
+                if body:
+                    self.chunks.append(body)
+                return
             self._emit("body", body, more_body)
             if body and self._over_high_water(len(body)):
                 await self._wait_drained()
@@ -287,7 +313,8 @@ class Stream:
         if not self._asked_for_body:
             self._asked_for_body = True
             self._body_arrived.clear()
-            self._emit("need_body")
+            if self._emit is not None:
+                self._emit("need_body")
 
     def _send_start(self, message: Message) -> None:
         if self._state is not _State.START:
@@ -296,7 +323,10 @@ class Stream:
         headers = _headers(message)
         self._trailers = _flag(message, "trailers") and self.accept_trailers
         self._state = _State.BODY
-        self._emit("start", status, headers, self._trailers)
+        if self._emit is None:
+            self.status, self.headers = status, headers
+        else:
+            self._emit("start", status, headers, self._trailers)
 
     async def _send_body(self, message: Message) -> None:
         if self._state is _State.START:
@@ -307,6 +337,10 @@ class Stream:
         more_body = _flag(message, "more_body")
         if not more_body:
             self._end_body()
+        if self._emit is None:
+            if body:
+                self.chunks.append(body)
+            return
         self._emit("body", body, more_body)
         if self._over_high_water(len(body)):
             await self._wait_drained()
@@ -323,7 +357,8 @@ class Stream:
         more_trailers = _flag(message, "more_trailers")
         if not more_trailers:
             self._complete()
-        self._emit("trailers", headers, more_trailers)
+        if self._emit is not None:
+            self._emit("trailers", headers, more_trailers)
 
     def _end_body(self) -> None:
         if self._trailers:
@@ -343,21 +378,6 @@ class Stream:
     async def _wait_drained(self) -> None:
         self._drained.clear()
         await self._drained.wait()
-
-
-class _BufferedResponse:
-    """An ``emit`` callable that collects a whole response (trailers are dropped)."""
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: RawHeaders = []
-        self.body: list[bytes] = []
-
-    def __call__(self, event: str, *args: Any) -> None:
-        if event == "start":
-            self.status, self.headers, _ = args
-        elif event == "body" and args[0]:
-            self.body.append(args[0])
 
 
 async def stream_asgi(app: ASGIApp, scope: Scope, stream: Stream) -> None:
@@ -382,14 +402,15 @@ async def default_asgi_handler(
     ``http.response.trailers`` extension the app may send trailers; they are
     accepted and dropped, since a buffered response has nowhere to put them.
     """
-    response = _BufferedResponse()
-    await stream_asgi(app, scope, Stream(response, body, high_water=sys.maxsize))
-    return response.status, response.headers, response.body
+    stream = Stream(None, body)
+    await stream_asgi(app, scope, stream)
+    return stream.status, stream.headers, stream.chunks
 
 
-async def run_asgi(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, RawHeaders, list[bytes]]:
-    """Entry point called by the NIF; custom runners wrap ``default_asgi_handler``."""
-    return await default_asgi_handler(app, scope, body)
+# The entry point called by the NIF.  Custom runners define their own run_asgi and wrap
+# default_asgi_handler; this module's is that handler itself (one coroutine frame less
+# per request).
+run_asgi = default_asgi_handler
 
 
 class Lifespan:
