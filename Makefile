@@ -5,6 +5,7 @@
 #   make test       all suites (EUnit, Common Test, pytest)
 #   make build      the NIF and the Erlang apps
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
+#   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
 
@@ -24,7 +25,7 @@ CT_DIRS := ct/erlang_python,ct/py_web
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
 
-.PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan \
+.PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan valgrind \
         run shell clean
 
 all: build
@@ -91,12 +92,31 @@ test-asan: deps venv
 	  rebar3 ct --dir ct/erlang_python
 	$(MAKE) -C c_src PYTHON=$(PYTHON)
 
+valgrind: build
+	@command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+	tools/valgrind.sh
+
 # ---- run -------------------------------------------------------------------------------
 
+# Serves examples/showcase.py (Starlette: JSON, a streamed response, an HTML form) with
+# bin/pyweb; Ctrl-C stops it gracefully.  RUN_APP/RUN_ARGS pick another app or options:
+#   make run RUN_APP=examples.hello:wsgi_app RUN_ARGS="--port 8080"
+RUN_APP ?= examples.showcase:app
+RUN_ARGS ?= --host 127.0.0.1 --port 8000
 run: build venv
-	$(TEST_ENV) erl -pa _build/default/lib/*/ebin -eval 'application:ensure_all_started(erlang_python)'
+	VIRTUAL_ENV=$(VENV_ABS) bin/pyweb $(RUN_APP) $(RUN_ARGS)
 
 shell: run
+
+# ---- benchmarks ------------------------------------------------------------------------
+
+# `make bench` (< 30 min) or `make bench QUICK=1` (< 5 min): in-process and end-to-end (wrk)
+# numbers against the peer servers, written to bench/results/ (see bench/run.py).  Installs
+# wrk and the bench venv (bench/.venv) first.  Not a test: nothing asserts timings.
+QUICK ?=
+.PHONY: bench
+bench: build
+	QUICK=$(QUICK) PYTHON=$(PYTHON) bash bench/bench.sh
 
 clean:
 	$(MAKE) -C c_src clean

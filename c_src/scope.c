@@ -225,7 +225,7 @@ decoded_path(const ErlNifBinary *bin)
     if (memchr(src, '%', bin->size) == NULL) {
         return text_value(bin);
     }
-    char stackbuf[512];
+    char stackbuf[512] = {0}; /* zeroed: quiets a false -Wmaybe-uninitialized */
     char *buf = bin->size <= sizeof(stackbuf) ? stackbuf : PyMem_Malloc(bin->size);
     if (buf == NULL) {
         return PyErr_NoMemory();
@@ -530,28 +530,6 @@ scope_is_template(ErlNifEnv *env, ERL_NIF_TERM term)
     return enif_get_resource(env, term, TEMPLATE_RESOURCE, &t);
 }
 
-/* A shallow dict copy, except that each dict value is itself copied (extensions hold
- * dicts per extension). */
-static PyObject *
-copy_two_levels(PyObject *src)
-{
-    PyObject *out = PyDict_Copy(src);
-    Py_ssize_t pos = 0;
-    PyObject *k, *v;
-    while (out != NULL && PyDict_Next(src, &pos, &k, &v)) {
-        if (PyDict_Check(v)) {
-            PyObject *c = PyDict_Copy(v);
-            if (c == NULL || PyDict_SetItem(out, k, c) < 0) {
-                Py_XDECREF(c);
-                Py_CLEAR(out);
-                break;
-            }
-            Py_DECREF(c);
-        }
-    }
-    return out;
-}
-
 static int
 replace_copy(PyObject *dict, int index, PyObject *(*copy)(PyObject *))
 {
@@ -574,6 +552,26 @@ list_copy(PyObject *list)
     return PyList_GetSlice(list, 0, PyList_GET_SIZE(list));
 }
 
+/* Containers the app may mutate at any depth (state, asgi, extensions) are built anew
+ * from the template's Erlang map for each request, exactly as for a map scope; a state
+ * taken from a lifespan is its usual shallow copy. */
+static int
+fresh_field(PyObject *dict, template_t *t, int index, ERL_NIF_TERM *badarg)
+{
+    ERL_NIF_TERM v;
+    PyObject *value;
+    if (enif_get_map_value(t->env, t->map, S.atoms[index], &v)) {
+        value = field_value(t->env, index, v, badarg);
+    } else if (index == S_STATE) {
+        value = PyDict_New();
+    } else if (index == S_ASGI) {
+        value = PyDict_Copy(S.asgi);
+    } else {
+        return 0;
+    }
+    return set_field(dict, index, value);
+}
+
 static PyObject *
 from_template(template_t *t, ERL_NIF_TERM *badarg)
 {
@@ -585,8 +583,8 @@ from_template(template_t *t, ERL_NIF_TERM *badarg)
     }
     PyObject *dict = PyDict_Copy(t->dict);
     if (dict == NULL || replace_copy(dict, S_HEADERS, list_copy) < 0 ||
-        replace_copy(dict, S_STATE, PyDict_Copy) < 0 || replace_copy(dict, S_ASGI, PyDict_Copy) < 0 ||
-        replace_copy(dict, S_EXTENSIONS, copy_two_levels) < 0) {
+        fresh_field(dict, t, S_STATE, badarg) < 0 || fresh_field(dict, t, S_ASGI, badarg) < 0 ||
+        fresh_field(dict, t, S_EXTENSIONS, badarg) < 0) {
         Py_XDECREF(dict);
         return NULL;
     }
