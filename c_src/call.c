@@ -149,7 +149,7 @@ call_run(job_t *job, worker_t *w)
         goto done;
     }
     result = PyObject_Call(func, args, kwargs);
-    if (result != NULL && PyCoro_CheckExact(result)) {
+    if (result != NULL && PyCoro_CheckExact(result) && worker_running_loop(w, 1) == 0) {
         /* An async function: await it on this worker's loop, reply when it returns. */
         PyObject *task = worker_await(w, job, result, call_reply);
         Py_XDECREF(task);
@@ -192,5 +192,6 @@ call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
+    job->sync = 1;
     return pool_submit_new(env, job);
 }

@@ -27,6 +27,9 @@ typedef void (*job_run_fn)(job_t *job, struct worker *w);
 struct job {
     job_t *next;             /* queue link, owned by the queue */
     job_run_fn run;          /* called on a worker thread with the GIL held */
+    int sync;                /* runs plain (blocking) Python: the worker's loop is not
+                                the running loop meanwhile, so that the code may run
+                                event loops of its own (asyncio.run, async_to_sync) */
     int state;               /* job_state_t, accessed atomically */
     ErlNifEnv *env;          /* arguments, then the reply; NULL once sent */
     ErlNifPid caller;

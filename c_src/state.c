@@ -49,6 +49,7 @@ state_init(void)
     IMPORT(format_exception, "traceback", "format_exception");
     IMPORT(new_event_loop, "asyncio", "new_event_loop");
     IMPORT(set_event_loop, "asyncio", "set_event_loop");
+    IMPORT(set_running_loop, "asyncio.events", "_set_running_loop");
     IMPORT(task_type, "asyncio", "Task");
     IMPORT(iscoroutine, "asyncio", "iscoroutine");
     IMPORT(bytes_io, "io", "BytesIO");

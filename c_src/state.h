@@ -17,6 +17,7 @@ typedef struct py_state {
     PyObject *format_exception;  /* traceback.format_exception */
     PyObject *new_event_loop;    /* asyncio.new_event_loop */
     PyObject *set_event_loop;    /* asyncio.set_event_loop */
+    PyObject *set_running_loop;  /* asyncio.events._set_running_loop */
     PyObject *task_type;         /* asyncio.Task */
     PyObject *iscoroutine;       /* asyncio.iscoroutine */
     PyObject *bytes_io;          /* io.BytesIO */

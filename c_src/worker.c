@@ -47,6 +47,7 @@ struct worker {
     PyObject *loop;
     PyObject *timers;      /* timer id -> callback, for _erlang.schedule_timer */
     unsigned long next_timer;
+    int loop_running;            /* the loop is asyncio's running loop on this thread */
     PyObject *capture_step;      /* 3.11 eager start, see spawn_task */
     PyObject *captured_step;
     PyObject *captured_context;
@@ -356,6 +357,21 @@ spin_for_job(worker_t *w)
     return found;
 }
 
+int
+worker_running_loop(worker_t *w, int running)
+{
+    if (w->loop_running == running) {
+        return 0;
+    }
+    PyObject *r = PyObject_CallOneArg(PY_STATE->set_running_loop, running ? w->loop : Py_None);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    w->loop_running = running;
+    return 0;
+}
+
 static PyObject *
 drain(PyObject *self, PyObject *unused)
 {
@@ -379,7 +395,7 @@ drain(PyObject *self, PyObject *unused)
             n--;
             continue;
         }
-        if (!job_is_cancelled(job)) {
+        if (!job_is_cancelled(job) && worker_running_loop(w, !job->sync) == 0) {
             job->worker = w->index;
             job->run(job, w);
             if (PyErr_Occurred()) {
@@ -394,6 +410,9 @@ drain(PyObject *self, PyObject *unused)
             wake(w); /* more may be queued: come back after the loop's other callbacks */
             pthread_mutex_unlock(&pool.lock);
         }
+    }
+    if (worker_running_loop(w, 1) < 0) {
+        return NULL;
     }
     if (stop) {
         PyObject *r = PyObject_CallMethodNoArgs(w->loop, PY_STATE->s_stop);
@@ -728,6 +747,7 @@ worker_main(void *arg)
         set_phase(w, W_FAILED);
         return NULL;
     }
+    w->loop_running = 1; /* from here on drain runs inside run_forever */
     set_phase(w, W_READY);
 
     /* asyncio re-raises SystemExit and KeyboardInterrupt out of run_forever (the task

@@ -64,6 +64,10 @@ PyObject *worker_loop(worker_t *w);
 PyObject *worker_timers(worker_t *w);
 unsigned long worker_next_timer_id(worker_t *w);
 
+/* Makes the worker's loop asyncio's running loop on this thread (running=1) or not (0),
+ * as a job needs.  Worker thread, GIL held.  Returns 0, or -1 with an exception. */
+int worker_running_loop(worker_t *w, int running);
+
 /* Runs `coro` as an asyncio task on the worker's loop, stepping it immediately (eager
  * start).  If it finishes in that first step the reply is sent at once; otherwise the job
  * is replied to from the task's done callback.  Steals nothing: `coro` stays owned by the

@@ -417,5 +417,6 @@ wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
+    job->sync = 1;
     return pool_submit_new(env, job);
 }

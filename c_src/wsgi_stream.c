@@ -490,6 +490,7 @@ wsgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
         enif_free(ch);
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
+    job->sync = 1;
     memset(ch, 0, sizeof(*ch));
     pthread_mutex_init(&ch->lock, NULL);
     pthread_cond_init(&ch->cond, NULL);

@@ -8,7 +8,7 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([basic_calls/1, names_as_binaries/1, dotted_functions/1, kwargs/1,
-         async_functions/1, async_many_in_flight/1,
+         async_functions/1, sync_code_runs_own_loop/1, async_many_in_flight/1,
          python_exception/1, python_exception_builtin/1, python_exception_chained/1,
          python_exception_unprintable/1, python_exception_utf8_message/1,
          missing_module/1, missing_function/1, wrong_arity/1,
@@ -28,7 +28,7 @@ all() ->
 
 groups() ->
     [{calls, [], [basic_calls, names_as_binaries, dotted_functions, kwargs,
-                  async_functions, async_many_in_flight]},
+                  async_functions, async_many_in_flight, sync_code_runs_own_loop]},
      {errors, [], [python_exception, python_exception_builtin, python_exception_chained,
                    python_exception_unprintable, python_exception_utf8_message,
                    missing_module, missing_function, wrong_arity, badarg_shapes,
@@ -365,3 +365,10 @@ pmap(F, List) ->
                 Ref
             end || X <- List],
     [receive {Ref, R} -> R after 60000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].
+
+%% Plain functions run with no running loop on their thread, so asyncio.run (and
+%% async-to-sync adapters) work in them; the worker's own loop keeps serving afterwards.
+sync_code_runs_own_loop(_Config) ->
+    ?assertEqual({ok, [true, 42]}, py:call(?H, run_own_loop, [21])),
+    ?assertEqual({ok, 7}, py:call(?H, add_later, [3, 4])),
+    ?assertEqual({ok, [true, 8]}, py:call(?H, run_own_loop, [4])).

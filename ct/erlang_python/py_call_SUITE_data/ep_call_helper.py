@@ -89,3 +89,12 @@ async def gather_squares(n):
         return i * i
     return await asyncio.gather(*(sq(i) for i in range(n)))
 
+
+
+def run_own_loop(x):
+    """Plain code on a worker thread may run an event loop of its own."""
+    async def double():
+        await asyncio.sleep(0)
+        return 2 * x
+    running = asyncio._get_running_loop()
+    return [running is None, asyncio.run(double())]
