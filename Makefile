@@ -21,7 +21,10 @@ VENV_ABS := $(abspath $(VENV))
 APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
                 erlang-proper erlang-tools erlang-inets erlang-ssl erlang-public-key \
                 erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make
-CT_DIRS := ct/erlang_python,ct/py_web
+# One VM per folder: the interpreter lives as long as the VM, and process-wide Python
+# state (Django's settings.configure, for one) must not leak from one folder's apps to
+# the other's.
+CT_DIRS := ct/erlang_python ct/py_web
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
 
@@ -74,7 +77,7 @@ test-eunit: build
 	$(TEST_ENV) rebar3 eunit --dir test
 
 test-ct: build venv
-	$(TEST_ENV) rebar3 ct --dir $(CT_DIRS)
+	@rc=0; for d in $(CT_DIRS); do $(TEST_ENV) rebar3 ct --dir $$d || rc=1; done; exit $$rc
 
 test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q

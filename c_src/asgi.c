@@ -1,11 +1,15 @@
 #include "asgi.h"
 
+#include <string.h>
+
 #include "appcache.h"
+#include "asgi_native.h"
 #include "atoms.h"
 #include "convert.h"
 #include "errors.h"
 #include "job.h"
 #include "options.h"
+#include "release.h"
 #include "response.h"
 #include "scope.h"
 #include "worker.h"
@@ -50,6 +54,78 @@ asgi_reply(job_t *job, PyObject *result)
                             enif_make_tuple3(env, enif_make_int(env, (int)status), headers, body));
 }
 
+/* ---- the default runner's protocol in C (asgi_native.c) ---------------------------- */
+
+static const char DEFAULT_RUNNER[] = "hornbeam_asgi_runner";
+
+static int
+is_default_runner(ErlNifEnv *env, ERL_NIF_TERM runner)
+{
+    ErlNifBinary bin;
+    char name[sizeof(DEFAULT_RUNNER)];
+    if (enif_inspect_binary(env, runner, &bin)) {
+        return bin.size == sizeof(DEFAULT_RUNNER) - 1 && memcmp(bin.data, DEFAULT_RUNNER, bin.size) == 0;
+    }
+    return enif_get_atom(env, runner, name, sizeof(name), ERL_NIF_LATIN1) > 0 &&
+           strcmp(name, DEFAULT_RUNNER) == 0;
+}
+
+/* 1 once the native exchange is ready; 0 while the runner module cannot be imported
+ * (the Python runner is used then, and reports the import error itself). */
+static int
+native_ready(void)
+{
+    static int ready = 0;
+    if (!ready) {
+        ready = asgi_native_init() == 0;
+        PyErr_Clear();
+    }
+    return ready;
+}
+
+static void
+release_exchange(void *exchange)
+{
+    release_later(exchange);
+}
+
+static ERL_NIF_TERM
+native_reply(job_t *job, PyObject *result)
+{
+    ErlNifEnv *env = job->env;
+    PyObject *exchange = job->data;
+    ERL_NIF_TERM reply;
+    if (result == NULL) {
+        reply = errors_tuple(env, errors_take(env));
+    } else {
+        int ok;
+        ERL_NIF_TERM term = asgi_native_result(env, exchange, &ok);
+        reply = ok ? enif_make_tuple2(env, ATOM_ok, term) : errors_tuple(env, term);
+    }
+    job->data = NULL;
+    job->free_data = NULL;
+    Py_DECREF(exchange);
+    return reply;
+}
+
+/* Runs app(scope, receive, send) with the C exchange; returns 0, or -1 (nothing done). */
+static int
+native_run(job_t *job, worker_t *w, PyObject *app, PyObject *scope, PyObject *body)
+{
+    PyObject *exchange = asgi_native_exchange(scope, body);
+    PyObject *coro = exchange != NULL ? asgi_native_call(app, scope, exchange) : NULL;
+    if (coro == NULL) {
+        Py_XDECREF(exchange);
+        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        return 0;
+    }
+    job->data = exchange;
+    job->free_data = release_exchange;
+    Py_XDECREF(worker_await(w, job, coro, native_reply));
+    Py_DECREF(coro);
+    return 0;
+}
+
 static void
 asgi_run(job_t *job, worker_t *w)
 {
@@ -68,6 +144,11 @@ asgi_run(job_t *job, worker_t *w)
         enif_inspect_binary(env, job->argv[ARG_BODY], &bin);
         body = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
     }
+    if (body != NULL && option_on(OPT_NATIVE_RUNNER) && is_default_runner(env, job->argv[ARG_RUNNER]) &&
+        native_ready()) {
+        native_run(job, w, app, scope, body);
+        goto out;
+    }
     if (body != NULL) {
         coro = PyObject_CallFunctionObjArgs(fn, app, scope, body, NULL);
     }
@@ -80,6 +161,7 @@ asgi_run(job_t *job, worker_t *w)
     } else {
         Py_XDECREF(worker_await(w, job, coro, asgi_reply));
     }
+out:
     Py_XDECREF(coro);
     Py_XDECREF(body);
     Py_XDECREF(scope);

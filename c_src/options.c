@@ -14,6 +14,7 @@ static const struct {
     {&ATOM_app_cache, OPT_APP_CACHE},
     {&ATOM_header_cache, OPT_HEADER_CACHE},
     {&ATOM_zero_copy, OPT_ZERO_COPY},
+    {&ATOM_native_runner, OPT_NATIVE_RUNNER},
 };
 
 #define N_OPTIONS (sizeof(option_names) / sizeof(option_names[0]))

@@ -13,7 +13,8 @@ typedef enum {
     OPT_APP_CACHE = 1u << 3,        /* app and runner resolved once per (module, app, runner) */
     OPT_HEADER_CACHE = 1u << 4,     /* common header names as shared bytes objects */
     OPT_ZERO_COPY = 1u << 5,        /* large response bodies shared, not copied */
-    OPT_ALL = (1u << 6) - 1,
+    OPT_NATIVE_RUNNER = 1u << 6,    /* the default ASGI runner's protocol run in C */
+    OPT_ALL = (1u << 7) - 1,
 } py_option_t;
 
 extern unsigned py_options;

@@ -12,7 +12,7 @@
          workers_env/1, single_worker_serialises/1,
          stop_replies_to_queued_calls/1, stop_timeout_leaves_busy_worker/1,
          sys_path_defaults/1, vm_owns_the_process/1, extension_modules/1,
-         venv_site_packages/1, venv_warning/1]).
+         venv_site_packages/1, venv_warning/1, python_log_passes_default_filters/1]).
 %% logger handler used by venv_warning
 -export([log/2]).
 
@@ -23,7 +23,7 @@ all() ->
      restart_many_times, workers_env, single_worker_serialises,
      stop_replies_to_queued_calls, stop_timeout_leaves_busy_worker,
      sys_path_defaults, vm_owns_the_process, extension_modules,
-     venv_site_packages, venv_warning].
+     venv_site_packages, venv_warning, python_log_passes_default_filters].
 
 init_per_suite(Config) ->
     ok = ep_ct:start(?config(data_dir, Config)),
@@ -226,17 +226,34 @@ venv_warning(_Config) ->
         logger:remove_handler(ep_runtime_suite_h)
     end.
 
-%% logger handler: forwards erlang_python warnings to the test process.
+%% wsgi.errors and _erlang.log records reach a handler configured like OTP's default one
+%% (whose filters drop events with a logger domain other than [otp]).
+python_log_passes_default_filters(_Config) ->
+    %% The filters of OTP's default handler (common_test installs handlers of its own).
+    Filters = [{remote_gl, {fun logger_filters:remote_gl/2, stop}},
+               {domain, {fun logger_filters:domain/2, {log, super, [otp, sasl]}}},
+               {no_domain, {fun logger_filters:domain/2, {log, undefined, []}}}],
+    ok = logger:add_handler(ep_runtime_suite_h, ?MODULE,
+                            #{config => #{pid => self()}, filters => Filters,
+                              filter_default => stop}),
+    try
+        ?assertEqual({ok, none}, py:call(<<"_erlang">>, log, [<<"error">>, <<"from python\n">>])),
+        ?assertEqual({log, error, "from python"}, receive M -> M after 5000 -> none end)
+    after
+        logger:remove_handler(ep_runtime_suite_h)
+    end.
+
+%% logger handler: forwards erlang_python records to the test process.
 log(#{level := Level, msg := Msg, meta := Meta}, #{config := #{pid := Pid}}) ->
-    case maps:get(domain, Meta, []) of
-        [erlang_python | _] ->
+    case maps:is_key(erlang_python, Meta) of
+        true ->
             Text = case Msg of
                        {string, S} -> S;
                        {report, R} -> io_lib:format("~tp", [R]);
                        {F, A} -> io_lib:format(F, A)
                    end,
             Pid ! {log, Level, unicode:characters_to_list(Text)};
-        _ ->
+        false ->
             ok
     end.
 

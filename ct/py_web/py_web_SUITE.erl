@@ -1,8 +1,12 @@
-%% Common Test suite for the embedded HTTP/1.1 server (apps/py_web), run
-%% against the pure-Erlang test double py_web_fake (same streaming API
-%% and message protocol as py_asgi/py_wsgi). Every protocol case runs for
-%% both interfaces (groups asgi and wsgi). Behaviour only, no timing
-%% assertions; time limits are only upper bounds (timetraps, timeouts).
+%% Common Test suite for the embedded HTTP/1.1 server (apps/py_web). Every
+%% protocol case runs four times: for both interfaces against the
+%% pure-Erlang test double py_web_fake (groups asgi and wsgi: same
+%% streaming API and message protocol as py_asgi/py_wsgi, no Python), and
+%% for both interfaces against real Python apps through the NIF (groups
+%% asgi_python and wsgi_python: py_web_SUITE_data/pyweb_test_apps.py, the
+%% same paths ported to a raw ASGI and a raw WSGI app). Behaviour only, no
+%% timing assertions; time limits are only upper bounds (timetraps,
+%% timeouts).
 -module(py_web_SUITE).
 -compile(nowarn_missing_spec).
 
@@ -15,7 +19,8 @@
 
 suite() -> [{timetrap, {seconds, 60}}].
 
-all() -> [{group, asgi}, {group, wsgi}, {group, server}].
+all() -> [{group, asgi}, {group, wsgi}, {group, asgi_python}, {group, wsgi_python},
+          {group, server}].
 
 groups() ->
     Proto = [hello_httpc, keepalive, pipelining, http10, chunked_request,
@@ -25,14 +30,19 @@ groups() ->
              cookies, status_no_body, app_content_length,
              disconnect_mid_stream, streaming_both_ways, backpressure_stream,
              big_response, percent_path],
-    [{asgi, [], Proto ++ [asgi_scope, lifespan_state, lifespan_failure,
-                          lifespan_unsupported]},
-     {wsgi, [], Proto ++ [wsgi_environ]},
+    Asgi = Proto ++ [asgi_scope, lifespan_state, lifespan_failure, lifespan_unsupported],
+    Wsgi = Proto ++ [wsgi_environ],
+    [{asgi, [], Asgi},
+     {wsgi, [], Wsgi},
+     {asgi_python, [], Asgi},
+     {wsgi_python, [], Wsgi},
      {server, [], [many_keepalive_connections, graceful_shutdown, tls,
                    access_log, bad_options, child_spec, date_header]}].
 
 init_per_suite(Config) ->
     ok = start_py_web(),
+    %% no "serving ..." notice for each of the ~100 servers
+    ok = py_web_ct:quiet(),
     {ok, _} = application:ensure_all_started(inets),
     Config.
 
@@ -52,12 +62,30 @@ start_py_web() ->
 end_per_suite(_Config) ->
     ok.
 
-init_per_group(wsgi, Config) -> [{interface, wsgi} | Config];
-init_per_group(_, Config) -> [{interface, asgi} | Config].
+init_per_group(wsgi, Config) -> [{interface, wsgi}, {backend, fake} | Config];
+init_per_group(asgi_python, Config) ->
+    start_python(Config),
+    [{interface, asgi}, {backend, python} | Config];
+init_per_group(wsgi_python, Config) ->
+    start_python(Config),
+    [{interface, wsgi}, {backend, python} | Config];
+init_per_group(_, Config) -> [{interface, asgi}, {backend, fake} | Config].
 
+end_per_group(G, _Config) when G =:= asgi_python; G =:= wsgi_python ->
+    _ = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, python_path, []);
 end_per_group(_, _Config) -> ok.
 
-init_per_testcase(_, Config) -> Config.
+%% erlang_python with the suite's data dir (pyweb_test_apps.py) on sys.path.
+start_python(Config) ->
+    py_web_ct:start_python([?config(data_dir, Config)]).
+
+init_per_testcase(_, Config) ->
+    case ?config(backend, Config) of
+        python -> {ok, _} = py:call(pyweb_test_apps, clear_events, []);
+        _ -> ok
+    end,
+    Config.
 
 end_per_testcase(_, _Config) ->
     catch unregister(py_web_fake_observer),
@@ -75,13 +103,67 @@ srv(Config, Extra) ->
     py_web:port(Pid).
 
 start_srv(Config, Extra) ->
-    Opts = maps:merge(#{app => {<<"fake">>, <<"app">>},
-                        interface => proplists:get_value(interface, Config, asgi),
-                        port => 0,
-                        lifespan => off,
-                        asgi_backend => py_web_fake_asgi,
-                        wsgi_backend => py_web_fake_wsgi}, Extra),
-    py_web:start(Opts).
+    I = proplists:get_value(interface, Config, asgi),
+    Base = #{interface => I, port => 0, lifespan => off},
+    Backend = case proplists:get_value(backend, Config, fake) of
+                  fake -> #{app => app(Config, <<"app">>),
+                            asgi_backend => py_web_fake_asgi,
+                            wsgi_backend => py_web_fake_wsgi};
+                  python -> #{app => app(Config, <<(atom_to_binary(I))/binary, "_app">>)}
+              end,
+    py_web:start(maps:merge(maps:merge(Base, Backend), Extra)).
+
+%% The app {Module, Callable} of this group's backend.
+app(Config, Callable) ->
+    case ?config(backend, Config) of
+        python -> {<<"pyweb_test_apps">>, Callable};
+        _ -> {<<"fake">>, Callable}
+    end.
+
+python(Config) -> ?config(backend, Config) =:= python.
+
+%% What the app saw: the fake sends back term_to_binary({Scope, Opts});
+%% the Python app sends Erlang term text of {Scope, #{body => Body, ...}}.
+%% ASGI scope keys are made binaries for both.
+scope_of(Config, B) ->
+    case python(Config) of
+        true ->
+            {ok, Toks, _} = erl_scan:string(binary_to_list(B)),
+            {ok, {Scope, Opts}} = erl_parse:parse_term(Toks),
+            {Scope, Opts};
+        false ->
+            {Scope, Opts} = binary_to_term(B),
+            {maps:fold(fun(K, V, A) when is_atom(K) -> A#{atom_to_binary(K) => V};
+                          (K, V, A) -> A#{K => V}
+                       end, #{}, Scope), Opts}
+    end.
+
+%% An event seen by the app: {disconnected, Path}, {lifespan_startup,
+%% Callable}, {lifespan_shutdown, Callable}. The fake sends messages to
+%% the observer; the Python app records them (read back with py:call).
+expect_event(Config, {Kind, What} = Event) ->
+    case python(Config) of
+        false ->
+            expect_msg(case Event of
+                           {lifespan_shutdown, C} -> {fake, Kind, {fake_lifespan, C}};
+                           _ -> {fake, Kind, What}
+                       end);
+        true ->
+            Want = [atom_to_binary(Kind), What],
+            Deadline = erlang:monotonic_time(millisecond) + 10000,
+            wait_event(Want, Deadline)
+    end.
+
+wait_event(Want, Deadline) ->
+    {ok, Events} = py:call(pyweb_test_apps, events, []),
+    case lists:member(Want, Events) of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> ct:fail({no_event, Want, Events});
+                false -> timer:sleep(20), wait_event(Want, Deadline)
+            end
+    end.
 
 url(Port, Path) -> "http://127.0.0.1:" ++ integer_to_list(Port) ++ Path.
 
@@ -121,7 +203,7 @@ hello_httpc(Config) ->
 keepalive(Config) ->
     Port = srv(Config),
     S = ?TC:connect(Port),
-    [{ok, 200, Hs, <<"Hello, World!">>} = ?TC:get(S, "/") || _ <- lists:seq(1, 5)],
+    [{ok, 200, _, <<"Hello, World!">>} = ?TC:get(S, "/") || _ <- lists:seq(1, 5)],
     {ok, 200, Hs, <<"Hello, World!">>} = ?TC:get(S, "/"),
     undefined = ?TC:header(<<"connection">>, Hs),
     false = ?TC:closed(S, 100),
@@ -196,8 +278,12 @@ large_upload(Config) ->
     S = ?TC:connect(Port),
     ?TC:send(S, ?TC:req("POST", "/echo", [], Body)),
     {ok, 200, Hs, Body} = ?TC:recv(S),
-    %% the body reached the app in several pieces (not buffered whole)
-    true = binary_to_integer(?TC:header(<<"x-body-chunks">>, Hs)) > 1,
+    %% the body reached the app in several pieces (not buffered whole);
+    %% a WSGI app cannot tell (wsgi.input.read() hides the pieces)
+    case {python(Config), ?config(interface, Config)} of
+        {true, wsgi} -> ok;
+        _ -> true = binary_to_integer(?TC:header(<<"x-body-chunks">>, Hs)) > 1
+    end,
     %% same through chunked transfer-encoding
     Enc = [[integer_to_list(byte_size(P), 16), "\r\n", P, "\r\n"]
            || <<P:65536/binary>> <= Body],
@@ -315,7 +401,7 @@ request_timeout(Config) ->
     observe(),
     Port = srv(Config, #{request_timeout => 200}),
     expect_close(Port, ?TC:req("GET", "/hang", [], <<>>), 504),
-    expect_msg({fake, disconnected, <<"/hang">>}).
+    expect_event(Config, {disconnected, <<"/hang">>}).
 
 app_error(Config) ->
     Port = srv(Config),
@@ -372,7 +458,7 @@ disconnect_mid_stream(Config) ->
     true = binary:match(D, <<"first">>) =/= nomatch orelse
         begin {ok, D2} = gen_tcp:recv(S, 0, 5000), binary:match(D2, <<"first">>) =/= nomatch end,
     gen_tcp:close(S),
-    expect_msg({fake, disconnected, <<"/wait_disconnect">>}).
+    expect_event(Config, {disconnected, <<"/wait_disconnect">>}).
 
 %% Each request-body chunk is echoed as a response chunk before the next
 %% one is sent: both directions stream.
@@ -439,11 +525,11 @@ percent_path(Config) ->
     Port = srv(Config),
     S = ?TC:connect(Port),
     {ok, 200, _, B} = ?TC:get(S, "/scope"),
-    {Env, _} = binary_to_term(B),
+    {Env, _} = scope_of(Config, B),
     true = is_map(Env),
     %% the app routes on the decoded path
     {ok, 200, _, B2} = ?TC:get(S, "/sc%6Fpe"),
-    {Env2, _} = binary_to_term(B2),
+    {Env2, _} = scope_of(Config, B2),
     true = is_map(Env2).
 
 %%--------------------------------------------------------------------
@@ -455,24 +541,38 @@ asgi_scope(Config) ->
     ?TC:send(S, "POST /scope HTTP/1.1\r\nHost: example.com\r\nX-Dup: 1\r\n"
                 "Content-Type: text/plain\r\nx-dup: 2\r\nContent-Length: 4\r\n\r\nbody"),
     {ok, 200, _, B} = ?TC:recv(S),
-    {Scope, Opts} = binary_to_term(B),
-    #{type := <<"http">>, http_version := <<"1.1">>, method := <<"POST">>,
-      scheme := <<"http">>, path := <<"/scope">>, raw_path := <<"/scope">>,
-      query_string := <<>>, root_path := <<"/root">>,
-      server := {<<"127.0.0.1">>, Port}, client := {<<"127.0.0.1">>, CPort}} = Scope,
+    {Scope, Opts} = scope_of(Config, B),
+    #{<<"type">> := <<"http">>, <<"http_version">> := <<"1.1">>, <<"method">> := <<"POST">>,
+      <<"scheme">> := <<"http">>, <<"path">> := <<"/scope">>, <<"raw_path">> := <<"/scope">>,
+      <<"query_string">> := <<>>, <<"root_path">> := <<"/root">>,
+      <<"server">> := {<<"127.0.0.1">>, Port},
+      <<"client">> := {<<"127.0.0.1">>, CPort}} = Scope,
     true = is_integer(CPort),
     [{<<"host">>, <<"example.com">>}, {<<"x-dup">>, <<"1">>},
      {<<"content-type">>, <<"text/plain">>}, {<<"x-dup">>, <<"2">>},
-     {<<"content-length">>, <<"4">>}] = maps:get(headers, Scope),
-    false = maps:is_key(state, Scope),
-    #{body := <<"body">>, more_body := false} = Opts,
+     {<<"content-length">>, <<"4">>}] = pairs(maps:get(<<"headers">>, Scope)),
+    #{body := <<"body">>} = Opts,
+    case python(Config) of
+        false ->
+            false = maps:is_key(<<"state">>, Scope);
+        true ->
+            %% no lifespan: an empty state; the types the ASGI spec asks for
+            #{<<"state">> := State} = Scope,
+            0 = map_size(State),
+            #{types := #{<<"path">> := <<"str">>, <<"raw_path">> := <<"bytes">>,
+                         <<"query_string">> := <<"bytes">>, <<"method">> := <<"str">>,
+                         <<"headers">> := <<"list">>, <<"header_part">> := [<<"bytes">>],
+                         <<"client">> := <<"tuple">>, <<"server">> := <<"tuple">>}} = Opts
+    end,
     %% percent-decoding of path, raw_path and query string as received
     ?TC:send(S, "GET /scope/a%20b/%C3%A9?x=%20&y=2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
     {ok, 200, _, B2} = ?TC:recv(S),
-    {Scope2, _} = binary_to_term(B2),
-    #{path := <<"/scope/a b/", 16#C3, 16#A9>>, raw_path := <<"/scope/a%20b/%C3%A9">>,
-      query_string := <<"x=%20&y=2">>, http_version := <<"1.0">>,
-      headers := [{<<"connection">>, <<"keep-alive">>}]} = Scope2.
+    {Scope2, _} = scope_of(Config, B2),
+    #{<<"path">> := <<"/scope/a b/", 16#C3, 16#A9>>, <<"raw_path">> := <<"/scope/a%20b/%C3%A9">>,
+      <<"query_string">> := <<"x=%20&y=2">>, <<"http_version">> := <<"1.0">>} = Scope2,
+    [{<<"connection">>, <<"keep-alive">>}] = pairs(maps:get(<<"headers">>, Scope2)).
+
+pairs(Hs) -> [case H of [N, V] -> {N, V}; {N, V} -> {N, V} end || H <- Hs].
 
 wsgi_environ(Config) ->
     Port = srv(Config, #{root_path => <<"/root">>}),
@@ -481,7 +581,7 @@ wsgi_environ(Config) ->
                 "Content-Type: text/plain\r\nx-dup: 2\r\nX_Spoof: no\r\n"
                 "Content-Length: 4\r\n\r\nbody"),
     {ok, 200, _, B} = ?TC:recv(S),
-    {Env, Opts} = binary_to_term(B),
+    {Env, Opts} = scope_of(Config, B),
     PortBin = integer_to_binary(Port),
     #{<<"REQUEST_METHOD">> := <<"POST">>, <<"SCRIPT_NAME">> := <<"/root">>,
       <<"PATH_INFO">> := <<"/scope">>, <<"QUERY_STRING">> := <<"q=1">>,
@@ -494,10 +594,26 @@ wsgi_environ(Config) ->
     false = maps:is_key(<<"HTTP_CONTENT_TYPE">>, Env),
     false = maps:is_key(<<"HTTP_CONTENT_LENGTH">>, Env),
     false = maps:is_key(<<"HTTP_X_SPOOF">>, Env),
-    #{body := <<"body">>, more_body := false} = Opts,
+    #{body := <<"body">>} = Opts,
+    case python(Config) of
+        true -> #{<<"wsgi.version">> := {1, 0}, <<"wsgi.input">> := _} = Env;
+        false -> ok
+    end,
     ?TC:send(S, "GET /scope/a%20b/%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n"),
     {ok, 200, _, B2} = ?TC:recv(S),
-    {#{<<"PATH_INFO">> := <<"/scope/a b/", 16#C3, 16#A9>>}, _} = binary_to_term(B2).
+    {#{<<"PATH_INFO">> := <<"/scope/a b/", 16#C3, 16#A9>>}, _} = scope_of(Config, B2),
+    false = maps:is_key(<<"wsgi.input_terminated">>, Env),
+    %% a chunked body: no CONTENT_LENGTH, wsgi.input_terminated instead
+    ?TC:send(S, "POST /scope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "4\r\nbody\r\n0\r\n\r\n"),
+    {ok, 200, _, B3} = ?TC:recv(S),
+    {Env3, Opts3} = scope_of(Config, B3),
+    #{<<"wsgi.input_terminated">> := true} = Env3,
+    false = maps:is_key(<<"CONTENT_LENGTH">>, Env3),
+    case python(Config) of
+        true -> #{body := <<"body">>} = Opts3;
+        false -> ok
+    end.
 
 %%--------------------------------------------------------------------
 %% Lifespan (ASGI)
@@ -505,21 +621,29 @@ wsgi_environ(Config) ->
 lifespan_state(Config) ->
     observe(),
     {ok, Pid} = start_srv(Config, #{lifespan => on}),
-    expect_msg({fake, lifespan_startup, <<"app">>}),
+    {_, C} = app(Config, default_callable(Config)),
+    expect_event(Config, {lifespan_startup, C}),
     S = ?TC:connect(py_web:port(Pid)),
     {ok, 200, _, B} = ?TC:get(S, "/scope"),
-    {#{state := #{<<"started">> := true}}, _} = binary_to_term(B),
+    {#{<<"state">> := #{<<"started">> := true}}, _} = scope_of(Config, B),
     ok = py_web:stop(Pid),
-    expect_msg({fake, lifespan_shutdown, {fake_lifespan, <<"app">>}}).
+    expect_event(Config, {lifespan_shutdown, C}).
+
+default_callable(Config) ->
+    case python(Config) of
+        true -> <<"asgi_app">>;
+        false -> <<"app">>
+    end.
 
 lifespan_failure(Config) ->
-    {error, {lifespan_startup_failed, {python, <<"RuntimeError">>, _, _}}} =
-        start_srv(Config, #{lifespan => auto, app => {<<"fake">>, <<"fail_lifespan">>}}).
+    {error, {lifespan_startup_failed, {python, _, Msg, _}}} =
+        start_srv(Config, #{lifespan => auto, app => app(Config, <<"fail_lifespan">>)}),
+    {match, _} = re:run(Msg, "startup failed").
 
 lifespan_unsupported(Config) ->
-    {ok, _} = start_srv(Config, #{lifespan => auto, app => {<<"fake">>, <<"no_lifespan">>}}),
+    {ok, _} = start_srv(Config, #{lifespan => auto, app => app(Config, <<"no_lifespan">>)}),
     {error, {lifespan, unsupported}} =
-        start_srv(Config, #{lifespan => on, app => {<<"fake">>, <<"no_lifespan">>}}).
+        start_srv(Config, #{lifespan => on, app => app(Config, <<"no_lifespan">>)}).
 
 %%--------------------------------------------------------------------
 %% Server-level cases
@@ -623,7 +747,7 @@ access_log(Config) ->
         S = ?TC:connect(Port),
         {ok, 201, _, _} = ?TC:get(S, "/status/201?x=1"),
         receive
-            {log, #{msg := {Fmt, Args}, meta := #{domain := [py_web, access]}}} ->
+            {log, #{msg := {Fmt, Args}, meta := #{py_web := access}}} ->
                 Line = lists:flatten(io_lib:format(Fmt, Args)),
                 {match, _} = re:run(Line, "127\\.0\\.0\\.1:[0-9]+ - \"GET /status/201\\?x=1 HTTP/1\\.1\" 201")
         after 5000 -> ct:fail(no_access_log)

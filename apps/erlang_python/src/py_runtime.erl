@@ -45,7 +45,7 @@ init([]) ->
     process_flag(trap_exit, true),
     case py_nif:start(config()) of
         {ok, Warnings} ->
-            [logger:warning("erlang_python: ~ts", [W], #{domain => [erlang_python]})
+            [logger:warning("erlang_python: ~ts", [W], #{erlang_python => runtime})
              || W <- Warnings],
             {ok, #{}};
         {error, Reason} ->
@@ -68,7 +68,8 @@ handle_info({py_timer_fire, Worker, Id}, State) ->
     py_nif:timer_fire(Worker, Id),
     {noreply, State};
 handle_info({py_log, Level, Message}, State) ->
-    logger:log(Level, "~ts", [string:trim(Message, trailing)], #{domain => [erlang_python]}),
+    %% No logger domain: OTP's default handler drops events whose domain is not [otp].
+    logger:log(Level, "~ts", [string:trim(Message, trailing)], #{erlang_python => python}),
     {noreply, State};
 handle_info(_Info, State) ->
     {noreply, State}.

@@ -23,7 +23,9 @@
 %%     (default 8000; 0 picks a free port, see port/1).</li>
 %% <li>`lifespan' — `auto | on | off' (ASGI; default `auto').</li>
 %% <li>`access_log' — `true' to log each request at info level
-%%     (logger domain `[py_web, access]'); default `false'.</li>
+%%     (metadata `#{py_web => access}'); default `false'. Other log events
+%%     carry `#{py_web => server}' (no logger domain, so that OTP's default
+%%     handler shows them: it drops events of domains outside `[otp]').</li>
 %% <li>`certfile', `keyfile', or `ssl' (a list of ssl server options):
 %%     serve HTTPS.</li>
 %% <li>Limits: `max_request_line' (8192, else 414), `max_header_size'

@@ -97,37 +97,50 @@ usage() ->
     "Usage: pyweb MODULE:CALLABLE [options]\n"
     "\n"
     "Serve a Python ASGI or WSGI app from the BEAM (py_web on erlang_python).\n"
+    "MODULE is imported from the current directory, the --app-dir directories\n"
+    "and $VIRTUAL_ENV's site-packages; CALLABLE may be dotted.\n"
+    "\n"
+    "Examples (from the repository root):\n"
+    "  bin/pyweb examples.hello:app\n"
+    "  bin/pyweb examples.hello:wsgi_app --interface wsgi --port 8080\n"
+    "  VIRTUAL_ENV=$PWD/.venv bin/pyweb examples.showcase:app --access-log\n"
     "\n"
     "Options:\n"
     "  --interface auto|asgi|wsgi  App interface (default auto: detected from the\n"
     "                              callable: coroutine function or async __call__\n"
     "                              is ASGI, anything else WSGI)\n"
-    "  --host IP                   Address to bind (default 127.0.0.1)\n"
+    "  --host IP                   Address to bind (default 127.0.0.1; 0.0.0.0 or\n"
+    "                              :: for every interface)\n"
     "  --port N                    Port to bind (default 8000; 0 = any free port)\n"
-    "  --app-dir DIR               Directory put on the Python path to import\n"
-    "                              MODULE from (repeatable; default .).\n"
-    "                              $VIRTUAL_ENV's site-packages is added too.\n"
-    "  --workers N                 Python worker threads (erlang_python)\n"
+    "  --app-dir DIR               Directory put first on the Python path to import\n"
+    "                              MODULE from (repeatable; default .)\n"
+    "  --workers N                 Python worker threads (default 4). ASGI requests\n"
+    "                              share them; each WSGI request holds one while\n"
+    "                              it runs\n"
     "  --lifespan auto|on|off      ASGI lifespan (default auto: used if the app\n"
-    "                              supports it; a startup failure stops the server)\n"
+    "                              supports it; on: required). A startup failure\n"
+    "                              stops the server with the app's error\n"
     "  --timeout-keep-alive S      Close idle keep-alive connections after S seconds\n"
     "                              (default 5)\n"
     "  --timeout-request S         Answer 504 if the app has not started its\n"
     "                              response after S seconds (default 60)\n"
     "  --limit-max-body BYTES      Largest request body accepted, else 413\n"
     "                              (default 67108864)\n"
-    "  --root-path PATH            ASGI root_path / WSGI SCRIPT_NAME\n"
-    "  --access-log                Log one line per request (info level)\n"
+    "  --root-path PATH            ASGI root_path / WSGI SCRIPT_NAME (an app\n"
+    "                              mounted below a proxy prefix)\n"
+    "  --access-log                Log one line per request (info level: sets the\n"
+    "                              log level to info unless --log-level is given)\n"
     "  --no-access-log             Do not (the default)\n"
     "  --log-level LEVEL           critical|error|warning|notice|info|debug\n"
-    "                              (default notice)\n"
+    "                              (default notice; info with --access-log)\n"
     "  --ssl-certfile FILE         Serve HTTPS with this certificate (PEM) ...\n"
     "  --ssl-keyfile FILE          ... and this private key (PEM)\n"
     "  -h, --help                  Show this help and exit\n"
     "\n"
-    "SIGTERM (and Ctrl-C where the launcher maps it to SIGTERM) stops\n"
-    "gracefully: no new connections, in-flight requests finish (up to 10 s),\n"
-    "then ASGI lifespan shutdown.\n".
+    "Ctrl-C or SIGTERM stops gracefully: no new connections, in-flight requests\n"
+    "finish (up to 10 s), then ASGI lifespan shutdown. Exit status: 0 after a\n"
+    "clean stop, 1 if the server cannot start (the app's error is printed),\n"
+    "2 for a command-line error.\n".
 
 %% @doc Entry point for bin/pyweb (e.g. `erl -noshell -s py_web_cli main
 %% -extra ARGS' or `-eval "py_web_cli:main(init:get_plain_arguments())"').
@@ -146,23 +159,23 @@ main(Args0) ->
     end.
 
 run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
-    Level = maps:get(log_level, Cli, notice),
-    ok = logger:set_primary_config(level, Level),
-    Venv = case os:getenv("VIRTUAL_ENV") of
-               false -> [];
-               "" -> [];
-               V -> filelib:wildcard(filename:join([V, "lib", "python3*", "site-packages"]))
-           end,
+    %% Access log lines are info events: --access-log alone shows them.
+    Default = case maps:get(access_log, Opts, false) of
+                  true -> info;
+                  false -> notice
+              end,
+    logging(maps:get(log_level, Cli, Default)),
+    %% erlang_python puts the current directory on sys.path and imports from
+    %% $VIRTUAL_ENV itself; the --app-dir directories go first.
     _ = application:load(erlang_python),
-    PyPath = [filename:absname(D) || D <- Dirs] ++ Venv,
-    ok = application:set_env(erlang_python, python_path, PyPath),
+    ok = application:set_env(erlang_python, python_path, [filename:absname(D) || D <- Dirs]),
     case maps:find(workers, Cli) of
         {ok, N} -> ok = application:set_env(erlang_python, workers, N);
         error -> ok
     end,
     case application:ensure_all_started(py_web) of
         {ok, _} -> ok;
-        {error, R} -> fail("cannot start: ~p", [R])
+        {error, R} -> fail("cannot start: ~ts", [reason(R)])
     end,
     case py_web:start(Opts) of
         {ok, Pid} ->
@@ -172,11 +185,39 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
                     %% init:stop/0 (SIGTERM) is taking the VM down.
                     receive after infinity -> ok end;
                 {'DOWN', Ref, process, Pid, Reason} ->
-                    fail("server stopped: ~p", [Reason])
+                    fail("server stopped: ~ts", [reason(Reason)])
             end;
         {error, Reason} ->
-            fail("~p", [Reason])
+            fail("~ts", [reason(Reason)])
     end.
+
+%% One line per event on the default handler ("notice: ..."), no progress
+%% reports below debug, and the Python side's log records (domain
+%% [erlang_python]: wsgi.errors, logging) shown: OTP's default handler
+%% drops events whose domain is not under [otp].
+logging(Level) ->
+    ok = logger:set_primary_config(level, Level),
+    case Level of
+        debug -> ok;
+        _ -> _ = logger:add_primary_filter(pyweb_no_progress,
+                                           {fun logger_filters:progress/2, stop})
+    end,
+    _ = logger:add_handler_filter(default, pyweb_erlang_python,
+                                  {fun logger_filters:domain/2, {log, sub, [erlang_python]}}),
+    _ = logger:update_formatter_config(default, #{legacy_header => false,
+                                                  single_line => false,
+                                                  template => [level, ": ", msg, "\n"]}),
+    ok.
+
+%% A readable reason: Python exceptions as "Type: message".
+reason({python, Type, Msg, _Tb}) ->
+    io_lib:format("~ts: ~ts", [Type, Msg]);
+reason({Tag, {python, _, _, _} = P}) ->
+    io_lib:format("~p: ~ts", [Tag, reason(P)]);
+reason({Tag, {Tag2, {python, _, _, _} = P}}) ->
+    io_lib:format("~p: ~p: ~ts", [Tag, Tag2, reason(P)]);
+reason(R) ->
+    io_lib:format("~0p", [R]).
 
 fail(Fmt, Args) ->
     io:format(standard_error, "pyweb: " ++ Fmt ++ "~n", Args),

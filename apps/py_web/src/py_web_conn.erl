@@ -291,7 +291,7 @@ timed_out(X = #x{resp = complete}, St) ->
 timed_out(X = #x{resp = R, req = Req}, St) when R =:= none; element(1, R) =:= pending ->
     logger:warning("py_web: ~s ~s: no response within the request timeout",
                    [Req#req.method, Req#req.raw_path],
-                   #{domain => [py_web]}),
+                   #{py_web => server}),
     abandon(X),
     reply_error(504, St);
 timed_out(X, St) ->
@@ -601,7 +601,7 @@ access_log(#x{t0 = T0, req = Req, code = Code, sent = Sent}, #st{peer = {H, P}})
              end,
     logger:info("~s:~B - \"~s ~s HTTP/~B.~B\" ~B ~B ~Bms",
                 [H, P, M, Target, Maj, Min, Code, Sent, now_ms() - T0],
-                #{domain => [py_web, access]}).
+                #{py_web => access}).
 
 %% Server-generated error response, then close.
 reply_error(Code, St = #st{cfg = Cfg, sock = Sock}) ->
@@ -633,10 +633,10 @@ arm(St = #st{sock = Sock, cfg = #cfg{transport = ssl}}) ->
 log_app_error(#req{method = M, raw_path = P}, {python, Type, Msg, Tb}) ->
     logger:error("py_web: ~s ~s: ~ts: ~ts~n~ts",
                  [M, P, Type, Msg, [[L, $\n] || L <- tb(Tb)]],
-                 #{domain => [py_web]});
+                 #{py_web => server});
 log_app_error(#req{method = M, raw_path = P}, Reason) ->
     logger:error("py_web: ~s ~s: app error: ~0p", [M, P, Reason],
-                 #{domain => [py_web]}).
+                 #{py_web => server}).
 
 tb(Tb) when is_list(Tb) -> [L || L <- Tb, is_binary(L) orelse is_list(L)];
 tb(Tb) when is_binary(Tb) -> [Tb];

@@ -199,6 +199,6 @@ attr(A, Opts) ->
 error_logger_report(Req, Reason) when is_map(Req) ->
     logger:error("py_web_cowboy: ~s ~s: ~0p",
                  [cowboy_req:method(Req), cowboy_req:path(Req), Reason],
-                 #{domain => [py_web]});
+                 #{py_web => server});
 error_logger_report(#req{method = M, raw_path = P}, Reason) ->
-    logger:error("py_web_cowboy: ~s ~s: ~0p", [M, P, Reason], #{domain => [py_web]}).
+    logger:error("py_web_cowboy: ~s ~s: ~0p", [M, P, Reason], #{py_web => server}).

@@ -40,7 +40,7 @@ handle(Req, Args) ->
             erlang:demonitor(Mon, [flush]),
             {chunk, Headers, First};
         {'DOWN', Mon, process, W, Reason} ->
-            logger:error("py_web_elli: worker died: ~0p", [Reason], #{domain => [py_web]}),
+            logger:error("py_web_elli: worker died: ~0p", [Reason], #{py_web => server}),
             {500, [], <<"Internal Server Error">>}
     after Cfg#cfg.request_timeout ->
         exit(W, kill),
@@ -148,5 +148,5 @@ chunk(_H, _Ref, _Cfg, _S, _Resp, _Acc, _C, _More) ->
     ok.
 
 fail(H, Reason) ->
-    logger:error("py_web_elli: app error: ~0p", [Reason], #{domain => [py_web]}),
+    logger:error("py_web_elli: app error: ~0p", [Reason], #{py_web => server}),
     H ! {self(), {full, 500, [], <<"Internal Server Error">>}}.

@@ -152,6 +152,7 @@ init(O) ->
                       asgi -> maps:get(asgi_backend, O);
                       wsgi -> maps:get(wsgi_backend, O)
                   end,
+        check_app(maps:get(interface, O), Backend, M, C),
         CallOpts = maps:with([runner, timeout], O),
         {Lifespan, State} = lifespan_startup(Interface, maps:get(lifespan, O),
                                              Backend, M, C, CallOpts),
@@ -189,7 +190,7 @@ init(O) ->
         logger:notice("py_web: serving ~s:~s (~s) on ~s://~s:~B",
                       [M, C, Interface, Cfg#cfg.scheme,
                        inet:ntoa(maps:get(ip, O)), Port],
-                      #{domain => [py_web]}),
+                      #{py_web => server}),
         {ok, #ls{lsock = LSock, cfg = Cfg, port = Port, acceptors = Acceptors,
                  lifespan = Lifespan,
                  shutdown_timeout = maps:get(shutdown_timeout, O)}}
@@ -203,6 +204,19 @@ interface(auto, M, C) ->
         {error, R} -> throw({stop, {interface_detection_failed, R}})
     end;
 interface(I, _, _) -> I.
+
+%% With an explicit interface, still import the app before listening
+%% (through the detector) so that a missing module or callable stops the
+%% server now rather than failing every request. Only for the real
+%% backends (test doubles have no Python behind them).
+check_app(auto, _, _, _) -> ok;
+check_app(_, Backend, M, C) when Backend =:= py_asgi; Backend =:= py_wsgi ->
+    case py_web:detect_interface(M, C) of
+        {ok, _} -> ok;
+        {error, {python, _, _, _} = R} -> throw({stop, {app_load_failed, R}});
+        {error, _} -> ok
+    end;
+check_app(_, _, _, _) -> ok.
 
 lifespan_startup(wsgi, _, _, _, _, _) -> {undefined, undefined};
 lifespan_startup(_, off, _, _, _, _) -> {undefined, undefined};
@@ -218,7 +232,7 @@ lifespan_startup(asgi, Mode, Backend, M, C, CallOpts) ->
             throw({stop, {lifespan, unsupported}});
         {error, Reason} ->
             logger:error("py_web: lifespan startup of ~s:~s failed: ~0p",
-                         [M, C, Reason], #{domain => [py_web]}),
+                         [M, C, Reason], #{py_web => server}),
             throw({stop, {lifespan_startup_failed, Reason}});
         Other ->
             throw({stop, {lifespan_startup_failed, Other}})
@@ -285,7 +299,7 @@ handle_info({'EXIT', Pid, Reason}, St = #ls{conns = C, acceptors = A}) ->
             case A of
                 #{Pid := _} when St#ls.open ->
                     logger:error("py_web: acceptor exited: ~0p", [Reason],
-                                 #{domain => [py_web]}),
+                                 #{py_web => server}),
                     New = spawn_link(?MODULE, acceptor, [St#ls.lsock, St#ls.cfg]),
                     {noreply, St#ls{acceptors = (maps:remove(Pid, A))#{New => true}}};
                 _ ->
@@ -307,7 +321,7 @@ terminate(_Reason, St = #ls{cfg = Cfg}) ->
     case map_size(Left) of
         0 -> ok;
         N -> logger:warning("py_web: ~B connection(s) killed at shutdown", [N],
-                            #{domain => [py_web]})
+                            #{py_web => server})
     end,
     lifespan_shutdown(Cfg#cfg.backend, St#ls.lifespan),
     ok.
@@ -332,7 +346,7 @@ lifespan_shutdown(Backend, Lifespan) ->
         ok -> ok;
         Other ->
             logger:error("py_web: lifespan shutdown failed: ~0p", [Other],
-                         #{domain => [py_web]})
+                         #{py_web => server})
     end.
 
 %%====================================================================
@@ -355,7 +369,7 @@ acceptor(LSock, Cfg = #cfg{transport = T}) ->
         {error, Reason} ->
             %% emfile and friends: back off instead of spinning.
             logger:warning("py_web: accept failed: ~p", [Reason],
-                           #{domain => [py_web]}),
+                           #{py_web => server}),
             timer:sleep(100),
             acceptor(LSock, Cfg)
     end.

@@ -10,8 +10,12 @@
 %% @doc The environ without wsgi.input (the body goes through the stream).
 %% Repeated headers are joined with ", "; header names containing "_" are
 %% dropped (they would be indistinguishable from "-" ones: header
-%% spoofing, as gunicorn does).
+%% spoofing, as gunicorn does). A chunked request has no CONTENT_LENGTH
+%% and sets `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
+%% Werkzeug agree on: read wsgi.input to its end).
 -spec environ(#req{}, #cfg{}) -> map().
+environ(Req = #req{chunked = true}, Cfg) ->
+    (environ(Req#req{chunked = false}, Cfg))#{<<"wsgi.input_terminated">> => true};
 environ(#req{method = M, version = V, raw_path = Raw, qs = Qs, headers = Hs,
              peer = {PHost, PPort}, local = {LHost, LPort}, scheme = Scheme},
         #cfg{root_path = Root}) ->

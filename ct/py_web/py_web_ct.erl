@@ -1,0 +1,63 @@
+%% Shared set-up of the py_web suites that run real Python apps.
+-module(py_web_ct).
+
+-export([start_python/1, python_exe/0, venv/0, quiet/0, quiet_filter/2]).
+
+%% (Re)starts erlang_python with Dirs prepended to sys.path (python_path
+%% is read when the workers start, so a running application is stopped
+%% first). The test venv ($VIRTUAL_ENV) provides Flask, Django, ...
+-spec start_python([file:filename()]) -> ok.
+start_python(Dirs) ->
+    demote_suite_dirs(),
+    case application:load(erlang_python) of
+        ok -> ok;
+        {error, {already_loaded, erlang_python}} -> ok
+    end,
+    _ = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, python_path, Dirs),
+    {ok, _} = application:ensure_all_started(erlang_python),
+    _ = application:ensure_all_started(py_web),
+    ok.
+
+%% The venv's python (for httpx as a client), or false.
+-spec python_exe() -> string() | false.
+python_exe() ->
+    case venv() of
+        false -> false;
+        V ->
+            P = filename:join([V, "bin", "python"]),
+            case filelib:is_regular(P) of
+                true -> P;
+                false -> false
+            end
+    end.
+
+-spec venv() -> string() | false.
+venv() ->
+    case os:getenv("VIRTUAL_ENV") of
+        false -> false;
+        "" -> false;
+        V -> V
+    end.
+
+%% `rebar3 ct --dir ct/erlang_python,...' puts a directory named
+%% erlang_python on the code path ahead of the application, and
+%% code:priv_dir(erlang_python) (the NIF, the python/ package) would then
+%% resolve to it. Move such directories to the end of the path.
+demote_suite_dirs() ->
+    [begin
+         true = code:del_path(D),
+         true = code:add_pathz(D)
+     end || D <- code:get_path(), filename:basename(D) =:= "erlang_python"],
+    ok.
+
+%% No "py_web: serving ..." notice for each of the many servers a suite
+%% starts (warnings and errors, app tracebacks included, still show).
+-spec quiet() -> ok.
+quiet() ->
+    _ = logger:add_primary_filter(py_web_quiet, {fun ?MODULE:quiet_filter/2, []}),
+    ok.
+
+-spec quiet_filter(logger:log_event(), term()) -> logger:filter_return().
+quiet_filter(#{level := notice, meta := #{py_web := server}}, _) -> stop;
+quiet_filter(_, _) -> ignore.

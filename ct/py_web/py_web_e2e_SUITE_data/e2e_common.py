@@ -1,0 +1,80 @@
+"""Shared helpers of the e2e apps: an event log read back from Erlang with
+py:call(Module, events, []), and a gate that a streaming response waits on
+until the test opens it (py:call(Module, open_gate, [])), which shows that the
+first chunk reached the client before the stream ended without timing."""
+
+import hashlib
+import threading
+
+EVENTS: list[list[str]] = []
+GATE = threading.Event()
+
+
+def events() -> list[list[str]]:
+    return [list(e) for e in EVENTS]
+
+
+def record(*event: str) -> None:
+    EVENTS.append(list(event))
+
+
+def reset() -> None:
+    EVENTS.clear()
+    GATE.clear()
+
+
+def open_gate() -> None:
+    GATE.set()
+
+
+def upload_summary(note: str, data: bytes) -> str:
+    return f"note={note} size={len(data)} sha256={hashlib.sha256(data).hexdigest()}"
+
+
+def gate_chunks_sync():
+    """first, then (once the gate is open) second."""
+    yield b"first\n"
+    if not GATE.wait(30):
+        raise TimeoutError("gate never opened")
+    yield b"second\n"
+
+
+async def gate_chunks_async():
+    import asyncio
+
+    yield b"first\n"
+    for _ in range(3000):
+        if GATE.is_set():
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise TimeoutError("gate never opened")
+    yield b"second\n"
+
+
+def forever_sync(path: str):
+    import time
+
+    done = False
+    try:
+        for i in range(100000):
+            yield b"tick %d\n" % i
+            time.sleep(0.01)
+        done = True
+    finally:
+        if not done:
+            record("disconnected", path)
+
+
+async def forever_async(path: str):
+    import asyncio
+
+    done = False
+    try:
+        for i in range(100000):
+            yield b"tick %d\n" % i
+            await asyncio.sleep(0.01)
+        done = True
+    finally:
+        if not done:
+            record("disconnected", path)

@@ -1,0 +1,1 @@
+"""Example apps for bin/pyweb (run from the repository root: bin/pyweb examples.hello:app)."""
