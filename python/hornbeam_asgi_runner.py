@@ -178,6 +178,8 @@ class Stream:
 
     Response bytes emitted but not yet ``ack()``-ed count as in flight: once they
     exceed ``high_water``, ``send()`` waits until they drop to ``high_water // 2``.
+    The last body message never waits (the response is complete: the server need not
+    acknowledge it).
     ``accept_trailers`` is set by ``stream_asgi`` from the scope's extensions.
     """
 
@@ -294,7 +296,7 @@ class Stream:
                     self.chunks.append(body)
                 return
             self._emit("body", body, more_body)
-            if body and self._over_high_water(len(body)):
+            if more_body and self._over_high_water(len(body)):
                 await self._wait_drained()
             return
         kind = _message_type(message)
@@ -342,7 +344,7 @@ class Stream:
                 self.chunks.append(body)
             return
         self._emit("body", body, more_body)
-        if self._over_high_water(len(body)):
+        if more_body and self._over_high_water(len(body)):
             await self._wait_drained()
 
     def _send_trailers(self, message: Message) -> None:

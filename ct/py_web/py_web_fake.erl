@@ -153,7 +153,6 @@ route(<<"/big">>) ->
                    N = qs_int(<<"size">>, Qs, 1000),
                    emit(A, {start, 200, [{<<"content-type">>, <<"application/octet-stream">>}]}),
                    emit(A, {body, binary:copy(<<"a">>, N), false}),
-                   wait_ack(A),
                    emit(A, done)
            end};
 route(<<"/echo">>) ->
@@ -162,7 +161,6 @@ route(<<"/echo">>) ->
                    emit(A, {start, 200, [{<<"content-type">>, <<"application/octet-stream">>},
                                          {<<"x-body-chunks">>, integer_to_binary(N)}]}),
                    emit(A, {body, Body, false}),
-                   wait_ack(A),
                    emit(A, done)
            end};
 route(<<"/chunks_echo">>) ->

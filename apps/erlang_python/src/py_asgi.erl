@@ -99,9 +99,10 @@ build_scope(_Scope, Opts) ->
 %% `{asgi, Stream, Event}' messages:
 %% <ul>
 %% <li>`{start, Status, Headers}' once;</li>
-%% <li>`{body, Chunk, MoreBody}' per body message of the app; call
-%%     `ack(Stream, byte_size(Chunk))' once the chunk is written out: the app's send()
-%%     waits when more than 1 MiB is unacknowledged (backpressure);</li>
+%% <li>`{body, Chunk, MoreBody}' per body message of the app; when `MoreBody' is true,
+%%     call `ack(Stream, byte_size(Chunk))' once the chunk is written out: the app's
+%%     send() waits when more than 1 MiB is unacknowledged (backpressure).  The last body
+%%     message (`MoreBody' false) needs no ack;</li>
 %% <li>`{trailers, Headers, More}' when the scope offers the http.response.trailers
 %%     extension and the app sends trailers;</li>
 %% <li>`need_body' when the app's receive() waits for request body: answer with

@@ -329,7 +329,7 @@ event({body, Chunk, More}, X = #x{resp = {pending, Line, Info}}, St)
              false -> send_full(Line, Info, Chunk, X, St);
              true -> send_chunk(Chunk, start_stream(Line, Info, X, St), St)
          end,
-    ack(X1, Chunk),
+    ack_more(X1, Chunk, More),
     run(X1, St);
 event({body, Chunk, More}, X = #x{resp = sending}, St) when is_binary(Chunk) ->
     X1 = send_chunk(Chunk, X, St),
@@ -337,7 +337,7 @@ event({body, Chunk, More}, X = #x{resp = sending}, St) when is_binary(Chunk) ->
              true -> X1;
              false -> end_body(X1, St)
          end,
-    ack(X2, Chunk),
+    ack_more(X2, Chunk, More),
     run(X2, St);
 %% WSGI body (the end is `done')
 event({body, Chunk}, X = #x{resp = {pending, Line, Info}}, St)
@@ -381,6 +381,11 @@ event(Other, X, St) ->
 
 ack(#x{backend = B, stream = S}, Chunk) ->
     B:ack(S, byte_size(Chunk)).
+
+%% An ASGI app's send() only ever waits for acks before its last body message: after that
+%% one there is nothing to acknowledge (and one round trip per request less).
+ack_more(X, Chunk, true) -> ack(X, Chunk);
+ack_more(_X, _Chunk, false) -> ok.
 
 done(#x{resp = none, req = Req}, St) ->
     log_app_error(Req, no_response),
