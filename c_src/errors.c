@@ -1,6 +1,7 @@
 #include "errors.h"
 
 #include "atoms.h"
+#include "compat.h"
 #include "state.h"
 
 #include <string.h>
@@ -100,33 +101,10 @@ errors_from_exception(ErlNifEnv *env, PyObject *exc)
                             errors_text(env, exc), traceback_lines(env, exc));
 }
 
-/* The raised exception as a normalized object with its traceback attached (new
- * reference, error indicator cleared), or NULL when no exception is set. */
-static PyObject *
-take_exception(void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    return PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (type == NULL) {
-        return NULL;
-    }
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    return value;
-#endif
-}
-
 ERL_NIF_TERM
 errors_take(ErlNifEnv *env)
 {
-    PyObject *exc = take_exception();
+    PyObject *exc = compat_take_exception();
     if (exc == NULL) {
         return enif_make_tuple4(env, ATOM_python, binary_from(env, "SystemError", 11),
                                 binary_from(env, "error without exception", 23),

@@ -1,5 +1,6 @@
 #include "runtime.h"
 
+#include "compat.h"
 #include "erlmod.h"
 #include "state.h"
 #include "scope.h"
@@ -205,15 +206,12 @@ str_list(char **items, int n)
 static void
 copy_exception_text(char *out, size_t outlen)
 {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
+    PyObject *value = compat_take_exception();
     PyObject *s = value != NULL ? PyObject_Str(value) : NULL;
     const char *text = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
     snprintf(out, outlen, "%s", text != NULL ? text : "unknown Python error");
     Py_XDECREF(s);
-    Py_XDECREF(type);
     Py_XDECREF(value);
-    Py_XDECREF(tb);
     PyErr_Clear();
 }
 

@@ -9,6 +9,7 @@
 #include "response.h"
 #include "state.h"
 #include "worker.h"
+#include "wsgi_native.h"
 
 #include <string.h>
 
@@ -367,6 +368,33 @@ wsgi_response(ErlNifEnv *env, PyObject *result)
 
 enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, WSGI_ARGC };
 
+static const char DEFAULT_RUNNER[] = "hornbeam_wsgi_runner";
+
+static int
+is_default_runner(ErlNifEnv *env, ERL_NIF_TERM runner)
+{
+    ErlNifBinary bin;
+    char name[sizeof(DEFAULT_RUNNER)];
+    if (enif_inspect_binary(env, runner, &bin)) {
+        return bin.size == sizeof(DEFAULT_RUNNER) - 1 && memcmp(bin.data, DEFAULT_RUNNER, bin.size) == 0;
+    }
+    return enif_get_atom(env, runner, name, sizeof(name), ERL_NIF_LATIN1) > 0 &&
+           strcmp(name, DEFAULT_RUNNER) == 0;
+}
+
+/* 1 once the native start_response is ready; 0 while the runner cannot be imported (the
+ * Python runner is used then, and reports the import error itself). */
+static int
+native_ready(void)
+{
+    static int ready = 0;
+    if (!ready) {
+        ready = wsgi_native_init() == 0;
+        PyErr_Clear();
+    }
+    return ready;
+}
+
 static void
 wsgi_run(job_t *job, worker_t *w)
 {
@@ -384,7 +412,10 @@ wsgi_run(job_t *job, worker_t *w)
         reply = why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
                          : errors_tuple(env, errors_take(env));
     } else {
-        result = PyObject_CallFunctionObjArgs(fn, app, environ, NULL);
+        result = option_on(OPT_NATIVE_RUNNER) && is_default_runner(env, job->argv[ARG_RUNNER]) &&
+                         native_ready()
+                     ? wsgi_native_run(app, environ)
+                     : PyObject_CallFunctionObjArgs(fn, app, environ, NULL);
         reply = result != NULL ? wsgi_response(env, result) : errors_tuple(env, errors_take(env));
     }
     job_reply(job, reply);

@@ -508,8 +508,17 @@ raising_app(Config) ->
                          <<"    raise MyAppError(\"app failed on purpose\")  "
                            "# ep_wsgi_apps raising line">>, TB)),
     ?assertEqual(true, lists:all(fun is_binary/1, TB)),
-    %% The runner's frames are there too.
-    ?assertMatch([_ | _], [L || L <- TB, binary:match(L, <<"hornbeam_wsgi_runner.py">>) =/= nomatch]).
+    %% Through the Python runner (the NIF's C start_response switched off) the runner's
+    %% frames are there too, and the same app frame, type and message.
+    ok = py_nif:set_options(#{native_runner => false}),
+    try
+        {error, {python, Type, Msg, TB2}} =
+            py_wsgi:run(?APPS, raising, env(<<"GET">>, <<"/">>, [], <<>>)),
+        ?assertMatch([_ | _], [L || L <- TB2, binary:match(L, <<"hornbeam_wsgi_runner.py">>) =/= nomatch]),
+        ?assertEqual(lists:last(TB), lists:last(TB2))
+    after
+        ok = py_nif:set_options(#{native_runner => true})
+    end.
 
 %% close() is called on the iterable when its iteration raises (second chunk or first).
 iterable_raises_close_called(_Config) ->

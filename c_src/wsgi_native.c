@@ -1,0 +1,253 @@
+#include "wsgi_native.h"
+
+#include "compat.h"
+
+#include <string.h>
+
+/* The runner's pieces, so that checks and errors read exactly as on the Python path. */
+static struct {
+    PyObject *check_status;  /* _check_status(status) -> str */
+    PyObject *check_headers; /* _check_headers(headers) -> [(str, str)] */
+    PyObject *file_wrapper;  /* FileWrapper */
+    PyObject *s_file_wrapper, *s_close;
+} N;
+
+/* start_response's state for one call: hornbeam_wsgi_runner._Response, buffered. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *status;   /* str once start_response was called */
+    PyObject *headers;  /* [(str, str)] */
+    PyObject *chunks;   /* [bytes] */
+    int headers_sent;   /* a non-empty chunk went out: exc_info re-raises from now on */
+    PyObject *write;    /* the bound write callable, made once */
+} ResponseObject;
+
+static void
+response_dealloc(ResponseObject *self)
+{
+    Py_XDECREF(self->status);
+    Py_XDECREF(self->headers);
+    Py_XDECREF(self->chunks);
+    Py_XDECREF(self->write);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+response_write(ResponseObject *self, PyObject *data)
+{
+    if (!PyBytes_Check(data)) {
+        PyObject *name = PyType_GetName(Py_TYPE(data));
+        if (name != NULL) {
+            PyErr_Format(PyExc_TypeError, "WSGI body chunks must be bytes, got %U", name);
+            Py_DECREF(name);
+        }
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(data) == 0) {
+        Py_RETURN_NONE;
+    }
+    if (self->status == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "WSGI app produced body data before calling start_response()");
+        return NULL;
+    }
+    self->headers_sent = 1;
+    if (PyList_Append(self->chunks, data) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+response_start(ResponseObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"status", "headers", "exc_info"};
+    PyObject *slots[3] = {NULL, NULL, Py_None};
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "start_response(status, headers, exc_info=None)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        slots[i] = args[i];
+    }
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int found = 0;
+        for (int i = 0; i < 3; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+                slots[i] = args[nargs + k];
+                found = 1;
+            }
+        }
+        if (!found) {
+            PyErr_Format(PyExc_TypeError, "start_response() got an unexpected keyword argument %R", key);
+            return NULL;
+        }
+    }
+    PyObject *exc_info = slots[2];
+    if (exc_info != Py_None) {
+        if (self->headers_sent) {
+            /* raise exc_info[1].with_traceback(exc_info[2]) */
+            PyObject *value = PySequence_GetItem(exc_info, 1);
+            PyObject *tb = value != NULL ? PySequence_GetItem(exc_info, 2) : NULL;
+            if (tb != NULL && PyExceptionInstance_Check(value)) {
+                PyException_SetTraceback(value, tb == Py_None ? NULL : tb);
+                PyErr_SetObject((PyObject *)Py_TYPE(value), value);
+            } else if (tb != NULL) {
+                PyErr_SetString(PyExc_TypeError, "exc_info must be (type, value, traceback)");
+            }
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            return NULL;
+        }
+    } else if (self->status != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response() called a second time without exc_info");
+        return NULL;
+    }
+    PyObject *status = PyObject_CallOneArg(N.check_status, slots[0]);
+    PyObject *headers = status != NULL ? PyObject_CallOneArg(N.check_headers, slots[1]) : NULL;
+    if (headers == NULL) {
+        Py_XDECREF(status);
+        return NULL;
+    }
+    Py_XSETREF(self->status, status);
+    Py_XSETREF(self->headers, headers);
+    return Py_NewRef(self->write);
+}
+
+static PyMethodDef response_methods[] = {
+    {"write", (PyCFunction)response_write, METH_O, "write(data): a body chunk (PEP 3333)."},
+    {"start_response", (PyCFunction)(void (*)(void))response_start,
+     METH_FASTCALL | METH_KEYWORDS, "start_response(status, headers, exc_info=None)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ResponseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_erlang.WSGIResponse",
+    .tp_basicsize = sizeof(ResponseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response/write of one buffered WSGI call (hornbeam_wsgi_runner's).",
+    .tp_dealloc = (destructor)response_dealloc,
+    .tp_methods = response_methods,
+};
+
+int
+wsgi_native_init(void)
+{
+    if (PyType_Ready(&ResponseType) < 0) {
+        return -1;
+    }
+    PyObject *runner = PyImport_ImportModule("hornbeam_wsgi_runner");
+    if (runner == NULL) {
+        return -1;
+    }
+    N.check_status = PyObject_GetAttrString(runner, "_check_status");
+    N.check_headers = PyObject_GetAttrString(runner, "_check_headers");
+    N.file_wrapper = PyObject_GetAttrString(runner, "FileWrapper");
+    Py_DECREF(runner);
+    N.s_file_wrapper = PyUnicode_InternFromString("wsgi.file_wrapper");
+    N.s_close = PyUnicode_InternFromString("close");
+    return N.check_status != NULL && N.check_headers != NULL && N.file_wrapper != NULL &&
+                   N.s_file_wrapper != NULL && N.s_close != NULL
+               ? 0 : -1;
+}
+
+static ResponseObject *
+response_new(void)
+{
+    ResponseObject *r = PyObject_New(ResponseObject, &ResponseType);
+    if (r == NULL) {
+        return NULL;
+    }
+    r->status = NULL;
+    r->headers = NULL;
+    r->headers_sent = 0;
+    r->write = NULL;
+    r->chunks = PyList_New(0);
+    if (r->chunks == NULL || (r->write = PyObject_GetAttrString((PyObject *)r, "write")) == NULL) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* for chunk in body: write(chunk), then body.close() whatever happened. */
+static int
+consume(ResponseObject *r, PyObject *body)
+{
+    int rc = 0;
+    if (PyList_CheckExact(body) || PyTuple_CheckExact(body)) {
+        for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(body); i++) {
+            PyObject *w = response_write(r, PySequence_Fast_GET_ITEM(body, i));
+            rc = w != NULL ? 0 : -1;
+            Py_XDECREF(w);
+        }
+    } else {
+        PyObject *it = PyObject_GetIter(body);
+        PyObject *chunk;
+        rc = it != NULL ? 0 : -1;
+        while (rc == 0 && (chunk = PyIter_Next(it)) != NULL) {
+            PyObject *w = response_write(r, chunk);
+            Py_DECREF(chunk);
+            rc = w != NULL ? 0 : -1;
+            Py_XDECREF(w);
+        }
+        if (rc == 0 && PyErr_Occurred()) {
+            rc = -1;
+        }
+        Py_XDECREF(it);
+    }
+    /* finally: close(), keeping the first exception if both raise as Python would chain */
+    PyObject *close = NULL;
+    PyObject *exc = rc < 0 ? compat_take_exception() : NULL;
+    if (compat_optional_attr(body, N.s_close, &close) < 0) {
+        rc = -1;
+    } else if (close != NULL) {
+        PyObject *res = PyObject_CallNoArgs(close);
+        Py_DECREF(close);
+        if (res == NULL) {
+            rc = -1;
+        }
+        Py_XDECREF(res);
+    }
+    if (exc != NULL) {
+        if (PyErr_Occurred()) {
+            /* close() raised too: Python's finally would raise close()'s, with the first as
+             * its __context__ */
+            PyObject *second = compat_take_exception();
+            PyException_SetContext(second, exc);
+            compat_restore_exception(second);
+        } else {
+            compat_restore_exception(exc);
+        }
+    }
+    return rc;
+}
+
+PyObject *
+wsgi_native_run(PyObject *app, PyObject *environ)
+{
+    if (PyDict_SetDefault(environ, N.s_file_wrapper, N.file_wrapper) == NULL) {
+        return NULL;
+    }
+    ResponseObject *r = response_new();
+    if (r == NULL) {
+        return NULL;
+    }
+    PyObject *start = PyObject_GetAttrString((PyObject *)r, "start_response");
+    PyObject *body = start != NULL ? PyObject_CallFunctionObjArgs(app, environ, start, NULL) : NULL;
+    Py_XDECREF(start);
+    PyObject *result = NULL;
+    if (body != NULL && consume(r, body) == 0) {
+        if (r->status == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "WSGI app returned without calling start_response()");
+        } else {
+            result = PyTuple_Pack(3, r->status, r->headers, r->chunks);
+        }
+    }
+    Py_XDECREF(body);
+    Py_DECREF(r);
+    return result;
+}
