@@ -13,6 +13,11 @@
 
 -include("py_web.hrl").
 
+%% Each need_body from the app lets this many more request body bytes go to it as they
+%% arrive, without waiting for the next need_body: an upload streams at socket speed
+%% (no round trip per read) while the app still bounds what is buffered ahead for it.
+-define(BODY_WINDOW, 1048576).
+
 -export([start/2, init/2]).
 
 -record(st, {
@@ -37,6 +42,7 @@
     total = 0 :: non_neg_integer(),        %% request body bytes read
     continue = false :: boolean(),         %% 100 Continue still owed
     want = false :: boolean(),             %% app waits for body
+    credit = 0 :: non_neg_integer(),       %% body bytes that may be sent ahead
     resp = none :: none
                  | {pending, binary(), py_web_http:resp_info()}
                  | {held, binary(), py_web_http:resp_info(), binary()}
@@ -259,7 +265,7 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
         {Ok, Sock, Data} ->
             St1 = St#st{buf = <<(St#st.buf)/binary, Data/binary>>,
                         armed = false},
-            case X#x.want of
+            case X#x.want orelse X#x.credit > 0 of
                 true -> deliver_body(X, St1);
                 false -> run(X, St1)
             end;
@@ -419,9 +425,9 @@ need_body(X = #x{body = done, backend = B, stream = S}, St) ->
     run(X, St);
 need_body(X = #x{continue = true, resp = none}, St) ->
     send(<<"HTTP/1.1 100 Continue\r\n\r\n">>, X, St),
-    deliver_body(X#x{continue = false, want = true}, St);
+    deliver_body(X#x{continue = false, want = true, credit = ?BODY_WINDOW}, St);
 need_body(X, St) ->
-    deliver_body(X#x{want = true}, St).
+    deliver_body(X#x{want = true, credit = ?BODY_WINDOW}, St).
 
 deliver_body(X, St) ->
     case take_body(X, St) of
@@ -455,9 +461,13 @@ take_body(X = #x{body = {chunked, CS}, total = Total}, St = #st{buf = Buf, cfg =
 take_body(X, St) ->
     {more, X, St}.
 
-give_body(Data, X = #x{backend = B, stream = S, body = Body}, St) ->
+give_body(Data, X = #x{backend = B, stream = S, body = Body, credit = Credit}, St) ->
     B:send_body(S, Data, Body =/= done),
-    run(X#x{want = false}, St).
+    Left = case Body of
+               done -> 0;
+               _ -> max(0, Credit - byte_size(Data))
+           end,
+    run(X#x{want = false, credit = Left}, St).
 
 body_error(Code, X = #x{resp = Resp}, St) ->
     abandon(X),
