@@ -420,8 +420,9 @@ abandon_if_bad(_, _) -> ok.
 
 %% Request body --------------------------------------------------------
 
-need_body(X = #x{body = done, backend = B, stream = S}, St) ->
-    B:send_body(S, <<>>, false),
+need_body(X = #x{body = done}, St) ->
+    %% The last piece went with more_body false already (bodies are sent ahead
+    %% within the window, so the app may have asked again before it arrived).
     run(X, St);
 need_body(X = #x{continue = true, resp = none}, St) ->
     send(<<"HTTP/1.1 100 Continue\r\n\r\n">>, X, St),
