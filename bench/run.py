@@ -1,0 +1,739 @@
+#!/usr/bin/env python3
+"""`make bench` driver: in-process bridge benchmark, end-to-end HTTP with wrk against the
+peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts.
+
+Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
+    make bench            full run (< 30 min on 2 cores)
+    make bench QUICK=1    short runs (< 5 min)
+Environment: QUICK=1; BENCH_ONLY=inproc,http,memory (a subset of the phases);
+BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
+PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
+missing).  Only 127.0.0.1 is loaded, every load is bounded in time.  Nothing here is a test.
+"""
+
+import datetime
+import glob
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+APPS = BENCH / "apps"
+LUA = BENCH / "lua"
+VENV = BENCH / ".venv"
+
+QUICK = os.environ.get("QUICK", "") not in ("", "0")
+CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
+       if QUICK else
+       dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
+COMMAND = "make bench" + (" QUICK=1" if QUICK else "")
+PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "inproc,http,memory").split(",")))
+
+# ---- servers ---------------------------------------------------------------------------
+
+ASGI_SERVERS = ["pyweb", "uvicorn", "granian", "hypercorn"]
+WSGI_SERVERS = ["pyweb", "granian", "gunicorn-sync", "gunicorn-gthread"]
+SERVER_NOTES = {
+    "pyweb": "bin/pyweb, defaults (4 Python worker threads under one GIL, BEAM on 2 schedulers)",
+    "uvicorn": "1 worker, --loop uvloop --http httptools --no-access-log",
+    "granian": "1 worker, --http 1 --no-ws, --loop uvloop (ASGI); WSGI with its default blocking threads",
+    "hypercorn": "1 worker, -k uvloop",
+    "gunicorn-sync": "1 worker, -k sync (no keep-alive: one connection per request)",
+    "gunicorn-gthread": "1 worker, -k gthread --threads 4",
+}
+
+
+def server_argv(server, app, iface, port):
+    """The command line of `server` serving `app` ("module:callable")."""
+    vbin = VENV / "bin"
+    host = "127.0.0.1"
+    if server in ("pyweb", "pyweb+erlang_asyncio"):
+        return PYWEB + [app, "--interface", iface, "--host", host, "--port", str(port),
+                        "--app-dir", str(APPS), "--log-level", "warning"]
+    if server == "uvicorn":
+        return [str(vbin / "uvicorn"), app, "--host", host, "--port", str(port),
+                "--workers", "1", "--loop", "uvloop", "--http", "httptools",
+                "--no-access-log", "--log-level", "warning"]
+    if server == "granian":
+        argv = [str(vbin / "granian"), "--interface", iface, "--workers", "1", "--http", "1",
+                "--no-ws", "--host", host, "--port", str(port), "--log-level", "warning"]
+        if iface == "asgi":
+            argv += ["--loop", "uvloop"]
+        return argv + [app]
+    if server == "hypercorn":
+        return [str(vbin / "hypercorn"), "-w", "1", "-k", "uvloop", "-b", f"{host}:{port}",
+                "--log-level", "warning", app]
+    if server.startswith("gunicorn"):
+        argv = [str(vbin / "gunicorn"), "-w", "1", "-b", f"{host}:{port}",
+                "--log-level", "warning"]
+        argv += ["-k", "sync"] if server == "gunicorn-sync" else ["-k", "gthread", "--threads", "4"]
+        return argv + [app]
+    raise ValueError(server)
+
+
+def pyweb_available():
+    exe = PYWEB[0]
+    return shutil.which(exe) is not None or (os.path.isfile(exe) and os.access(exe, os.X_OK))
+
+
+def server_env():
+    env = dict(os.environ)
+    env["VIRTUAL_ENV"] = str(VENV)
+    env["PYTHONPATH"] = str(APPS)
+    env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
+    env.pop("QUICK", None)
+    return env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One server process group, started alone and stopped (by its own pid) when done."""
+
+    def __init__(self, server, app, iface):
+        self.name = server
+        self.port = free_port()
+        self.argv = server_argv(server, app, iface, self.port)
+        self.log = open(WORK / f"server-{server}.log", "ab")
+        self.log.write(f"\n==== {' '.join(self.argv)}\n".encode())
+        self.log.flush()
+        self.proc = subprocess.Popen(self.argv, cwd=APPS, env=server_env(), stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, probe, timeout=60):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} "
+                                   f"(see bench/work/server-{self.name}.log)")
+            try:
+                probe(self.port)
+                return
+            except Exception as e:  # noqa: BLE001 - not up yet
+                last = e
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s: {last!r}")
+
+    def rss_kib(self):
+        return tree_rss_kib(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        # anything of its group left behind (a worker that ignored SIGTERM)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.log.close()
+
+
+def tree_rss_kib(root):
+    """VmRSS summed over `root` and its descendants (gunicorn/granian workers, the beam)."""
+    children = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                data = f.read()
+        except OSError:
+            continue
+        pid = int(stat.split("/")[2])
+        ppid = int(data.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+# ---- workloads -------------------------------------------------------------------------
+
+def get_probe(path="/", expect_len=None, expect=None):
+    def probe(port):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        if r.status != 200:
+            raise RuntimeError(f"status {r.status}: {body[:200]!r}")
+        if expect_len is not None and len(body) != expect_len:
+            raise RuntimeError(f"body of {len(body)} bytes, expected {expect_len}")
+        if expect is not None and expect not in body:
+            raise RuntimeError(f"unexpected body {body[:200]!r}")
+    return probe
+
+
+def post_probe(port):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    data = os.urandom(100_000)
+    c.request("POST", "/", body=data, headers={"Content-Type": "application/octet-stream"})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    if r.status != 200 or body != data:
+        raise RuntimeError(f"echo failed: status {r.status}, {len(body)} bytes")
+
+
+HELLO = get_probe(expect=b"Hello, World!")
+JSON = get_probe(expect=b'"Hello, World!"')
+
+# name, title, interface, connections, app per server kind, probe, lua script or None
+WORKLOADS = [
+    dict(name="hello_asgi", title="hello ASGI, 50 connections", iface="asgi", conns=50,
+         app="bench_apps:hello_asgi", probe=HELLO, servers=ASGI_SERVERS),
+    dict(name="hello_wsgi", title="hello WSGI, 50 connections", iface="wsgi", conns=50,
+         app="bench_apps:hello_wsgi", probe=HELLO, servers=WSGI_SERVERS),
+    dict(name="starlette_json", title="Starlette JSON, 50 connections", iface="asgi", conns=50,
+         app="bench_frameworks:starlette_app", probe=JSON, servers=ASGI_SERVERS),
+    dict(name="flask_json", title="Flask JSON, 50 connections", iface="wsgi", conns=50,
+         app="bench_frameworks:flask_app", probe=JSON, servers=WSGI_SERVERS),
+    dict(name="big_64k", title="64 KiB response (ASGI), 50 connections", iface="asgi", conns=50,
+         app="bench_apps:big_asgi", probe=get_probe(expect_len=65536), servers=ASGI_SERVERS),
+    dict(name="post_1mb", title="1 MiB POST echoed (ASGI), 10 connections", iface="asgi",
+         conns=10, app="bench_apps:echo_asgi", probe=post_probe, lua="post_1mb.lua",
+         servers=ASGI_SERVERS),
+    dict(name="sleep_10ms", title="ASGI awaiting a 10 ms sleep, 500 connections", iface="asgi",
+         conns=500, app="bench_apps:sleep_asgi", probe=HELLO,
+         servers=ASGI_SERVERS + ["pyweb+erlang_asyncio"],
+         app_for={"pyweb+erlang_asyncio": "bench_erl_sleep:sleep_erl_asgi"}),
+    dict(name="c1000", title="hello ASGI, 1,000 keep-alive connections", iface="asgi",
+         conns=1000, app="bench_apps:hello_asgi", probe=HELLO, servers=ASGI_SERVERS),
+]
+
+
+def wrk(port, conns, seconds, lua=None, extra_lua="", path="/"):
+    """One wrk run; returns its summary dict (req/s, p50/p99 in ms, errors)."""
+    script = (LUA / lua).read_text() if lua else ""
+    script += extra_lua + (LUA / "report.lua").read_text()
+    sfile = WORK / f"wrk-{os.getpid()}.lua"
+    sfile.write_text(script)
+    argv = ["wrk", f"-t{CFG['threads']}", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s",
+            "-s", str(sfile), f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"^BENCHJSON (.*)$", out.stdout, re.M)
+    if not m:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    s = json.loads(m.group(1))
+    secs = s["duration_us"] / 1e6
+    errors = s["connect"] + s["read"] + s["write"] + s["status"] + s["timeout"]
+    return dict(rps=s["requests"] / secs, requests=s["requests"], p50=s["p50_us"] / 1000,
+                p99=s["p99_us"] / 1000, errors=errors, err_detail={k: s[k] for k in (
+                    "connect", "read", "write", "status", "timeout")},
+                mbps=s["bytes"] / secs / 1e6)
+
+
+def run_http(results, notes):
+    wl_filter = set(filter(None, os.environ.get("BENCH_WORKLOADS", "").split(",")))
+    sv_filter = set(filter(None, os.environ.get("BENCH_SERVERS", "").split(",")))
+    have_pyweb = pyweb_available()
+    if not have_pyweb:
+        notes.append(f"`{' '.join(PYWEB)}` is missing: the pyweb rows were skipped "
+                     "(run `make build` and re-run).")
+    out = results.setdefault("http", {})
+    for wl in WORKLOADS:
+        if wl_filter and wl["name"] not in wl_filter:
+            continue
+        rows = out.setdefault(wl["name"], {})
+        for server in wl["servers"]:
+            base = server.split("+")[0]
+            if sv_filter and server not in sv_filter and base not in sv_filter:
+                continue
+            if base == "pyweb" and not have_pyweb:
+                rows[server] = dict(skipped="bin/pyweb missing")
+                continue
+            app = wl.get("app_for", {}).get(server, wl["app"])
+            label = f"{wl['name']:15s} {server:22s}"
+            srv = None
+            try:
+                srv = Server(server, app, wl["iface"])
+                srv.wait_ready(wl["probe"])
+                wrk(srv.port, wl["conns"], CFG["warm"], wl.get("lua"))
+                runs = [wrk(srv.port, wl["conns"], CFG["run"], wl.get("lua"))
+                        for _ in range(CFG["runs"])]
+                rows[server] = summarize(runs)
+                r = rows[server]
+                print(f"{stamp()} {label} {r['rps']:9.0f} req/s ({r['rps_min']:.0f}-{r['rps_max']:.0f})"
+                      f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  errors {r['errors']}",
+                      flush=True)
+            except Exception as e:  # noqa: BLE001 - report and go on with the others
+                rows[server] = dict(failed=str(e)[:300])
+                print(f"{stamp()} {label} FAILED: {e}", flush=True)
+            finally:
+                if srv:
+                    srv.stop()
+
+
+T_START = time.monotonic()
+
+
+def stamp():
+    """Seconds since the driver started, for the progress lines."""
+    return f"[{time.monotonic() - T_START:6.0f}s]"
+
+
+def summarize(runs):
+    rps = [r["rps"] for r in runs]
+    return dict(rps=statistics.median(rps), rps_min=min(rps), rps_max=max(rps),
+                p50=statistics.median(r["p50"] for r in runs),
+                p99=statistics.median(r["p99"] for r in runs),
+                errors=sum(r["errors"] for r in runs),
+                requests=sum(r["requests"] for r in runs), runs=runs)
+
+
+# ---- memory ----------------------------------------------------------------------------
+
+MEMORY = [("pyweb", "asgi"), ("uvicorn", "asgi"), ("granian", "asgi"), ("hypercorn", "asgi"),
+          ("pyweb", "wsgi"), ("granian", "wsgi"), ("gunicorn-sync", "wsgi"),
+          ("gunicorn-gthread", "wsgi")]
+
+
+def run_memory(results, notes):
+    sv_filter = set(filter(None, os.environ.get("BENCH_SERVERS", "").split(",")))
+    out = results.setdefault("memory", {})
+    first = 10_000
+    for server, iface in MEMORY:
+        if sv_filter and server not in sv_filter:
+            continue
+        key = f"{server} ({iface.upper()})"
+        if server == "pyweb" and not pyweb_available():
+            out[key] = dict(skipped="bin/pyweb missing")
+            continue
+        srv = None
+        try:
+            srv = Server(server, f"bench_apps:hello_{iface}", iface)
+            srv.wait_ready(HELLO)
+            time.sleep(0.5)
+            rss0 = srv.rss_kib()
+            # wrk runs for its whole -d even after every thread stopped (count.lua), so
+            # the requests are sent in 1 s slices until the count is reached.
+            first_n, errors, slices = 0, 0, 0
+            while first_n < first and slices < 30:
+                slices += 1
+                lim = f"LIMIT = {max(1, (first - first_n) // CFG['threads'])}\n"
+                a = wrk(srv.port, 50, 1, "count.lua", lim)
+                first_n += a["requests"]
+                errors += a["errors"]
+            rss1 = srv.rss_kib()
+            t0 = time.monotonic()
+            total = first_n
+            while total < CFG["mem_n"] and time.monotonic() - t0 < CFG["mem_cap"]:
+                b = wrk(srv.port, 50, CFG["mem_slice"])
+                total += b["requests"]
+                errors += b["errors"]
+            secs = time.monotonic() - t0
+            rss2 = srv.rss_kib()
+            out[key] = dict(rss_start=rss0, rss_10k=rss1, rss_end=rss2, requests=total,
+                            first=first_n, seconds=secs, errors=errors,
+                            ratio=rss2 / rss1 if rss1 else None)
+            print(f"{stamp()} memory {key:26s} start {rss0 / 1024:7.1f} MiB, after {first_n} "
+                  f"{rss1 / 1024:7.1f} MiB, after {total} in {secs:.0f} s {rss2 / 1024:7.1f} MiB "
+                  f"(x{rss2 / rss1:.3f})", flush=True)
+        except Exception as e:  # noqa: BLE001
+            out[key] = dict(failed=str(e)[:300])
+            print(f"memory {key} FAILED: {e}", flush=True)
+        finally:
+            if srv:
+                srv.stop()
+    notes.append(f"Memory: up to {CFG['mem_n']:,} hello requests per server, sent in "
+                 f"{CFG['mem_slice']} s wrk slices and capped at about {CFG['mem_cap']} s "
+                 "per server: the requests column says how many each server really got"
+                 + (" (QUICK: not 1M)." if QUICK else "."))
+
+
+# ---- in-process ------------------------------------------------------------------------
+
+def run_inproc(results, notes):
+    ebin = WORK / "ebin"
+    ebin.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["erlc", "-o", str(ebin), str(BENCH / "inproc.erl")], check=True)
+    tsv = WORK / "inproc.tsv"
+    argv = ["erl", "-noshell"]
+    for d in sorted(glob.glob(str(ROOT / "_build/default/lib/*/ebin"))):
+        argv += ["-pa", d]
+    argv += ["-pa", str(ebin), "-eval",
+             f'inproc:main(["{tsv}", "{CFG["inproc_ms"]}", "{CFG["runs"]}"])']
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
+    meta, rows = {}, {}
+    for line in tsv.read_text().splitlines():
+        if line.startswith("# "):
+            k, v = line[2:].split("\t", 1)
+            meta[k] = v
+            continue
+        table, case, callers, run, calls, us, p50, p99 = line.split("\t")
+        rows.setdefault((table, case, int(callers)), []).append(
+            dict(rps=int(calls) * 1e6 / int(us), p50=float(p50), p99=float(p99)))
+    out = results.setdefault("inproc", {"meta": meta, "main": [], "ablation": []})
+    for (table, case, callers), runs in rows.items():
+        s = summarize([dict(r, errors=0, requests=0) for r in runs])
+        s.update(case=case, callers=callers)
+        out[table].append(s)
+
+
+# ---- report ----------------------------------------------------------------------------
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return dict(cores=os.cpu_count(), cpu=model, kernel=platform.release(),
+                mem_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1))
+
+
+def versions():
+    v = {}
+    try:
+        v["erlang_python"] = subprocess.run(["git", "-C", str(ROOT), "describe", "--always",
+                                             "--dirty"], capture_output=True, text=True
+                                            ).stdout.strip()
+    except OSError:
+        v["erlang_python"] = "?"
+    v["Python"] = platform.python_version()
+    v["OTP"] = subprocess.run(["erl", "-noshell", "-eval",
+                               'io:format("~s", [erlang:system_info(otp_release)]), halt().'],
+                              capture_output=True, text=True).stdout.strip()
+    v["wrk"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True
+                              ).stdout.split("\n")[0].split(" [")[0].replace("wrk ", "")
+    for pkg in ("uvicorn", "uvloop", "httptools", "granian", "gunicorn", "hypercorn",
+                "starlette", "flask", "matplotlib"):
+        try:
+            v[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            v[pkg] = "-"
+    return v
+
+
+def fmt_rps(x):
+    return f"{x:,.0f}"
+
+
+def ratio_str(a, b):
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def report(results, notes, stamp, started, elapsed):
+    m, v = results["machine"], results["versions"]
+    base = stamp + ("-quick" if QUICK else "")
+    md = []
+    w = md.append
+    w(f"# Benchmarks {stamp}{' (QUICK)' if QUICK else ''}\n")
+    w(f"- Command: `{COMMAND}` (from the repository root), started {started}, took "
+      f"{elapsed / 60:.1f} min")
+    w(f"- Machine: {m['cores']} cores, {m['cpu']}, {m['mem_gib']} GiB, Linux {m['kernel']}; "
+      "shared and noisy: compare ratios within this run, not absolute numbers across runs")
+    w("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    w(f"- Method: wrk -t{CFG['threads']} on 127.0.0.1, client and server share the 2 cores; "
+      f"each server started alone per workload, {CFG['warm']} s warm-up then {CFG['runs']} runs "
+      f"of {CFG['run']} s; median req/s with min-max; p50/p99 are medians over the runs; "
+      "errors summed over the runs (connect/read/write/timeouts and non-2xx).")
+    w("- Servers: " + "; ".join(f"{k}: {val}" for k, val in SERVER_NOTES.items()))
+    for n in notes:
+        w(f"- Note: {n}")
+    w("")
+
+    http_res = results.get("http", {})
+    if http_res:
+        w("## End-to-end HTTP (wrk)\n")
+        w(f"![req/s per workload]({base}-http.png)\n")
+        for wl in WORKLOADS:
+            rows = http_res.get(wl["name"])
+            if not rows:
+                continue
+            w(f"### {wl['title']}\n")
+            w(f"App `{wl['app']}`" + "".join(f", {s}: `{a}`" for s, a in
+                                            wl.get("app_for", {}).items()) + "\n")
+            w("| server | req/s (median) | min-max | p50 ms | p99 ms | errors | pyweb / this |")
+            w("|---|---:|---:|---:|---:|---:|---:|")
+            ref = rows.get("pyweb", {}).get("rps")
+            for server, r in rows.items():
+                if "rps" not in r:
+                    w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} "
+                      "| | | | | |")
+                    continue
+                w(f"| {server} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-"
+                  f"{fmt_rps(r['rps_max'])} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} | "
+                  f"{'-' if server.startswith('pyweb') else ratio_str(ref, r['rps'])} |")
+            w("")
+        # ratio summary
+        peers = ["uvicorn", "granian", "hypercorn", "gunicorn-sync", "gunicorn-gthread"]
+        w("### Ratio of bin/pyweb to each peer (median req/s)\n")
+        w("| workload | " + " | ".join(peers) + " |")
+        w("|---|" + "---:|" * len(peers))
+        for wl in WORKLOADS:
+            rows = http_res.get(wl["name"])
+            if not rows:
+                continue
+            ref = rows.get("pyweb", {}).get("rps")
+            w(f"| {wl['name']} | " + " | ".join(
+                ratio_str(ref, rows.get(p, {}).get("rps")) if p in rows else "n/a"
+                for p in peers) + " |")
+        w("")
+        w("Targets (hello ASGI and WSGI): pyweb >= 1x granian, >= 2x uvicorn, >= 5x gunicorn sync.\n")
+        for wlname, peer, target in [("hello_asgi", "granian", 1), ("hello_asgi", "uvicorn", 2),
+                                     ("hello_wsgi", "granian", 1),
+                                     ("hello_wsgi", "gunicorn-sync", 5)]:
+            rows = http_res.get(wlname, {})
+            a, b = rows.get("pyweb", {}).get("rps"), rows.get(peer, {}).get("rps")
+            if a and b:
+                w(f"- {wlname}: pyweb / {peer} = {a / b:.2f}x (target {target}x): "
+                  f"{'met' if a / b >= target else 'MISSED'}")
+            else:
+                w(f"- {wlname}: pyweb / {peer}: not measured")
+        w("")
+
+    mem = results.get("memory", {})
+    if mem:
+        w("## Memory: RSS under load (hello apps, 50 connections)\n")
+        w(f"![RSS]({base}-memory.png)\n")
+        w("RSS summed over the server's process tree (gunicorn/granian workers, the BEAM). "
+          "Target: RSS after all requests within 10% of RSS after the first 10k.\n")
+        w("| server | RSS at start MiB | after first 10k MiB | requests | after all MiB | "
+          "after all / after 10k | errors |")
+        w("|---|---:|---:|---:|---:|---:|---:|")
+        for key, r in mem.items():
+            if "rss_end" not in r:
+                w(f"| {key} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | | |")
+                continue
+            w(f"| {key} | {r['rss_start'] / 1024:.1f} | {r['rss_10k'] / 1024:.1f} | "
+              f"{r['requests']:,} | {r['rss_end'] / 1024:.1f} | {r['ratio']:.3f}"
+              f"{'' if r['ratio'] <= 1.10 else ' (over 1.10)'} | {r['errors']} |")
+        w("")
+
+    inp = results.get("inproc")
+    if inp:
+        meta = inp["meta"]
+        w("## In-process (no HTTP)\n")
+        w(f"![calls/s]({base}-inproc.png)\n")
+        w(f"Erlang processes each looping over one call for {CFG['inproc_ms']} ms, "
+          f"{CFG['runs']} interleaved runs per case after a warm-up; median calls/s with min-max, "
+          "p50/p99 latency of one call as seen by the caller. "
+          f"NIF: {meta.get('info', '?')}. The generic rows run the same hello app through "
+          "`py:call(bench_apps, wsgi_via_call | asgi_via_call, [Map, {bytes, Body}])`, a shim that "
+          "builds the environ/scope in Python and calls the same hornbeam runner "
+          "(bench/apps/bench_apps.py).\n")
+        w("| path | callers | calls/s (median) | min-max | p50 us | p99 us |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for r in inp["main"]:
+            w(f"| `{r['case']}` | {r['callers']} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-"
+              f"{fmt_rps(r['rps_max'])} | {r['p50']:.1f} | {r['p99']:.1f} |")
+        w("")
+        get = {(r["case"], r["callers"]): r["rps"] for r in inp["main"]}
+        w("Targets: py_asgi:run/4 >= 150k calls/s and py_wsgi:run/3 >= 200k at 50 callers, "
+          ">= 1.8x the generic path.\n")
+        for fast, slow, target in [("wsgi py_wsgi:run/3", "wsgi py:call (generic)", 200_000),
+                                   ("asgi py_asgi:run/4", "asgi py:call (generic)", 150_000),
+                                   ("asgi py_asgi:run/4 build_scope ref",
+                                    "asgi py:call (generic)", 150_000)]:
+            for n in (1, 50):
+                a, b = get.get((fast, n)), get.get((slow, n))
+                if a and b:
+                    extra = (f"; {fmt_rps(a)} calls/s vs target {fmt_rps(target)}: "
+                             f"{'met' if a >= target else 'MISSED'}") if n == 50 else ""
+                    w(f"- `{fast}` / generic at {n} caller{'s' if n > 1 else ''}: {a / b:.2f}x "
+                      f"({'met' if a / b >= 1.8 else 'MISSED'} 1.8x){extra}")
+        w("")
+        w("### Ablation: each NIF optimization switched off alone (50 callers)\n")
+        w(f"![ablation]({base}-ablation.png)\n")
+        w("`py_nif:set_options(#{Option => false})` with the others on. Gain = all on / this "
+          "off (above 1.00x: the optimization helps).\n")
+        w("| case | calls/s (median) | min-max | p50 us | p99 us | gain of the option |")
+        w("|---|---:|---:|---:|---:|---:|")
+        allon = {r["case"].split(":")[0]: r["rps"] for r in inp["ablation"]
+                 if r["case"].endswith("all on")}
+        for r in inp["ablation"]:
+            grp = r["case"].split(":")[0]
+            gain = "-" if r["case"].endswith("all on") else ratio_str(allon.get(grp), r["rps"])
+            w(f"| {r['case']} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-"
+              f"{fmt_rps(r['rps_max'])} | {r['p50']:.1f} | {r['p99']:.1f} | {gain} |")
+        w("")
+    w(f"Raw data: [{base}.json]({base}.json).")
+    path = RESULTS / f"{base}.md"
+    path.write_text("\n".join(md) + "\n")
+    return path
+
+
+def footer(fig, results):
+    m, v = results["machine"], results["versions"]
+    fig.text(0.01, 0.005, f"{results['date']} · `{COMMAND}` · {m['cores']} cores {m['cpu']} · "
+             f"Python {v['Python']}, OTP {v['OTP']}, erlang_python {v['erlang_python']}, "
+             f"wrk {v['wrk']}", fontsize=7, color="#555")
+
+
+def charts(results, base):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"pyweb": "#d62728", "pyweb+erlang_asyncio": "#ff9896", "uvicorn": "#1f77b4",
+              "granian": "#2ca02c", "hypercorn": "#9467bd", "gunicorn-sync": "#8c564b",
+              "gunicorn-gthread": "#bcbd22"}
+    http_res = results.get("http", {})
+    wls = [wl for wl in WORKLOADS if http_res.get(wl["name"])]
+    if wls:
+        cols = 2
+        rows_n = (len(wls) + cols - 1) // cols
+        fig, axes = plt.subplots(rows_n, cols, figsize=(12, 2.6 * rows_n + 0.6), squeeze=False)
+        for ax, wl in zip(axes.flat, wls):
+            rows = [(s, r) for s, r in http_res[wl["name"]].items() if "rps" in r]
+            names = [s for s, _ in rows][::-1]
+            med = [r["rps"] for _, r in rows][::-1]
+            lo = [r["rps"] - r["rps_min"] for _, r in rows][::-1]
+            hi = [r["rps_max"] - r["rps"] for _, r in rows][::-1]
+            ax.barh(names, med, xerr=[lo, hi], color=[colors.get(n, "#777") for n in names],
+                    capsize=3)
+            for y, (val, top) in enumerate(zip(med, hi)):
+                ax.text(val + top, y, f" {val:,.0f}", va="center", fontsize=8)
+            ax.set_title(wl["title"], fontsize=10)
+            ax.set_xlabel("req/s (median, min-max)", fontsize=8)
+            ax.tick_params(labelsize=8)
+            ax.set_xlim(0, max([m + h for m, h in zip(med, hi)] + [1]) * 1.3)
+        for ax in list(axes.flat)[len(wls):]:
+            ax.axis("off")
+        fig.suptitle("End-to-end HTTP: bin/pyweb vs peers (wrk, 127.0.0.1)", fontsize=12)
+        footer(fig, results)
+        fig.tight_layout(rect=(0, 0.02, 1, 0.98))
+        fig.savefig(RESULTS / f"{base}-http.png", dpi=100)
+        plt.close(fig)
+
+    mem = {k: r for k, r in results.get("memory", {}).items() if "rss_end" in r}
+    if mem:
+        fig, ax = plt.subplots(figsize=(11, 4.5))
+        names = list(mem)
+        x = range(len(names))
+        wdt = 0.27
+        for i, (field, label) in enumerate([("rss_start", "at start"),
+                                            ("rss_10k", "after first 10k"),
+                                            ("rss_end", "after all requests")]):
+            ax.bar([p + (i - 1) * wdt for p in x], [mem[n][field] / 1024 for n in names], wdt,
+                   label=label)
+        ax.set_xticks(list(x))
+        ax.set_xticklabels([f"{n}\n{mem[n]['requests']:,} req, x{mem[n]['ratio']:.2f}"
+                            for n in names], fontsize=7)
+        ax.set_ylabel("RSS MiB (process tree)")
+        ax.set_title("Memory under hello load")
+        ax.legend(fontsize=8)
+        footer(fig, results)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.savefig(RESULTS / f"{base}-memory.png", dpi=100)
+        plt.close(fig)
+
+    inp = results.get("inproc")
+    if inp:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+        for ax, n in zip(axes, (1, 50)):
+            rows = [r for r in inp["main"] if r["callers"] == n][::-1]
+            names = [r["case"] for r in rows]
+            med = [r["rps"] for r in rows]
+            ax.barh(names, med, xerr=[[r["rps"] - r["rps_min"] for r in rows],
+                                      [r["rps_max"] - r["rps"] for r in rows]],
+                    color=["#1f77b4" if "generic" in c or "operator" in c else "#d62728"
+                           for c in names], capsize=3)
+            for y, r in enumerate(rows):
+                ax.text(r["rps_max"], y, f" {r['rps']:,.0f}", va="center", fontsize=8)
+            ax.set_xlim(0, max(r["rps_max"] for r in rows) * 1.3)
+            ax.set_title(f"{n} caller{'s' if n > 1 else ''}", fontsize=10)
+            ax.set_xlabel("calls/s (median, min-max)", fontsize=8)
+            ax.tick_params(labelsize=8)
+        fig.suptitle("In-process: generic py:call vs py_wsgi / py_asgi (hello apps)")
+        footer(fig, results)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.savefig(RESULTS / f"{base}-inproc.png", dpi=100)
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(10, 6))
+        rows = inp["ablation"][::-1]
+        names = [r["case"] for r in rows]
+        med = [r["rps"] for r in rows]
+        ax.barh(names, med, xerr=[[r["rps"] - r["rps_min"] for r in rows],
+                                  [r["rps_max"] - r["rps"] for r in rows]],
+                color=["#d62728" if c.endswith("all on") else "#7f7f7f" for c in names],
+                capsize=3)
+        for y, r in enumerate(rows):
+            ax.text(r["rps_max"], y, f" {r['rps']:,.0f}", va="center", fontsize=8)
+        ax.set_xlim(0, max(r["rps_max"] for r in rows) * 1.25)
+        ax.set_xlabel("calls/s at 50 callers (median, min-max)")
+        ax.set_title("Ablation: one NIF optimization off at a time")
+        ax.tick_params(labelsize=8)
+        footer(fig, results)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.savefig(RESULTS / f"{base}-ablation.png", dpi=100)
+        plt.close(fig)
+
+
+def main():
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 8192:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(8192, hard), hard))
+    t0 = time.monotonic()
+    now = datetime.datetime.now()
+    stamp = now.strftime("%Y-%m-%d")
+    results = dict(date=now.strftime("%Y-%m-%d %H:%M"), command=COMMAND, quick=QUICK,
+                   config=CFG, machine=machine(), versions=versions())
+    notes = []
+    print(f"{COMMAND}: {results['machine']}  {results['versions']}", flush=True)
+    if "inproc" in ONLY:
+        run_inproc(results, notes)
+    if "http" in ONLY:
+        run_http(results, notes)
+    if "memory" in ONLY:
+        run_memory(results, notes)
+    elapsed = time.monotonic() - t0
+    base = stamp + ("-quick" if QUICK else "")
+    results["notes"] = notes
+    results["elapsed_s"] = elapsed
+    (RESULTS / f"{base}.json").write_text(json.dumps(results, indent=1, default=str))
+    charts(results, base)
+    path = report(results, notes, stamp, results["date"], elapsed)
+    shutil.copyfile(path, RESULTS / "latest.md")
+    print(f"\nwrote {path.relative_to(ROOT)} (and bench/results/latest.md) in "
+          f"{elapsed / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
