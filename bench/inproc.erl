@@ -17,7 +17,7 @@
 -export([main/1]).
 
 -define(OPTIONS, [interned_keys, cached_constants, direct_response, app_cache,
-                  header_cache, zero_copy]).
+                  header_cache, zero_copy, native_runner]).
 
 main([Out, MsStr, RunsStr]) ->
     Ms = list_to_integer(MsStr),

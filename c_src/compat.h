@@ -46,15 +46,9 @@ compat_optional_attr(PyObject *obj, PyObject *name, PyObject **out)
 #if PY_VERSION_HEX >= 0x030D0000
     return PyObject_GetOptionalAttr(obj, name, out);
 #else
-    *out = PyObject_GetAttr(obj, name);
-    if (*out != NULL) {
-        return 1;
-    }
-    if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        return 0;
-    }
-    return -1;
+    /* The same function under its pre-3.13 name: for most types it finds out that the
+     * attribute is absent without creating (and clearing) an AttributeError. */
+    return _PyObject_LookupAttr(obj, name, out);
 #endif
 }
 

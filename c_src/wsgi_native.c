@@ -9,7 +9,7 @@ static struct {
     PyObject *check_status;  /* _check_status(status) -> str */
     PyObject *check_headers; /* _check_headers(headers) -> [(str, str)] */
     PyObject *file_wrapper;  /* FileWrapper */
-    PyObject *s_file_wrapper, *s_close;
+    PyObject *s_file_wrapper, *s_close, *s_write, *s_start_response;
 } N;
 
 /* start_response's state for one call: hornbeam_wsgi_runner._Response, buffered. */
@@ -19,7 +19,6 @@ typedef struct {
     PyObject *headers;  /* [(str, str)] */
     PyObject *chunks;   /* [bytes] */
     int headers_sent;   /* a non-empty chunk went out: exc_info re-raises from now on */
-    PyObject *write;    /* the bound write callable, made once */
 } ResponseObject;
 
 static void
@@ -28,7 +27,6 @@ response_dealloc(ResponseObject *self)
     Py_XDECREF(self->status);
     Py_XDECREF(self->headers);
     Py_XDECREF(self->chunks);
-    Py_XDECREF(self->write);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -113,7 +111,9 @@ response_start(ResponseObject *self, PyObject *const *args, Py_ssize_t nargs, Py
     }
     Py_XSETREF(self->status, status);
     Py_XSETREF(self->headers, headers);
-    return Py_NewRef(self->write);
+    /* A new bound method each time: keeping one in the object would make a cycle
+     * (the type is not GC-tracked). */
+    return PyObject_GetAttr((PyObject *)self, N.s_write);
 }
 
 static PyMethodDef response_methods[] = {
@@ -149,8 +149,11 @@ wsgi_native_init(void)
     Py_DECREF(runner);
     N.s_file_wrapper = PyUnicode_InternFromString("wsgi.file_wrapper");
     N.s_close = PyUnicode_InternFromString("close");
+    N.s_write = PyUnicode_InternFromString("write");
+    N.s_start_response = PyUnicode_InternFromString("start_response");
     return N.check_status != NULL && N.check_headers != NULL && N.file_wrapper != NULL &&
-                   N.s_file_wrapper != NULL && N.s_close != NULL
+                   N.s_file_wrapper != NULL && N.s_close != NULL && N.s_write != NULL &&
+                   N.s_start_response != NULL
                ? 0 : -1;
 }
 
@@ -164,9 +167,8 @@ response_new(void)
     r->status = NULL;
     r->headers = NULL;
     r->headers_sent = 0;
-    r->write = NULL;
     r->chunks = PyList_New(0);
-    if (r->chunks == NULL || (r->write = PyObject_GetAttrString((PyObject *)r, "write")) == NULL) {
+    if (r->chunks == NULL) {
         Py_DECREF(r);
         return NULL;
     }
@@ -236,7 +238,7 @@ wsgi_native_run(PyObject *app, PyObject *environ)
     if (r == NULL) {
         return NULL;
     }
-    PyObject *start = PyObject_GetAttrString((PyObject *)r, "start_response");
+    PyObject *start = PyObject_GetAttr((PyObject *)r, N.s_start_response);
     PyObject *body = start != NULL ? PyObject_CallFunctionObjArgs(app, environ, start, NULL) : NULL;
     Py_XDECREF(start);
     PyObject *result = NULL;

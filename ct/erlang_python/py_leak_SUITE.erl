@@ -1,0 +1,84 @@
+%% No Python objects or memory blocks are left behind per request, on every path (the
+%% NIF's C runners and the Python runners, buffered and streamed).  Each case runs a
+%% warm-up, then N requests, and allows a small constant growth (caches filling, the
+%% measurement's own objects), far below one object per request.
+-module(py_leak_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+-export([py_call/1, wsgi_native/1, wsgi_python_runner/1, asgi_native/1,
+         asgi_python_runner/1, asgi_stream/1, wsgi_stream/1]).
+
+-define(M, ep_leak).
+-define(N, 5000).
+-define(SLACK, 300).
+
+all() ->
+    [py_call, wsgi_native, wsgi_python_runner, asgi_native, asgi_python_runner,
+     asgi_stream, wsgi_stream].
+
+init_per_suite(Config) ->
+    ok = ep_ct:start(?config(data_dir, Config)),
+    Config.
+
+end_per_suite(_Config) ->
+    ep_ct:stop().
+
+end_per_testcase(_TC, _Config) ->
+    ok = py_nif:set_options(#{native_runner => true}).
+
+py_call(_Config) ->
+    no_growth(fun() -> {ok, 3} = py:call(?M, add, [1, 2]) end).
+
+wsgi_native(_Config) ->
+    no_growth(fun() -> {ok, {<<"200 OK">>, _, <<"hello x">>}} = py_wsgi:run(?M, wsgi_app, environ()) end).
+
+wsgi_python_runner(_Config) ->
+    ok = py_nif:set_options(#{native_runner => false}),
+    wsgi_native(_Config).
+
+asgi_native(_Config) ->
+    no_growth(fun() -> {ok, {200, _, <<"hello x">>}} = py_asgi:run(?M, asgi_app, scope(), <<"x">>) end).
+
+asgi_python_runner(_Config) ->
+    ok = py_nif:set_options(#{native_runner => false}),
+    asgi_native(_Config).
+
+asgi_stream(_Config) ->
+    no_growth(fun() ->
+                      {ok, S} = py_asgi:start(?M, asgi_app, scope(), #{body => <<"x">>}),
+                      receive {asgi, S, {start, 200, _}} -> ok end,
+                      receive {asgi, S, {body, <<"hello x">>, false}} -> ok end,
+                      receive {asgi, S, done} -> ok end
+              end).
+
+wsgi_stream(_Config) ->
+    no_growth(fun() ->
+                      {ok, S} = py_wsgi:start(?M, wsgi_app, maps:remove(<<"wsgi.input">>, environ()),
+                                              #{body => <<"x">>}),
+                      receive {wsgi, S, {start, <<"200 OK">>, _}} -> ok end,
+                      receive {wsgi, S, {body, <<"hello ">>}} -> ok end,
+                      receive {wsgi, S, {body, <<"x">>}} -> ok end,
+                      receive {wsgi, S, done} -> ok end
+              end).
+
+no_growth(F) ->
+    [F() || _ <- lists:seq(1, 500)],
+    {ok, [Objects0, Blocks0]} = py:call(?M, tracked, []),
+    [F() || _ <- lists:seq(1, ?N)],
+    {ok, [Objects1, Blocks1]} = py:call(?M, tracked, []),
+    ct:comment("after ~b requests: ~w objects, ~w blocks",
+               [?N, Objects1 - Objects0, Blocks1 - Blocks0]),
+    ?assert(Objects1 - Objects0 < ?SLACK),
+    ?assert(Blocks1 - Blocks0 < ?SLACK).
+
+environ() ->
+    #{<<"REQUEST_METHOD">> => <<"POST">>, <<"SCRIPT_NAME">> => <<>>, <<"PATH_INFO">> => <<"/">>,
+      <<"SERVER_NAME">> => <<"localhost">>, <<"SERVER_PORT">> => <<"80">>,
+      <<"SERVER_PROTOCOL">> => <<"HTTP/1.1">>, <<"wsgi.url_scheme">> => <<"http">>,
+      <<"wsgi.input">> => <<"x">>}.
+
+scope() ->
+    #{type => <<"http">>, path => <<"/">>, headers => [{<<"host">>, <<"h">>}]}.
