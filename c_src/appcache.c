@@ -147,3 +147,15 @@ appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL
     }
     return 0;
 }
+
+int
+appcache_is_runner(ErlNifEnv *env, ERL_NIF_TERM runner, const char *name)
+{
+    ErlNifBinary bin;
+    char atom[KEY_MAX];
+    size_t len = strlen(name);
+    if (enif_inspect_binary(env, runner, &bin)) {
+        return bin.size == len && memcmp(bin.data, name, len) == 0;
+    }
+    return enif_get_atom(env, runner, atom, sizeof(atom), ERL_NIF_LATIN1) > 0 && strcmp(atom, name) == 0;
+}

@@ -18,4 +18,7 @@ int appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable,
                      ERL_NIF_TERM runner, const char *entry, PyObject **app, PyObject **fn,
                      ERL_NIF_TERM *err);
 
+/* 1 if `runner` (atom or binary) names the module `name`.  No GIL needed. */
+int appcache_is_runner(ErlNifEnv *env, ERL_NIF_TERM runner, const char *name);
+
 #endif

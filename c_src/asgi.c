@@ -56,20 +56,6 @@ asgi_reply(job_t *job, PyObject *result)
 
 /* ---- the default runner's protocol in C (asgi_native.c) ---------------------------- */
 
-static const char DEFAULT_RUNNER[] = "hornbeam_asgi_runner";
-
-static int
-is_default_runner(ErlNifEnv *env, ERL_NIF_TERM runner)
-{
-    ErlNifBinary bin;
-    char name[sizeof(DEFAULT_RUNNER)];
-    if (enif_inspect_binary(env, runner, &bin)) {
-        return bin.size == sizeof(DEFAULT_RUNNER) - 1 && memcmp(bin.data, DEFAULT_RUNNER, bin.size) == 0;
-    }
-    return enif_get_atom(env, runner, name, sizeof(name), ERL_NIF_LATIN1) > 0 &&
-           strcmp(name, DEFAULT_RUNNER) == 0;
-}
-
 /* 1 once the native exchange is ready; 0 while the runner module cannot be imported
  * (the Python runner is used then, and reports the import error itself). */
 static int
@@ -144,7 +130,7 @@ asgi_run(job_t *job, worker_t *w)
         enif_inspect_binary(env, job->argv[ARG_BODY], &bin);
         body = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
     }
-    if (body != NULL && option_on(OPT_NATIVE_RUNNER) && is_default_runner(env, job->argv[ARG_RUNNER]) &&
+    if (body != NULL && option_on(OPT_NATIVE_RUNNER) && appcache_is_runner(env, job->argv[ARG_RUNNER], "hornbeam_asgi_runner") &&
         native_ready()) {
         native_run(job, w, app, scope, body);
         goto out;

@@ -79,7 +79,7 @@ emit_trailers(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM 
 static PyObject *
 emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    job_t *job = PyCapsule_GetPointer(self, "py_nif.stream");
+    job_t *job = job_from_capsule(self);
     if (job == NULL) {
         return NULL;
     }
@@ -112,28 +112,6 @@ emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef emit_def = {"emit", (PyCFunction)(void (*)(void))emit, METH_FASTCALL,
                                "Reports a response event to the Erlang owner of the stream."};
 
-static void
-release_job_capsule(PyObject *capsule)
-{
-    job_t *job = PyCapsule_GetPointer(capsule, "py_nif.stream");
-    if (job != NULL) {
-        enif_release_resource(job);
-    }
-}
-
-static PyObject *
-emit_for(job_t *job)
-{
-    enif_keep_resource(job);
-    PyObject *capsule = PyCapsule_New(job, "py_nif.stream", release_job_capsule);
-    if (capsule == NULL) {
-        enif_release_resource(job);
-        return NULL;
-    }
-    PyObject *fn = PyCFunction_New(&emit_def, capsule);
-    Py_DECREF(capsule);
-    return fn;
-}
 
 /* ---- the stream job --------------------------------------------------------------- */
 
@@ -166,7 +144,7 @@ stream_run(job_t *job, worker_t *w)
     }
     ErlNifBinary bin;
     enif_inspect_binary(env, job->argv[ARG_BODY], &bin);
-    emit_fn = emit_for(job);
+    emit_fn = job_callable(job, &emit_def);
     body = emit_fn != NULL
         ? PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size) : NULL;
     if (body != NULL) {

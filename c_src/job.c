@@ -4,6 +4,8 @@
 
 ErlNifResourceType *JOB_RESOURCE = NULL;
 
+static job_t *job_alloc(job_run_fn run);
+
 static void
 job_dtor(ErlNifEnv *caller_env, void *obj)
 {
@@ -80,20 +82,8 @@ release_target(void *target)
 job_t *
 job_new_followup(job_run_fn run, job_t *target)
 {
-    job_t *job = enif_alloc_resource(JOB_RESOURCE, sizeof(job_t));
-    if (job == NULL) {
-        return NULL;
-    }
-    memset(job, 0, sizeof(*job));
-    job->env = enif_alloc_env();
-    if (job->env == NULL) {
-        enif_release_resource(job);
-        return NULL;
-    }
-    job->run = run;
-    job->state = JOB_PENDING;
-    job->worker = -1;
-    if (target != NULL) {
+    job_t *job = job_alloc(run);
+    if (job != NULL && target != NULL) {
         enif_keep_resource(target);
         job->data = target;
         job->free_data = release_target;
@@ -101,8 +91,9 @@ job_new_followup(job_run_fn run, job_t *target)
     return job;
 }
 
-job_t *
-job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc, const ERL_NIF_TERM argv[])
+/* A zeroed job with its own environment, or NULL. */
+static job_t *
+job_alloc(job_run_fn run)
 {
     job_t *job = enif_alloc_resource(JOB_RESOURCE, sizeof(job_t));
     if (job == NULL) {
@@ -116,9 +107,19 @@ job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc, const ERL_NI
     }
     job->run = run;
     job->state = JOB_PENDING;
+    job->worker = -1;
+    return job;
+}
+
+job_t *
+job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc, const ERL_NIF_TERM argv[])
+{
+    job_t *job = job_alloc(run);
+    if (job == NULL) {
+        return NULL;
+    }
     enif_self(env, &job->caller);
     job->tag = enif_make_copy(job->env, tag);
-    job->worker = -1;
     job->argc = argc;
     for (int i = 0; i < argc; i++) {
         job->argv[i] = enif_make_copy(job->env, argv[i]);
@@ -160,4 +161,33 @@ int
 job_is_cancelled(job_t *job)
 {
     return __atomic_load_n(&job->state, __ATOMIC_ACQUIRE) == JOB_CANCELLED;
+}
+
+static void
+release_capsule(PyObject *capsule)
+{
+    job_t *job = PyCapsule_GetPointer(capsule, "py_nif.job");
+    if (job != NULL) {
+        enif_release_resource(job);
+    }
+}
+
+PyObject *
+job_callable(job_t *job, PyMethodDef *def)
+{
+    enif_keep_resource(job);
+    PyObject *capsule = PyCapsule_New(job, "py_nif.job", release_capsule);
+    if (capsule == NULL) {
+        enif_release_resource(job);
+        return NULL;
+    }
+    PyObject *fn = PyCFunction_New(def, capsule);
+    Py_DECREF(capsule);
+    return fn;
+}
+
+job_t *
+job_from_capsule(PyObject *capsule)
+{
+    return PyCapsule_GetPointer(capsule, "py_nif.job");
 }

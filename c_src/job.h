@@ -69,6 +69,11 @@ int job_make_stream(ErlNifEnv *env, job_t *job, ERL_NIF_TERM kind, void (*on_dow
 ErlNifEnv *job_event_env(job_t *job);
 void job_event_send(job_t *job, ERL_NIF_TERM event);
 
+/* A Python builtin bound to the job (kept alive by it): `def`'s function receives a
+ * capsule named "py_nif.job" whose pointer is the job (job_from_capsule).  GIL held. */
+PyObject *job_callable(job_t *job, PyMethodDef *def);
+job_t *job_from_capsule(PyObject *capsule);
+
 /* A job that answers nobody (follow-ups such as a stream's body chunks): it holds a
  * reference to `target` (may be NULL) in `data` for its run function, released with the
  * job. */

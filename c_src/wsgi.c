@@ -368,20 +368,6 @@ wsgi_response(ErlNifEnv *env, PyObject *result)
 
 enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, WSGI_ARGC };
 
-static const char DEFAULT_RUNNER[] = "hornbeam_wsgi_runner";
-
-static int
-is_default_runner(ErlNifEnv *env, ERL_NIF_TERM runner)
-{
-    ErlNifBinary bin;
-    char name[sizeof(DEFAULT_RUNNER)];
-    if (enif_inspect_binary(env, runner, &bin)) {
-        return bin.size == sizeof(DEFAULT_RUNNER) - 1 && memcmp(bin.data, DEFAULT_RUNNER, bin.size) == 0;
-    }
-    return enif_get_atom(env, runner, name, sizeof(name), ERL_NIF_LATIN1) > 0 &&
-           strcmp(name, DEFAULT_RUNNER) == 0;
-}
-
 /* 1 once the native start_response is ready; 0 while the runner cannot be imported (the
  * Python runner is used then, and reports the import error itself). */
 static int
@@ -412,7 +398,7 @@ wsgi_run(job_t *job, worker_t *w)
         reply = why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
                          : errors_tuple(env, errors_take(env));
     } else {
-        result = option_on(OPT_NATIVE_RUNNER) && is_default_runner(env, job->argv[ARG_RUNNER]) &&
+        result = option_on(OPT_NATIVE_RUNNER) && appcache_is_runner(env, job->argv[ARG_RUNNER], "hornbeam_wsgi_runner") &&
                          native_ready()
                      ? wsgi_native_run(app, environ)
                      : PyObject_CallFunctionObjArgs(fn, app, environ, NULL);

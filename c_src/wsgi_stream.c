@@ -323,7 +323,7 @@ input_new(job_t *job)
 static PyObject *
 emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
 {
-    job_t *job = PyCapsule_GetPointer(capsule, "py_nif.wsgi_stream");
+    job_t *job = job_from_capsule(capsule);
     if (job == NULL) {
         return NULL;
     }
@@ -387,28 +387,6 @@ emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef emit_def = {"emit", (PyCFunction)(void (*)(void))emit, METH_FASTCALL,
                                "Reports a WSGI response event to the Erlang owner."};
 
-static void
-release_capsule(PyObject *capsule)
-{
-    job_t *job = PyCapsule_GetPointer(capsule, "py_nif.wsgi_stream");
-    if (job != NULL) {
-        enif_release_resource(job);
-    }
-}
-
-static PyObject *
-emit_for(job_t *job)
-{
-    enif_keep_resource(job);
-    PyObject *capsule = PyCapsule_New(job, "py_nif.wsgi_stream", release_capsule);
-    if (capsule == NULL) {
-        enif_release_resource(job);
-        return NULL;
-    }
-    PyObject *fn = PyCFunction_New(&emit_def, capsule);
-    Py_DECREF(capsule);
-    return fn;
-}
 
 /* ---- the stream job (runs the whole app on its worker thread) --------------------- */
 
@@ -430,7 +408,7 @@ stream_run(job_t *job, worker_t *w)
         environ = wsgi_build_environ(env, job->argv[ARG_ENVIRON], input, &why);
     }
     if (environ != NULL) {
-        emit_fn = emit_for(job);
+        emit_fn = job_callable(job, &emit_def);
     }
     if (emit_fn != NULL) {
         result = PyObject_CallFunctionObjArgs(fn, app, environ, emit_fn, NULL);
