@@ -159,3 +159,14 @@ appcache_is_runner(ErlNifEnv *env, ERL_NIF_TERM runner, const char *name)
     }
     return enif_get_atom(env, runner, atom, sizeof(atom), ERL_NIF_LATIN1) > 0 && strcmp(atom, name) == 0;
 }
+
+ERL_NIF_TERM
+appcache_check_names(ErlNifEnv *env, const ERL_NIF_TERM names[3])
+{
+    for (int i = 0; i < 3; i++) {
+        if (!enif_is_atom(env, names[i]) && !enif_is_binary(env, names[i])) {
+            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, names[i]));
+        }
+    }
+    return 0;
+}

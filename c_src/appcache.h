@@ -18,6 +18,10 @@ int appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable,
                      ERL_NIF_TERM runner, const char *entry, PyObject **app, PyObject **fn,
                      ERL_NIF_TERM *err);
 
+/* Scheduler side: names[0..2] (module, callable, runner) must be atoms or binaries.
+ * Returns 0, or an {error, {badarg, Name}} term. */
+ERL_NIF_TERM appcache_check_names(ErlNifEnv *env, const ERL_NIF_TERM names[3]);
+
 /* 1 if `runner` (atom or binary) names the module `name`.  No GIL needed. */
 int appcache_is_runner(ErlNifEnv *env, ERL_NIF_TERM runner, const char *name);
 

@@ -159,10 +159,9 @@ out:
 ERL_NIF_TERM
 asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
 {
-    for (int i = ARG_MODULE; i <= ARG_RUNNER; i++) {
-        if (!enif_is_atom(env, argv[i]) && !enif_is_binary(env, argv[i])) {
-            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, argv[i]));
-        }
+    ERL_NIF_TERM err = appcache_check_names(env, argv);
+    if (err != 0) {
+        return err;
     }
     if (!enif_is_binary(env, argv[ARG_BODY])) {
         return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,

@@ -1,5 +1,7 @@
 #include "job.h"
 
+#include "atoms.h"
+
 #include <string.h>
 
 ErlNifResourceType *JOB_RESOURCE = NULL;
@@ -190,4 +192,19 @@ job_t *
 job_from_capsule(PyObject *capsule)
 {
     return PyCapsule_GetPointer(capsule, "py_nif.job");
+}
+
+ERL_NIF_TERM
+job_check_stream_body(ErlNifEnv *env, ERL_NIF_TERM body, ERL_NIF_TERM more)
+{
+    ERL_NIF_TERM what = 0;
+    if (!enif_is_binary(env, body)) {
+        what = enif_make_tuple2(env, ATOM_body, body);
+    } else if (more != ATOM_true && more != ATOM_false) {
+        what = enif_make_tuple2(env, enif_make_atom(env, "more_body"), more);
+    }
+    if (what == 0) {
+        return 0;
+    }
+    return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_badarg, what));
 }

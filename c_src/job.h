@@ -64,6 +64,10 @@ job_t *job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc,
  * calling process of `env`).  Returns 0 or -1. */
 int job_make_stream(ErlNifEnv *env, job_t *job, ERL_NIF_TERM kind, void (*on_down)(job_t *));
 
+/* Scheduler side, for stream starts: body a binary and more_body a boolean.  Returns 0,
+ * or an {error, {badarg, {body | more_body, Term}}} term. */
+ERL_NIF_TERM job_check_stream_body(ErlNifEnv *env, ERL_NIF_TERM body, ERL_NIF_TERM more);
+
 /* A stream event: build the term in job_event_env(job), then job_event_send sends
  * {Kind, Job, Event} and clears the env.  The job's worker thread only. */
 ErlNifEnv *job_event_env(job_t *job);

@@ -147,10 +147,9 @@ startup_run(job_t *job, worker_t *w)
 ERL_NIF_TERM
 lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
 {
-    for (int i = ARG_MODULE; i <= ARG_RUNNER; i++) {
-        if (!enif_is_atom(env, argv[i]) && !enif_is_binary(env, argv[i])) {
-            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, argv[i]));
-        }
+    ERL_NIF_TERM err = appcache_check_names(env, argv);
+    if (err != 0) {
+        return err;
     }
     startup_t *s = enif_alloc(sizeof(*s));
     job_t *job = s != NULL ? job_new(env, startup_run, tag, STARTUP_ARGC, argv) : NULL;

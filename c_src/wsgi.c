@@ -412,19 +412,12 @@ wsgi_run(job_t *job, worker_t *w)
     PyErr_Clear();
 }
 
-static int
-is_name(ErlNifEnv *env, ERL_NIF_TERM t)
-{
-    return enif_is_atom(env, t) || enif_is_binary(env, t);
-}
-
 ERL_NIF_TERM
 wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
 {
-    for (int i = ARG_MODULE; i <= ARG_RUNNER; i++) {
-        if (!is_name(env, argv[i])) {
-            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, argv[i]));
-        }
+    ERL_NIF_TERM err = appcache_check_names(env, argv);
+    if (err != 0) {
+        return err;
     }
     ERL_NIF_TERM bad;
     if (wsgi_validate_environ(env, argv[ARG_ENVIRON], 1, &bad) < 0) {

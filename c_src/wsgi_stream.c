@@ -438,25 +438,15 @@ stream_owner_down(job_t *job)
 
 /* ---- NIFs ------------------------------------------------------------------------- */
 
-static ERL_NIF_TERM
-badarg(ErlNifEnv *env, ERL_NIF_TERM what)
-{
-    return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, what));
-}
-
 ERL_NIF_TERM
 wsgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 {
-    for (int i = ARG_MODULE; i <= ARG_RUNNER; i++) {
-        if (!enif_is_atom(env, argv[i]) && !enif_is_binary(env, argv[i])) {
-            return badarg(env, argv[i]);
-        }
+    ERL_NIF_TERM err = appcache_check_names(env, argv);
+    if (err == 0) {
+        err = job_check_stream_body(env, argv[ARG_BODY], argv[ARG_MORE]);
     }
-    if (!enif_is_binary(env, argv[ARG_BODY])) {
-        return badarg(env, enif_make_tuple2(env, ATOM_body, argv[ARG_BODY]));
-    }
-    if (argv[ARG_MORE] != ATOM_true && argv[ARG_MORE] != ATOM_false) {
-        return badarg(env, enif_make_tuple2(env, enif_make_atom(env, "more_body"), argv[ARG_MORE]));
+    if (err != 0) {
+        return err;
     }
     ERL_NIF_TERM bad;
     if (wsgi_validate_environ(env, argv[ARG_ENVIRON], 0, &bad) < 0) {
