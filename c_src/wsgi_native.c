@@ -2,19 +2,25 @@
 
 #include "compat.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* The runner's pieces, so that checks and errors read exactly as on the Python path. */
 static struct {
     PyObject *check_status;  /* _check_status(status) -> str */
     PyObject *check_headers; /* _check_headers(headers) -> [(str, str)] */
+    PyObject *valid_statuses; /* the sets in which they remember what passed */
+    PyObject *valid_headers;
     PyObject *file_wrapper;  /* FileWrapper */
-    PyObject *s_file_wrapper, *s_close, *s_write, *s_start_response;
+    PyObject *s_file_wrapper, *s_close, *s_write;
 } N;
 
-/* start_response's state for one call: hornbeam_wsgi_runner._Response, buffered. */
+/* start_response's state for one call: hornbeam_wsgi_runner._Response, buffered.  The
+ * object itself is the start_response callable (vectorcall), so that no bound method is
+ * made per request. */
 typedef struct {
     PyObject_HEAD
+    vectorcallfunc vectorcall;
     PyObject *status;   /* str once start_response was called */
     PyObject *headers;  /* [(str, str)] */
     PyObject *chunks;   /* [bytes] */
@@ -56,9 +62,50 @@ response_write(ResponseObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
+/* The runner's validators, skipped for a str status / exact list of exact (str, str)
+ * tuples that already passed them (their caches): the common case does no Python call. */
 static PyObject *
-response_start(ResponseObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+checked_status(PyObject *status)
 {
+    if (PyUnicode_CheckExact(status)) {
+        int known = PySet_Contains(N.valid_statuses, status);
+        if (known != 0) {
+            return known > 0 ? Py_NewRef(status) : NULL;
+        }
+    }
+    return PyObject_CallOneArg(N.check_status, status);
+}
+
+static PyObject *
+checked_headers(PyObject *headers)
+{
+    if (PyList_CheckExact(headers)) {
+        Py_ssize_t n = PyList_GET_SIZE(headers), i;
+        for (i = 0; i < n; i++) {
+            PyObject *h = PyList_GET_ITEM(headers, i);
+            if (!PyTuple_CheckExact(h) || PyTuple_GET_SIZE(h) != 2 ||
+                !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 0)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 1))) {
+                break;
+            }
+            int known = PySet_Contains(N.valid_headers, h);
+            if (known < 0) {
+                return NULL;
+            }
+            if (!known) {
+                break;
+            }
+        }
+        if (i == n) {
+            return PyList_GetSlice(headers, 0, n); /* as _check_headers: a new list */
+        }
+    }
+    return PyObject_CallOneArg(N.check_headers, headers);
+}
+
+static PyObject *
+response_start(ResponseObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     static const char *const names[] = {"status", "headers", "exc_info"};
     PyObject *slots[3] = {NULL, NULL, Py_None};
     Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -103,8 +150,8 @@ response_start(ResponseObject *self, PyObject *const *args, Py_ssize_t nargs, Py
         PyErr_SetString(PyExc_RuntimeError, "start_response() called a second time without exc_info");
         return NULL;
     }
-    PyObject *status = PyObject_CallOneArg(N.check_status, slots[0]);
-    PyObject *headers = status != NULL ? PyObject_CallOneArg(N.check_headers, slots[1]) : NULL;
+    PyObject *status = checked_status(slots[0]);
+    PyObject *headers = status != NULL ? checked_headers(slots[1]) : NULL;
     if (headers == NULL) {
         Py_XDECREF(status);
         return NULL;
@@ -118,8 +165,6 @@ response_start(ResponseObject *self, PyObject *const *args, Py_ssize_t nargs, Py
 
 static PyMethodDef response_methods[] = {
     {"write", (PyCFunction)response_write, METH_O, "write(data): a body chunk (PEP 3333)."},
-    {"start_response", (PyCFunction)(void (*)(void))response_start,
-     METH_FASTCALL | METH_KEYWORDS, "start_response(status, headers, exc_info=None)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -127,9 +172,12 @@ static PyTypeObject ResponseType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "_erlang.WSGIResponse",
     .tp_basicsize = sizeof(ResponseObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "start_response/write of one buffered WSGI call (hornbeam_wsgi_runner's).",
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "start_response(status, headers, exc_info=None) of one buffered WSGI call "
+              "(hornbeam_wsgi_runner's), with write(data).",
     .tp_dealloc = (destructor)response_dealloc,
+    .tp_vectorcall_offset = offsetof(ResponseObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
     .tp_methods = response_methods,
 };
 
@@ -146,14 +194,16 @@ wsgi_native_init(void)
     N.check_status = PyObject_GetAttrString(runner, "_check_status");
     N.check_headers = PyObject_GetAttrString(runner, "_check_headers");
     N.file_wrapper = PyObject_GetAttrString(runner, "FileWrapper");
+    N.valid_statuses = PyObject_GetAttrString(runner, "_valid_statuses");
+    N.valid_headers = PyObject_GetAttrString(runner, "_valid_headers");
     Py_DECREF(runner);
     N.s_file_wrapper = PyUnicode_InternFromString("wsgi.file_wrapper");
     N.s_close = PyUnicode_InternFromString("close");
     N.s_write = PyUnicode_InternFromString("write");
-    N.s_start_response = PyUnicode_InternFromString("start_response");
     return N.check_status != NULL && N.check_headers != NULL && N.file_wrapper != NULL &&
-                   N.s_file_wrapper != NULL && N.s_close != NULL && N.s_write != NULL &&
-                   N.s_start_response != NULL
+                   N.valid_statuses != NULL && PySet_Check(N.valid_statuses) &&
+                   N.valid_headers != NULL && PySet_Check(N.valid_headers) &&
+                   N.s_file_wrapper != NULL && N.s_close != NULL && N.s_write != NULL
                ? 0 : -1;
 }
 
@@ -164,6 +214,7 @@ response_new(void)
     if (r == NULL) {
         return NULL;
     }
+    r->vectorcall = (vectorcallfunc)response_start;
     r->status = NULL;
     r->headers = NULL;
     r->headers_sent = 0;
@@ -238,9 +289,8 @@ wsgi_native_run(PyObject *app, PyObject *environ)
     if (r == NULL) {
         return NULL;
     }
-    PyObject *start = PyObject_GetAttr((PyObject *)r, N.s_start_response);
-    PyObject *body = start != NULL ? PyObject_CallFunctionObjArgs(app, environ, start, NULL) : NULL;
-    Py_XDECREF(start);
+    PyObject *args[2] = {environ, (PyObject *)r};
+    PyObject *body = PyObject_Vectorcall(app, args, 2, NULL);
     PyObject *result = NULL;
     if (body != NULL && consume(r, body) == 0) {
         if (r->status == NULL) {
