@@ -16,7 +16,7 @@
          system_exit/1, os_exit/1, base_exceptions/1,
          timeout_returns_quickly/1, timeout_late_reply_never_arrives/1,
          timeout_async/1, timeout_race_never_leaks/1, timeout_infinity/1,
-         default_timeout_from_env/1,
+         default_timeout_from_env/1, default_timeout_read_at_start/1,
          concurrent_callers/1, exception_storm/1,
          async_system_exit/1]).
 
@@ -35,7 +35,7 @@ groups() ->
                    unconvertible_result, system_exit, os_exit, base_exceptions]},
      {timeouts, [], [timeout_returns_quickly, timeout_late_reply_never_arrives,
                      timeout_async, timeout_race_never_leaks, timeout_infinity,
-                     default_timeout_from_env]},
+                     default_timeout_from_env, default_timeout_read_at_start]},
      {load, [], [concurrent_callers, exception_storm]},
      %% Last: when it fails it can take worker threads down with it.
      {async_base_exceptions, [], [async_system_exit]}].
@@ -283,12 +283,25 @@ timeout_infinity(_Config) ->
 default_timeout_from_env(_Config) ->
     {ok, Old} = application:get_env(erlang_python, call_timeout),
     ?assertEqual(30000, Old),
-    ok = application:set_env(erlang_python, call_timeout, 50),
+    ?assertEqual({error, {badarg, {call_timeout, soon}}}, py:set_call_timeout(soon)),
+    ok = py:set_call_timeout(50),
     try
+        ?assertEqual({ok, 50}, application:get_env(erlang_python, call_timeout)),
         ?assertEqual({error, timeout}, py:call(?H, sleep_async, [2])),
         ?assertEqual({ok, <<"slept">>}, py:call(?H, sleep_async, [0.2], #{timeout => 5000}))
     after
-        ok = application:set_env(erlang_python, call_timeout, Old)
+        ok = py:set_call_timeout(Old)
+    end.
+
+%% The environment is read when the application starts.
+default_timeout_read_at_start(_Config) ->
+    ok = application:stop(erlang_python),
+    ok = application:set_env(erlang_python, call_timeout, 50),
+    try
+        {ok, _} = application:ensure_all_started(erlang_python),
+        ?assertEqual({error, timeout}, py:call(?H, sleep_async, [2]))
+    after
+        ok = py:set_call_timeout(30000)
     end.
 
 %% ---- load ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 %% Erlang form), `{error, timeout}', `{error, not_started}'.
 -module(py).
 
--export([call/3, call/4, info/0]).
+-export([call/3, call/4, info/0, set_call_timeout/1]).
 
 -include("py_await.hrl").
 
@@ -50,6 +50,13 @@ call(Module, Function, Args, Opts) when is_map(Opts) ->
     end;
 call(_Module, _Function, _Args, Opts) ->
     {error, {badarg, {options, Opts}}}.
+
+%% @doc Changes the default timeout of `py:call', `py_wsgi:run' and `py_asgi:run' on a
+%% running node (the application's `call_timeout', which is otherwise read when the
+%% application starts).  A rare operation: it updates a persistent term.
+-spec set_call_timeout(timeout()) -> ok | {error, {badarg, {call_timeout, term()}}}.
+set_call_timeout(Timeout) ->
+    py_opts:set_default_timeout(Timeout).
 
 %% @doc The interpreter and the worker pool: Python version (running and built for),
 %% libpython, worker count, queued jobs, GIL mode.

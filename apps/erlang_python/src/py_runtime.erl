@@ -45,6 +45,7 @@ init([]) ->
     process_flag(trap_exit, true),
     case py_nif:start(config()) of
         {ok, Warnings} ->
+            ok = py_opts:load_default_timeout(),
             [logger:warning("erlang_python: ~ts", [W], #{erlang_python => runtime})
              || W <- Warnings],
             {ok, #{}};
@@ -76,4 +77,5 @@ handle_info(_Info, State) ->
 
 -spec terminate(term(), map()) -> ok.
 terminate(_Reason, _State) ->
+    ok = py_opts:clear_default_timeout(),
     py_nif:stop(application:get_env(erlang_python, stop_timeout, 5000)).
