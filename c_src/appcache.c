@@ -8,11 +8,8 @@
 #include <string.h>
 
 #define APPCACHE_SIZE 32
-#define KEY_MAX 512
-
 typedef struct {
-    char key[KEY_MAX];   /* module \0 callable \0 runner \0 entry */
-    size_t keylen;
+    appcache_key_t key;
     PyObject *app;       /* strong */
     PyObject *fn;        /* strong */
 } entry_t;
@@ -26,14 +23,14 @@ append_name(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t *pos)
 {
     ErlNifBinary bin;
     if (enif_is_atom(env, term)) {
-        int n = enif_get_atom(env, term, buf + *pos, (unsigned)(KEY_MAX - *pos), ERL_NIF_LATIN1);
+        int n = enif_get_atom(env, term, buf + *pos, (unsigned)(APPCACHE_KEY_MAX - *pos), ERL_NIF_LATIN1);
         if (n <= 0) {
             return -1;
         }
         *pos += (size_t)n; /* n counts the terminating NUL */
         return 0;
     }
-    if (!enif_inspect_binary(env, term, &bin) || *pos + bin.size + 1 > KEY_MAX ||
+    if (!enif_inspect_binary(env, term, &bin) || *pos + bin.size + 1 > APPCACHE_KEY_MAX ||
         memchr(bin.data, 0, bin.size) != NULL) {
         return -1;
     }
@@ -64,7 +61,7 @@ getattr_path(PyObject *obj, const char *path)
 static ERL_NIF_TERM
 message(ErlNifEnv *env, const char *fmt, const char *a, const char *b)
 {
-    char text[KEY_MAX + 128];
+    char text[APPCACHE_KEY_MAX + 128];
     int n = snprintf(text, sizeof(text), fmt, a, b);
     return convert_bytes(env, text, n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1);
 }
@@ -102,32 +99,47 @@ resolve(ErlNifEnv *env, const char *key, PyObject **app, PyObject **fn, ERL_NIF_
     return 0;
 }
 
-int
-appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL_NIF_TERM runner,
-                 const char *entry, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
+/* key = module \0 callable \0 runner \0 entry \0; -1 if too long or a name holds NUL. */
+static int
+build_key(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL_NIF_TERM runner,
+          const char *entry, appcache_key_t *key)
 {
-    char key[KEY_MAX];
     size_t len = 0;
     size_t entry_len = strlen(entry) + 1;
-    if (append_name(env, module, key, &len) < 0 || append_name(env, callable, key, &len) < 0 ||
-        append_name(env, runner, key, &len) < 0 || len + entry_len > KEY_MAX) {
-        *err = enif_make_tuple2(env, ATOM_badarg, enif_make_tuple3(env, module, callable, runner));
+    if (append_name(env, module, key->text, &len) < 0 || append_name(env, callable, key->text, &len) < 0 ||
+        append_name(env, runner, key->text, &len) < 0 || len + entry_len > APPCACHE_KEY_MAX) {
         return -1;
     }
-    memcpy(key + len, entry, entry_len);
-    len += entry_len;
+    memcpy(key->text + len, entry, entry_len);
+    key->len = len + entry_len;
+    return 0;
+}
 
+ERL_NIF_TERM
+appcache_key(ErlNifEnv *env, const ERL_NIF_TERM names[3], const char *entry, appcache_key_t *key)
+{
+    ERL_NIF_TERM err = appcache_check_names(env, names);
+    if (err == 0 && build_key(env, names[0], names[1], names[2], entry, key) < 0) {
+        err = errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                 enif_make_tuple3(env, names[0], names[1], names[2])));
+    }
+    return err;
+}
+
+int
+appcache_get(ErlNifEnv *env, const appcache_key_t *key, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
+{
     int use_cache = option_on(OPT_APP_CACHE);
     if (use_cache) {
         for (int i = 0; i < cache_used; i++) {
-            if (cache[i].keylen == len && memcmp(cache[i].key, key, len) == 0) {
+            if (cache[i].key.len == key->len && memcmp(cache[i].key.text, key->text, key->len) == 0) {
                 *app = Py_NewRef(cache[i].app);
                 *fn = Py_NewRef(cache[i].fn);
                 return 0;
             }
         }
     }
-    if (resolve(env, key, app, fn, err) < 0) {
+    if (resolve(env, key->text, app, fn, err) < 0) {
         return -1;
     }
     if (use_cache) {
@@ -140,8 +152,8 @@ appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL
             Py_CLEAR(e->app);
             Py_CLEAR(e->fn);
         }
-        memcpy(e->key, key, len);
-        e->keylen = len;
+        memcpy(e->key.text, key->text, key->len);
+        e->key.len = key->len;
         e->app = Py_NewRef(*app);
         e->fn = Py_NewRef(*fn);
     }
@@ -149,10 +161,22 @@ appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL
 }
 
 int
+appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL_NIF_TERM runner,
+                 const char *entry, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
+{
+    appcache_key_t key;
+    if (build_key(env, module, callable, runner, entry, &key) < 0) {
+        *err = enif_make_tuple2(env, ATOM_badarg, enif_make_tuple3(env, module, callable, runner));
+        return -1;
+    }
+    return appcache_get(env, &key, app, fn, err);
+}
+
+int
 appcache_is_runner(ErlNifEnv *env, ERL_NIF_TERM runner, const char *name)
 {
     ErlNifBinary bin;
-    char atom[KEY_MAX];
+    char atom[APPCACHE_KEY_MAX];
     size_t len = strlen(name);
     if (enif_inspect_binary(env, runner, &bin)) {
         return bin.size == len && memcmp(bin.data, name, len) == 0;

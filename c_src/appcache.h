@@ -8,6 +8,13 @@
 #include <Python.h>
 #include <erl_nif.h>
 
+/* A cache key: module \0 callable \0 runner \0 entry \0, `len` bytes in all. */
+#define APPCACHE_KEY_MAX 512
+typedef struct {
+    size_t len;
+    char text[APPCACHE_KEY_MAX];
+} appcache_key_t;
+
 /* Stores new references to the app and to runner.<entry> in *app and *fn and returns 0;
  * or returns -1 with *err an error reason built in env:
  *   {python, ...}            importing or resolving raised
@@ -17,6 +24,17 @@
 int appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable,
                      ERL_NIF_TERM runner, const char *entry, PyObject **app, PyObject **fn,
                      ERL_NIF_TERM *err);
+
+/* Scheduler side, no GIL: the key of (names[0], names[1], names[2], entry), so that the
+ * worker only compares bytes.  Returns 0, or an {error, {badarg, Name}} term (a name that
+ * is neither atom nor binary) or {error, {badarg, {Module, Callable, Runner}}} (names too
+ * long, or holding a NUL byte). */
+ERL_NIF_TERM appcache_key(ErlNifEnv *env, const ERL_NIF_TERM names[3], const char *entry,
+                          appcache_key_t *key);
+
+/* appcache_resolve for a key made by appcache_key. */
+int appcache_get(ErlNifEnv *env, const appcache_key_t *key, PyObject **app, PyObject **fn,
+                 ERL_NIF_TERM *err);
 
 /* Scheduler side: names[0..2] (module, callable, runner) must be atoms or binaries.
  * Returns 0, or an {error, {badarg, Name}} term. */

@@ -7,7 +7,7 @@
 #define PY_NIF_ATOMS(X) \
     X(ok) X(error) X(true) X(false) X(undefined) X(none) X(nil) \
     X(python) X(badarg) X(unconvertible) X(not_started) X(already_started) \
-    X(cancelled) X(sent) X(bytes) X(nan) X(inf) X(neg_inf) \
+    X(timeout) X(bytes) X(nan) X(inf) X(neg_inf) \
     X(too_deep) X(improper_list) X(invalid_utf8) X(unhashable_key) X(bad_term) \
     X(workers) X(paths) X(venv) X(python_version) X(build_python_version) \
     X(libpython) X(running) X(mode) X(gil) X(queued) \

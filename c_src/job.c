@@ -1,12 +1,13 @@
 #include "job.h"
 
 #include "atoms.h"
+#include "deadline.h"
 
 #include <string.h>
 
 ErlNifResourceType *JOB_RESOURCE = NULL;
 
-static job_t *job_alloc(job_run_fn run);
+static job_t *job_alloc(job_run_fn run, size_t extra);
 
 static void
 job_dtor(ErlNifEnv *caller_env, void *obj)
@@ -84,7 +85,7 @@ release_target(void *target)
 job_t *
 job_new_followup(job_run_fn run, job_t *target)
 {
-    job_t *job = job_alloc(run);
+    job_t *job = job_alloc(run, 0);
     if (job != NULL && target != NULL) {
         enif_keep_resource(target);
         job->data = target;
@@ -93,11 +94,11 @@ job_new_followup(job_run_fn run, job_t *target)
     return job;
 }
 
-/* A zeroed job with its own environment, or NULL. */
+/* A zeroed job (its `extra` bytes left as they are) with its own environment, or NULL. */
 static job_t *
-job_alloc(job_run_fn run)
+job_alloc(job_run_fn run, size_t extra)
 {
-    job_t *job = enif_alloc_resource(JOB_RESOURCE, sizeof(job_t));
+    job_t *job = enif_alloc_resource(JOB_RESOURCE, sizeof(job_t) + extra);
     if (job == NULL) {
         return NULL;
     }
@@ -116,7 +117,14 @@ job_alloc(job_run_fn run)
 job_t *
 job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc, const ERL_NIF_TERM argv[])
 {
-    job_t *job = job_alloc(run);
+    return job_new_extra(env, run, tag, argc, argv, 0);
+}
+
+job_t *
+job_new_extra(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc, const ERL_NIF_TERM argv[],
+              size_t extra)
+{
+    job_t *job = job_alloc(run, extra);
     if (job == NULL) {
         return NULL;
     }
@@ -136,19 +144,23 @@ job_reply(job_t *job, ERL_NIF_TERM reply)
     if (job->env == NULL) {
         return;
     }
-    if (__atomic_compare_exchange_n(&job->state, &expected, JOB_REPLIED, 0,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    int won = __atomic_compare_exchange_n(&job->state, &expected, JOB_REPLIED, 0, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_SEQ_CST);
+    if (won) {
         ERL_NIF_TERM msg = job->kind != 0
             ? enif_make_tuple3(job->env, job->kind, enif_make_resource(job->env, job), reply)
             : enif_make_tuple2(job->env, job->tag, reply);
         enif_send(NULL, &job->caller, job->env, msg);
+        deadline_clear(job);
     }
     if (job->monitoring) {
         enif_demonitor_process(NULL, job, &job->monitor);
         job->monitoring = 0;
     }
-    enif_free_env(job->env);
-    job->env = NULL;
+    if (won) {
+        enif_free_env(job->env);
+        job->env = NULL;
+    }
 }
 
 int
@@ -156,7 +168,13 @@ job_cancel(job_t *job)
 {
     int expected = JOB_PENDING;
     return __atomic_compare_exchange_n(&job->state, &expected, JOB_CANCELLED, 0,
-                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+int
+job_is_pending(job_t *job)
+{
+    return __atomic_load_n(&job->state, __ATOMIC_SEQ_CST) == JOB_PENDING;
 }
 
 int

@@ -14,6 +14,7 @@
 
 #include <Python.h>
 #include <erl_nif.h>
+#include <stdint.h>
 
 struct worker;
 
@@ -49,6 +50,12 @@ struct job {
     ErlNifMonitor monitor;
     int monitoring;
     void (*on_down)(job_t *job);
+    /* deadline.c: when the call times out (monotonic ns), and the job's place in the
+     * deadline heap (index + 1; 0 when not in it). */
+    uint64_t deadline;
+    size_t heap_pos;
+    /* job_new_extra's bytes, owned by the job (part of its allocation). */
+    _Alignas(8) unsigned char extra[];   /* resources are 8-byte aligned */
 };
 
 extern ErlNifResourceType *JOB_RESOURCE;
@@ -59,6 +66,11 @@ int job_resource_init(ErlNifEnv *env);
  * calling process tagged with `tag`.  Returns NULL on allocation failure. */
 job_t *job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc,
                const ERL_NIF_TERM argv[]);
+
+/* job_new with `extra` more bytes at job->extra, uninitialised, for a request packed on
+ * the scheduler (no second allocation). */
+job_t *job_new_extra(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, int argc,
+                     const ERL_NIF_TERM argv[], size_t extra);
 
 /* Makes the job a stream of kind `kind` (asgi | wsgi) that monitors its owner (the
  * calling process of `env`).  Returns 0 or -1. */
@@ -84,8 +96,9 @@ job_t *job_from_capsule(PyObject *capsule);
 job_t *job_new_followup(job_run_fn run, job_t *target);
 
 /* Sends {Tag, Reply} (streams: {Kind, Job, Reply}) to the caller unless the job was
- * cancelled.  `reply` must live in
- * job->env.  Safe to call once per job; later calls do nothing. */
+ * cancelled, then frees job->env (a cancelled job keeps it until it is freed: the
+ * canceller may still read the tag).  `reply` must live in job->env.  Safe to call once
+ * per job; later calls do nothing. */
 void job_reply(job_t *job, ERL_NIF_TERM reply);
 
 /* Marks the job cancelled.  Returns 1 if it was still pending (no reply will be sent),
@@ -93,5 +106,8 @@ void job_reply(job_t *job, ERL_NIF_TERM reply);
 int job_cancel(job_t *job);
 
 int job_is_cancelled(job_t *job);
+
+/* 1 while neither a reply nor a cancellation has happened. */
+int job_is_pending(job_t *job);
 
 #endif

@@ -5,6 +5,7 @@
 #include "asgi_stream.h"
 #include "atoms.h"
 #include "call.h"
+#include "deadline.h"
 #include "job.h"
 #include "lifespan.h"
 #include "options.h"
@@ -205,18 +206,19 @@ nif_get_options(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return options_get(env);
 }
 
+/* deadline(Job, TimeoutMs): the caller of a submitted job gets {Tag, {error, timeout}}
+ * after TimeoutMs unless the reply came first. */
 static ERL_NIF_TERM
-nif_cancel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+nif_deadline(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     job_t *job;
-    if (!enif_get_resource(env, argv[0], JOB_RESOURCE, (void **)&job)) {
+    ErlNifUInt64 ms;
+    if (!enif_get_resource(env, argv[0], JOB_RESOURCE, (void **)&job) || job->kind != 0 ||
+        !enif_get_uint64(env, argv[1], &ms)) {
         return enif_make_badarg(env);
     }
-    if (!job_cancel(job)) {
-        return ATOM_sent;
-    }
-    pool_cancel_task(job);
-    return ATOM_cancelled;
+    deadline_set(job, ms);
+    return ATOM_ok;
 }
 
 static ERL_NIF_TERM
@@ -242,6 +244,7 @@ static int
 load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
     atoms_init(env);
+    wsgi_load();
     if (job_resource_init(env) < 0 || response_init(env) < 0 || scope_resource_init(env) < 0 ||
         lifespan_resource_init(env) < 0) {
         return 1;
@@ -262,7 +265,7 @@ static ErlNifFunc nif_funcs[] = {
     {"start", 1, nif_start, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"stop", 1, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"call", 5, nif_call, 0},
-    {"cancel", 1, nif_cancel, 0},
+    {"deadline", 2, nif_deadline, 0},
     {"wsgi_run", 5, nif_wsgi_run, 0},
     {"asgi_run", 6, nif_asgi_run, 0},
     {"asgi_build_scope", 1, nif_asgi_build_scope, 0},

@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include "atoms.h"
+#include "deadline.h"
 #include "errors.h"
 #include "release.h"
 #include "state.h"
@@ -840,6 +841,10 @@ pool_start(int n, char *err, size_t errlen)
             snprintf(err, errlen, "worker %d failed to start: %s", i, workers[i].failure);
             failed = 1;
         }
+    }
+    if (!failed && deadline_start() < 0) {
+        snprintf(err, errlen, "pthread_create failed (deadline thread)");
+        failed = 1;
     }
     if (!failed) {
         pool.workers = workers;

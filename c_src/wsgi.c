@@ -59,11 +59,72 @@ static const char *const const_text[] = {
 #define N_CONSTS (sizeof(const_text) / sizeof(const_text[0]))
 #define CONST_MAX_LEN 10
 
+/* ---- lookup tables (built at load, read by schedulers: no Python) ----------------- */
+
+/* Open addressing over a power-of-two table (at most a quarter full) of indexes into a
+ * text array.  The hash reads the length and four bytes (the texts share prefixes such as
+ * "HTTP_"): about 1.1 probes per lookup for the keys, and one memcmp. */
+#define SLOTS 256
+#define TABLE_MAX 64
+typedef struct {
+    const char *const *text;
+    size_t len[TABLE_MAX];
+    signed char slot[SLOTS];   /* an index, or -1 */
+} table_t;
+
+static table_t key_table, const_table;
+
+static unsigned
+slot_hash(const unsigned char *data, size_t len)
+{
+    unsigned h = (unsigned)len * 31u;
+    if (len > 0) {
+        h += data[0] * 7u + data[len / 2] * 3u + data[len - 1] + data[(len * 3) / 4] * 11u;
+    }
+    return h & (SLOTS - 1);
+}
+
+static void
+table_build(table_t *t, const char *const *text, int n)
+{
+    t->text = text;
+    memset(t->slot, -1, sizeof(t->slot));
+    for (int i = 0; i < n; i++) {
+        t->len[i] = strlen(text[i]);
+        unsigned h = slot_hash((const unsigned char *)text[i], t->len[i]);
+        while (t->slot[h] >= 0) {
+            h = (h + 1) & (SLOTS - 1);
+        }
+        t->slot[h] = (signed char)i;
+    }
+}
+
+static int
+table_find(const table_t *t, const unsigned char *data, size_t len)
+{
+    for (unsigned h = slot_hash(data, len); t->slot[h] >= 0; h = (h + 1) & (SLOTS - 1)) {
+        int i = t->slot[h];
+        if (t->len[i] == len && memcmp(t->text[i], data, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+_Static_assert(N_KEYS <= TABLE_MAX && N_CONSTS <= TABLE_MAX, "lookup table too small");
+
+void
+wsgi_load(void)
+{
+    table_build(&key_table, key_text, N_KEYS);
+    table_build(&const_table, const_text, (int)N_CONSTS);
+}
+
+/* ---- Python objects (GIL) --------------------------------------------------------- */
+
 static struct {
     PyObject *keys[N_KEYS];       /* interned str */
-    size_t key_len[N_KEYS];
     PyObject *consts[N_CONSTS];   /* str */
-    size_t const_len[N_CONSTS];
     PyObject *version;            /* (1, 0) */
     PyObject *errors;             /* the wsgi.errors stream, shared */
     PyObject *bytes_io;
@@ -90,14 +151,12 @@ int
 wsgi_init(void)
 {
     for (int i = 0; i < N_KEYS; i++) {
-        W.key_len[i] = strlen(key_text[i]);
         W.keys[i] = PyUnicode_InternFromString(key_text[i]);
         if (W.keys[i] == NULL) {
             return -1;
         }
     }
     for (size_t i = 0; i < N_CONSTS; i++) {
-        W.const_len[i] = strlen(const_text[i]);
         W.consts[i] = PyUnicode_InternFromString(const_text[i]);
         if (W.consts[i] == NULL) {
             return -1;
@@ -114,16 +173,27 @@ wsgi_init(void)
     return W.version != NULL && W.errors != NULL ? 0 : -1;
 }
 
-static int
-key_index(const unsigned char *data, size_t len)
-{
-    for (int i = 0; i < N_KEYS; i++) {
-        if (W.key_len[i] == len && memcmp(key_text[i], data, len) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
+/* ---- the packed environ (scheduler thread, no Python) ----------------------------- */
+
+/* The map is read on the scheduler into one block, part of the job's allocation: one
+ * item per key, then the bytes of every key and text value the tables do not know.  The
+ * worker builds the dict from it without reading an Erlang term, except wsgi.input and
+ * non-binary values (copied into the job's env). */
+enum { V_TEXT, V_TERM, V_INPUT, V_ERRORS };
+
+typedef struct {
+    int key;            /* index in key_text, or -1: key_len bytes at key_off */
+    int value;          /* V_TEXT: index in const_text, or -1: val_len bytes at val_off */
+    int kind;
+    size_t key_off, key_len, val_off, val_len;
+    ERL_NIF_TERM term;  /* V_TERM, V_INPUT: the value, in the job's env */
+} item_t;
+
+typedef struct {
+    size_t n;
+    unsigned seen;      /* bit i: key i (i < 32) is in the map */
+    item_t items[];     /* n of them, then the bytes */
+} wsgi_environ_t;
 
 /* A CGI-style key (no dot) must have a binary value. */
 static int
@@ -132,94 +202,140 @@ is_cgi_key(const ErlNifBinary *key)
     return memchr(key->data, '.', key->size) == NULL;
 }
 
-/* ---- validation (scheduler thread, no Python) ------------------------------------- */
-
+/* Reads one pair into *it (offsets and term left unset), *key and *val (the value when
+ * it->val_len > 0).  Returns 0, or -1 if the pair is not valid. */
 static int
-valid_value(ErlNifEnv *env, int index, const ErlNifBinary *key, ERL_NIF_TERM value)
+classify(ErlNifEnv *env, ERL_NIF_TERM k, ERL_NIF_TERM v, item_t *it, ErlNifBinary *key,
+         ErlNifBinary *val)
 {
-    switch (index) {
+    if (!enif_inspect_binary(env, k, key)) {
+        return -1;
+    }
+    it->key = table_find(&key_table, key->data, key->size);
+    it->key_len = it->key < 0 ? key->size : 0;
+    it->value = -1;
+    it->val_len = 0;
+    switch (it->key) {
     case K_VERSION: {
         int arity, a, b;
         const ERL_NIF_TERM *e;
-        return enif_get_tuple(env, value, &arity, &e) && arity == 2 && enif_get_int(env, e[0], &a) &&
-               enif_get_int(env, e[1], &b);
+        it->kind = V_TERM;
+        return enif_get_tuple(env, v, &arity, &e) && arity == 2 && enif_get_int(env, e[0], &a) &&
+                       enif_get_int(env, e[1], &b)
+                   ? 0
+                   : -1;
     }
     case K_MULTITHREAD:
     case K_MULTIPROCESS:
     case K_RUN_ONCE:
-        return value == ATOM_true || value == ATOM_false;
+        it->kind = V_TERM;
+        return v == ATOM_true || v == ATOM_false ? 0 : -1;
     case K_ERRORS:
-        return 1; /* any value: the stream is always the logger's */
+        it->kind = V_ERRORS; /* any value: the stream is always the logger's */
+        return 0;
+    case K_INPUT:
+        it->kind = V_INPUT;
+        return enif_is_binary(env, v) ? 0 : -1;
     default:
-        return (index >= 0 || is_cgi_key(key)) ? enif_is_binary(env, value) : 1;
+        if (enif_inspect_binary(env, v, val)) {
+            it->kind = V_TEXT;
+            it->value = val->size <= CONST_MAX_LEN ? table_find(&const_table, val->data, val->size) : -1;
+            it->val_len = it->value < 0 ? val->size : 0;
+            return 0;
+        }
+        it->kind = V_TERM;
+        return it->key < 0 && !is_cgi_key(key) ? 0 : -1;
     }
 }
 
-int
-wsgi_validate_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input, ERL_NIF_TERM *bad)
+/* One pair as read by scan_environ: its item, and where its bytes and value are in the
+ * caller's env (valid during the NIF call). */
+typedef struct {
+    item_t it;
+    const unsigned char *key, *val;
+    ERL_NIF_TERM value;
+} scan_t;
+
+/* Reads and checks every pair of the map (`count` of them) into scan[], once.  Returns
+ * the bytes the packed environ needs, or 0 with *bad the offending key. */
+static size_t
+scan_environ(ErlNifEnv *env, ERL_NIF_TERM environ, size_t count, int need_input, scan_t *scan,
+             ERL_NIF_TERM *bad)
 {
-    if (!enif_is_map(env, environ)) {
-        *bad = environ;
-        return -1;
-    }
+    size_t n = 0, bytes = 0;
     unsigned seen = 0;
-    ErlNifMapIterator it;
+    ErlNifMapIterator iter;
     ERL_NIF_TERM k, v;
-    enif_map_iterator_create(env, environ, &it, ERL_NIF_MAP_ITERATOR_FIRST);
-    int rc = 0;
-    while (enif_map_iterator_get_pair(env, &it, &k, &v)) {
-        ErlNifBinary key;
-        if (!enif_inspect_binary(env, k, &key)) {
+    enif_map_iterator_create(env, environ, &iter, ERL_NIF_MAP_ITERATOR_FIRST);
+    while (n < count && enif_map_iterator_get_pair(env, &iter, &k, &v)) {
+        scan_t *sc = &scan[n++];
+        ErlNifBinary key, val;
+        if (classify(env, k, v, &sc->it, &key, &val) < 0) {
+            enif_map_iterator_destroy(env, &iter);
             *bad = k;
-            rc = -1;
-            break;
+            return 0;
         }
-        int index = key_index(key.data, key.size);
-        if (!valid_value(env, index, &key, v)) {
-            *bad = k;
-            rc = -1;
-            break;
+        if (sc->it.key >= 0 && sc->it.key < N_REQUIRED) {
+            seen |= 1u << sc->it.key;
         }
-        if (index >= 0 && index < N_REQUIRED) {
-            seen |= 1u << index;
-        }
-        enif_map_iterator_next(env, &it);
+        sc->key = key.data;
+        sc->val = sc->it.val_len > 0 ? val.data : NULL;
+        sc->value = v;
+        bytes += sc->it.key_len + sc->it.val_len;
+        enif_map_iterator_next(env, &iter);
     }
-    enif_map_iterator_destroy(env, &it);
-    if (rc < 0) {
-        return -1;
-    }
+    enif_map_iterator_destroy(env, &iter);
     for (int i = 0; i < N_REQUIRED; i++) {
         if (!(seen & (1u << i)) && (i != K_INPUT || need_input)) {
-            *bad = convert_bytes(env, key_text[i], W.key_len[i]);
-            return -1;
+            *bad = convert_bytes(env, key_text[i], key_table.len[i]);
+            return 0;
         }
     }
-    return 0;
+    return sizeof(wsgi_environ_t) + n * sizeof(item_t) + bytes;
+}
+
+/* Writes the scanned pairs into e (the size scan_environ returned); terms go to job_env. */
+static void
+pack_environ(const scan_t *scan, size_t n, ErlNifEnv *job_env, wsgi_environ_t *e)
+{
+    unsigned char *text = (unsigned char *)&e->items[n];
+    size_t pos = 0;
+    e->n = n;
+    e->seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &e->items[i];
+        *it = scan[i].it;
+        if (it->key >= 0 && it->key < 32) {
+            e->seen |= 1u << it->key;
+        }
+        it->key_off = pos;
+        memcpy(text + pos, scan[i].key, it->key_len);
+        pos += it->key_len;
+        it->val_off = pos;
+        if (it->val_len > 0) {
+            memcpy(text + pos, scan[i].val, it->val_len);
+        }
+        pos += it->val_len;
+        it->term = it->kind == V_TERM || it->kind == V_INPUT ? enif_make_copy(job_env, scan[i].value) : 0;
+    }
 }
 
 /* ---- environ dict (worker, GIL held) ---------------------------------------------- */
 
 static PyObject *
-native_str(const unsigned char *data, size_t len)
+latin1(const void *data, size_t len)
 {
-    if (len <= CONST_MAX_LEN && option_on(OPT_CACHED_CONSTANTS)) {
-        for (size_t i = 0; i < N_CONSTS; i++) {
-            if (W.const_len[i] == len && memcmp(const_text[i], data, len) == 0) {
-                return Py_NewRef(W.consts[i]);
-            }
-        }
-    }
     return PyUnicode_DecodeLatin1((const char *)data, (Py_ssize_t)len, NULL);
 }
 
 static PyObject *
-environ_key(int index, const ErlNifBinary *key)
+item_key(const item_t *it, const unsigned char *text)
 {
-    if (index >= 0 && option_on(OPT_INTERNED_KEYS)) {
-        return Py_NewRef(W.keys[index]);
+    if (it->key < 0) {
+        return latin1(text + it->key_off, it->key_len);
     }
-    return PyUnicode_DecodeLatin1((const char *)key->data, (Py_ssize_t)key->size, NULL);
+    return option_on(OPT_INTERNED_KEYS) ? Py_NewRef(W.keys[it->key])
+                                        : latin1(key_text[it->key], key_table.len[it->key]);
 }
 
 static PyObject *
@@ -235,20 +351,24 @@ input_stream(const ErlNifBinary *body)
 }
 
 static PyObject *
-environ_value(ErlNifEnv *env, int index, ERL_NIF_TERM value, ERL_NIF_TERM *badarg)
+item_value(ErlNifEnv *env, const item_t *it, const unsigned char *text, ERL_NIF_TERM *badarg)
 {
     ErlNifBinary bin;
-    switch (index) {
-    case K_INPUT:
-        enif_inspect_binary(env, value, &bin);
+    switch (it->kind) {
+    case V_TEXT:
+        if (it->value < 0) {
+            return latin1(text + it->val_off, it->val_len);
+        }
+        return option_on(OPT_CACHED_CONSTANTS)
+                   ? Py_NewRef(W.consts[it->value])
+                   : latin1(const_text[it->value], const_table.len[it->value]);
+    case V_INPUT:
+        enif_inspect_binary(env, it->term, &bin);
         return input_stream(&bin);
-    case K_ERRORS:
+    case V_ERRORS:
         return Py_NewRef(W.errors);
     default:
-        if (enif_inspect_binary(env, value, &bin)) {
-            return native_str(bin.data, bin.size);
-        }
-        return convert_to_py(env, value, badarg);
+        return convert_to_py(env, it->term, badarg);
     }
 }
 
@@ -265,37 +385,29 @@ set_default(PyObject *dict, unsigned seen, int index, PyObject *value)
     return rc;
 }
 
-PyObject *
-wsgi_build_environ(ErlNifEnv *env, ERL_NIF_TERM environ, PyObject *input, ERL_NIF_TERM *badarg)
+/* Room for the keys set_default may add, and the runner's wsgi.file_wrapper. */
+#define N_DEFAULTS 8
+
+static PyObject *
+wsgi_build_environ(ErlNifEnv *env, const wsgi_environ_t *e, PyObject *input, ERL_NIF_TERM *badarg)
 {
-    PyObject *dict = PyDict_New();
+    PyObject *dict = _PyDict_NewPresized((Py_ssize_t)(e->n + N_DEFAULTS));
     if (dict == NULL) {
         return NULL;
     }
-    unsigned seen = 0;
-    ErlNifMapIterator it;
-    ERL_NIF_TERM k, v;
-    enif_map_iterator_create(env, environ, &it, ERL_NIF_MAP_ITERATOR_FIRST);
-    while (enif_map_iterator_get_pair(env, &it, &k, &v)) {
-        ErlNifBinary key;
-        enif_inspect_binary(env, k, &key);
-        int index = key_index(key.data, key.size);
-        if (index >= 0 && index < 32) {
-            seen |= 1u << index;
-        }
-        PyObject *pykey = environ_key(index, &key);
-        PyObject *pyval = pykey != NULL ? environ_value(env, index, v, badarg) : NULL;
-        int rc = pyval != NULL ? PyDict_SetItem(dict, pykey, pyval) : -1;
-        Py_XDECREF(pykey);
-        Py_XDECREF(pyval);
+    const unsigned char *text = (const unsigned char *)&e->items[e->n];
+    for (size_t i = 0; i < e->n; i++) {
+        PyObject *key = item_key(&e->items[i], text);
+        PyObject *value = key != NULL ? item_value(env, &e->items[i], text, badarg) : NULL;
+        int rc = value != NULL ? PyDict_SetItem(dict, key, value) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
         if (rc < 0) {
-            enif_map_iterator_destroy(env, &it);
             Py_DECREF(dict);
             return NULL;
         }
-        enif_map_iterator_next(env, &it);
     }
-    enif_map_iterator_destroy(env, &it);
+    unsigned seen = e->seen;
     if ((input != NULL && set_default(dict, seen, K_INPUT, input) < 0) ||
         set_default(dict, seen, K_VERSION, W.version) < 0 ||
         set_default(dict, seen, K_ERRORS, W.errors) < 0 ||
@@ -366,7 +478,73 @@ wsgi_response(ErlNifEnv *env, PyObject *result)
 
 /* ---- the job ---------------------------------------------------------------------- */
 
-enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, WSGI_ARGC };
+enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON };
+
+/* Pairs scanned into a stack array up to this many (more: one allocation). */
+#define SCAN_LOCAL 32
+
+/* job->extra of a WSGI job: everything the worker needs, read on the scheduler. */
+typedef struct {
+    int native;                 /* the runner is hornbeam_wsgi_runner */
+    appcache_key_t app;
+    _Alignas(8) unsigned char environ[];   /* wsgi_environ_t */
+} request_t;
+
+job_t *
+wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[4],
+             const char *entry, int need_input, ERL_NIF_TERM *err)
+{
+    appcache_key_t key;
+    *err = appcache_key(env, argv, entry, &key);
+    if (*err != 0) {
+        return NULL;
+    }
+    ERL_NIF_TERM environ = argv[ARG_ENVIRON], bad = environ;
+    size_t count = 0;
+    if (!enif_get_map_size(env, environ, &count)) {
+        *err = errors_tuple(env, enif_make_tuple2(env, ATOM_bad_environ, bad));
+        return NULL;
+    }
+    scan_t local[SCAN_LOCAL];
+    scan_t *scan = count <= SCAN_LOCAL ? local : enif_alloc(count * sizeof(scan_t));
+    size_t size = scan != NULL ? scan_environ(env, environ, count, need_input, scan, &bad) : 0;
+    job_t *job = size != 0 ? job_new_extra(env, run, tag, 0, NULL, sizeof(request_t) + size) : NULL;
+    if (job != NULL) {
+        request_t *req = (request_t *)job->extra;
+        req->native = appcache_is_runner(env, argv[ARG_RUNNER], "hornbeam_wsgi_runner");
+        memcpy(req->app.text, key.text, key.len);
+        req->app.len = key.len;
+        pack_environ(scan, count, job->env, (wsgi_environ_t *)req->environ);
+    }
+    if (scan != local) {
+        enif_free(scan);
+    }
+    if (job == NULL) {
+        *err = size == 0 && scan != NULL ? errors_tuple(env, enif_make_tuple2(env, ATOM_bad_environ, bad))
+                                         : enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    }
+    return job;
+}
+
+int
+wsgi_job_prepare(job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
+                 ERL_NIF_TERM *why)
+{
+    ErlNifEnv *env = job->env;
+    request_t *req = (request_t *)job->extra;
+    ERL_NIF_TERM badarg = 0;
+    if (appcache_get(env, &req->app, app, fn, why) < 0) {
+        return -1;
+    }
+    *environ = wsgi_build_environ(env, (const wsgi_environ_t *)req->environ, input, &badarg);
+    if (*environ == NULL) {
+        *why = badarg != 0 ? enif_make_tuple2(env, ATOM_badarg, badarg) : errors_take(env);
+        Py_CLEAR(*app);
+        Py_CLEAR(*fn);
+        return -1;
+    }
+    return 0;
+}
 
 /* 1 once the native start_response is ready; 0 while the runner cannot be imported (the
  * Python runner is used then, and reports the import error itself). */
@@ -385,28 +563,20 @@ static void
 wsgi_run(job_t *job, worker_t *w)
 {
     ErlNifEnv *env = job->env;
-    PyObject *app = NULL, *fn = NULL, *environ = NULL, *result = NULL;
-    ERL_NIF_TERM reply, why = 0;
+    PyObject *app, *fn, *environ, *result;
+    ERL_NIF_TERM why;
 
-    if (appcache_resolve(env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
-                         "run_wsgi", &app, &fn, &why) < 0) {
+    if (wsgi_job_prepare(job, NULL, &app, &fn, &environ, &why) < 0) {
         job_reply(job, errors_tuple(env, why));
+        PyErr_Clear();
         return;
     }
-    environ = wsgi_build_environ(env, job->argv[ARG_ENVIRON], NULL, &why);
-    if (environ == NULL) {
-        reply = why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
-                         : errors_tuple(env, errors_take(env));
-    } else {
-        result = option_on(OPT_NATIVE_RUNNER) && appcache_is_runner(env, job->argv[ARG_RUNNER], "hornbeam_wsgi_runner") &&
-                         native_ready()
-                     ? wsgi_native_run(app, environ)
-                     : PyObject_CallFunctionObjArgs(fn, app, environ, NULL);
-        reply = result != NULL ? wsgi_response(env, result) : errors_tuple(env, errors_take(env));
-    }
-    job_reply(job, reply);
+    result = option_on(OPT_NATIVE_RUNNER) && ((request_t *)job->extra)->native && native_ready()
+                 ? wsgi_native_run(app, environ)
+                 : PyObject_CallFunctionObjArgs(fn, app, environ, NULL);
+    job_reply(job, result != NULL ? wsgi_response(env, result) : errors_tuple(env, errors_take(env)));
     Py_XDECREF(result);
-    Py_XDECREF(environ);
+    Py_DECREF(environ);
     Py_DECREF(fn);
     Py_DECREF(app);
     PyErr_Clear();
@@ -415,17 +585,10 @@ wsgi_run(job_t *job, worker_t *w)
 ERL_NIF_TERM
 wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
 {
-    ERL_NIF_TERM err = appcache_check_names(env, argv);
-    if (err != 0) {
-        return err;
-    }
-    ERL_NIF_TERM bad;
-    if (wsgi_validate_environ(env, argv[ARG_ENVIRON], 1, &bad) < 0) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_environ, bad));
-    }
-    job_t *job = job_new(env, wsgi_run, tag, WSGI_ARGC, argv);
+    ERL_NIF_TERM err;
+    job_t *job = wsgi_job_new(env, wsgi_run, tag, argv, "run_wsgi", 1, &err);
     if (job == NULL) {
-        return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+        return err;
     }
     job->sync = 1;
     return pool_submit_new(env, job);

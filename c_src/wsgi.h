@@ -7,18 +7,29 @@
 #include <Python.h>
 #include <erl_nif.h>
 
+#include "job.h"
+
 /* Interned keys and cached values; GIL held, once. Returns 0 or -1 with an exception. */
 int wsgi_init(void);
 
-/* Scheduler side, no Python: checks an environ map (wsgi.input required only when
- * need_input).  Returns 0, or -1 with *bad the offending key. */
-int wsgi_validate_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input, ERL_NIF_TERM *bad);
+/* Builds the key and value lookup tables; at NIF load, before any call (no Python). */
+void wsgi_load(void);
 
-/* Worker side: the environ dict for a validated map; `input`, when not NULL, is the
- * wsgi.input stream to use if the map has none.  Returns a new reference, or NULL with a
- * Python exception set or *badarg set. */
-PyObject *wsgi_build_environ(ErlNifEnv *env, ERL_NIF_TERM environ, PyObject *input,
-                             ERL_NIF_TERM *badarg);
+/* Scheduler side, no Python: checks argv = [Module, Callable, Runner, Environ] (wsgi.input
+ * required only when need_input) and returns a job for `run` carrying all of it, read into
+ * C so that the worker touches no Erlang term but wsgi.input and non-binary values.
+ * `entry` is the runner's function (run_wsgi, stream_wsgi).  Returns NULL with *err the
+ * term to return: {error, {bad_environ, Key}}, {error, {badarg, _}}, or an enomem
+ * exception. */
+job_t *wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[4],
+                    const char *entry, int need_input, ERL_NIF_TERM *err);
+
+/* Worker side, GIL held, for a job made by wsgi_job_new: new references to the app, the
+ * runner's entry function and the environ dict (`input`, when not NULL, is the
+ * wsgi.input stream to use if the map has none).  Returns 0, or -1 with *why the error
+ * reason, built in the job's env (the Python exception taken). */
+int wsgi_job_prepare(job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
+                     ERL_NIF_TERM *why);
 
 /* [(str, str)] -> [{Name, Value}] latin-1 binaries; *ok 0 with a {bad_response, _} reason
  * returned otherwise. */

@@ -14,7 +14,7 @@
 /* send() in the app blocks while more than this much response body is unacknowledged. */
 #define HIGH_WATER (1u << 20)
 
-enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, ARG_BODY, ARG_MORE, START_ARGC };
+enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, ARG_BODY, ARG_MORE };
 
 typedef struct chunk {
     struct chunk *next;
@@ -396,37 +396,24 @@ stream_run(job_t *job, worker_t *w)
     ErlNifEnv *env = job->env;
     PyObject *app = NULL, *fn = NULL, *input = NULL, *environ = NULL, *emit_fn = NULL;
     PyObject *result = NULL;
-    ERL_NIF_TERM why = 0, reply;
+    ERL_NIF_TERM why = 0;
 
-    if (appcache_resolve(env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
-                         "stream_wsgi", &app, &fn, &why) < 0) {
-        job_reply(job, errors_tuple(env, why));
-        return;
-    }
     input = input_new(job);
-    if (input != NULL) {
-        environ = wsgi_build_environ(env, job->argv[ARG_ENVIRON], input, &why);
-    }
-    if (environ != NULL) {
+    if (input == NULL) {
+        why = errors_take(env);
+    } else if (wsgi_job_prepare(job, input, &app, &fn, &environ, &why) == 0) {
         emit_fn = job_callable(job, &emit_def);
     }
     if (emit_fn != NULL) {
         result = PyObject_CallFunctionObjArgs(fn, app, environ, emit_fn, NULL);
     }
-    if (result != NULL) {
-        reply = ATOM_done;
-    } else if (why != 0) {
-        reply = errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why));
-    } else {
-        reply = errors_tuple(env, errors_take(env));
-    }
-    job_reply(job, reply);
+    job_reply(job, result != NULL ? ATOM_done : errors_tuple(env, why != 0 ? why : errors_take(env)));
     Py_XDECREF(result);
     Py_XDECREF(emit_fn);
     Py_XDECREF(environ);
     Py_XDECREF(input);
-    Py_DECREF(fn);
-    Py_DECREF(app);
+    Py_XDECREF(fn);
+    Py_XDECREF(app);
     PyErr_Clear();
 }
 
@@ -448,14 +435,13 @@ wsgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     if (err != 0) {
         return err;
     }
-    ERL_NIF_TERM bad;
-    if (wsgi_validate_environ(env, argv[ARG_ENVIRON], 0, &bad) < 0) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_environ, bad));
+    job_t *job = wsgi_job_new(env, stream_run, ATOM_wsgi, argv, "stream_wsgi", 0, &err);
+    if (job == NULL) {
+        return err;
     }
     channel_t *ch = enif_alloc(sizeof(*ch));
-    job_t *job = ch != NULL ? job_new(env, stream_run, ATOM_wsgi, START_ARGC, argv) : NULL;
-    if (job == NULL) {
-        enif_free(ch);
+    if (ch == NULL) {
+        enif_release_resource(job);
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
     job->sync = 1;

@@ -1,14 +1,16 @@
 %% Waits for a job's reply {Tag, Result}.  A macro, not a function, so that the receive
 %% sits in the same function as the make_ref() that created Tag: the compiler then skips
 %% the messages that were in the mailbox before the call (the ref-receive optimisation).
-%% On timeout the job is cancelled; if its reply was already on its way it is received, so
-%% no late reply is ever left in the mailbox.
+%% A finite timeout is kept by the NIF (py_nif:deadline/2), which cancels the job and sends
+%% {Tag, {error, timeout}} itself: exactly one of the reply and the timeout arrives, and
+%% no BEAM timer is set per call.
 -define(PY_AWAIT(Tag, Job, Timeout),
-        receive
-            {Tag, PyAwaitResult__} -> PyAwaitResult__
-        after Timeout ->
-            case py_nif:cancel(Job) of
-                cancelled -> {error, timeout};
-                sent -> receive {Tag, PyAwaitLate__} -> PyAwaitLate__ end
+        begin
+            case Timeout of
+                infinity -> ok;
+                _ -> py_nif:deadline(Job, Timeout)
+            end,
+            receive
+                {Tag, PyAwaitResult__} -> PyAwaitResult__
             end
         end).

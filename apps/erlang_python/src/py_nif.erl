@@ -5,7 +5,7 @@
 %% threads and their results arrive as messages.
 -module(py_nif).
 
--export([load/0, priv_dir/0, start/1, stop/1, call/5, cancel/1, info/0, set_options/1, get_options/0,
+-export([load/0, priv_dir/0, start/1, stop/1, call/5, deadline/2, info/0, set_options/1, get_options/0,
          wsgi_run/5, asgi_run/6, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
          timer_fire/2, lifespan_startup/4, lifespan_shutdown/2, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
@@ -59,10 +59,12 @@ stop(_TimeoutMs) -> ?NOT_LOADED.
           {ok, job()} | {error, term()}.
 call(_Tag, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
 
-%% @doc Gives up on a job: `cancelled' means its reply will never be sent, `sent' that it
-%% has been (or is being) sent and must be received.
--spec cancel(job()) -> cancelled | sent.
-cancel(_Job) -> ?NOT_LOADED.
+%% @doc Gives a queued job a timeout: unless its reply comes first, the caller receives
+%% `{Tag, {error, timeout}}' after `TimeoutMs' and the job is cancelled (its reply is never
+%% sent; an awaited coroutine is cancelled).  The NIF keeps the deadline (one thread for
+%% all jobs), so that the caller waits without a timer of its own.
+-spec deadline(job(), non_neg_integer()) -> ok.
+deadline(_Job, _TimeoutMs) -> ?NOT_LOADED.
 
 %% @doc Queues Runner.run_wsgi(App, Environ) for Module:Callable; the caller later receives
 %% `{Tag, {ok, {Status, Headers, Body}} | {error, Reason}}'.
