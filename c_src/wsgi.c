@@ -176,10 +176,12 @@ wsgi_init(void)
 /* ---- the packed environ (scheduler thread, no Python) ----------------------------- */
 
 /* The map is read on the scheduler into one block, part of the job's allocation: one
- * item per key, then the bytes of every key and text value the tables do not know.  The
- * worker builds the dict from it without reading an Erlang term, except wsgi.input and
- * non-binary values (copied into the job's env). */
-enum { V_TEXT, V_TERM, V_INPUT, V_ERRORS };
+ * item per key, then the bytes of every key and text value the tables do not know, and
+ * of a request body up to INPUT_INLINE_MAX.  The worker builds the dict from it without
+ * reading an Erlang term, except a larger body and non-binary values (copied into the
+ * job's env: a large body is a reference-counted binary, not copied). */
+enum { V_TEXT, V_TERM, V_INPUT, V_INPUT_BYTES, V_ERRORS };
+#define INPUT_INLINE_MAX 1024
 
 typedef struct {
     int key;            /* index in key_text, or -1: key_len bytes at key_off */
@@ -187,7 +189,7 @@ typedef struct {
     int kind;
     size_t key_off, key_len, val_off, val_len;
     ERL_NIF_TERM term;  /* V_TERM, V_INPUT: the value, in the job's env */
-} item_t;
+} item_t;                /* V_INPUT_BYTES: the body is val_len bytes at val_off */
 
 typedef struct {
     size_t n;
@@ -234,8 +236,12 @@ classify(ErlNifEnv *env, ERL_NIF_TERM k, ERL_NIF_TERM v, item_t *it, ErlNifBinar
         it->kind = V_ERRORS; /* any value: the stream is always the logger's */
         return 0;
     case K_INPUT:
-        it->kind = V_INPUT;
-        return enif_is_binary(env, v) ? 0 : -1;
+        if (!enif_inspect_binary(env, v, val)) {
+            return -1;
+        }
+        it->kind = val->size <= INPUT_INLINE_MAX ? V_INPUT_BYTES : V_INPUT;
+        it->val_len = it->kind == V_INPUT_BYTES ? val->size : 0;
+        return 0;
     default:
         if (enif_inspect_binary(env, v, val)) {
             it->kind = V_TEXT;
@@ -339,9 +345,9 @@ item_key(const item_t *it, const unsigned char *text)
 }
 
 static PyObject *
-input_stream(const ErlNifBinary *body)
+input_stream(const void *data, size_t size)
 {
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)body->data, (Py_ssize_t)body->size);
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)size);
     if (bytes == NULL) {
         return NULL;
     }
@@ -364,7 +370,9 @@ item_value(ErlNifEnv *env, const item_t *it, const unsigned char *text, ERL_NIF_
                    : latin1(const_text[it->value], const_table.len[it->value]);
     case V_INPUT:
         enif_inspect_binary(env, it->term, &bin);
-        return input_stream(&bin);
+        return input_stream(bin.data, bin.size);
+    case V_INPUT_BYTES:
+        return input_stream(text + it->val_off, it->val_len);
     case V_ERRORS:
         return Py_NewRef(W.errors);
     default:
