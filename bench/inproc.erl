@@ -10,6 +10,10 @@
 %% interleaved (run 1 of every case, then run 2 of every case...) so that the machine's
 %% drift spreads over all cases alike.  Each line of the output:
 %%   table  case  callers  run  calls  elapsed_us  p50_us  p99_us
+%% Then the paired ratios: each fast path and its generic peer measured back to back in
+%% short slices (4 x runs pairs, the order alternating), so that each ratio compares two
+%% measurements a fraction of a second apart on this noisy machine:
+%%   pair  case  callers  pair  generic_calls  generic_us  fast_calls  fast_us
 %% Nothing here is a test: it measures and prints, it asserts only that each case
 %% returns the expected response before it is measured.
 -module(inproc).
@@ -53,8 +57,26 @@ main([Out, MsStr, RunsStr]) ->
                 end, Cases)
       end, lists:seq(1, Runs)),
     set_opts(#{}),
+    Slice = max(200, Ms div 4),
+    lists:foreach(
+      fun({Name, Generic, Fast}) ->
+              lists:foreach(
+                fun(I) ->
+                        {{Cg, Ug}, {Cf, Uf}} =
+                            case I rem 2 of
+                                1 -> G = slice(Generic, Slice), {G, slice(Fast, Slice)};
+                                0 -> F = slice(Fast, Slice), {slice(Generic, Slice), F}
+                            end,
+                        io:format(Fd, "pair\t~s\t50\t~p\t~p\t~p\t~p\t~p~n", [Name, I, Cg, Ug, Cf, Uf]),
+                        io:format("pair      ~-36s pair ~2b: ~.2fx~n", [Name, I, (Cf / Uf) / (Cg / Ug)])
+                end, lists:seq(1, 4 * Runs))
+      end, pair_cases()),
     ok = file:close(Fd),
     halt(0).
+
+slice(Fun, Ms) ->
+    {Calls, Us, _, _} = measure(Fun, 50, Ms),
+    {Calls, Us}.
 
 oneline(Term) ->
     re:replace(io_lib:format("~0p", [Term]), "\\s+", " ", [global, {return, list}]).
@@ -98,6 +120,15 @@ main_cases() ->
       fun() -> {ok, {200, _, _}} = py_asgi:run(bench_apps, hello_asgi, Ref, <<>>) end},
      {"py:call(operator, add, [1, 2])",
       fun() -> {ok, 3} = py:call(operator, add, [1, 2]) end}].
+
+%% {fast case, its generic peer's fun, its fun}, from main_cases().
+pair_cases() ->
+    M = main_cases(),
+    F = fun(Name) -> proplists:get_value(Name, M) end,
+    [{Fast, F(Generic), F(Fast)}
+     || {Fast, Generic} <- [{"wsgi py_wsgi:run/3", "wsgi py:call (generic)"},
+                            {"asgi py_asgi:run/4", "asgi py:call (generic)"},
+                            {"asgi py_asgi:run/4 build_scope ref", "asgi py:call (generic)"}]].
 
 ablation_cases() ->
     Env = maps:put(<<"wsgi.input">>, <<>>, environ(<<"/">>)),
