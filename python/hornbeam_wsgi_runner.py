@@ -15,7 +15,7 @@ that collects the events.
 import re
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 Environ = dict[str, Any]
 Headers = list[tuple[str, str]]
@@ -113,8 +113,11 @@ def _check_header(header: object) -> tuple[str, str]:
     _check_latin1(value, f"response header {name!r}")
     if len(_valid_headers) >= _VALID_CACHE_SIZE:
         _valid_headers.clear()
-    _valid_headers.add((name, value))
-    return name, value
+    # The app's own tuple when it is a plain one: an app that reuses its header tuples
+    # (module constants) then hits the cache by identity, with no tuple comparison.
+    checked = cast("tuple[str, str]", header) if type(header) is tuple else (name, value)
+    _valid_headers.add(checked)
+    return checked
 
 
 def _check_headers(headers: object) -> Headers:
