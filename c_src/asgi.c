@@ -157,7 +157,7 @@ out:
 }
 
 ERL_NIF_TERM
-asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
 {
     ERL_NIF_TERM err = appcache_check_names(env, argv);
     if (err != 0) {
@@ -175,5 +175,5 @@ asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    return pool_submit_new(env, job);
+    return pool_submit_call(env, job, -1, timeout_ms);
 }

@@ -6,10 +6,11 @@
 #define PY_NIF_ASGI_H
 
 #include <erl_nif.h>
+#include <stdint.h>
 
 /* argv: Module, Callable, Runner, Scope (map or template), Body.  Returns {ok, Job} |
  * {error, {bad_scope, Field}} | {error, {badarg, What}} | {error, not_started}; the reply
  * {Tag, {ok, {Status, Headers, Body}} | {error, Reason}} follows as a message. */
-ERL_NIF_TERM asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[]);
 
 #endif

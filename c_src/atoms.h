@@ -15,7 +15,7 @@
     X(bad_response) X(start) X(body) X(done) X(need_body) X(trailers) \
     X(wsgi) X(asgi) \
     X(interned_keys) X(cached_constants) X(direct_response) X(app_cache) \
-    X(header_cache) X(zero_copy) X(native_runner) \
+    X(header_cache) X(zero_copy) X(native_runner) X(infinity) \
     X(debug) X(info) X(warning) \
     X(py_runtime) X(py_log) X(py_timer) X(bad_runner) \
     X(type) X(http_version) X(method) X(scheme) X(path) X(raw_path) X(query_string) \

@@ -170,7 +170,7 @@ cleanup:
 }
 
 ERL_NIF_TERM
-call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
 {
     if (!enif_is_atom(env, argv[ARG_MODULE]) && !enif_is_binary(env, argv[ARG_MODULE])) {
         return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
@@ -193,5 +193,5 @@ call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
     job->sync = 1;
-    return pool_submit_new(env, job);
+    return pool_submit_call(env, job, -1, timeout_ms);
 }

@@ -6,6 +6,6 @@
 
 /* argv: Module, Function (atom or binary), Args (list), Kwargs (map).  Returns
  * {ok, Job} (the reply {Tag, Result} follows as a message) or {error, Reason}. */
-ERL_NIF_TERM call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[]);
 
 #endif

@@ -5,18 +5,29 @@
 #include "worker.h"
 
 #include <pthread.h>
-#include <stdlib.h>
 #include <time.h>
 
-/* The thread looks at the heap at least this often, and a new deadline earlier than its
+/* The thread looks at the lanes at least this often, and a new deadline earlier than its
  * next look wakes it at once. */
 #define IDLE_NS 1000000000ull
+
+/* Pending deadlines are kept in lanes: one per timeout value, so that each lane is in
+ * deadline order by appending (now is read under the lock), and insertion and removal
+ * cost O(1) whatever the number of pending jobs.  Calls use few distinct timeouts (the
+ * default and a handful of others); once every lane is taken, the last lane takes any
+ * timeout and keeps its order by insertion from the tail. */
+#define N_LANES 8
+
+typedef struct {
+    uint64_t timeout_ns;   /* its jobs' timeout; the last lane: any */
+    job_t *head, *tail;    /* head: the earliest deadline */
+} lane_t;
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    job_t **heap;          /* min-heap on job->deadline; job->heap_pos = index + 1 */
-    size_t n, cap;
+    lane_t lanes[N_LANES];
+    int n_lanes;           /* lanes given a timeout so far */
     uint64_t next_look;    /* when the thread wakes up next (monotonic ns) */
     int started;
 } D = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -29,84 +40,76 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- the heap (D.lock held) -------------------------------------------------------- */
-
-static void
-place(size_t i, job_t *job)
-{
-    D.heap[i] = job;
-    __atomic_store_n(&job->heap_pos, i + 1, __ATOMIC_SEQ_CST);
-}
-
-static void
-sift_up(size_t i)
-{
-    job_t *job = D.heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (D.heap[parent]->deadline <= job->deadline) {
-            break;
-        }
-        place(i, D.heap[parent]);
-        i = parent;
-    }
-    place(i, job);
-}
-
-static void
-sift_down(size_t i)
-{
-    job_t *job = D.heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= D.n) {
-            break;
-        }
-        if (child + 1 < D.n && D.heap[child + 1]->deadline < D.heap[child]->deadline) {
-            child++;
-        }
-        if (job->deadline <= D.heap[child]->deadline) {
-            break;
-        }
-        place(i, D.heap[child]);
-        i = child;
-    }
-    place(i, job);
-}
+/* ---- the lanes (D.lock held) ------------------------------------------------------- */
 
 static int
-heap_push(job_t *job)
+lane_for(uint64_t timeout_ns)
 {
-    if (D.n == D.cap) {
-        size_t cap = D.cap == 0 ? 256 : D.cap * 2;
-        job_t **heap = realloc(D.heap, cap * sizeof(*heap));
-        if (heap == NULL) {
-            return -1;
+    for (int i = 0; i < D.n_lanes; i++) {
+        if (D.lanes[i].timeout_ns == timeout_ns) {
+            return i;
         }
-        D.heap = heap;
-        D.cap = cap;
     }
-    D.heap[D.n++] = job;
-    sift_up(D.n - 1);
-    return 0;
+    if (D.n_lanes < N_LANES - 1) {
+        D.lanes[D.n_lanes].timeout_ns = timeout_ns;
+        return D.n_lanes++;
+    }
+    return N_LANES - 1;
 }
 
-/* Removes the job at heap_pos pos (1-based). */
 static void
-heap_remove(size_t pos)
+lane_insert(int i, job_t *job)
 {
-    size_t i = pos - 1;
-    job_t *job = D.heap[i];
-    __atomic_store_n(&job->heap_pos, 0, __ATOMIC_SEQ_CST);
-    job_t *last = D.heap[--D.n];
-    if (i < D.n) {
-        D.heap[i] = last;
-        if (i > 0 && D.heap[(i - 1) / 2]->deadline > last->deadline) {
-            sift_up(i);
-        } else {
-            sift_down(i);
+    lane_t *lane = &D.lanes[i];
+    job_t *after = lane->tail;
+    while (after != NULL && after->deadline > job->deadline) {
+        after = after->lane_prev;
+    }
+    job->lane_prev = after;
+    job->lane_next = after != NULL ? after->lane_next : lane->head;
+    if (job->lane_next != NULL) {
+        job->lane_next->lane_prev = job;
+    } else {
+        lane->tail = job;
+    }
+    if (after != NULL) {
+        after->lane_next = job;
+    } else {
+        lane->head = job;
+    }
+    __atomic_store_n(&job->lane, i + 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+lane_remove(job_t *job)
+{
+    lane_t *lane = &D.lanes[job->lane - 1];
+    if (job->lane_prev != NULL) {
+        job->lane_prev->lane_next = job->lane_next;
+    } else {
+        lane->head = job->lane_next;
+    }
+    if (job->lane_next != NULL) {
+        job->lane_next->lane_prev = job->lane_prev;
+    } else {
+        lane->tail = job->lane_prev;
+    }
+    job->lane_prev = job->lane_next = NULL;
+    __atomic_store_n(&job->lane, 0, __ATOMIC_SEQ_CST);
+}
+
+/* The pending job with the earliest deadline, or NULL. */
+static job_t *
+earliest(void)
+{
+    job_t *first = NULL;
+    for (int i = 0; i < N_LANES; i++) {
+        job_t *head = D.lanes[i].head;
+        if (head != NULL && (first == NULL || head->deadline < first->deadline)) {
+            first = head;
         }
     }
+    return first;
 }
 
 /* ---- expiry (deadline thread, no lock) -------------------------------------------- */
@@ -143,16 +146,16 @@ deadline_main(void *arg)
     pthread_mutex_lock(&D.lock);
     for (;;) {
         uint64_t now = now_ns();
-        while (D.n > 0 && D.heap[0]->deadline <= now) {
-            job_t *job = D.heap[0];
-            heap_remove(1);
+        job_t *job;
+        while ((job = earliest()) != NULL && job->deadline <= now) {
+            lane_remove(job);
             pthread_mutex_unlock(&D.lock);
             expire(job);
             pthread_mutex_lock(&D.lock);
         }
         D.next_look = now + IDLE_NS;
-        if (D.n > 0 && D.heap[0]->deadline < D.next_look) {
-            D.next_look = D.heap[0]->deadline;
+        if (job != NULL && job->deadline < D.next_look) {
+            D.next_look = job->deadline;
         }
         wait_until(D.next_look);
     }
@@ -184,29 +187,37 @@ deadline_start(void)
     return rc;
 }
 
+int
+deadline_get_timeout(ErlNifEnv *env, ERL_NIF_TERM term, uint64_t *timeout_ms)
+{
+    ErlNifUInt64 ms;
+    if (term == ATOM_infinity) {
+        *timeout_ms = DEADLINE_NONE;
+        return 1;
+    }
+    if (!enif_get_uint64(env, term, &ms)) {
+        return 0;
+    }
+    *timeout_ms = ms;
+    return 1;
+}
+
 void
 deadline_set(job_t *job, uint64_t timeout_ms)
 {
+    pthread_mutex_lock(&D.lock);
     uint64_t now = now_ns();
     uint64_t ns = timeout_ms > (UINT64_MAX - now) / 1000000ull ? UINT64_MAX - now : timeout_ms * 1000000ull;
     job->deadline = now + ns;
-    pthread_mutex_lock(&D.lock);
-    int queued = heap_push(job) == 0;
-    if (queued) {
-        enif_keep_resource(job);
-        if (job->deadline < D.next_look) {
-            pthread_cond_signal(&D.cond);
-        }
+    enif_keep_resource(job);
+    lane_insert(lane_for(ns), job);
+    if (job->deadline < D.next_look) {
+        pthread_cond_signal(&D.cond);
     }
     pthread_mutex_unlock(&D.lock);
-    if (!queued) {
-        /* Out of memory for the heap: time out now rather than never. */
-        enif_keep_resource(job);
-        expire(job);
-        return;
-    }
-    /* A reply that went out before the push found no heap_pos to clear (job_reply reads
-     * heap_pos after its compare-and-swap, this reads the state after the push). */
+    /* A reply that went out before the insertion found no lane to clear it from
+     * (job_reply reads job->lane after its compare-and-swap, this reads the state after
+     * the insertion). */
     if (!job_is_pending(job)) {
         deadline_clear(job);
     }
@@ -215,16 +226,16 @@ deadline_set(job_t *job, uint64_t timeout_ms)
 void
 deadline_clear(job_t *job)
 {
-    if (__atomic_load_n(&job->heap_pos, __ATOMIC_SEQ_CST) == 0) {
+    if (__atomic_load_n(&job->lane, __ATOMIC_SEQ_CST) == 0) {
         return;
     }
     pthread_mutex_lock(&D.lock);
-    size_t pos = job->heap_pos;
-    if (pos != 0) {
-        heap_remove(pos);
+    int in_lane = job->lane != 0;
+    if (in_lane) {
+        lane_remove(job);
     }
     pthread_mutex_unlock(&D.lock);
-    if (pos != 0) {
+    if (in_lane) {
         enif_release_resource(job);
     }
 }

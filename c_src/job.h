@@ -50,10 +50,11 @@ struct job {
     ErlNifMonitor monitor;
     int monitoring;
     void (*on_down)(job_t *job);
-    /* deadline.c: when the call times out (monotonic ns), and the job's place in the
-     * deadline heap (index + 1; 0 when not in it). */
+    /* deadline.c: when the call times out (monotonic ns), the deadline list the job is
+     * in (index + 1; 0 when in none), and its links in that list. */
     uint64_t deadline;
-    size_t heap_pos;
+    int lane;
+    job_t *lane_prev, *lane_next;
     /* job_new_extra's bytes, owned by the job (part of its allocation). */
     _Alignas(8) unsigned char extra[];   /* resources are 8-byte aligned */
 };

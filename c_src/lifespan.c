@@ -145,7 +145,7 @@ startup_run(job_t *job, worker_t *w)
 }
 
 ERL_NIF_TERM
-lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
 {
     ERL_NIF_TERM err = appcache_check_names(env, argv);
     if (err != 0) {
@@ -160,7 +160,7 @@ lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
     s->lifespan = NULL;
     job->data = s;
     job->free_data = startup_free;
-    return pool_submit_new_to(env, job, pool_pick_worker());
+    return pool_submit_call(env, job, pool_pick_worker(), timeout_ms);
 }
 
 /* ---- shutdown --------------------------------------------------------------------- */
@@ -190,7 +190,7 @@ shutdown_run(job_t *job, worker_t *w)
 }
 
 ERL_NIF_TERM
-lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
 {
     lifespan_t *l;
     if (!enif_get_resource(env, argv[0], LIFESPAN_RESOURCE, (void **)&l)) {
@@ -200,5 +200,5 @@ lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    return pool_submit_new_to(env, job, l->worker);
+    return pool_submit_call(env, job, l->worker, timeout_ms);
 }

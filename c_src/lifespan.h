@@ -6,15 +6,16 @@
 
 #include <Python.h>
 #include <erl_nif.h>
+#include <stdint.h>
 
 int lifespan_resource_init(ErlNifEnv *env);
 
 /* argv: Module, Callable, Runner.  {ok, Job}; the reply {Tag, {ok, Lifespan} |
  * {error, unsupported} | {error, Reason}} follows. */
-ERL_NIF_TERM lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[]);
 
 /* argv: Lifespan.  {ok, Job}; the reply {Tag, ok | {error, Reason}} follows. */
-ERL_NIF_TERM lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[]);
 
 /* 1 if term is a lifespan reference (no GIL needed). */
 int lifespan_is_ref(ErlNifEnv *env, ERL_NIF_TERM term);

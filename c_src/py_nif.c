@@ -140,40 +140,35 @@ nif_stop(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return ATOM_ok;
 }
 
-static ERL_NIF_TERM
-nif_call(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    return call_submit(env, argv[0], argv + 1);
-}
+/* The NIF functions that make a call take (Tag, Timeout, Args...): the job is queued,
+ * given its timeout, and the caller waits for {Tag, Reply}. */
+typedef ERL_NIF_TERM (*submit_fn)(ErlNifEnv *, ERL_NIF_TERM, uint64_t, const ERL_NIF_TERM[]);
 
 static ERL_NIF_TERM
-nif_wsgi_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+submit(ErlNifEnv *env, const ERL_NIF_TERM argv[], submit_fn fn)
 {
-    return wsgi_submit(env, argv[0], argv + 1);
+    uint64_t timeout_ms;
+    if (!deadline_get_timeout(env, argv[1], &timeout_ms)) {
+        return enif_make_badarg(env);
+    }
+    return fn(env, argv[0], timeout_ms, argv + 2);
 }
 
-static ERL_NIF_TERM
-nif_asgi_run(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    return asgi_submit(env, argv[0], argv + 1);
-}
+#define SUBMIT(name, fn)                                                     \
+    static ERL_NIF_TERM name(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) \
+    {                                                                        \
+        return submit(env, argv, fn);                                        \
+    }
+SUBMIT(nif_call, call_submit)
+SUBMIT(nif_wsgi_run, wsgi_submit)
+SUBMIT(nif_asgi_run, asgi_submit)
+SUBMIT(nif_lifespan_startup, lifespan_startup)
+SUBMIT(nif_lifespan_shutdown, lifespan_shutdown)
 
 static ERL_NIF_TERM
 nif_asgi_build_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     return scope_template_new(env, argv[0]);
-}
-
-static ERL_NIF_TERM
-nif_lifespan_startup(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    return lifespan_startup(env, argv[0], argv + 1);
-}
-
-static ERL_NIF_TERM
-nif_lifespan_shutdown(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    return lifespan_shutdown(env, argv[0], argv + 1);
 }
 
 #define FORWARD(name, fn)                                                    \
@@ -204,21 +199,6 @@ static ERL_NIF_TERM
 nif_get_options(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     return options_get(env);
-}
-
-/* deadline(Job, TimeoutMs): the caller of a submitted job gets {Tag, {error, timeout}}
- * after TimeoutMs unless the reply came first. */
-static ERL_NIF_TERM
-nif_deadline(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
-{
-    job_t *job;
-    ErlNifUInt64 ms;
-    if (!enif_get_resource(env, argv[0], JOB_RESOURCE, (void **)&job) || job->kind != 0 ||
-        !enif_get_uint64(env, argv[1], &ms)) {
-        return enif_make_badarg(env);
-    }
-    deadline_set(job, ms);
-    return ATOM_ok;
 }
 
 static ERL_NIF_TERM
@@ -264,18 +244,17 @@ upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM loa
 static ErlNifFunc nif_funcs[] = {
     {"start", 1, nif_start, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"stop", 1, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},
-    {"call", 5, nif_call, 0},
-    {"deadline", 2, nif_deadline, 0},
-    {"wsgi_run", 5, nif_wsgi_run, 0},
-    {"asgi_run", 6, nif_asgi_run, 0},
+    {"call", 6, nif_call, 0},
+    {"wsgi_run", 6, nif_wsgi_run, 0},
+    {"asgi_run", 7, nif_asgi_run, 0},
     {"asgi_build_scope", 1, nif_asgi_build_scope, 0},
     {"asgi_start", 6, nif_asgi_start, 0},
     {"asgi_send_body", 3, nif_asgi_send_body, 0},
     {"asgi_ack", 2, nif_asgi_ack, 0},
     {"asgi_disconnect", 1, nif_asgi_disconnect, 0},
-    {"lifespan_startup", 4, nif_lifespan_startup, 0},
+    {"lifespan_startup", 5, nif_lifespan_startup, 0},
     {"timer_fire", 2, nif_timer_fire, 0},
-    {"lifespan_shutdown", 2, nif_lifespan_shutdown, 0},
+    {"lifespan_shutdown", 3, nif_lifespan_shutdown, 0},
     {"wsgi_start", 6, nif_wsgi_start, 0},
     {"wsgi_send_body", 3, nif_wsgi_send_body, 0},
     {"wsgi_ack", 2, nif_wsgi_ack, 0},

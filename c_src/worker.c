@@ -280,6 +280,28 @@ pool_submit_new_to(ErlNifEnv *env, job_t *job, int index)
     return enif_make_tuple2(env, ATOM_ok, handle);
 }
 
+ERL_NIF_TERM
+pool_submit_call(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms)
+{
+    int rc;
+    if (index < 0) {
+        rc = pool_submit(job);
+    } else {
+        job->worker = index;
+        rc = pool_submit_to(index, job);
+    }
+    if (rc < 0) {
+        enif_release_resource(job);
+        return errors_tuple(env, ATOM_not_started);
+    }
+    if (timeout_ms != DEADLINE_NONE) {
+        deadline_set(job, timeout_ms);
+    }
+    ERL_NIF_TERM handle = enif_make_resource(env, job);
+    enif_release_resource(job);
+    return enif_make_tuple2(env, ATOM_ok, handle);
+}
+
 int
 pool_submit_to(int index, job_t *job)
 {

@@ -591,7 +591,7 @@ wsgi_run(job_t *job, worker_t *w)
 }
 
 ERL_NIF_TERM
-wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
+wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
 {
     ERL_NIF_TERM err;
     job_t *job = wsgi_job_new(env, wsgi_run, tag, argv, "run_wsgi", 1, &err);
@@ -599,5 +599,5 @@ wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[])
         return err;
     }
     job->sync = 1;
-    return pool_submit_new(env, job);
+    return pool_submit_call(env, job, -1, timeout_ms);
 }

@@ -6,6 +6,7 @@
 
 #include <Python.h>
 #include <erl_nif.h>
+#include <stdint.h>
 
 #include "job.h"
 
@@ -39,6 +40,6 @@ ERL_NIF_TERM wsgi_headers_term(ErlNifEnv *env, PyObject *headers, int *ok);
  * (no Python) and queues the call.  Returns {ok, Job} | {error, {bad_environ, Key}} |
  * {error, not_started}; the reply {Tag, {ok, {Status, Headers, Body}} | {error, R}}
  * follows as a message. */
-ERL_NIF_TERM wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[]);
 
 #endif

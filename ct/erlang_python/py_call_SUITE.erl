@@ -16,6 +16,7 @@
          system_exit/1, os_exit/1, base_exceptions/1,
          timeout_returns_quickly/1, timeout_late_reply_never_arrives/1,
          timeout_async/1, timeout_race_never_leaks/1, timeout_infinity/1,
+         timeout_many_values/1,
          default_timeout_from_env/1, default_timeout_read_at_start/1,
          concurrent_callers/1, exception_storm/1,
          async_system_exit/1]).
@@ -35,6 +36,7 @@ groups() ->
                    unconvertible_result, system_exit, os_exit, base_exceptions]},
      {timeouts, [], [timeout_returns_quickly, timeout_late_reply_never_arrives,
                      timeout_async, timeout_race_never_leaks, timeout_infinity,
+                     timeout_many_values,
                      default_timeout_from_env, default_timeout_read_at_start]},
      {load, [], [concurrent_callers, exception_storm]},
      %% Last: when it fails it can take worker threads down with it.
@@ -279,6 +281,25 @@ timeout_race_never_leaks(_Config) ->
 timeout_infinity(_Config) ->
     ?assertEqual({ok, <<"slept">>}, py:call(?H, sleep_async, [0.05], #{timeout => infinity})),
     ?assertEqual({ok, none}, py:call(time, sleep, [0.05], #{timeout => infinity})).
+
+%% More distinct timeouts than the NIF has lists for (one per value, 8): the last list
+%% takes several values, submitted here longest first, and each call must still time out
+%% when its own deadline passes, not when the longer one ahead of it in that list does.
+timeout_many_values(_Config) ->
+    Self = self(),
+    Timeouts = lists:seq(600, 80, -40),
+    [begin
+         spawn_link(fun() ->
+                            T0 = erlang:monotonic_time(millisecond),
+                            R = py:call(?H, sleep_async, [5], #{timeout => T}),
+                            Self ! {T, R, erlang:monotonic_time(millisecond) - T0}
+                    end),
+         timer:sleep(5)
+     end || T <- Timeouts],
+    Results = [receive {T, R, Elapsed} -> {T, R, Elapsed} end || T <- Timeouts],
+    ct:log("{timeout, result, elapsed ms}: ~p", [Results]),
+    ?assertEqual([], [X || {_, R, _} = X <- Results, R =/= {error, timeout}]),
+    ?assertEqual([], [X || {T, _, Elapsed} = X <- Results, Elapsed < T orelse Elapsed > T + 150]).
 
 default_timeout_from_env(_Config) ->
     {ok, Old} = application:get_env(erlang_python, call_timeout),

@@ -42,8 +42,8 @@ call(Module, Function, Args, Opts) when is_map(Opts) ->
         {ok, Timeout} ->
             Kwargs = maps:get(kwargs, Opts, #{}),
             Tag = make_ref(),
-            case py_nif:call(Tag, Module, Function, Args, Kwargs) of
-                {ok, Job} -> ?PY_AWAIT(Tag, Job, Timeout);
+            case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
+                {ok, _Job} -> ?PY_AWAIT(Tag);
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error

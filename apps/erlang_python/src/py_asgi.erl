@@ -68,8 +68,8 @@ run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
             Tag = make_ref(),
-            case py_nif:asgi_run(Tag, Module, Callable, Runner, Scope, Body) of
-                {ok, Job} -> normalise(?PY_AWAIT(Tag, Job, Timeout));
+            case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope, Body) of
+                {ok, _Job} -> normalise(?PY_AWAIT(Tag));
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error
@@ -152,9 +152,9 @@ lifespan_startup(Module, Callable, Opts) when is_map(Opts) ->
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
             Tag = make_ref(),
-            case py_nif:lifespan_startup(Tag, Module, Callable, Runner) of
-                {ok, Job} ->
-                    case ?PY_AWAIT(Tag, Job, Timeout) of
+            case py_nif:lifespan_startup(Tag, Timeout, Module, Callable, Runner) of
+                {ok, _Job} ->
+                    case ?PY_AWAIT(Tag) of
                         {ok, Lifespan} -> {ok, Lifespan, Lifespan};
                         {error, _} = Error -> Error
                     end;
@@ -176,8 +176,8 @@ lifespan_shutdown(Lifespan, Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Tag = make_ref(),
-            case py_nif:lifespan_shutdown(Tag, Lifespan) of
-                {ok, Job} -> ?PY_AWAIT(Tag, Job, Timeout);
+            case py_nif:lifespan_shutdown(Tag, Timeout, Lifespan) of
+                {ok, _Job} -> ?PY_AWAIT(Tag);
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error

@@ -5,10 +5,10 @@
 %% threads and their results arrive as messages.
 -module(py_nif).
 
--export([load/0, priv_dir/0, start/1, stop/1, call/5, deadline/2, info/0, set_options/1, get_options/0,
-         wsgi_run/5, asgi_run/6, asgi_build_scope/1,
+-export([load/0, priv_dir/0, start/1, stop/1, call/6, info/0, set_options/1, get_options/0,
+         wsgi_run/6, asgi_run/7, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
-         timer_fire/2, lifespan_startup/4, lifespan_shutdown/2, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
+         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
 
 -type job() :: reference().
 -export_type([job/0]).
@@ -53,30 +53,32 @@ start(_Config) -> ?NOT_LOADED.
 -spec stop(non_neg_integer()) -> ok.
 stop(_TimeoutMs) -> ?NOT_LOADED.
 
-%% @doc Queues Module:Function(*Args, **Kwargs); the caller later receives
-%% `{Tag, {ok, Term} | {error, Reason}}'.
--spec call(reference(), atom() | binary(), atom() | binary(), list(), map()) ->
-          {ok, job()} | {error, term()}.
-call(_Tag, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
+%% The functions that make a call (call, wsgi_run, asgi_run, lifespan_startup,
+%% lifespan_shutdown) take the caller's reply tag and timeout first.  They queue the job
+%% and return `{ok, Job}'; the caller then receives exactly one `{Tag, Reply}'.  `Job'
+%% needs no use: holding it until its garbage collection makes the job's memory be freed
+%% on the caller's scheduler rather than on the worker thread.  With a finite
+%% timeout, the NIF keeps the deadline (one thread for all jobs): unless the reply comes
+%% first, `Reply' is `{error, timeout}' after `Timeout' ms and the job is cancelled (its
+%% reply is never sent; an awaited coroutine is cancelled).  So the caller waits with a
+%% plain receive and no timer of its own.
 
-%% @doc Gives a queued job a timeout: unless its reply comes first, the caller receives
-%% `{Tag, {error, timeout}}' after `TimeoutMs' and the job is cancelled (its reply is never
-%% sent; an awaited coroutine is cancelled).  The NIF keeps the deadline (one thread for
-%% all jobs), so that the caller waits without a timer of its own.
--spec deadline(job(), non_neg_integer()) -> ok.
-deadline(_Job, _TimeoutMs) -> ?NOT_LOADED.
-
-%% @doc Queues Runner.run_wsgi(App, Environ) for Module:Callable; the caller later receives
-%% `{Tag, {ok, {Status, Headers, Body}} | {error, Reason}}'.
--spec wsgi_run(reference(), py:name(), py:name(), py:name(), map()) ->
+%% @doc Queues Module:Function(*Args, **Kwargs); `Reply' is `{ok, Term} | {error, Reason}'.
+-spec call(reference(), timeout(), atom() | binary(), atom() | binary(), list(), map()) ->
           {ok, job()} | {error, term()}.
-wsgi_run(_Tag, _Module, _Callable, _Runner, _Environ) -> ?NOT_LOADED.
+call(_Tag, _Timeout, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
 
-%% @doc Queues `await Runner.run_asgi(App, Scope, Body)' for Module:Callable; the caller
-%% later receives `{Tag, {ok, {Status, Headers, Body}} | {error, Reason}}'.
--spec asgi_run(reference(), py:name(), py:name(), py:name(), map() | reference(), binary()) ->
+%% @doc Queues Runner.run_wsgi(App, Environ) for Module:Callable; `Reply' is
+%% `{ok, {Status, Headers, Body}} | {error, Reason}'.
+-spec wsgi_run(reference(), timeout(), py:name(), py:name(), py:name(), map()) ->
           {ok, job()} | {error, term()}.
-asgi_run(_Tag, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOADED.
+wsgi_run(_Tag, _Timeout, _Module, _Callable, _Runner, _Environ) -> ?NOT_LOADED.
+
+%% @doc Queues `await Runner.run_asgi(App, Scope, Body)' for Module:Callable; `Reply' is
+%% `{ok, {Status, Headers, Body}} | {error, Reason}'.
+-spec asgi_run(reference(), timeout(), py:name(), py:name(), py:name(), map() | reference(),
+               binary()) -> {ok, job()} | {error, term()}.
+asgi_run(_Tag, _Timeout, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOADED.
 
 %% @doc Validates a scope map and wraps it as a reusable template.
 -spec asgi_build_scope(map()) -> {ok, reference()} | {error, {bad_scope, term()}}.
@@ -96,15 +98,15 @@ asgi_ack(_Stream, _Bytes) -> ?NOT_LOADED.
 -spec asgi_disconnect(job()) -> ok.
 asgi_disconnect(_Stream) -> ?NOT_LOADED.
 
-%% @doc Queues the lifespan startup of Module:Callable; the reply
-%% `{Tag, {ok, Lifespan} | {error, unsupported | Reason}}' follows.
--spec lifespan_startup(reference(), py:name(), py:name(), py:name()) ->
+%% @doc Queues the lifespan startup of Module:Callable; `Reply' is
+%% `{ok, Lifespan} | {error, unsupported | Reason}'.
+-spec lifespan_startup(reference(), timeout(), py:name(), py:name(), py:name()) ->
           {ok, job()} | {error, term()}.
-lifespan_startup(_Tag, _Module, _Callable, _Runner) -> ?NOT_LOADED.
+lifespan_startup(_Tag, _Timeout, _Module, _Callable, _Runner) -> ?NOT_LOADED.
 
-%% @doc Queues the lifespan shutdown; the reply `{Tag, ok | {error, Reason}}' follows.
--spec lifespan_shutdown(reference(), reference()) -> {ok, job()} | {error, term()}.
-lifespan_shutdown(_Tag, _Lifespan) -> ?NOT_LOADED.
+%% @doc Queues the lifespan shutdown; `Reply' is `ok | {error, Reason}'.
+-spec lifespan_shutdown(reference(), timeout(), reference()) -> {ok, job()} | {error, term()}.
+lifespan_shutdown(_Tag, _Timeout, _Lifespan) -> ?NOT_LOADED.
 
 %% @doc An Erlang timer asked for by _erlang.schedule_timer fired: run its callback on
 %% the worker that scheduled it (called by py_runtime).

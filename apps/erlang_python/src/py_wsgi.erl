@@ -65,8 +65,8 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
             Tag = make_ref(),
-            case py_nif:wsgi_run(Tag, Module, Callable, Runner, Environ) of
-                {ok, Job} -> normalise(?PY_AWAIT(Tag, Job, Timeout));
+            case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
+                {ok, _Job} -> normalise(?PY_AWAIT(Tag));
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error
