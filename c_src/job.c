@@ -2,6 +2,7 @@
 
 #include "atoms.h"
 #include "deadline.h"
+#include "envpool.h"
 
 #include <string.h>
 
@@ -14,7 +15,7 @@ job_dtor(ErlNifEnv *caller_env, void *obj)
 {
     job_t *job = obj;
     if (job->env != NULL) {
-        enif_free_env(job->env);
+        envpool_put(job->env);
         job->env = NULL;
     }
     if (job->event_env != NULL) {
@@ -103,7 +104,7 @@ job_alloc(job_run_fn run, size_t extra)
         return NULL;
     }
     memset(job, 0, sizeof(*job));
-    job->env = enif_alloc_env();
+    job->env = envpool_get();
     if (job->env == NULL) {
         enif_release_resource(job);
         return NULL;
@@ -158,7 +159,7 @@ job_reply(job_t *job, ERL_NIF_TERM reply)
         job->monitoring = 0;
     }
     if (won) {
-        enif_free_env(job->env);
+        envpool_put(job->env);
         job->env = NULL;
     }
 }

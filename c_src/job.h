@@ -6,7 +6,7 @@
  *
  * The job owns `env`, a process-independent environment holding copies of the arguments;
  * the reply is built in that same environment and sent with enif_send, after which the
- * environment is freed.  `state` decides, with one compare-and-swap, whether the reply is
+ * environment, empty again, goes back to the pool of envpool.h.  `state` decides, with one compare-and-swap, whether the reply is
  * sent (worker wins) or dropped (the caller's timeout wins): no late reply ever reaches a
  * caller that gave up waiting. */
 #ifndef PY_NIF_JOB_H
