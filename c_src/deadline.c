@@ -14,12 +14,12 @@
 /* Pending deadlines are kept in lanes: one per timeout value, so that each lane is in
  * deadline order by appending (now is read under the lock), and insertion and removal
  * cost O(1) whatever the number of pending jobs.  Calls use few distinct timeouts (the
- * default and a handful of others); once every lane is taken, the last lane takes any
- * timeout and keeps its order by insertion from the tail. */
+ * default and a handful of others); once every other lane is taken, the last lane takes
+ * any timeout and keeps its order by walking back from its tail on insertion. */
 #define N_LANES 8
 
 typedef struct {
-    uint64_t timeout_ns;   /* its jobs' timeout; the last lane: any */
+    uint64_t timeout_ms;   /* its jobs' timeout; the last lane: any */
     job_t *head, *tail;    /* head: the earliest deadline */
 } lane_t;
 
@@ -43,15 +43,15 @@ now_ns(void)
 /* ---- the lanes (D.lock held) ------------------------------------------------------- */
 
 static int
-lane_for(uint64_t timeout_ns)
+lane_for(uint64_t timeout_ms)
 {
     for (int i = 0; i < D.n_lanes; i++) {
-        if (D.lanes[i].timeout_ns == timeout_ns) {
+        if (D.lanes[i].timeout_ms == timeout_ms) {
             return i;
         }
     }
     if (D.n_lanes < N_LANES - 1) {
-        D.lanes[D.n_lanes].timeout_ns = timeout_ns;
+        D.lanes[D.n_lanes].timeout_ms = timeout_ms;
         return D.n_lanes++;
     }
     return N_LANES - 1;
@@ -210,7 +210,7 @@ deadline_set(job_t *job, uint64_t timeout_ms)
     uint64_t ns = timeout_ms > (UINT64_MAX - now) / 1000000ull ? UINT64_MAX - now : timeout_ms * 1000000ull;
     job->deadline = now + ns;
     enif_keep_resource(job);
-    lane_insert(lane_for(ns), job);
+    lane_insert(lane_for(timeout_ms), job);
     if (job->deadline < D.next_look) {
         pthread_cond_signal(&D.cond);
     }
