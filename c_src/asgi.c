@@ -175,5 +175,5 @@ asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    return pool_submit_call(env, job, -1, timeout_ms);
+    return pool_submit_new(env, job, -1, timeout_ms);
 }

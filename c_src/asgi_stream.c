@@ -295,7 +295,7 @@ asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     }
     /* A stream lives on one worker's loop: chosen now, so that follow-ups sent before
      * the app starts are queued behind the start. */
-    return pool_submit_new_to(env, job, pool_pick_worker());
+    return pool_submit_new(env, job, pool_pick_worker(), DEADLINE_NONE);
 }
 
 static job_t *

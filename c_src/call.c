@@ -193,5 +193,5 @@ call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
     job->sync = 1;
-    return pool_submit_call(env, job, -1, timeout_ms);
+    return pool_submit_new(env, job, -1, timeout_ms);
 }

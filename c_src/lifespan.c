@@ -160,7 +160,7 @@ lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ER
     s->lifespan = NULL;
     job->data = s;
     job->free_data = startup_free;
-    return pool_submit_call(env, job, pool_pick_worker(), timeout_ms);
+    return pool_submit_new(env, job, pool_pick_worker(), timeout_ms);
 }
 
 /* ---- shutdown --------------------------------------------------------------------- */
@@ -200,5 +200,5 @@ lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const E
     if (job == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    return pool_submit_call(env, job, l->worker, timeout_ms);
+    return pool_submit_new(env, job, l->worker, timeout_ms);
 }

@@ -256,32 +256,7 @@ pool_submit(job_t *job)
 }
 
 ERL_NIF_TERM
-pool_submit_new(ErlNifEnv *env, job_t *job)
-{
-    ERL_NIF_TERM handle = enif_make_resource(env, job);
-    int rc = pool_submit(job);
-    enif_release_resource(job);
-    if (rc < 0) {
-        return errors_tuple(env, ATOM_not_started);
-    }
-    return enif_make_tuple2(env, ATOM_ok, handle);
-}
-
-ERL_NIF_TERM
-pool_submit_new_to(ErlNifEnv *env, job_t *job, int index)
-{
-    job->worker = index;
-    ERL_NIF_TERM handle = enif_make_resource(env, job);
-    int rc = pool_submit_to(index, job);
-    enif_release_resource(job);
-    if (rc < 0) {
-        return errors_tuple(env, ATOM_not_started);
-    }
-    return enif_make_tuple2(env, ATOM_ok, handle);
-}
-
-ERL_NIF_TERM
-pool_submit_call(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms)
+pool_submit_new(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms)
 {
     int rc;
     if (index < 0) {

@@ -12,6 +12,7 @@
 #ifndef PY_NIF_WORKER_H
 #define PY_NIF_WORKER_H
 
+#include "deadline.h"
 #include "job.h"
 
 #include <Python.h>
@@ -35,21 +36,14 @@ void pool_stop(unsigned timeout_ms);
 /* Queues a job for any worker.  Returns 0, or -1 when the pool is not running. */
 int pool_submit(job_t *job);
 
-/* For NIF functions: queues a job just made by job_new and returns {ok, JobResource}, or
- * {error, not_started}.  Drops the creation reference either way. */
-ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job);
-
-/* The same for a job that must run on worker `index` (it lives on that worker's loop). */
-ERL_NIF_TERM pool_submit_new_to(ErlNifEnv *env, job_t *job, int index);
-
-/* For NIF functions that make a call: queues a job just made by job_new, for any worker
- * (index -1) or for worker `index` (a job that lives on that worker's loop), gives it
- * its timeout (DEADLINE_NONE: none), and returns {ok, JobResource}, or
- * {error, not_started}.  Drops the creation reference either way.  The caller then waits
- * for {Tag, Reply}; the handle is only there so that the job's last reference is the
- * caller's, dropped by its garbage collection on a scheduler: a job freed on the worker
- * thread costs a wake-up of the scheduler that allocated it. */
-ERL_NIF_TERM pool_submit_call(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms);
+/* For NIF functions: queues a job just made by job_new, for any worker (index -1) or
+ * for worker `index` (a job that lives on that worker's loop), gives it its timeout
+ * (DEADLINE_NONE: none; streams have none), and returns {ok, JobResource}, or
+ * {error, not_started}.  Drops the creation reference either way.  For a call the handle
+ * is only there so that the job's last reference is the caller's, dropped by its
+ * garbage collection on a scheduler: a job freed on the worker thread costs a wake-up of
+ * the scheduler that allocated it. */
+ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms);
 
 /* Queues a job for worker `index`.  Returns 0, or -1 when that worker is not running. */
 int pool_submit_to(int index, job_t *job);

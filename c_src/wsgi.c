@@ -262,11 +262,12 @@ typedef struct {
     ERL_NIF_TERM value;
 } scan_t;
 
-/* Reads and checks every pair of the map (`count` of them) into scan[], once.  Returns
- * the bytes the packed environ needs, or 0 with *bad the offending key. */
+/* Reads and checks every pair of the map (`count` of them) into scan[], once, and the
+ * known keys present into *seen (bit i: key i, i < 32).  Returns the bytes the packed
+ * environ needs, or 0 with *bad the offending key. */
 static size_t
 scan_environ(ErlNifEnv *env, ERL_NIF_TERM environ, size_t count, int need_input, scan_t *scan,
-             ERL_NIF_TERM *bad)
+             unsigned *seen_out, ERL_NIF_TERM *bad)
 {
     size_t n = 0, bytes = 0;
     unsigned seen = 0;
@@ -281,7 +282,7 @@ scan_environ(ErlNifEnv *env, ERL_NIF_TERM environ, size_t count, int need_input,
             *bad = k;
             return 0;
         }
-        if (sc->it.key >= 0 && sc->it.key < N_REQUIRED) {
+        if (sc->it.key >= 0 && sc->it.key < 32) {
             seen |= 1u << sc->it.key;
         }
         sc->key = key.data;
@@ -297,23 +298,21 @@ scan_environ(ErlNifEnv *env, ERL_NIF_TERM environ, size_t count, int need_input,
             return 0;
         }
     }
+    *seen_out = seen;
     return sizeof(wsgi_environ_t) + n * sizeof(item_t) + bytes;
 }
 
 /* Writes the scanned pairs into e (the size scan_environ returned); terms go to job_env. */
 static void
-pack_environ(const scan_t *scan, size_t n, ErlNifEnv *job_env, wsgi_environ_t *e)
+pack_environ(const scan_t *scan, size_t n, unsigned seen, ErlNifEnv *job_env, wsgi_environ_t *e)
 {
     unsigned char *text = (unsigned char *)&e->items[n];
     size_t pos = 0;
     e->n = n;
-    e->seen = 0;
+    e->seen = seen;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &e->items[i];
         *it = scan[i].it;
-        if (it->key >= 0 && it->key < 32) {
-            e->seen |= 1u << it->key;
-        }
         it->key_off = pos;
         memcpy(text + pos, scan[i].key, it->key_len);
         pos += it->key_len;
@@ -515,14 +514,15 @@ wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_NIF_TER
     }
     scan_t local[SCAN_LOCAL];
     scan_t *scan = count <= SCAN_LOCAL ? local : enif_alloc(count * sizeof(scan_t));
-    size_t size = scan != NULL ? scan_environ(env, environ, count, need_input, scan, &bad) : 0;
+    unsigned seen = 0;
+    size_t size = scan != NULL ? scan_environ(env, environ, count, need_input, scan, &seen, &bad) : 0;
     job_t *job = size != 0 ? job_new_extra(env, run, tag, 0, NULL, sizeof(request_t) + size) : NULL;
     if (job != NULL) {
         request_t *req = (request_t *)job->extra;
         req->native = appcache_is_runner(env, argv[ARG_RUNNER], "hornbeam_wsgi_runner");
         memcpy(req->app.text, key.text, key.len);
         req->app.len = key.len;
-        pack_environ(scan, count, job->env, (wsgi_environ_t *)req->environ);
+        pack_environ(scan, count, seen, job->env, (wsgi_environ_t *)req->environ);
     }
     if (scan != local) {
         enif_free(scan);
@@ -599,5 +599,5 @@ wsgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF
         return err;
     }
     job->sync = 1;
-    return pool_submit_call(env, job, -1, timeout_ms);
+    return pool_submit_new(env, job, -1, timeout_ms);
 }

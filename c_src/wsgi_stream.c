@@ -456,7 +456,7 @@ wsgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     }
     ch->more = 1; /* until the initial body is queued with its own flag */
     channel_push(ch, env, argv[ARG_BODY], argv[ARG_MORE] == ATOM_true);
-    return pool_submit_new(env, job);
+    return pool_submit_new(env, job, -1, DEADLINE_NONE);
 }
 
 static channel_t *
