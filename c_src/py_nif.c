@@ -171,6 +171,27 @@ nif_asgi_build_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
     return scope_template_new(env, argv[0]);
 }
 
+/* The web paths' argument rules, for the processes mode (py_port), which checks before
+ * sending a request to a worker process: one rule, the NIF's. */
+static ERL_NIF_TERM
+nif_check_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    ERL_NIF_TERM bad;
+    if (scope_validate(env, argv[0], &bad) < 0) {
+        return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_bad_scope, bad));
+    }
+    return ATOM_ok;
+}
+
+static ERL_NIF_TERM
+nif_check_environ(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    if (argv[1] != ATOM_true && argv[1] != ATOM_false) {
+        return enif_make_badarg(env);
+    }
+    return wsgi_check_environ(env, argv[0], argv[1] == ATOM_true);
+}
+
 #define FORWARD(name, fn)                                                    \
     static ERL_NIF_TERM name(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]) \
     {                                                                        \
@@ -262,6 +283,8 @@ static ErlNifFunc nif_funcs[] = {
     {"set_options", 1, nif_set_options, 0},
     {"get_options", 0, nif_get_options, 0},
     {"info", 0, nif_info, 0},
+    {"check_scope", 1, nif_check_scope, 0},
+    {"check_environ", 2, nif_check_environ, 0},
 };
 
 ERL_NIF_INIT(py_nif, nif_funcs, load, NULL, upgrade, NULL)

@@ -8,7 +8,8 @@
 -export([load/0, priv_dir/0, start/1, stop/1, call/6, info/0, set_options/1, get_options/0,
          wsgi_run/6, asgi_run/7, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
-         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
+         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1,
+         check_scope/1, check_environ/2]).
 
 -type job() :: reference().
 -export_type([job/0]).
@@ -136,3 +137,13 @@ get_options() -> ?NOT_LOADED.
 
 -spec info() -> #{atom() => term()}.
 info() -> ?NOT_LOADED.
+
+%% @doc The scope rule of py_asgi (no Python, no runtime needed): for the processes mode,
+%% which sends the map to a worker process instead of building it here.
+-spec check_scope(term()) -> ok | {error, {bad_scope, term()}}.
+check_scope(_Scope) -> ?NOT_LOADED.
+
+%% @doc The environ rule of py_wsgi (`wsgi.input' required when `NeedInput'), as
+%% check_scope/1 for the processes mode.
+-spec check_environ(term(), boolean()) -> ok | {error, {bad_environ, term()}}.
+check_environ(_Environ, _NeedInput) -> ?NOT_LOADED.
