@@ -2,8 +2,8 @@
 # Debian packages with apt-get (needs root), Python packages into a project venv.
 #
 #   make run        serve the example app on 127.0.0.1:8000
-#   make test       all suites (EUnit, Common Test, pytest)
-#   make build      the NIF and the Erlang apps
+#   make test       all suites (EUnit, Common Test in the NIF and processes modes, pytest)
+#   make build      the NIF, the worker extension and the Erlang apps
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
@@ -28,7 +28,7 @@ CT_DIRS := ct/erlang_python ct/py_web
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
 
-.PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan valgrind \
+.PHONY: all deps venv nif portext build test test-eunit test-ct test-python test-asan valgrind \
         run shell clean
 
 all: build
@@ -60,24 +60,35 @@ $(VENV)/.installed: python/pyproject.toml
 nif: deps
 	$(MAKE) -C c_src PYTHON=$(PYTHON)
 
-build: nif
+# The C half of the processes mode's worker (python/hornbeam_port/_codec*.so), for the
+# same interpreter as the NIF: the workers run the Python the NIF was built for.
+portext: deps
+	$(MAKE) -C python/csrc PYTHON=$(PYTHON)
+
+build: nif portext
 	rebar3 compile
 
 # ---- tests -----------------------------------------------------------------------------
 
-# Runs every suite even when one fails, then fails if any did.
+# Runs every suite even when one fails, then fails if any did.  The Common Test suites
+# run twice: in the default mode and in the processes mode.
 test: build venv
 	@rc=0; \
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
+	$(MAKE) --no-print-directory test-ct MODE=processes || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
 	exit $$rc
 
 test-eunit: build
 	$(TEST_ENV) rebar3 eunit --dir test
 
+# MODE selects the execution mode of the run (ERLANG_PYTHON_MODE, see CONTRACTS.md):
+#   make test-ct MODE=processes
+MODE ?=
+CT_ENV := $(TEST_ENV) $(if $(MODE),ERLANG_PYTHON_MODE=$(MODE))
 test-ct: build venv
-	@rc=0; for d in $(CT_DIRS); do $(TEST_ENV) rebar3 ct --dir $$d || rc=1; done; exit $$rc
+	@rc=0; for d in $(CT_DIRS); do $(CT_ENV) rebar3 ct --dir $$d || rc=1; done; exit $$rc
 
 test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q
@@ -123,4 +134,5 @@ bench: build
 
 clean:
 	$(MAKE) -C c_src clean
+	$(MAKE) -C python/csrc clean
 	rm -rf _build .deps.stamp

@@ -23,7 +23,8 @@
                | {unconvertible, binary()}
                | too_deep
                | timeout
-               | not_started.
+               | not_started
+               | {worker_exit, term()}.
 -type opts() :: #{timeout => timeout(), kwargs => #{name() => term()}}.
 -export_type([name/0, error/0, opts/0]).
 
@@ -41,10 +42,15 @@ call(Module, Function, Args, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Kwargs = maps:get(kwargs, Opts, #{}),
-            Tag = make_ref(),
-            case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
-                {ok, _Job} -> ?PY_AWAIT(Tag);
-                {error, _} = Error -> Error
+            case py_mode:backend() of
+                nif ->
+                    Tag = make_ref(),
+                    case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
+                        {ok, _Job} -> ?PY_AWAIT(Tag);
+                        {error, _} = Error -> Error
+                    end;
+                port ->
+                    py_port:call(Module, Function, Args, Kwargs, Timeout)
             end;
         {error, _} = Error -> Error
     end;
@@ -59,7 +65,13 @@ set_call_timeout(Timeout) ->
     py_opts:set_default_timeout(Timeout).
 
 %% @doc The interpreter and the worker pool: Python version (running and built for),
-%% libpython, worker count, queued jobs, GIL mode.
+%% libpython, worker count, queued jobs, GIL mode.  In the processes mode: `mode =>
+%% processes', `workers', `running', `python_version', `executable', `os_pids',
+%% `queued' (requests waiting for a worker process to start), `in_flight', `restarts'
+%% and `recycles' (see docs/processes.md).
 -spec info() -> #{atom() => term()}.
 info() ->
-    py_nif:info().
+    case py_mode:backend() of
+        nif -> py_nif:info();
+        port -> py_port:info()
+    end.

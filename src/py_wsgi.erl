@@ -44,7 +44,7 @@
 -type opts() :: #{runner => py:name(), timeout => timeout()}.
 -type error() :: {bad_environ, term()} | {bad_runner, binary()} | {bad_response, binary()}
                | py:error().
--type stream() :: reference().
+-type stream() :: reference() | py_port:stream().
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
 -type event() :: {start, status(), headers()} | {body, binary()} | need_body | done
                | {error, error()}.
@@ -64,10 +64,15 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            Tag = make_ref(),
-            case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
-                {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                {error, _} = Error -> Error
+            case py_mode:backend() of
+                nif ->
+                    Tag = make_ref(),
+                    case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
+                        {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                        {error, _} = Error -> Error
+                    end;
+                port ->
+                    py_port:wsgi_run(Module, Callable, Runner, Environ, Timeout)
             end;
         {error, _} = Error -> Error
     end;
@@ -91,25 +96,39 @@ run(_Module, _Callable, _Environ, Opts) ->
 %% </ul>
 -spec start(py:name(), py:name(), environ(), stream_opts()) -> {ok, stream()} | {error, error()}.
 start(Module, Callable, Environ, Opts) when is_map(Opts) ->
-    py_nif:wsgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Environ,
-                      maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
+    Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
+    Body = maps:get(body, Opts, <<>>),
+    More = maps:get(more_body, Opts, false),
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_start(Module, Callable, Runner, Environ, Body, More);
+        port -> py_port:wsgi_start(Module, Callable, Runner, Environ, Body, More)
+    end;
 start(_Module, _Callable, _Environ, Opts) ->
     {error, {badarg, {options, Opts}}}.
 
 %% @doc Feeds the next piece of request body.
 -spec send_body(stream(), binary(), boolean()) -> ok.
 send_body(Stream, Chunk, MoreBody) ->
-    py_nif:wsgi_send_body(Stream, Chunk, MoreBody).
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_send_body(Stream, Chunk, MoreBody);
+        port -> py_port:send_body(Stream, Chunk, MoreBody)
+    end.
 
 %% @doc Acknowledges `Bytes' of response body written to the client.
 -spec ack(stream(), non_neg_integer()) -> ok.
 ack(Stream, Bytes) ->
-    py_nif:wsgi_ack(Stream, Bytes).
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_ack(Stream, Bytes);
+        port -> py_port:ack(Stream, Bytes)
+    end.
 
 %% @doc The client went away.
 -spec disconnect(stream()) -> ok.
 disconnect(Stream) ->
-    py_nif:wsgi_disconnect(Stream).
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_disconnect(Stream);
+        port -> py_port:disconnect(Stream)
+    end.
 
 %% With the NIF's direct_response option off (benchmark baseline) the result arrives in
 %% the generic conversion and is shaped here.

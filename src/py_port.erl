@@ -1,0 +1,332 @@
+%% @doc The processes mode behind `py', `py_wsgi' and `py_asgi': the same functions,
+%% arguments, messages and error shapes as the NIF modes, served by Python OS processes
+%% behind Erlang ports (py_port_sup).  The API modules call these when
+%% `py_mode:backend()' is `port'; docs/processes.md describes the mode.
+%%
+%% Arguments are checked here, before anything is sent, by the NIF's own rules
+%% (py_nif:check_scope/1, check_environ/2), so bad input never reaches Python.  A call
+%% waits in the caller with its timeout; one that gives up cancels its request.  Beyond
+%% the NIF modes' errors, a request whose worker process died gets
+%% `{error, {worker_exit, Status}}' (`Status' the exit status the port reported, 128 + N
+%% for signal N; `killed' at a stop that could not wait for it).
+-module(py_port).
+
+-export([call/5, wsgi_run/5, asgi_run/6, build_scope/1, asgi_start/6, wsgi_start/6,
+         send_body/3, ack/2, disconnect/1, lifespan_startup/4, lifespan_shutdown/2, info/0,
+         python/0]).
+
+-type stream() :: {py_port_stream, pid(), py_port_wire:id()}.
+-type scope_ref() :: {py_port_scope, binary()}.
+-export_type([stream/0, scope_ref/0]).
+
+%% ---- py:call --------------------------------------------------------------------------
+
+-spec call(term(), term(), term(), term(), timeout()) -> {ok, term()} | {error, term()}.
+call(Module, _Function, _Args, _Kwargs, _Timeout) when not is_atom(Module), not is_binary(Module) ->
+    {error, {badarg, {module, Module}}};
+call(_Module, Function, _Args, _Kwargs, _Timeout) when not is_atom(Function), not is_binary(Function) ->
+    {error, {badarg, {function, Function}}};
+call(_Module, _Function, Args, _Kwargs, _Timeout) when not is_list(Args) ->
+    {error, {badarg, {args, Args}}};
+call(_Module, _Function, _Args, Kwargs, _Timeout) when not is_map(Kwargs) ->
+    {error, {badarg, {kwargs, Kwargs}}};
+call(Module, Function, Args, Kwargs, Timeout) ->
+    request(call, Timeout,
+            fun(Id) -> py_port_wire:call(Id, Timeout, Module, Function, Args, Kwargs) end).
+
+%% ---- WSGI -----------------------------------------------------------------------------
+
+-spec wsgi_run(term(), term(), term(), term(), timeout()) -> {ok, term()} | {error, term()}.
+wsgi_run(Module, Callable, Runner, Environ, Timeout) ->
+    Names = {Module, Callable, Runner},
+    case check_names(Names) of
+        ok ->
+            case py_nif:check_environ(Environ, true) of
+                ok ->
+                    Input = maps:get(<<"wsgi.input">>, Environ),
+                    request(wsgi_run, Timeout,
+                            fun(Id) -> py_port_wire:wsgi_run(Id, Timeout, Names, Environ, Input) end);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end.
+
+-spec wsgi_start(term(), term(), term(), term(), term(), term()) ->
+          {ok, stream()} | {error, term()}.
+wsgi_start(Module, Callable, Runner, Environ, Body, More) ->
+    Names = {Module, Callable, Runner},
+    case check_stream(Names, Body, More) of
+        ok ->
+            case py_nif:check_environ(Environ, false) of
+                ok -> stream(wsgi_stream, fun(Id) -> py_port_wire:wsgi_start(Id, Names, Environ, Body, More) end);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end.
+
+%% ---- ASGI -----------------------------------------------------------------------------
+
+-spec asgi_run(term(), term(), term(), term(), term(), timeout()) ->
+          {ok, term()} | {error, term()}.
+asgi_run(Module, Callable, Runner, Scope, Body, Timeout) ->
+    Names = {Module, Callable, Runner},
+    case check_names(Names) of
+        ok when not is_binary(Body) -> {error, {badarg, {body, Body}}};
+        ok ->
+            case wire_scope(Scope) of
+                {ok, Wire} ->
+                    request(asgi_run, Timeout,
+                            fun(Id) -> py_port_wire:asgi_run(Id, Timeout, Names, Wire, Body) end);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end.
+
+%% @doc py_asgi:build_scope/1: the scope checked once and kept in its wire form.
+-spec build_scope(term()) -> {ok, scope_ref()} | {error, {bad_scope, term()}}.
+build_scope(Scope) ->
+    case wire_scope(Scope) of
+        {ok, Wire} -> {ok, {py_port_scope, Wire}};
+        {error, _} = Error -> Error
+    end.
+
+-spec asgi_start(term(), term(), term(), term(), term(), term()) ->
+          {ok, stream()} | {error, term()}.
+asgi_start(Module, Callable, Runner, Scope, Body, More) ->
+    Names = {Module, Callable, Runner},
+    case check_stream(Names, Body, More) of
+        ok ->
+            case wire_scope(Scope) of
+                {ok, Wire} ->
+                    stream(asgi_stream, fun(Id) -> py_port_wire:asgi_start(Id, Names, Wire, Body, More) end);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error -> Error
+    end.
+
+wire_scope({py_port_scope, Wire}) ->
+    {ok, Wire};
+wire_scope(Scope) ->
+    Checked = case Scope of
+                  #{state := State} when not is_map(State) ->
+                      case py_port_pool:lifespan_id(State) of
+                          none -> Scope;
+                          _ -> Scope#{state := #{}}
+                      end;
+                  _ -> Scope
+              end,
+    case py_nif:check_scope(Checked) of
+        ok -> {ok, py_port_wire:scope(Scope, fun py_port_pool:lifespan_id/1)};
+        {error, _} = Error -> Error
+    end.
+
+%% ---- streams --------------------------------------------------------------------------
+
+-spec send_body(stream(), binary(), boolean()) -> ok.
+send_body({py_port_stream, Worker, Id}, Chunk, More)
+  when is_binary(Chunk), is_boolean(More) ->
+    follow(Worker, Id, py_port_wire:feed(Id, Chunk, More));
+send_body(_Stream, _Chunk, _More) ->
+    erlang:error(badarg).
+
+-spec ack(stream(), non_neg_integer()) -> ok.
+ack({py_port_stream, Worker, Id}, Bytes) when is_integer(Bytes), Bytes >= 0, Bytes < 1 bsl 64 ->
+    follow(Worker, Id, py_port_wire:ack(Id, Bytes));
+ack(_Stream, _Bytes) ->
+    erlang:error(badarg).
+
+-spec disconnect(stream()) -> ok.
+disconnect({py_port_stream, Worker, Id}) ->
+    follow(Worker, Id, py_port_wire:disconnect(Id));
+disconnect(_Stream) ->
+    erlang:error(badarg).
+
+follow(Worker, Id, Frame) when is_pid(Worker) ->
+    Worker ! {py_follow, Id, Frame},
+    ok;
+follow(_Worker, _Id, _Frame) ->
+    erlang:error(badarg).
+
+stream(Kind, Frame) ->
+    case py_port_pool:pick(Kind) of
+        {ok, _I, Name} ->
+            case whereis(Name) of
+                undefined -> {error, not_started};
+                Worker ->
+                    Id = erlang:unique_integer([positive]),
+                    Stream = {py_port_stream, Worker, Id},
+                    Worker ! {py_req, Id, Kind, {self(), Stream}, infinity, Frame(Id)},
+                    {ok, Stream}
+            end;
+        {error, _} = Error -> Error
+    end.
+
+%% ---- lifespan -------------------------------------------------------------------------
+
+%% @doc Runs the lifespan startup on every worker process (each has its own state, as
+%% with `uvicorn --workers N'); a process started later replays it.  The first failure
+%% (in worker order) is the result, after the workers that started are shut down again.
+-spec lifespan_startup(term(), term(), term(), timeout()) ->
+          {ok, reference(), reference()} | {error, term()}.
+lifespan_startup(Module, Callable, Runner, Timeout) ->
+    Names = {Module, Callable, Runner},
+    case check_names(Names) of
+        ok ->
+            Lid = erlang:unique_integer([positive]),
+            Results = on_every_worker(Timeout, fun(Id) ->
+                                                       py_port_wire:lifespan_startup(Id, Timeout, Lid, Names)
+                                               end),
+            case [E || {error, _} = E <- Results] of
+                [] ->
+                    Ref = make_ref(),
+                    ok = py_port_pool:lifespan_add(Ref, Lid, Names),
+                    {ok, Ref, Ref};
+                [Error | _] ->
+                    _ = on_every_worker(Timeout, fun(Id) -> py_port_wire:lifespan_shutdown(Id, Timeout, Lid) end),
+                    Error
+            end;
+        {error, _} = Error -> Error
+    end.
+
+-spec lifespan_shutdown(term(), timeout()) -> ok | {error, term()}.
+lifespan_shutdown(Lifespan, Timeout) ->
+    case py_port_pool:lifespan_take(Lifespan) of
+        none ->
+            {error, {badarg, Lifespan}};
+        Lid ->
+            Results = on_every_worker(Timeout, fun(Id) -> py_port_wire:lifespan_shutdown(Id, Timeout, Lid) end),
+            case [E || {error, _} = E <- Results] of
+                [] -> ok;
+                [Error | _] -> Error
+            end
+    end.
+
+%% The same request to every worker at once; the replies in worker order.
+on_every_worker(Timeout, Frame) ->
+    Pending = [begin
+                   ok = py_port_pool:count(I, lifespan),
+                   send_request(py_port_pool:worker_name(I), lifespan, Timeout, Frame)
+               end || I <- lists:seq(1, length(py_port_pool:workers()))],
+    Deadline = case Timeout of
+                   infinity -> infinity;
+                   _ -> erlang:monotonic_time(millisecond) + Timeout
+               end,
+    [await(P, remaining(Deadline)) || P <- Pending].
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+%% ---- requests -------------------------------------------------------------------------
+
+%% One request to the least busy worker; the reply, {error, timeout} after Timeout ms
+%% (the request is then cancelled), or the worker's failure.
+request(Kind, Timeout, Frame) ->
+    case py_port_pool:pick(Kind) of
+        {ok, _I, Name} -> await(send_request(Name, Kind, Timeout, Frame), Timeout);
+        {error, _} = Error -> Error
+    end.
+
+send_request(Name, Kind, Timeout, Frame) ->
+    case whereis(Name) of
+        undefined ->
+            {error, not_started};
+        Worker ->
+            Id = erlang:unique_integer([positive]),
+            Alias = erlang:monitor(process, Worker, [{alias, reply_demonitor}]),
+            Worker ! {py_req, Id, Kind, Alias, Timeout, Frame(Id)},
+            {Worker, Id, Alias}
+    end.
+
+await({error, _} = Error, _Timeout) ->
+    Error;
+await({Worker, Id, Alias}, Timeout) ->
+    receive
+        {Alias, Reply} -> Reply;
+        {'DOWN', Alias, process, _, Reason} -> {error, down(Reason)}
+    after Timeout ->
+        erlang:demonitor(Alias, [flush]),
+        Worker ! {py_cancel, Id},
+        %% A reply that arrived meanwhile wins; a later one is dropped with the alias.
+        receive {Alias, Reply} -> Reply
+        after 0 -> {error, timeout}
+        end
+    end.
+
+down(noproc) -> not_started;
+down(shutdown) -> not_started;
+down({shutdown, _}) -> not_started;
+down(Reason) -> {worker_exit, {crashed, Reason}}.
+
+%% ---- checks ---------------------------------------------------------------------------
+
+check_names({M, C, R}) ->
+    case [N || N <- [M, C, R], not is_atom(N), not is_binary(N)] of
+        [] -> ok;
+        [Bad | _] -> {error, {badarg, Bad}}
+    end.
+
+check_stream(Names, Body, More) ->
+    case check_names(Names) of
+        ok when not is_binary(Body) -> {error, {badarg, {body, Body}}};
+        ok when not is_boolean(More) -> {error, {badarg, {more_body, More}}};
+        Result -> Result
+    end.
+
+%% ---- info -----------------------------------------------------------------------------
+
+%% @doc py:info/0 in the processes mode.
+-spec info() -> #{atom() => term()}.
+info() ->
+    Workers = [{Name, catch py_port_worker:info(Name)} || Name <- py_port_pool:workers()],
+    Infos = [I || {_, I} <- Workers, is_map(I)],
+    Sum = fun(K) -> lists:sum([maps:get(K, I) || I <- Infos]) end,
+    First = case Infos of
+                [I1 | _] -> I1;
+                [] -> #{}
+            end,
+    #{mode => processes,
+      workers => length(Workers),
+      running => Infos =/= [],
+      python_version => maps:get(python_version, First, undefined),
+      executable => maps:get(executable, First, undefined),
+      os_pids => [maps:get(os_pid, I) || I <- Infos],
+      queued => Sum(queued),
+      in_flight => Sum(in_flight),
+      restarts => Sum(restarts),
+      recycles => Sum(recycles)}.
+
+%% @doc The Python the worker processes run: the application env `python' (a path, or a
+%% name looked up on $PATH) if set, else the interpreter the NIF was built for
+%% (priv/py_nif.info).  The one place that decides it.
+-spec python() -> {ok, string()} | {error, {python_not_found, term()}}.
+python() ->
+    case application:get_env(erlang_python, python) of
+        {ok, Python} -> executable(unicode:characters_to_list(Python));
+        undefined -> built_for()
+    end.
+
+executable(Path) ->
+    case lists:member($/, Path) of
+        true ->
+            case filelib:is_regular(Path) of
+                true -> {ok, Path};
+                false -> {error, {python_not_found, Path}}
+            end;
+        false ->
+            case os:find_executable(Path) of
+                false -> {error, {python_not_found, Path}};
+                Found -> {ok, Found}
+            end
+    end.
+
+built_for() ->
+    Info = filename:join(py_nif:priv_dir(), "py_nif.info"),
+    case file:read_file(Info) of
+        {ok, Text} ->
+            case re:run(Text, "^executable=(.*)$", [multiline, {capture, all_but_first, list}]) of
+                {match, [Path]} -> executable(Path);
+                nomatch -> {error, {python_not_found, Info}}
+            end;
+        {error, _} ->
+            {error, {python_not_found, Info}}
+    end.
