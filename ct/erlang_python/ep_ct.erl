@@ -1,25 +1,45 @@
 %% Shared set-up for the erlang_python Common Test suites.
 -module(ep_ct).
 
--export([start/1, stop/0, flush/0]).
+-export([start/1, start/2, stop/0, flush/0, mode/0]).
 
 %% Starts erlang_python with DataDir (the suite's data directory, which holds its Python
-%% helper module) prepended to sys.path.
+%% helper module) prepended to sys.path.  The mode is the configured one (the Makefile's
+%% test targets set ERLANG_PYTHON_MODE).
 -spec start(file:filename()) -> ok.
 start(DataDir) ->
+    start(DataDir, []).
+
+%% Options: `one_interpreter' for suites whose Python helpers keep records in module
+%% globals and read them back with py:call: in the processes mode each worker process
+%% has its own interpreter, so these suites run with one worker there (as many threads
+%% share one interpreter in the NIF modes).  What several processes do is tested by
+%% py_port_SUITE.
+-spec start(file:filename(), [one_interpreter]) -> ok.
+start(DataDir, Options) ->
     demote_suite_dir(),
     case application:load(erlang_python) of
         ok -> ok;
         {error, {already_loaded, erlang_python}} -> ok
     end,
     ok = application:set_env(erlang_python, python_path, [DataDir]),
+    case lists:member(one_interpreter, Options) andalso py_mode:configured() =:= processes of
+        true -> ok = application:set_env(erlang_python, workers, 1);
+        false -> ok
+    end,
     {ok, _} = application:ensure_all_started(erlang_python),
     ok.
+
+%% The mode serving the tests (py:info/0's `mode').
+-spec mode() -> atom().
+mode() ->
+    maps:get(mode, py:info()).
 
 -spec stop() -> ok.
 stop() ->
     _ = application:stop(erlang_python),
     ok = application:set_env(erlang_python, python_path, []),
+    ok = application:set_env(erlang_python, workers, 4),
     ok.
 
 %% Messages in the caller's mailbox (and removes them).

@@ -39,7 +39,7 @@ groups() ->
      {own_loops, [], [thread_loop_falls_back, executor_loop_falls_back]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
     {ok, none} = py:call(?H, install_spy, []),
     Config.
 

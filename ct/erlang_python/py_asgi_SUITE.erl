@@ -81,7 +81,7 @@ groups() ->
      {options, [], [options_each_off, options_all_off]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
     Config.
 
 end_per_suite(_Config) ->

@@ -42,7 +42,7 @@ groups() ->
      {scope, [], [scope_ref_stream, lifespan_state_stream]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
     Config.
 
 end_per_suite(_Config) ->

@@ -20,7 +20,7 @@ all() ->
      asgi_stream, wsgi_stream].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
     Config.
 
 end_per_suite(_Config) ->

@@ -6,6 +6,9 @@
 %% (Re)starts erlang_python with Dirs prepended to sys.path (python_path
 %% is read when the workers start, so a running application is stopped
 %% first). The test venv ($VIRTUAL_ENV) provides Flask, Django, ...
+%% The suites read what the apps record (and open gates) with py:call: in
+%% the processes mode that needs one interpreter, so one worker process
+%% (py_web_processes_SUITE serves with several).
 -spec start_python([file:filename()]) -> ok.
 start_python(Dirs) ->
     demote_suite_dirs(),
@@ -15,6 +18,10 @@ start_python(Dirs) ->
     end,
     _ = application:stop(erlang_python),
     ok = application:set_env(erlang_python, python_path, Dirs),
+    case py_mode:configured() of
+        processes -> ok = application:set_env(erlang_python, workers, 1);
+        _ -> ok
+    end,
     {ok, _} = application:ensure_all_started(erlang_python),
     _ = application:ensure_all_started(py_web),
     ok.
