@@ -9,7 +9,7 @@
 -export([main/1, parse/1, usage/0]).
 
 -type cli() :: #{opts := map(), app_dirs := [string()], workers => pos_integer(),
-                 log_level => logger:level()}.
+                 mode => py_mode:mode(), log_level => logger:level()}.
 
 %% @doc Options of the command line as py_web:start/1 options plus the
 %% settings that belong to erlang_python and logging.
@@ -42,6 +42,9 @@ parse(["--app-dir", V | T], App, Acc = #{app_dirs := D}) ->
     parse(T, App, Acc#{app_dirs := [V | D]});
 parse(["--workers", V | T], App, Acc) ->
     parse(T, App, Acc#{workers => int(V, 1, 1024, "--workers")});
+parse(["--mode", V | T], App, Acc) ->
+    Modes = [auto, gil, subinterpreters, free_threaded, processes],
+    parse(T, App, Acc#{mode => atom(V, Modes, "--mode")});
 parse(["--lifespan", V | T], App, Acc) ->
     parse(T, App, opt(lifespan, atom(V, [auto, on, off], "--lifespan"), Acc));
 parse(["--timeout-keep-alive", V | T], App, Acc) ->
@@ -114,9 +117,14 @@ usage() ->
     "  --port N                    Port to bind (default 8000; 0 = any free port)\n"
     "  --app-dir DIR               Directory put first on the Python path to import\n"
     "                              MODULE from (repeatable; default .)\n"
-    "  --workers N                 Python worker threads (default 4). ASGI requests\n"
+    "  --workers N                 Python workers (default 4): threads, or OS\n"
+    "                              processes with --mode processes. ASGI requests\n"
     "                              share them; each WSGI request holds one while\n"
     "                              it runs\n"
+    "  --mode M                    Where Python runs: auto (default), gil,\n"
+    "                              subinterpreters, free_threaded, or processes\n"
+    "                              (--workers OS processes: a crash fails only\n"
+    "                              its requests, answered 502)\n"
     "  --lifespan auto|on|off      ASGI lifespan (default auto: used if the app\n"
     "                              supports it; on: required). A startup failure\n"
     "                              stops the server with the app's error\n"
@@ -171,6 +179,10 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
     ok = application:set_env(erlang_python, python_path, [filename:absname(D) || D <- Dirs]),
     case maps:find(workers, Cli) of
         {ok, N} -> ok = application:set_env(erlang_python, workers, N);
+        error -> ok
+    end,
+    case maps:find(mode, Cli) of
+        {ok, M} -> ok = application:set_env(erlang_python, mode, M);
         error -> ok
     end,
     case application:ensure_all_started(py_web) of

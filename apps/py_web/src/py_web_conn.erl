@@ -411,8 +411,13 @@ app_error(Reason, X = #x{req = Req, resp = Resp}, St) ->
     case Resp of
         sending -> stop(St);
         complete -> stop(St);
-        _ -> reply_error(500, St)
+        _ -> reply_error(error_status(Reason), St)
     end.
+
+%% The app's worker process died (processes mode): 502, as a proxy answers for a
+%% backend that went away; any other failure of the app is a 500.
+error_status({worker_exit, _}) -> 502;
+error_status(_) -> 500.
 
 %% A protocol violation by the app: the stream may still be running.
 abandon_if_bad({bad_response, _}, X) -> abandon(X);
