@@ -30,7 +30,8 @@ leaves = st.one_of(
     st.binary(),
     st.booleans(),
     st.none(),
-    st.text(max_size=20).map(Atom),
+    # Not the atoms that become Python constants (docs/types.md: not round trips).
+    st.text(max_size=20).filter(lambda t: t not in ("true", "false", "none", "undefined", "nil")).map(Atom),
 )
 hashable = st.recursive(leaves, lambda inner: st.tuples(inner, inner), max_leaves=6)
 values = st.recursive(
@@ -55,7 +56,7 @@ def roundtrip(value):
 def test_generic_round_trip(value):
     decoded = roundtrip(value)
     assert decoded == value
-    assert type(decoded) is type(value) or (type(value) is Atom and decoded in (None, True, False))
+    assert type(decoded) is type(value)
 
 
 def test_known_encodings():
