@@ -5,7 +5,7 @@ peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
     make bench            full run (< 30 min on 2 cores)
     make bench QUICK=1    short runs (< 5 min)
-Environment: QUICK=1; BENCH_ONLY=inproc,http,memory (a subset of the phases);
+Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,processes,hop (a subset of the phases);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
 missing).  Only 127.0.0.1 is loaded, every load is bounded in time.  Nothing here is a test.
@@ -44,7 +44,7 @@ CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
 COMMAND = "make bench" + (" QUICK=1" if QUICK else "")
 PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "inproc,http,memory").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "inproc,http,memory,processes,hop").split(",")))
 
 # ---- servers ---------------------------------------------------------------------------
 
@@ -60,10 +60,32 @@ SERVER_NOTES = {
 }
 
 
+# The processes phase's servers: pyweb in a mode with a worker count, peers with 2 workers.
+PROCESS_SERVERS = {
+    "pyweb-gil-1": ["--workers", "1"],
+    "pyweb-processes-1": ["--mode", "processes", "--workers", "1"],
+    "pyweb-processes-2": ["--mode", "processes", "--workers", "2"],
+}
+SERVER_NOTES.update({
+    "pyweb-gil-1": "bin/pyweb --workers 1 (the NIF, one Python thread)",
+    "pyweb-processes-N": "bin/pyweb --mode processes --workers N (N Python OS processes behind ports)",
+    "uvicorn-w2": "uvicorn --workers 2, --loop uvloop --http httptools",
+    "granian-w2": "granian --workers 2, --http 1 --no-ws, --loop uvloop (ASGI)",
+    "gunicorn-w2": "gunicorn -w 2 -k sync",
+})
+
+
 def server_argv(server, app, iface, port):
     """The command line of `server` serving `app` ("module:callable")."""
     vbin = VENV / "bin"
     host = "127.0.0.1"
+    if server in PROCESS_SERVERS:
+        return server_argv("pyweb", app, iface, port) + PROCESS_SERVERS[server]
+    if server.endswith("-w2"):
+        argv = server_argv(server[:-3] + ("-sync" if server.startswith("gunicorn") else ""),
+                           app, iface, port)
+        flag = "-w" if server.startswith("gunicorn") else "--workers"
+        return argv[:argv.index(flag) + 1] + ["2"] + argv[argv.index(flag) + 2:]
     if server in ("pyweb", "pyweb+erlang_asyncio"):
         return PYWEB + [app, "--interface", iface, "--host", host, "--port", str(port),
                         "--app-dir", str(APPS), "--log-level", "warning"]
@@ -239,6 +261,29 @@ WORKLOADS = [
 ]
 
 
+CPU = get_probe(expect=b"Hello, World!")
+FASTAPI = get_probe(expect=b'{"message":"Hello, World!"}')
+
+# The processes phase: where Python OS processes stand against the NIF and the peers.
+PROCESS_WORKLOADS = [
+    dict(name="proc_hello_asgi", title="hello ASGI, 50 connections: processes vs gil",
+         iface="asgi", conns=50, app="bench_apps:hello_asgi", probe=HELLO,
+         servers=["pyweb-gil-1", "pyweb", "pyweb-processes-1", "pyweb-processes-2"]),
+    dict(name="proc_hello_wsgi", title="hello WSGI, 50 connections: processes vs gil",
+         iface="wsgi", conns=50, app="bench_apps:hello_wsgi", probe=HELLO,
+         servers=["pyweb-gil-1", "pyweb", "pyweb-processes-1", "pyweb-processes-2"]),
+    dict(name="cpu_asgi", title="CPU-bound ASGI (about 2 ms of Python per request), 20 connections",
+         iface="asgi", conns=20, app="bench_processes:cpu_asgi", probe=CPU,
+         servers=["pyweb", "pyweb-processes-1", "pyweb-processes-2", "uvicorn-w2", "granian-w2"]),
+    dict(name="cpu_wsgi", title="CPU-bound WSGI (about 2 ms of Python per request), 20 connections",
+         iface="wsgi", conns=20, app="bench_processes:cpu_wsgi", probe=CPU,
+         servers=["pyweb", "pyweb-processes-1", "pyweb-processes-2", "granian-w2", "gunicorn-w2"]),
+    dict(name="fastapi_json", title="FastAPI JSON, 50 connections, 2 workers each",
+         iface="asgi", conns=50, app="bench_processes:fastapi_app", probe=FASTAPI,
+         servers=["pyweb-processes-2", "uvicorn-w2", "granian-w2", "pyweb"]),
+]
+
+
 def wrk(port, conns, seconds, lua=None, extra_lua="", path="/"):
     """One wrk run; returns its summary dict (req/s, p50/p99 in ms, errors)."""
     script = (LUA / lua).read_text() if lua else ""
@@ -260,15 +305,15 @@ def wrk(port, conns, seconds, lua=None, extra_lua="", path="/"):
                 mbps=s["bytes"] / secs / 1e6)
 
 
-def run_http(results, notes):
+def run_http(results, notes, workloads=WORKLOADS, key="http"):
     wl_filter = set(filter(None, os.environ.get("BENCH_WORKLOADS", "").split(",")))
     sv_filter = set(filter(None, os.environ.get("BENCH_SERVERS", "").split(",")))
     have_pyweb = pyweb_available()
     if not have_pyweb:
         notes.append(f"`{' '.join(PYWEB)}` is missing: the pyweb rows were skipped "
                      "(run `make build` and re-run).")
-    out = results.setdefault("http", {})
-    for wl in WORKLOADS:
+    out = results.setdefault(key, {})
+    for wl in workloads:
         if wl_filter and wl["name"] not in wl_filter:
             continue
         rows = out.setdefault(wl["name"], {})
@@ -415,6 +460,118 @@ def run_inproc(results, notes):
         s = summarize([dict(r, errors=0, requests=0) for r in runs])
         s.update(case=case, callers=callers)
         out[table].append(s)
+
+
+# ---- processes mode: the port hop ----------------------------------------------------
+
+def run_hop(results, notes):
+    """bench/hop.erl in the NIF's gil mode and in the processes mode (1 worker), the VMs
+    alternating, CFG['runs'] times each."""
+    ebin = WORK / "ebin"
+    ebin.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["erlc", "-o", str(ebin), str(BENCH / "hop.erl")], check=True)
+    tsv = WORK / "hop.tsv"
+    tsv.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("ERLANG_PYTHON_MODE", None)
+    for _ in range(CFG["runs"]):
+        for mode in ("nif", "processes"):
+            argv = ["erl", "-noshell"]
+            for d in sorted(glob.glob(str(ROOT / "_build/default/lib/*/ebin"))):
+                argv += ["-pa", d]
+            argv += ["-pa", str(ebin), "-eval", f'hop:main(["{mode}", "{tsv}", "{CFG["inproc_ms"]}"])']
+            if subprocess.run(argv, cwd=ROOT, env=env, timeout=600).returncode != 0:
+                raise RuntimeError(f"hop benchmark ({mode}) failed")
+    rows = {}
+    for line in tsv.read_text().splitlines():
+        mode, case, callers, calls, us, p50, _p99 = line.split("\t")
+        rows.setdefault((case, int(callers), mode), []).append(
+            dict(rps=int(calls) * 1e6 / int(us), p50=float(p50)))
+    results["hop"] = [dict(case=c, callers=n, mode=m,
+                           rps=statistics.median(r["rps"] for r in runs),
+                           p50=statistics.median(r["p50"] for r in runs))
+                      for (c, n, m), runs in sorted(rows.items())]
+
+
+def burn_ms():
+    """What bench_processes.burn() costs here (median of 20, ms)."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import bench_processes as b\n"
+            "ts = []\n"
+            "for _ in range(20):\n"
+            "    t = time.perf_counter(); b.burn(); ts.append(time.perf_counter() - t)\n"
+            "print(sorted(ts)[10] * 1000)")
+    out = subprocess.run([str(VENV / "bin" / "python"), "-c", code, str(APPS)],
+                         capture_output=True, text=True)
+    return float(out.stdout) if out.returncode == 0 else None
+
+
+def report_processes(results, w):
+    proc = results.get("processes", {})
+    hop = results.get("hop", [])
+    if not proc and not hop:
+        return
+    w("## Processes mode (Python OS processes behind Erlang ports)\n")
+    if results.get("burn_ms"):
+        w(f"The CPU-bound apps run `bench_processes.burn()`: {results['burn_ms']:.2f} ms of "
+          "Python per request on this machine during this run (median of 20).\n")
+    for wl in PROCESS_WORKLOADS:
+        rows = proc.get(wl["name"])
+        if not rows:
+            continue
+        w(f"### {wl['title']}\n")
+        w(f"App `{wl['app']}`\n")
+        w("| server | req/s (median) | min-max | p50 ms | p99 ms | errors |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for server, r in rows.items():
+            if "rps" not in r:
+                w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | |")
+                continue
+            w(f"| {server} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-{fmt_rps(r['rps_max'])} "
+              f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
+        w("")
+
+    def rps(wl, server):
+        return proc.get(wl, {}).get(server, {}).get("rps")
+
+    w("Targets (issue 12), ratios of the medians above:\n")
+    for label, a, b, target in [
+            ("CPU-bound ASGI, processes 2 / 1 workers", ("cpu_asgi", "pyweb-processes-2"),
+             ("cpu_asgi", "pyweb-processes-1"), 1.8),
+            ("CPU-bound WSGI, processes 2 / 1 workers", ("cpu_wsgi", "pyweb-processes-2"),
+             ("cpu_wsgi", "pyweb-processes-1"), 1.8),
+            ("FastAPI JSON, processes 2 workers / uvicorn --workers 2",
+             ("fastapi_json", "pyweb-processes-2"), ("fastapi_json", "uvicorn-w2"), 1.0),
+            ("FastAPI JSON, processes 2 workers / granian --workers 2",
+             ("fastapi_json", "pyweb-processes-2"), ("fastapi_json", "granian-w2"), None),
+            ("hello ASGI, processes 1 worker / gil 1 worker", ("proc_hello_asgi", "pyweb-processes-1"),
+             ("proc_hello_asgi", "pyweb-gil-1"), 0.7),
+            ("hello WSGI, processes 1 worker / gil 1 worker", ("proc_hello_wsgi", "pyweb-processes-1"),
+             ("proc_hello_wsgi", "pyweb-gil-1"), None)]:
+        x, y = rps(*a), rps(*b)
+        if x and y:
+            verdict = "" if target is None else (f" (target {target}x: "
+                                                 f"{'met' if x / y >= target else 'MISSED'})")
+            w(f"- {label}: {x / y:.2f}x{verdict}")
+        else:
+            w(f"- {label}: not measured")
+    w("")
+    if hop:
+        w("### The port hop: the same calls in-process, NIF (gil) vs one worker process\n")
+        w(f"bench/hop.erl: Erlang processes each looping over one call for {CFG['inproc_ms']} ms, "
+          f"{CFG['runs']} VMs per mode alternating; medians.  At 1 caller the p50 is the latency "
+          "of one call: the difference is what the port hop adds.\n")
+        w("| call | callers | NIF calls/s | NIF p50 us | processes calls/s | processes p50 us | "
+          "processes / NIF | hop (p50 difference) us |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        by = {(r["case"], r["callers"], r["mode"]): r for r in hop}
+        for case, n in sorted({(r["case"], r["callers"]) for r in hop}):
+            a, b = by.get((case, n, "nif")), by.get((case, n, "processes"))
+            if a and b:
+                w(f"| `{case}` | {n} | {fmt_rps(a['rps'])} | {a['p50']:.0f} | {fmt_rps(b['rps'])} | "
+                  f"{b['p50']:.0f} | {b['rps'] / a['rps']:.2f}x | "
+                  f"{b['p50'] - a['p50']:.0f} |")
+        w("")
 
 
 # ---- report ----------------------------------------------------------------------------
@@ -608,6 +765,7 @@ def report(results, notes, stamp, started, elapsed):
             w(f"| {r['case']} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-"
               f"{fmt_rps(r['rps_max'])} | {r['p50']:.1f} | {r['p99']:.1f} | {gain} |")
         w("")
+    report_processes(results, w)
     w(f"Raw data: [{base}.json]({base}.json).")
     path = RESULTS / f"{base}.md"
     path.write_text("\n".join(md) + "\n")
@@ -741,6 +899,11 @@ def main():
         run_http(results, notes)
     if "memory" in ONLY:
         run_memory(results, notes)
+    if "processes" in ONLY:
+        results["burn_ms"] = burn_ms()
+        run_http(results, notes, PROCESS_WORKLOADS, "processes")
+    if "hop" in ONLY:
+        run_hop(results, notes)
     elapsed = time.monotonic() - t0
     base = stamp + ("-quick" if QUICK else "")
     results["notes"] = notes

@@ -32,7 +32,7 @@ OUT_FD = 4
 _WORKER: Worker | None = None
 
 
-def worker() -> Worker:
+def running_worker() -> Worker:
     """The running worker (inside a worker process)."""
     assert _WORKER is not None, "not inside an erlang_python worker process"
     return _WORKER

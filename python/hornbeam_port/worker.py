@@ -37,6 +37,7 @@ from .terms import ENVIRON, GENERIC, KWARGS, RAW, SCOPE, Atom, BadArg, Unconvert
 _LEVELS = ("debug", "info", "warning", "error")
 _TIMED_OPS = (wire.CALL, wire.WSGI_RUN, wire.ASGI_RUN, wire.LIFESPAN_STARTUP, wire.LIFESPAN_SHUTDOWN)
 _FLUSH_AT = 1 << 20
+_FLUSH_AFTER = 0.0005  # seconds
 
 
 def _spawn_eager_312(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
@@ -143,9 +144,16 @@ class Worker:
         self.dispatch(frames)
 
     def dispatch(self, frames: list[tuple[int, int, bytes, bytes]]) -> None:
-        self._received = time.monotonic()
+        self._received = flushed = time.monotonic()
         cancelled = {rid for op, rid, _, _ in frames if op == wire.CANCEL} if len(frames) > 1 else ()
         for op, rid, head, payload in frames:
+            # Replies leave when the loop is about to wait, so that a burst of small
+            # requests costs one write; but not later than _FLUSH_AFTER into a batch of
+            # slow ones, whose clients would otherwise wait for the whole batch.
+            now = time.monotonic()
+            if now - flushed > _FLUSH_AFTER and self.writer.pending:
+                self.writer.flush()
+                flushed = now
             handler = self._handlers.get(op)
             if handler is None:
                 raise RuntimeError(f"unknown frame op {op} from Erlang")
