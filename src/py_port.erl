@@ -300,9 +300,9 @@ info() ->
 %% (priv/py_nif.info).  The one place that decides it.
 -spec python() -> {ok, string()} | {error, {python_not_found, term()}}.
 python() ->
-    case application:get_env(erlang_python, python) of
-        {ok, Python} -> executable(unicode:characters_to_list(Python));
-        undefined -> built_for()
+    case application:get_env(erlang_python, python, undefined) of
+        undefined -> built_for();
+        Python -> executable(unicode:characters_to_list(Python))
     end.
 
 executable(Path) ->

@@ -22,8 +22,8 @@
          python_cannot_start/1]).
 
 -define(H, ep_port_helper).
--define(ENV, [{workers, 2}, {max_requests, undefined}, {max_requests_jitter, undefined},
-              {max_memory, undefined}, {kill_grace, undefined}, {stop_timeout, undefined},
+-define(ENV, [{workers, 2}, {max_requests, infinity}, {max_requests_jitter, 0},
+              {max_memory, infinity}, {kill_grace, 1000}, {stop_timeout, 5000},
               {python, undefined}]).
 
 all() ->
@@ -56,10 +56,7 @@ init_per_testcase(_TC, Config) ->
 
 %% Every test leaves the default configuration running, and no stray message.
 end_per_testcase(_TC, _Config) ->
-    [case V of
-         undefined -> application:unset_env(erlang_python, K);
-         _ -> application:set_env(erlang_python, K, V)
-     end || {K, V} <- ?ENV],
+    [ok = application:set_env(erlang_python, K, V) || {K, V} <- ?ENV],
     restart(),
     ?assertEqual({messages, []}, process_info(self(), messages)),
     ok.
@@ -293,7 +290,7 @@ python_cannot_start(_Config) ->
     ok = application:set_env(erlang_python, python, "/nonexistent/python3"),
     {error, Reason} = application:start(erlang_python),
     ?assert(contains(Reason, {python_not_found, "/nonexistent/python3"})),
-    ok = application:unset_env(erlang_python, python),
+    ok = application:set_env(erlang_python, python, undefined),
     ok = application:start(erlang_python).
 
 %% ---- helpers --------------------------------------------------------------------------
