@@ -34,7 +34,7 @@
 -type id() :: non_neg_integer().
 -type names() :: {py:name(), py:name(), py:name()}.
 -type event() :: reply | response | start | body | trailers | need_body | done | cancelled
-               | log | ready.
+               | log | ready | exiting.
 -export_type([id/0, names/0, event/0]).
 
 -spec init(map()) -> iodata().
@@ -121,7 +121,8 @@ event(6) -> need_body;
 event(7) -> done;
 event(8) -> cancelled;
 event(9) -> log;
-event(10) -> ready.
+event(10) -> ready;
+event(11) -> exiting.
 
 frame(Op, Id, Head, Payload) ->
     [<<Op, Id:64, (iolist_size(Head)):32>>, Head, Payload].

@@ -49,7 +49,11 @@
 -record(proc, {
     os_pid :: non_neg_integer() | undefined,
     started :: integer(),
-    replays = 0 :: non_neg_integer()     %% lifespans being replayed before it serves
+    replays = 0 :: non_neg_integer(),    %% lifespans being replayed before it serves
+    %% Its exit status as far as known before the port reports it (a port that closes
+    %% with a write error, the process gone, reports none): what the process said it is
+    %% dying of (EXITING), or 137 once killed from here.
+    exiting :: non_neg_integer() | undefined
 }).
 
 -record(st, {
@@ -119,13 +123,13 @@ await_ready(Port, St) ->
                     log_record(Head),
                     await_ready(Port, St);
                 _ ->
-                    kill(Port, St),
+                    _ = kill(Port, St),
                     {stop, {python_start_failed, {bad_frame, Frame}}}
             end;
         {Port, {exit_status, Status}} ->
             {stop, {python_start_failed, {exit_status, Status, St#st.python}}}
     after ?START_TIMEOUT_MS ->
-        kill(Port, St),
+        _ = kill(Port, St),
         {stop, {python_start_failed, timeout}}
     end.
 
@@ -216,8 +220,11 @@ handle_info({Port, {data, Frame}}, St) when is_port(Port) ->
 handle_info({Port, {exit_status, Status}}, St) when is_port(Port) ->
     {noreply, process_exit(Port, Status, St)};
 handle_info({'EXIT', Port, Reason}, St = #st{procs = Procs}) when is_port(Port) ->
+    %% The port closed without reporting an exit status (a write failed: the process is
+    %% gone): what we know of its status, else the port's reason.
     case Procs of
-        #{Port := _} -> {noreply, process_exit(Port, Reason, St)};
+        #{Port := #proc{exiting = undefined}} -> {noreply, process_exit(Port, Reason, St)};
+        #{Port := #proc{exiting = Status}} -> {noreply, process_exit(Port, Status, St)};
         _ -> {noreply, St}
     end;
 handle_info({'DOWN', Mon, process, _, _}, St = #st{owners = Owners, reqs = Reqs}) ->
@@ -236,21 +243,20 @@ handle_info({hang_check, Id, Port}, St) ->
 handle_info({start_timeout, Port}, St = #st{next = Port}) ->
     logger:error("erlang_python: worker ~b: Python did not start within ~b ms; killed",
                  [St#st.index, ?START_TIMEOUT_MS], #{erlang_python => runtime}),
-    kill(Port, St),
-    {noreply, St};
+    {noreply, kill(Port, St)};
 handle_info(restart, St) ->
     {noreply, restart(St#st{restart_timer = undefined})};
 handle_info(memory_check, St) ->
     schedule_memory_check(),
     {noreply, memory_check(St)};
 handle_info(drain_timeout, St = #st{procs = Procs}) ->
-    [begin
-         logger:warning("erlang_python: worker ~b: requests still running at stop_timeout; "
-                        "OS process ~p killed", [St#st.index, P#proc.os_pid],
-                        #{erlang_python => runtime}),
-         kill(Port, St)
-     end || {Port, P} <- maps:to_list(Procs)],
-    {noreply, St};
+    {noreply, lists:foldl(
+                fun({Port, P}, Acc) ->
+                        logger:warning("erlang_python: worker ~b: requests still running at "
+                                       "stop_timeout; OS process ~p killed",
+                                       [St#st.index, P#proc.os_pid], #{erlang_python => runtime}),
+                        kill(Port, Acc)
+                end, St, maps:to_list(Procs))};
 handle_info(_Info, St) ->
     {noreply, St}.
 
@@ -313,9 +319,9 @@ hang_check(Id, Port, St = #st{reqs = Reqs}) ->
                     kill(Port, St);
                 _ ->
                     erlang:send_after(lists:max(Busy) - Now + env(kill_grace, 1000), self(),
-                                      {hang_check, Id, Port})
-            end,
-            St;
+                                      {hang_check, Id, Port}),
+                    St
+            end;
         _ ->
             St
     end.
@@ -330,8 +336,7 @@ frame(Port, Frame, St) ->
             logger:error("erlang_python: worker ~b: bad frame from OS process ~p (~p:~p): "
                          "~P; killing it", [St#st.index, os_pid(Port, St), Class, Reason, Frame, 20],
                          #{erlang_python => runtime}),
-            kill(Port, St),
-            St
+            kill(Port, St)
     end.
 
 event(ready, _Id, Head, _Payload, Port, St = #st{next = Port}) ->
@@ -339,6 +344,8 @@ event(ready, _Id, Head, _Payload, Port, St = #st{next = Port}) ->
 event(log, _Id, Head, _Payload, _Port, St) ->
     log_record(Head),
     St;
+event(exiting, _Id, <<Status:32>>, _Payload, Port, St) ->
+    exiting(Port, Status, St);
 event(Event, Id, Head, Payload, _Port, St = #st{reqs = Reqs}) ->
     case Reqs of
         #{Id := Req} -> request_event(Event, Id, Req, Head, Payload, St);
@@ -425,10 +432,7 @@ process_exit(Port, Status, St = #st{procs = Procs, reqs = Reqs, index = I}) ->
     Proc = maps:get(Port, Procs),
     Lost = [{Id, R} || {Id, R = #req{port = P}} <- maps:to_list(Reqs), P =:= Port],
     St1 = lists:foldl(fun({Id, R = #req{kind = Kind, reply = Reply}}, Acc) ->
-                              case Kind of
-                                  replay -> ok;
-                                  _ -> ok = py_port_pool:done(I, Kind, 1)
-                              end,
+                              count_out(I, Kind),
                               deliver_final(Kind, Reply, Id, {error, {worker_exit, Status}}),
                               forget(Id, R, Acc)
                       end, St#st{procs = maps:remove(Port, Procs)}, Lost),
@@ -575,7 +579,7 @@ handle_cast(_Msg, St) ->
 -spec terminate(term(), #st{}) -> ok.
 terminate(Reason, St = #st{procs = Procs, reqs = Reqs, index = I}) ->
     [begin
-         kill(Port, St),
+         _ = kill(Port, St),
          catch erlang:port_close(Port)
      end || Port <- maps:keys(Procs)],
     Status = case Reason of
@@ -584,12 +588,16 @@ terminate(Reason, St = #st{procs = Procs, reqs = Reqs, index = I}) ->
                  _ -> {crashed, Reason}
              end,
     [begin
-         _ = Kind =/= replay andalso py_port_pool:done(I, Kind, 1) =:= ok,
+         count_out(I, Kind),
          deliver_final(Kind, Reply, Id, {error, {worker_exit, Status}})
      end || {Id, #req{kind = Kind, reply = Reply}} <- maps:to_list(Reqs)],
     ok = py_port_pool:set_up(I, false).
 
 %% ---- helpers --------------------------------------------------------------------------
+
+%% A request leaves worker I (replays, the worker's own, were never counted in).
+count_out(_I, replay) -> ok;
+count_out(I, Kind) -> ok = py_port_pool:done(I, Kind, 1).
 
 send(Port, Frame, _St) ->
     try erlang:port_command(Port, Frame) of
@@ -598,14 +606,21 @@ send(Port, Frame, _St) ->
         error:badarg -> ok   %% the port is closing: its exit_status follows
     end.
 
+%% SIGKILL to a worker process; its exit (status 137) follows from the port.
 kill(Port, St) ->
     case os_pid(Port, St) of
         OsPid when is_integer(OsPid) ->
             _ = os:cmd("kill -KILL " ++ integer_to_list(OsPid)),
-            ok;
+            exiting(Port, 128 + 9, St);
         _ ->
             catch erlang:port_close(Port),
-            ok
+            St
+    end.
+
+exiting(Port, Status, St = #st{procs = Procs}) ->
+    case Procs of
+        #{Port := P = #proc{exiting = undefined}} -> St#st{procs = Procs#{Port := P#proc{exiting = Status}}};
+        _ -> St
     end.
 
 os_pid(Port, #st{procs = Procs}) ->

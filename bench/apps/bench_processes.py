@@ -2,6 +2,7 @@
 per request (ASGI and WSGI: the CPU-bound app, where processes use both cores) and a
 FastAPI JSON endpoint (against uvicorn and granian with 2 workers)."""
 
+from bench_apps import _lifespan
 from fastapi import FastAPI
 
 HELLO = b"Hello, World!"
@@ -27,13 +28,7 @@ def cpu_wsgi(environ, start_response):
 
 async def cpu_asgi(scope, receive, send):
     if scope["type"] != "http":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await _lifespan(receive, send)
     burn()
     await send(_START)
     await send({"type": "http.response.body", "body": HELLO})

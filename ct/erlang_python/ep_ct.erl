@@ -1,7 +1,7 @@
 %% Shared set-up for the erlang_python Common Test suites.
 -module(ep_ct).
 
--export([start/1, start/2, stop/0, flush/0, mode/0]).
+-export([start/1, start/2, stop/0, flush/0, mode/0, wait_until/1, pmap/2]).
 
 %% Starts erlang_python with DataDir (the suite's data directory, which holds its Python
 %% helper module) prepended to sys.path.  The mode is the configured one (the Makefile's
@@ -61,3 +61,27 @@ demote_suite_dir() ->
         _ ->
             ok
     end.
+
+%% Polls F every 10 ms until it returns true (fails the test after 10 s).
+-spec wait_until(fun(() -> boolean())) -> ok.
+wait_until(F) ->
+    wait_until(F, 1000).
+
+wait_until(_F, 0) ->
+    ct:fail(condition_never_true);
+wait_until(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(10), wait_until(F, N - 1)
+    end.
+
+%% F on each element in a process of its own; the results in input order.
+-spec pmap(fun((T) -> R), [T]) -> [R].
+pmap(F, List) ->
+    Parent = self(),
+    Refs = [begin
+                Ref = make_ref(),
+                spawn_link(fun() -> Parent ! {Ref, F(X)} end),
+                Ref
+            end || X <- List],
+    [receive {Ref, R} -> R after 60000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].

@@ -74,8 +74,8 @@ segfault_under_load(_Config) ->
     Crashes = [begin
                    #{restarts := R0} = py:info(),
                    Result = py:call(?H, segfault, []),
-                   wait_until(fun() -> #{restarts := R} = py:info(), R > R0 end),
-                   wait_until(fun() -> all_up() end),
+                   ep_ct:wait_until(fun() -> #{restarts := R} = py:info(), R > R0 end),
+                   ep_ct:wait_until(fun() -> all_up() end),
                    Result
                end || _ <- lists:seq(1, 5)],
     Results = lists:append([receive {done, P, R} -> R end || P <- Callers]),
@@ -106,11 +106,11 @@ hung_sync_call_killed(_Config) ->
     #{os_pids := Pids0} = py:info(),
     Self = self(),
     spawn_link(fun() -> Self ! {hung, py:call(?H, sleep_pid, [60], #{timeout => 300})} end),
-    wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
+    ep_ct:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
     {ok, Other} = py:call(?H, sleep_async, [0.5]),
     ?assertEqual({error, timeout}, receive {hung, R} -> R end),
-    wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
-    wait_until(fun() -> all_up() end),
+    ep_ct:wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
+    ep_ct:wait_until(fun() -> all_up() end),
     #{os_pids := Pids1} = py:info(),
     ?assertEqual(1, length(Pids0 -- Pids1)),
     ?assert(lists:member(Other, Pids1)),
@@ -123,8 +123,8 @@ blocked_loop_killed(_Config) ->
     ?assertEqual({error, timeout},
                  py_asgi:run(?H, blocks_loop, #{type => <<"http">>, path => <<"/">>}, <<>>,
                              #{timeout => 200})),
-    wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
-    wait_until(fun() -> all_up() end),
+    ep_ct:wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
+    ep_ct:wait_until(fun() -> all_up() end),
     ?assertMatch({ok, {200, _, <<"hello /after">>}},
                  py_asgi:run(?H, hello, #{type => <<"http">>, path => <<"/after">>}, <<>>)).
 
@@ -140,7 +140,7 @@ kill9_mid_stream(_Config) ->
     ?assertEqual({error, {worker_exit, 137}}, receive {asgi, S1, Ev} -> Ev after 10000 -> none end),
     ok = py_asgi:disconnect(S2),
     ?assertEqual(done, receive {asgi, S2, Ev2} -> Ev2 after 10000 -> none end),
-    wait_until(fun() -> all_up() end),
+    ep_ct:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())).
 
 stream_pid(S) ->
@@ -156,7 +156,7 @@ stream_pid(S) ->
 %% caller gets worker_exit), starts another, and the node and the other worker serve.
 bad_bytes_on_the_port(_Config) ->
     ?assertEqual({error, {worker_exit, 137}}, py:call(?H, bad_frame, [])),
-    wait_until(fun() -> all_up() end),
+    ep_ct:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())),
     ?assertMatch({ok, _}, py:call(?H, pid, [])).
 
@@ -165,7 +165,7 @@ bad_bytes_on_the_port(_Config) ->
 python_exit_status(_Config) ->
     ?assertEqual({error, {worker_exit, 3}}, py:call(os, '_exit', [3])),
     ?assertMatch({error, {python, <<"SystemExit">>, <<"4">>, _}}, py:call(sys, exit, [4])),
-    wait_until(fun() -> all_up() end),
+    ep_ct:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())).
 
 %% ---- recycling ------------------------------------------------------------------------
@@ -177,7 +177,7 @@ recycle_max_requests(_Config) ->
     ok = application:set_env(erlang_python, max_requests, 20),
     ok = application:set_env(erlang_python, max_requests_jitter, 5),
     restart(),
-    Results = pmap(fun(I) -> until_pids(I, 1, 6, #{}, []) end, lists:seq(1, 10)),
+    Results = ep_ct:pmap(fun(I) -> until_pids(I, 1, 6, #{}, []) end, lists:seq(1, 10)),
     All = lists:append(Results),
     ?assertEqual([], [R || R <- All, element(1, R) =/= ok]),
     Pids = lists:usort([P || {ok, P} <- All, is_integer(P)]),
@@ -228,7 +228,7 @@ lifespan_replayed(_Config) ->
     {ok, {200, _, Before}} = py_asgi:run(?H, lifespan_app, Scope, <<>>),
     [<<"connected">>, P, P] = binary:split(Before, <<" ">>, [global]),
     _ = os:cmd("kill -9 " ++ binary_to_list(P)),
-    wait_until(fun() -> all_up() andalso maps:get(restarts, py:info()) =:= 1 end),
+    ep_ct:wait_until(fun() -> all_up() andalso maps:get(restarts, py:info()) =:= 1 end),
     Bodies = [B || _ <- lists:seq(1, 20),
                    {ok, {200, _, B}} <- [py_asgi:run(?H, lifespan_app, Scope, <<>>)]],
     ?assertEqual(20, length(Bodies)),
@@ -267,7 +267,7 @@ drain_at_stop(_Config) ->
     Self = self(),
     spawn_link(fun() -> Self ! {sync, py:call(?H, sleep_pid, [0.5])} end),
     spawn_link(fun() -> Self ! {async, py:call(?H, sleep_async, [0.5])} end),
-    wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 2 end),
+    ep_ct:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 2 end),
     ok = application:stop(erlang_python),
     ?assertMatch({ok, P} when is_integer(P), receive {sync, R1} -> R1 after 10000 -> none end),
     ?assertMatch({ok, P} when is_integer(P), receive {async, R2} -> R2 after 10000 -> none end),
@@ -279,7 +279,7 @@ stop_timeout_kills(_Config) ->
     ok = application:set_env(erlang_python, stop_timeout, 200),
     Self = self(),
     spawn_link(fun() -> Self ! {slow, py:call(?H, sleep_pid, [30], #{timeout => infinity})} end),
-    wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
+    ep_ct:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
     ok = application:stop(erlang_python),
     ?assertEqual({error, {worker_exit, 137}}, receive {slow, R} -> R after 10000 -> none end),
     {ok, _} = application:ensure_all_started(erlang_python).
@@ -308,23 +308,3 @@ restart() ->
 all_up() ->
     #{os_pids := Pids, workers := N} = py:info(),
     length([P || P <- Pids, is_integer(P)]) =:= N.
-
-wait_until(F) ->
-    wait_until(F, 1000).
-
-wait_until(_F, 0) ->
-    ct:fail(condition_never_true);
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.
-
-pmap(F, List) ->
-    Parent = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Parent ! {Ref, F(X)} end),
-                Ref
-            end || X <- List],
-    [receive {Ref, R} -> R after 60000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].

@@ -2,6 +2,7 @@
 -module(py_web_ct).
 
 -export([start_python/1, python_exe/0, venv/0, quiet/0, quiet_filter/2]).
+-export([pyweb/0, free_port/0, wait_up/3, collect/2]).
 
 %% (Re)starts erlang_python with Dirs prepended to sys.path (python_path
 %% is read when the workers start, so a running application is stopped
@@ -68,3 +69,43 @@ quiet() ->
 -spec quiet_filter(logger:log_event(), term()) -> logger:filter_return().
 quiet_filter(#{level := notice, meta := #{py_web := server}}, _) -> stop;
 quiet_filter(_, _) -> ignore.
+
+%% ---- bin/pyweb ---------------------------------------------------------
+
+%% The repository's bin/pyweb (from .../_build/test/lib/py_web/ebin).
+-spec pyweb() -> file:filename().
+pyweb() ->
+    Beam = code:which(py_web_cli),
+    Root = lists:foldl(fun(_, D) -> filename:dirname(D) end, Beam, lists:seq(1, 6)),
+    filename:join([Root, "bin", "pyweb"]).
+
+%% A TCP port free a moment ago (for a bin/pyweb, which cannot report its own).
+-spec free_port() -> inet:port_number().
+free_port() ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}, {reuseaddr, true}]),
+    {ok, Port} = inet:port(L),
+    gen_tcp:close(L),
+    Port.
+
+%% Waits (up to N x 100 ms) until Url answers; fails with what the port P printed.
+-spec wait_up(string(), port(), non_neg_integer()) -> ok.
+wait_up(_Url, P, 0) ->
+    ct:fail({not_up, collect_now(P)});
+wait_up(Url, P, N) ->
+    case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
+        {ok, _} -> ok;
+        {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
+    end.
+
+collect_now(P) ->
+    receive {P, {data, D}} -> [D | collect_now(P)] after 0 -> [] end.
+
+%% The port's output until it exits: {ExitStatus, Output}.
+-spec collect(port(), iodata()) -> {integer(), binary()}.
+collect(P, Acc) ->
+    receive
+        {P, {data, D}} -> collect(P, [Acc, D]);
+        {P, {exit_status, S}} -> {S, iolist_to_binary(Acc)}
+    after 120000 ->
+        ct:fail({no_exit, iolist_to_binary(Acc)})
+    end.

@@ -384,30 +384,14 @@ httpx(App) ->
 run(Exe, Args, Env) ->
     P = open_port({spawn_executable, Exe},
                   [{args, Args}, {env, Env}, exit_status, stderr_to_stdout, binary]),
-    collect(P, []).
-
-collect(P, Acc) ->
-    receive
-        {P, {data, D}} -> collect(P, [Acc, D]);
-        {P, {exit_status, S}} -> {S, iolist_to_binary(Acc)}
-    after 120000 ->
-        ct:fail({no_exit, iolist_to_binary(Acc)})
-    end.
+    py_web_ct:collect(P, []).
 
 %%--------------------------------------------------------------------
 %% bin/pyweb
 
-pyweb() ->
-    %% .../_build/test/lib/py_web/ebin/py_web_cli.beam -> repository root
-    Beam = code:which(py_web_cli),
-    Root = lists:foldl(fun(_, D) -> filename:dirname(D) end, Beam, lists:seq(1, 6)),
-    filename:join([Root, "bin", "pyweb"]).
+pyweb() -> py_web_ct:pyweb().
 
-free_port() ->
-    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}, {reuseaddr, true}]),
-    {ok, Port} = inet:port(L),
-    gen_tcp:close(L),
-    Port.
+free_port() -> py_web_ct:free_port().
 
 %% Serve an app from the data dir, answer requests, stop with SIGTERM:
 %% exit status 0 after lifespan shutdown.
@@ -421,27 +405,16 @@ cli_serves_and_stops(Config) ->
                    exit_status, stderr_to_stdout, binary]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     Url = "http://127.0.0.1:" ++ integer_to_list(Port),
-    ok = wait_up(Url ++ "/", P, 300),
+    ok = py_web_ct:wait_up(Url ++ "/", P, 300),
     {ok, {{_, 200, _}, _, <<"hello from lifespan">>}} =
         httpc:request(get, {Url ++ "/state", []}, [], [{body_format, binary}]),
     {ok, {{_, 200, _}, _, <<"Hello, World!">>}} =
         httpc:request(get, {Url ++ "/", []}, [], [{body_format, binary}]),
     _ = os:cmd("kill -TERM " ++ integer_to_list(OsPid)),
-    {0, Out} = collect(P, []),
+    {0, Out} = py_web_ct:collect(P, []),
     {match, _} = re:run(Out, "serving e2e_starlette:app \\(asgi\\)"),
     {match, _} = re:run(Out, "\"GET /state HTTP/1.1\" 200"),
     {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 1000).
-
-wait_up(_Url, P, 0) ->
-    ct:fail({not_up, collect_now(P)});
-wait_up(Url, P, N) ->
-    case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
-        {ok, _} -> ok;
-        {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
-    end.
-
-collect_now(P) ->
-    receive {P, {data, D}} -> [D | collect_now(P)] after 0 -> [] end.
 
 %% A lifespan startup failure stops bin/pyweb with status 1 and the app's
 %% error.

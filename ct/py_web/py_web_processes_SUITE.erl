@@ -100,14 +100,14 @@ cli_frameworks(Config) ->
     [cli_serve(App, Segv, Data, E2e) || {App, Segv} <- Apps].
 
 cli_serve(App, Segv, Data, E2e) ->
-    Port = free_port(),
-    P = open_port({spawn_executable, pyweb()},
+    Port = py_web_ct:free_port(),
+    P = open_port({spawn_executable, py_web_ct:pyweb()},
                   [{args, [App, "--mode", "processes", "--workers", "2",
                            "--port", integer_to_list(Port), "--app-dir", Data, "--app-dir", E2e]},
                    exit_status, stderr_to_stdout, binary]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     Url = "http://127.0.0.1:" ++ integer_to_list(Port),
-    ok = wait_up(Url ++ "/", P, 300),
+    ok = py_web_ct:wait_up(Url ++ "/", P, 300),
     Get = fun(Path) ->
                   {ok, {{_, Code, _}, _, Body}} =
                       httpc:request(get, {Url ++ Path, []}, [], [{body_format, binary}]),
@@ -122,7 +122,7 @@ cli_serve(App, Segv, Data, E2e) ->
             ok
     end,
     _ = os:cmd("kill -TERM " ++ integer_to_list(OsPid)),
-    ?assertMatch({App, 0, _}, {App, element(1, collect(P, [])), App}).
+    ?assertMatch({App, 0}, {App, element(1, py_web_ct:collect(P, []))}).
 
 wait_restarted(N) ->
     wait_until(fun() ->
@@ -136,32 +136,3 @@ wait_until(F, N) ->
         true -> ok;
         false -> timer:sleep(10), wait_until(F, N - 1)
     end.
-
-wait_up(_Url, P, 0) ->
-    ct:fail({not_up, collect_now(P)});
-wait_up(Url, P, N) ->
-    case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
-        {ok, _} -> ok;
-        {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
-    end.
-
-collect_now(P) ->
-    receive {P, {data, D}} -> [D | collect_now(P)] after 0 -> [] end.
-
-collect(P, Acc) ->
-    receive
-        {P, {data, D}} -> collect(P, [D | Acc]);
-        {P, {exit_status, S}} -> {S, iolist_to_binary(lists:reverse(Acc))}
-    after 30000 -> ct:fail({no_exit, iolist_to_binary(lists:reverse(Acc))})
-    end.
-
-free_port() ->
-    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
-    {ok, Port} = inet:port(L),
-    ok = gen_tcp:close(L),
-    Port.
-
-pyweb() ->
-    %% .../_build/test/lib/py_web/ebin/py_web_cli.beam -> repository root
-    Root = lists:foldl(fun(_, D) -> filename:dirname(D) end, code:which(py_web_cli), lists:seq(1, 6)),
-    filename:join([Root, "bin", "pyweb"]).

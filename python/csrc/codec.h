@@ -49,4 +49,7 @@ PyObject *watchdog_arm(PyObject *self, PyObject *arg);
 PyObject *watchdog_disarm(PyObject *self, PyObject *unused);
 PyObject *watchdog_parent_death_kill(PyObject *self, PyObject *unused);
 
+/* dying.c */
+PyObject *dying_report_fatal_signals(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
 #endif

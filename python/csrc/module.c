@@ -31,6 +31,8 @@ static PyMethodDef methods[] = {
     {"watchdog_disarm", watchdog_disarm, METH_O, "watchdog_disarm(token)"},
     {"parent_death_kill", watchdog_parent_death_kill, METH_NOARGS,
      "parent_death_kill(): die with the parent process"},
+    {"report_fatal_signals", (PyCFunction)(void (*)(void))dying_report_fatal_signals, METH_FASTCALL,
+     "report_fatal_signals(fd, op): a frame with 128 + signal before a fatal signal kills us"},
     {NULL, NULL, 0, NULL},
 };
 

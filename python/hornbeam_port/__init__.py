@@ -18,6 +18,7 @@ import os
 import selectors
 import signal
 import site
+import struct
 import sys
 import types
 from typing import Any
@@ -84,6 +85,20 @@ def _erlang_module(w: Worker) -> types.ModuleType:
     return module
 
 
+def _reporting_exit(writer: Any) -> Any:
+    """os._exit that tells Erlang the status first (its port may not report it)."""
+    real_exit = os._exit
+
+    def _exit(status: int) -> None:
+        try:
+            writer.push(wire.EXITING, 0, struct.pack(">I", status & 0xFF), None)
+            writer.flush()
+        finally:
+            real_exit(status)
+
+    return _exit
+
+
 def _read_init(reader: Any) -> tuple[dict[str, Any], list[Any]]:
     """The INIT frame (always Erlang's first), and any frames that came with it."""
     frames: list[Any] = []
@@ -104,6 +119,7 @@ def main() -> None:
     _codec.parent_death_kill()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the VM owns Ctrl-C; it stops us by closing the port
     faulthandler.enable()
+    _codec.report_fatal_signals(OUT_FD, wire.EXITING)
     os.set_inheritable(IN_FD, False)
     os.set_inheritable(OUT_FD, False)
     sys.argv = ["erlang_python"]
@@ -117,6 +133,7 @@ def main() -> None:
     asyncio.set_event_loop(loop)
     _WORKER = w = Worker(loop, reader, writer)
     sys.modules["_erlang"] = _erlang_module(w)
+    os._exit = _reporting_exit(writer)
     _codec.watchdog_start()
     ready = {Atom("python_version"): "%d.%d.%d" % sys.version_info[:3],
              Atom("executable"): sys.executable, Atom("warning"): warning}

@@ -43,6 +43,7 @@ DONE = 7  # final: the stream's app returned
 CANCELLED = 8  # final: the request was cancelled; nothing to deliver
 LOG = 9  # head = {Level, Message}
 READY = 10  # head = #{...}, the answer to INIT
+EXITING = 11  # head = <<Status:32>>: the process is about to die with this exit status
 
 INFINITY = 0xFFFFFFFF  # a timeout field meaning "no timeout"
 

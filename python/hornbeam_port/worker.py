@@ -453,7 +453,7 @@ class Worker:
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
-            os._exit(0)
+            os._exit(0)  # reported to Erlang, see hornbeam_port._reporting_exit
 
     # ---- _erlang timers -----------------------------------------------------------------
 

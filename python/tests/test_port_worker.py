@@ -149,3 +149,13 @@ def test_drain_finishes_then_exits(port):
 
 def test_end_of_file_exits(port):
     assert port.close() == 0
+
+
+@pytest.mark.parametrize("module, fn, args, status", [("os", "_exit", [5], 5),
+                                                      ("ctypes", "string_at", [0], 139)])
+def test_last_words_before_dying(port, module, fn, args, status):
+    """os._exit and fatal signals announce the exit status (a port that fails a write
+    to a dead process cannot report it)."""
+    port.send(wire.CALL, 10, call_head(5000, module, fn, args))
+    assert port.next() == (wire.EXITING, 0, struct.pack(">I", status), b"")
+    assert port.proc.wait(10) in (status, -(status - 128))
