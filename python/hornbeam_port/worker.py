@@ -27,7 +27,7 @@ import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from . import _codec, asgi, wsgi, wire
 from .apps import AppCache, BadRunner, name, resolve_path
@@ -137,11 +137,20 @@ class Worker:
     # ---- frames in ----------------------------------------------------------------------
 
     def on_readable(self) -> None:
-        frames = self.reader.read()
+        try:
+            frames = self.reader.read()
+        except (OSError, EOFError, ValueError) as exc:
+            self.protocol_error(f"cannot read from Erlang: {exc!r}")
         if frames is None:
             self.exit()  # Erlang closed the port
             return
         self.dispatch(frames)
+
+    def protocol_error(self, what: str) -> NoReturn:
+        """Erlang sent what no frame can be: nothing here can be trusted any more."""
+        sys.stderr.write(f"hornbeam_port: {what}; exiting\n")
+        sys.stderr.flush()
+        os._exit(70)
 
     def dispatch(self, frames: list[tuple[int, int, bytes, bytes]]) -> None:
         self._received = flushed = time.monotonic()
@@ -156,7 +165,7 @@ class Worker:
                 flushed = now
             handler = self._handlers.get(op)
             if handler is None:
-                raise RuntimeError(f"unknown frame op {op} from Erlang")
+                self.protocol_error(f"unknown frame op {op} from Erlang")
             if op in _TIMED_OPS:
                 if rid in cancelled:
                     self.send(wire.CANCELLED, rid)
