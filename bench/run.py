@@ -268,10 +268,10 @@ FASTAPI = get_probe(expect=b'{"message":"Hello, World!"}')
 PROCESS_WORKLOADS = [
     dict(name="proc_hello_asgi", title="hello ASGI, 50 connections: processes vs gil",
          iface="asgi", conns=50, app="bench_apps:hello_asgi", probe=HELLO,
-         servers=["pyweb-gil-1", "pyweb", "pyweb-processes-1", "pyweb-processes-2"]),
+         servers=["pyweb-gil-1", "pyweb-processes-1", "pyweb-processes-2"]),
     dict(name="proc_hello_wsgi", title="hello WSGI, 50 connections: processes vs gil",
          iface="wsgi", conns=50, app="bench_apps:hello_wsgi", probe=HELLO,
-         servers=["pyweb-gil-1", "pyweb", "pyweb-processes-1", "pyweb-processes-2"]),
+         servers=["pyweb-gil-1", "pyweb-processes-1", "pyweb-processes-2"]),
     dict(name="cpu_asgi", title="CPU-bound ASGI (about 2 ms of Python per request), 20 connections",
          iface="asgi", conns=20, app="bench_processes:cpu_asgi", probe=CPU,
          servers=["pyweb", "pyweb-processes-1", "pyweb-processes-2", "uvicorn-w2", "granian-w2"]),
@@ -280,7 +280,7 @@ PROCESS_WORKLOADS = [
          servers=["pyweb", "pyweb-processes-1", "pyweb-processes-2", "granian-w2", "gunicorn-w2"]),
     dict(name="fastapi_json", title="FastAPI JSON, 50 connections, 2 workers each",
          iface="asgi", conns=50, app="bench_processes:fastapi_app", probe=FASTAPI,
-         servers=["pyweb-processes-2", "uvicorn-w2", "granian-w2", "pyweb"]),
+         servers=["pyweb-processes-2", "uvicorn-w2", "granian-w2"]),
 ]
 
 
@@ -462,6 +462,58 @@ def run_inproc(results, notes):
         out[table].append(s)
 
 
+# ---- processes mode: paired ratios -----------------------------------------------------
+
+# (label, workload, server A, server B, target of A / B or None)
+PROCESS_PAIRS = [
+    ("CPU-bound ASGI, processes 2 / 1 workers", "cpu_asgi", "pyweb-processes-2", "pyweb-processes-1", 1.8),
+    ("CPU-bound WSGI, processes 2 / 1 workers", "cpu_wsgi", "pyweb-processes-2", "pyweb-processes-1", 1.8),
+    ("FastAPI JSON, processes 2 workers / uvicorn --workers 2", "fastapi_json", "pyweb-processes-2",
+     "uvicorn-w2", 1.0),
+    ("FastAPI JSON, processes 2 workers / granian --workers 2", "fastapi_json", "pyweb-processes-2",
+     "granian-w2", None),
+    ("hello ASGI, processes 1 worker / gil 1 worker", "proc_hello_asgi", "pyweb-processes-1",
+     "pyweb-gil-1", 0.7),
+    ("hello WSGI, processes 1 worker / gil 1 worker", "proc_hello_wsgi", "pyweb-processes-1",
+     "pyweb-gil-1", None),
+]
+
+
+def run_pairs(results, notes):
+    """Each pair's two servers up side by side (the idle one costs nothing), measured in
+    alternating wrk slices: each ratio compares two measurements seconds apart, which
+    the machine's drift over the whole run does not reach."""
+    slices = 4 if QUICK else 6
+    secs = CFG["run"] if QUICK else 2
+    by_name = {wl["name"]: wl for wl in PROCESS_WORKLOADS}
+    out = results.setdefault("pairs", [])
+    for label, wlname, a, b, target in PROCESS_PAIRS:
+        wl = by_name[wlname]
+        servers = []
+        try:
+            for name in (a, b):
+                srv = Server(name, wl["app"], wl["iface"])
+                servers.append(srv)
+                srv.wait_ready(wl["probe"])
+                wrk(srv.port, wl["conns"], CFG["warm"])
+            ratios = []
+            for i in range(slices):
+                order = servers if i % 2 == 0 else servers[::-1]
+                got = {srv.name: wrk(srv.port, wl["conns"], secs)["rps"] for srv in order}
+                ratios.append(got[a] / got[b])
+            r = dict(label=label, a=a, b=b, target=target, n=len(ratios),
+                     median=statistics.median(ratios), min=min(ratios), max=max(ratios))
+            out.append(r)
+            print(f"{stamp()} pair {label}: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})",
+                  flush=True)
+        except Exception as e:  # noqa: BLE001
+            out.append(dict(label=label, failed=str(e)[:300]))
+            print(f"{stamp()} pair {label} FAILED: {e}", flush=True)
+        finally:
+            for srv in servers:
+                srv.stop()
+
+
 # ---- processes mode: the port hop ----------------------------------------------------
 
 def run_hop(results, notes):
@@ -531,31 +583,21 @@ def report_processes(results, w):
               f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
         w("")
 
-    def rps(wl, server):
-        return proc.get(wl, {}).get(server, {}).get("rps")
-
-    w("Targets (issue 12), ratios of the medians above:\n")
-    for label, a, b, target in [
-            ("CPU-bound ASGI, processes 2 / 1 workers", ("cpu_asgi", "pyweb-processes-2"),
-             ("cpu_asgi", "pyweb-processes-1"), 1.8),
-            ("CPU-bound WSGI, processes 2 / 1 workers", ("cpu_wsgi", "pyweb-processes-2"),
-             ("cpu_wsgi", "pyweb-processes-1"), 1.8),
-            ("FastAPI JSON, processes 2 workers / uvicorn --workers 2",
-             ("fastapi_json", "pyweb-processes-2"), ("fastapi_json", "uvicorn-w2"), 1.0),
-            ("FastAPI JSON, processes 2 workers / granian --workers 2",
-             ("fastapi_json", "pyweb-processes-2"), ("fastapi_json", "granian-w2"), None),
-            ("hello ASGI, processes 1 worker / gil 1 worker", ("proc_hello_asgi", "pyweb-processes-1"),
-             ("proc_hello_asgi", "pyweb-gil-1"), 0.7),
-            ("hello WSGI, processes 1 worker / gil 1 worker", ("proc_hello_wsgi", "pyweb-processes-1"),
-             ("proc_hello_wsgi", "pyweb-gil-1"), None)]:
-        x, y = rps(*a), rps(*b)
-        if x and y:
-            verdict = "" if target is None else (f" (target {target}x: "
-                                                 f"{'met' if x / y >= target else 'MISSED'})")
-            w(f"- {label}: {x / y:.2f}x{verdict}")
-        else:
-            w(f"- {label}: not measured")
-    w("")
+    pairs = results.get("pairs", [])
+    if pairs:
+        w("Targets (issue 12): paired ratios, the two servers up side by side and measured "
+          "in alternating wrk slices (median, min-max over the pairs):\n")
+        w("| ratio | pairs | median | min-max | target |")
+        w("|---|---:|---:|---:|---|")
+        for p in pairs:
+            if "median" not in p:
+                w(f"| {p['label']} | failed: {p.get('failed', '')} | | | |")
+                continue
+            verdict = "-" if p["target"] is None else (
+                f"{p['target']}x: {'met' if p['median'] >= p['target'] else 'MISSED'}")
+            w(f"| {p['label']} | {p['n']} | {p['median']:.2f}x | {p['min']:.2f}-{p['max']:.2f}x | "
+              f"{verdict} |")
+        w("")
     if hop:
         w("### The port hop: the same calls in-process, NIF (gil) vs one worker process\n")
         w(f"bench/hop.erl: Erlang processes each looping over one call for {CFG['inproc_ms']} ms, "
@@ -902,6 +944,7 @@ def main():
     if "processes" in ONLY:
         results["burn_ms"] = burn_ms()
         run_http(results, notes, PROCESS_WORKLOADS, "processes")
+        run_pairs(results, notes)
     if "hop" in ONLY:
         run_hop(results, notes)
     elapsed = time.monotonic() - t0
