@@ -42,9 +42,14 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-COMMAND = "make bench" + (" QUICK=1" if QUICK else "")
+PHASES = ("inproc", "http", "memory", "processes", "hop")
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
+PARTIAL = not set(PHASES) <= ONLY
+COMMAND = ("make bench" + (" QUICK=1" if QUICK else "")
+           + (f" BENCH_ONLY={','.join(p for p in PHASES if p in ONLY)}" if PARTIAL else ""))
+# A run of some phases only is named after them and leaves latest.md (the last whole run).
+SUFFIX = ("-quick" if QUICK else "") + ("-" + "-".join(p for p in PHASES if p in ONLY) if PARTIAL else "")
 PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "inproc,http,memory,processes,hop").split(",")))
 
 # ---- servers ---------------------------------------------------------------------------
 
@@ -662,7 +667,7 @@ def ratio_str(a, b):
 
 def report(results, notes, stamp, started, elapsed):
     m, v = results["machine"], results["versions"]
-    base = stamp + ("-quick" if QUICK else "")
+    base = stamp + SUFFIX
     md = []
     w = md.append
     w(f"# Benchmarks {stamp}{' (QUICK)' if QUICK else ''}\n")
@@ -948,14 +953,15 @@ def main():
     if "hop" in ONLY:
         run_hop(results, notes)
     elapsed = time.monotonic() - t0
-    base = stamp + ("-quick" if QUICK else "")
+    base = stamp + SUFFIX
     results["notes"] = notes
     results["elapsed_s"] = elapsed
     (RESULTS / f"{base}.json").write_text(json.dumps(results, indent=1, default=str))
     charts(results, base)
     path = report(results, notes, stamp, results["date"], elapsed)
-    shutil.copyfile(path, RESULTS / "latest.md")
-    print(f"\nwrote {path.relative_to(ROOT)} (and bench/results/latest.md) in "
+    if not PARTIAL:
+        shutil.copyfile(path, RESULTS / "latest.md")
+    print(f"\nwrote {path.relative_to(ROOT)}{'' if PARTIAL else ' (and bench/results/latest.md)'} in "
           f"{elapsed / 60:.1f} min", flush=True)
 
 
