@@ -631,6 +631,7 @@ def machine():
                 model = line.split(":", 1)[1].strip()
                 break
     return dict(cores=os.cpu_count(), cpu=model, kernel=platform.release(),
+                load_at_start=os.getloadavg()[0],
                 mem_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1))
 
 
@@ -674,6 +675,7 @@ def report(results, notes, stamp, started, elapsed):
     w(f"- Command: `{COMMAND}` (from the repository root), started {started}, took "
       f"{elapsed / 60:.1f} min")
     w(f"- Machine: {m['cores']} cores, {m['cpu']}, {m['mem_gib']} GiB, Linux {m['kernel']}; "
+      f"load average {m.get('load_at_start', 0):.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
       "shared and noisy: compare ratios within this run, not absolute numbers across runs")
     w("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     w(f"- Method: wrk -t{CFG['threads']} on 127.0.0.1, client and server share the 2 cores; "
