@@ -124,7 +124,7 @@ shell: run
 
 # ---- benchmarks ------------------------------------------------------------------------
 
-# `make bench` (< 30 min) or `make bench QUICK=1` (< 5 min): in-process and end-to-end (wrk)
+# `make bench` (about 32 min) or `make bench QUICK=1` (about 8 min): in-process and end-to-end (wrk)
 # numbers against the peer servers, written to bench/results/ (see bench/run.py).  Installs
 # wrk and the bench venv (bench/.venv) first.  Not a test: nothing asserts timings.
 QUICK ?=

@@ -3,8 +3,8 @@
 peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts.
 
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
-    make bench            full run (< 30 min on 2 cores)
-    make bench QUICK=1    short runs (< 5 min)
+    make bench            full run (about 32 min on 2 cores)
+    make bench QUICK=1    short runs (about 8 min)
 Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,processes,hop (a subset of the phases);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
