@@ -173,7 +173,9 @@ new(#{server_max_window_bits := SBits, client_max_window_bits := CBits} = Params
     ok = zlib:deflateInit(D, maps:get(level, Config, default), deflated, -SBits,
                           maps:get(mem_level, Config, 8), default),
     I = zlib:open(),
-    ok = zlib:inflateInit(I, -CBits),
+    %% `reset': a message that ends its deflate stream (BFINAL, RFC 7692 §7.2.3.4) is followed
+    %% by a new stream, which the tail appended to the message begins.
+    ok = zlib:inflateInit(I, -CBits, reset),
     #deflate{params = Params, deflater = D, inflater = I}.
 
 %% @doc The compressed payload of one whole message (§7.2.1). An empty message is not
