@@ -54,6 +54,12 @@ rfc_5_7_lengths_test() ->
     B64k = binary:copy(<<"y">>, 65536),
     ?assertMatch(<<16#82, 16#7f, 0, 0, 0, 0, 0, 1, 0, 0, _:65536/binary>>,
                  iolist_to_binary(py_web_ws_frame:binary(B64k))),
+    %% the minimal encoding at each boundary
+    [?assertMatch({N, <<16#82, Head:HeadSize/binary, _:N/binary>>},
+                  {N, iolist_to_binary(py_web_ws_frame:binary(binary:copy(<<"b">>, N)))})
+     || {N, HeadSize, Head} <- [{125, 1, <<125>>}, {126, 3, <<126, 126:16>>},
+                                {65535, 3, <<126, 65535:16>>},
+                                {65536, 9, <<127, 65536:64>>}]],
     %% and the parser reads all three length encodings back, in any split
     [?assertEqual({ok, [{binary, P}]}, every_split(cframe(binary, P, key()), #{}))
      || P <- [<<>>, <<"a">>, binary:copy(<<"z">>, 125), binary:copy(<<"z">>, 126), B256,

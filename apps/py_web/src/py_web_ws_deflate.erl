@@ -19,8 +19,11 @@
 %%     client can fall back to its next offer;</li>
 %% <li>`client_max_window_bits=N' only when the client offered the parameter (§7.1.2.2): N
 %%     is the smaller of its value (15 when it gave none) and the configuration's, left out
-%%     when it is 15 and the client gave no value. The server inflates with that window
-%%     (inflating accepts a 256-byte window).</li>
+%%     when it is 15 and the client gave no value. The server inflates with that window, or
+%%     with 512 bytes when it is 256: zlib-based clients (zlib before 1.2.9 did it quietly)
+%%     deflate with 512 bytes when 256 is agreed, and a larger window decodes any stream of a
+%%     smaller one. The configuration's client_max_window_bits is 9..15 for the same reason
+%%     (the websockets client refuses an answer of 8).</li>
 %% </ul>
 %%
 %% Messages (§6, §7.2): the compressed payload is the deflate stream after a sync flush, less
@@ -41,7 +44,7 @@
 -type config() :: #{server_no_context_takeover => boolean(),
                     client_no_context_takeover => boolean(),
                     server_max_window_bits => 9..15,
-                    client_max_window_bits => window_bits(),
+                    client_max_window_bits => 9..15,
                     level => zlib:zlevel(),
                     mem_level => zlib:zmemlevel()}.
 %% One extension offered in the Sec-WebSocket-Extensions header (py_web_ws_handshake).
@@ -71,7 +74,7 @@ config(Map) ->
     Checks = [{server_no_context_takeover, fun is_boolean/1},
               {client_no_context_takeover, fun is_boolean/1},
               {server_max_window_bits, fun(V) -> is_integer(V) andalso V >= 9 andalso V =< 15 end},
-              {client_max_window_bits, fun(V) -> is_integer(V) andalso V >= 8 andalso V =< 15 end},
+              {client_max_window_bits, fun(V) -> is_integer(V) andalso V >= 9 andalso V =< 15 end},
               {level, fun(V) -> lists:member(V, [none, default, best_compression, best_speed])
                                     orelse (is_integer(V) andalso V >= 0 andalso V =< 9) end},
               {mem_level, fun(V) -> is_integer(V) andalso V >= 1 andalso V =< 9 end}],
@@ -175,7 +178,7 @@ new(#{server_max_window_bits := SBits, client_max_window_bits := CBits} = Params
     I = zlib:open(),
     %% `reset': a message that ends its deflate stream (BFINAL, RFC 7692 §7.2.3.4) is followed
     %% by a new stream, which the tail appended to the message begins.
-    ok = zlib:inflateInit(I, -CBits, reset),
+    ok = zlib:inflateInit(I, -max(CBits, 9), reset),
     #deflate{params = Params, deflater = D, inflater = I}.
 
 %% @doc The compressed payload of one whole message (§7.2.1). An empty message is not
