@@ -50,6 +50,8 @@
 -record(ws, {
     status = open :: open | closing | closed,
     msg :: py_web_ws_message:state(),
+    %% the sending half of the permessage-deflate state (the receiving half is in `msg':
+    %% compress/3 only touches the deflate context, inflate/4 only the inflate one)
     deflate = none :: none | py_web_ws_deflate:state(),
     ping_interval :: pos_integer() | infinity,
     ping_timeout :: pos_integer() | infinity,
@@ -175,18 +177,18 @@ send({close, Code, Reason}, Now, Ws) ->
     end;
 send({Op, Data}, _Now, #ws{deflate = D, fragment_size = Size} = Ws)
   when Op =:= text; Op =:= binary ->
-    Payload = case D of
-                  none -> {false, iolist_to_binary(Data)};
-                  _ -> py_web_ws_deflate:compress(Data, D)
-              end,
+    {Rsv1, Payload, Ws1} = case D of
+                               none ->
+                                   {false, iolist_to_binary(Data), Ws};
+                               _ ->
+                                   {R, Compressed, D1} = py_web_ws_deflate:compress(Data, D),
+                                   {R, Compressed, Ws#ws{deflate = D1}}
+                           end,
     Frames = case Size of
-                 infinity ->
-                     {Rsv1, Bin} = Payload,
-                     py_web_ws_frame:frame(Op, true, Rsv1, Bin);
-                 _ ->
-                     py_web_ws_frame:fragments(Op, Payload, Size)
+                 infinity -> py_web_ws_frame:frame(Op, true, Rsv1, Payload);
+                 _ -> py_web_ws_frame:fragments(Op, {Rsv1, Payload}, Size)
              end,
-    {Frames, Ws}.
+    {Frames, Ws1}.
 
 %% @doc The timer fired (or `Now' is past deadline/1 for another reason).
 -spec timeout(integer(), ws()) -> {[event()], iodata(), ws()}.

@@ -55,10 +55,14 @@
                     server_max_window_bits := 9..15,
                     client_max_window_bits := window_bits()}.
 
+%% The zlib contexts are opened at their first use: an idle connection holds none (a deflate
+%% context with a 15-bit window and memory level 8 takes about 256 KiB, an inflate one 32 KiB).
 -record(deflate, {
     params :: params(),
-    deflater :: zlib:zstream(),
-    inflater :: zlib:zstream()
+    level :: zlib:zlevel(),
+    mem_level :: zlib:zmemlevel(),
+    deflater = undefined :: undefined | zlib:zstream(),
+    inflater = undefined :: undefined | zlib:zstream()
 }).
 -opaque state() :: #deflate{}.
 
@@ -169,32 +173,48 @@ response(Offer, #{server_no_context_takeover := SNCT, client_no_context_takeover
 %% Compression
 %%====================================================================
 
-%% @doc Open the zlib contexts for one connection.
+%% @doc The compression state of one connection. It has two independent halves: compress/2
+%% only opens and uses the deflate context, inflate/4 only the inflate one, so the sending and
+%% the receiving side of a connection may each keep their own copy. The zlib contexts belong to
+%% the process that first uses them (a zlib stream is bound to its process).
 -spec new(params(), config()) -> state().
-new(#{server_max_window_bits := SBits, client_max_window_bits := CBits} = Params, Config) ->
+new(Params, Config) ->
+    #deflate{params = Params, level = maps:get(level, Config, default),
+             mem_level = maps:get(mem_level, Config, 8)}.
+
+deflater(#deflate{deflater = undefined, params = #{server_max_window_bits := Bits}} = St) ->
     D = zlib:open(),
-    ok = zlib:deflateInit(D, maps:get(level, Config, default), deflated, -SBits,
-                          maps:get(mem_level, Config, 8), default),
+    ok = zlib:deflateInit(D, St#deflate.level, deflated, -Bits, St#deflate.mem_level, default),
+    St#deflate{deflater = D};
+deflater(St) ->
+    St.
+
+inflater(#deflate{inflater = undefined, params = #{client_max_window_bits := Bits}} = St) ->
     I = zlib:open(),
     %% `reset': a message that ends its deflate stream (BFINAL, RFC 7692 §7.2.3.4) is followed
     %% by a new stream, which the tail appended to the message begins.
-    ok = zlib:inflateInit(I, -max(CBits, 9), reset),
-    #deflate{params = Params, deflater = D, inflater = I}.
+    ok = zlib:inflateInit(I, -max(Bits, 9), reset),
+    St#deflate{inflater = I};
+inflater(St) ->
+    St.
 
-%% @doc The compressed payload of one whole message (§7.2.1). An empty message is not
+%% @doc The compressed payload of one whole message (§7.2.1), and the state to use next. An empty message is not
 %% compressed (`{false, <<>>}': sent with RSV1 clear, which §6 allows per message): a sync
 %% flush of no input gives no bytes at all.
--spec compress(iodata(), state()) -> {Rsv1 :: boolean(), binary()}.
-compress(Data, #deflate{deflater = D, params = #{server_no_context_takeover := Reset}}) ->
+-spec compress(iodata(), state()) -> {Rsv1 :: boolean(), binary(), state()}.
+compress(Data, St0) ->
     case iolist_size(Data) of
-        0 -> {false, <<>>};
+        0 ->
+            {false, <<>>, St0};
         _ ->
+            #deflate{deflater = D, params = #{server_no_context_takeover := Reset}} = St =
+                deflater(St0),
             Out = iolist_to_binary(zlib:deflate(D, Data, sync)),
             case Reset of
                 true -> ok = zlib:deflateReset(D);
                 false -> ok
             end,
-            {true, binary:part(Out, 0, byte_size(Out) - 4)}
+            {true, binary:part(Out, 0, byte_size(Out) - 4), St}
     end.
 
 %% @doc Inflate the next piece of a compressed message; `Last' says it ends the message
@@ -202,8 +222,9 @@ compress(Data, #deflate{deflater = D, params = #{server_no_context_takeover := R
 %% output are still allowed: `{error, too_big}' as soon as they are exceeded, having inflated
 %% at most 16 KiB more. Corrupt data is `{error, bad_data}'.
 -spec inflate(binary(), boolean(), non_neg_integer() | infinity, state()) ->
-          {ok, [binary()], non_neg_integer()} | {error, too_big | bad_data}.
-inflate(Data, Last, Limit, #deflate{inflater = I, params = Params}) ->
+          {ok, [binary()], non_neg_integer(), state()} | {error, too_big | bad_data}.
+inflate(Data, Last, Limit, St0) ->
+    #deflate{inflater = I, params = Params} = St = inflater(St0),
     Input = case Last of
                 true -> [Data, ?TAIL];
                 false -> Data
@@ -214,7 +235,7 @@ inflate(Data, Last, Limit, #deflate{inflater = I, params = Params}) ->
                 true -> ok = zlib:inflateReset(I);
                 false -> ok
             end,
-            {ok, Out, Size};
+            {ok, Out, Size, St};
         too_big ->
             {error, too_big}
     catch
@@ -236,5 +257,5 @@ inflate_steps(_I, {need_dictionary, _, _}, _Limit, _Size, _Acc) ->
 %% @doc Free the zlib contexts (they are also freed with the process that owns them).
 -spec close(state()) -> ok.
 close(#deflate{deflater = D, inflater = I}) ->
-    zlib:close(D),
-    zlib:close(I).
+    _ = [zlib:close(Z) || Z <- [D, I], Z =/= undefined],
+    ok.

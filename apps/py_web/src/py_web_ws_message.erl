@@ -109,7 +109,7 @@ piece(Bin, Last, #msg{compressed = true, deflate = D, max = Max, size = Size} = 
                 _ -> Max - Size
             end,
     case py_web_ws_deflate:inflate(Bin, Last, Limit, D) of
-        {ok, Pieces, N} -> add(Pieces, N, M);
+        {ok, Pieces, N, D1} -> add(Pieces, N, M#msg{deflate = D1});
         {error, too_big} -> {error, 1009, message_too_big};
         {error, bad_data} -> {error, 1002, bad_compressed_data}
     end;
