@@ -48,11 +48,14 @@ deps: .deps.stamp
 	fi
 	@touch $@
 
+# TEST_PIP: packages only the Erlang suites use (test/ws_diff.py: the websockets library,
+# the peer of the WebSocket differential suite).
+TEST_PIP := websockets
 venv: $(VENV)/.installed
-$(VENV)/.installed: python/pyproject.toml
+$(VENV)/.installed: python/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e 'python[test]'
+	$(VENV)/bin/pip install -q -e 'python[test]' $(TEST_PIP)
 	@touch $@
 
 # ---- build -----------------------------------------------------------------------------
@@ -73,7 +76,7 @@ test: build venv
 	$(MAKE) --no-print-directory test-python || rc=1; \
 	exit $$rc
 
-test-eunit: build
+test-eunit: build venv
 	$(TEST_ENV) rebar3 eunit --dir test
 
 test-ct: build venv
