@@ -48,14 +48,11 @@ deps: .deps.stamp
 	fi
 	@touch $@
 
-# TEST_PIP: packages only the Erlang suites use (test/ws_diff.py: the websockets library,
-# the peer of the WebSocket differential suite).
-TEST_PIP := websockets
 venv: $(VENV)/.installed
-$(VENV)/.installed: python/pyproject.toml Makefile
+$(VENV)/.installed: python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e 'python[test]' $(TEST_PIP)
+	$(VENV)/bin/pip install -q -e 'python[test]'
 	@touch $@
 
 # ---- build -----------------------------------------------------------------------------
