@@ -200,11 +200,13 @@ line(V, TS, Q, TE, Version, End) ->
 %% of the target is already known to be a VCHAR.
 target(<<"*">>, <<"OPTIONS">>) ->
     {asterisk, <<"*">>, <<>>, <<>>};
-target(T, <<"CONNECT">>) ->
+target(T = <<C, _/binary>>, <<"CONNECT">>) when C =/= $: ->
     case authority(T, required) of
         true -> {authority, T, <<>>, T};
         false -> error
     end;
+target(_T, <<"CONNECT">>) ->
+    error;
 target(T, _Method) ->
     absolute(T).
 
@@ -215,7 +217,7 @@ absolute(T) ->
             <<_:SLen/binary, "://", R/binary>> = T,
             ALen = authority_end(R, 0),
             <<Auth:ALen/binary, PathQs/binary>> = R,
-            case Auth =/= <<>> andalso authority(Auth, optional) of
+            case has_host(Auth) andalso authority(Auth, optional) of
                 true ->
                     {Path, Qs} = case binary:split(PathQs, <<"?">>) of
                                      [P, Q] -> {P, Q};
@@ -248,6 +250,10 @@ authority_end(<<>>, N) -> N.
 %%====================================================================
 %% Authority: uri-host [ ":" port ] (RFC 3986 §3.2.2-3.2.3)
 %%====================================================================
+
+%% An http(s) URI needs a non-empty host (RFC 9110 §4.2.1); so does CONNECT.
+has_host(<<C, _/binary>>) -> C =/= $:;
+has_host(<<>>) -> false.
 
 %% Port `required' (CONNECT: 1*DIGIT) or `optional' ([":" *DIGIT]).
 %% No userinfo: '@' is not a host character.
