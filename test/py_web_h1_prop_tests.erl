@@ -7,7 +7,9 @@
 %%                    doubled separator, a bad version, a bare CR or LF, obs-fold, a bad
 %%                    name, duplicate or conflicting framing, a bad Host, a limit) is
 %%                    answered with the status the RFC asks for
-%%   mutated_heads    valid requests with 1-4 random byte edits (replace, insert, delete,
+%%   mutated_heads    valid requests, plus up to two framing fields (Host, Content-Length,
+%%                    Transfer-Encoding, Connection, Expect) of random content, with
+%%                    1-4 random byte edits (replace, insert, delete,
 %%                    duplicate a byte, or cut the request short): never a crash, and the
 %%                    parser agrees with an independent regular-expression model of the
 %%                    grammar (oracle/2): accepted only when the model accepts, with the
@@ -93,7 +95,7 @@ prop(valid_heads) ->
 prop(invalid_heads) ->
     ?FORALL({R, Fault}, ?LET(R, request(), {R, fault(R)}), invalid_head(R, Fault));
 prop(mutated_heads) ->
-    ?FORALL({R, Edits}, {request(), edits()}, mutated_head(R, Edits));
+    ?FORALL({R, Edits}, {noisy_request(), edits()}, mutated_head(R, Edits));
 prop(valid_chunked) ->
     ?FORALL({Body, Splits, Max}, {chunked_body(), list(choose(1, 60)), choose(1, 50)},
             valid_chunked(Body, Splits, Max));
@@ -407,6 +409,27 @@ expected(#{method := M, target := {Form, _, Path, Qs, Auth}, v := V, fields := F
       chunked => Get(<<"transfer-encoding">>) =/= [],
       keepalive => KeepAlive,
       expect => V =:= {1, 1} andalso Get(<<"expect">>) =/= []}.
+
+%% A request with up to two more Host, Content-Length, Transfer-Encoding, Connection or
+%% Expect fields of random content (valid or not): the model judges them.
+noisy_request() ->
+    ?LET({R, Extra}, {request(), frequency([{3, exactly([])},
+                                            {1, vector_upto(1, 2, special_noise())}])},
+         R#{fields := maps:get(fields, R) ++ Extra}).
+
+special_noise() ->
+    ?LET({Name, Value}, {?LET(N, elements(?SPECIAL), case_of(N)),
+                         oneof([field_value(), coding_list(),
+                                ?LET(D, choose(0, 99), integer_to_binary(D))])},
+         field_of(Name, Value)).
+
+coding_list() ->
+    ?LET(Parts, vector_upto(1, 4, oneof([elements([<<"chunked">>, <<"gzip">>, <<"identity">>,
+                                                   <<"Chunked">>, <<"chunked;a=b">>,
+                                                   <<"x ;q=1">>, <<"x;">>, <<" ">>, <<>>,
+                                                   <<"100-continue">>, <<"close">>]),
+                                         short_token()])),
+         iolist_to_binary(lists:join(<<", ">>, Parts))).
 
 %%====================================================================
 %% Faults: {Name, fun(Model) -> Model, Status, Limits}
@@ -856,6 +879,6 @@ cases(N, {A, B, C}) ->
                 {{invalid, Name, Limits =:= ?LIMITS}, bytes(Mut(R))}
             end || I <- lists:seq(1, N)]
         ++ [begin
-                {R, Edits} = Pick({request(), edits()}, 2 * N + I),
+                {R, Edits} = Pick({noisy_request(), edits()}, 2 * N + I),
                 {mutated, edit(bytes(R), Edits)}
             end || I <- lists:seq(1, N)].

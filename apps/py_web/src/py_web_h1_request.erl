@@ -405,15 +405,32 @@ codings(Cs) ->
 
 %% transfer-coding = token *( OWS ";" OWS transfer-parameter ): its name
 %% (`error' when not a token; parameters are not looked at since such a
-%% coding is refused anyway; "chunked" takes none).
-coding_name(C) ->
-    [Name0 | Params] = binary:split(C, <<";">>),
-    Name = string:trim(Name0, trailing, " \t"),
-    case py_web_h1_field:is_token(Name) of
-        true when Params =/= [], Name =:= <<"chunked">> -> error;
-        true -> Name;
+%% coding is refused anyway; "chunked" takes none). The element comes
+%% trimmed and lower-cased from list_tokens/1.
+coding_name(C) -> coding_name(C, 0, C).
+
+coding_name(<<$;, _/binary>>, N, C) when N > 0 ->
+    case binary:part(C, 0, N) of
+        <<"chunked">> -> error;
+        Name -> Name
+    end;
+coding_name(<<Ws, R/binary>>, N, C) when N > 0, Ws =:= $\s; N > 0, Ws =:= $\t ->
+    case skip_ows(R) of
+        <<$;, _/binary>> -> coding_name(<<$;>>, N, C);
+        _ -> error
+    end;
+coding_name(<<Ch, R/binary>>, N, C) ->
+    case py_web_h1_field:is_tchar(Ch) of
+        true -> coding_name(R, N + 1, C);
         false -> error
-    end.
+    end;
+coding_name(<<>>, N, C) when N > 0 ->
+    C;
+coding_name(<<>>, _N, _C) ->
+    error.
+
+skip_ows(<<C, R/binary>>) when C =:= $\s; C =:= $\t -> skip_ows(R);
+skip_ows(B) -> B.
 
 %% 1*DIGIT, at most 18 digits (below 2^60: no bignum arithmetic).
 content_length(<<>>) -> error;
