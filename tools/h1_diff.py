@@ -66,6 +66,8 @@ def ours(fields: list[str]) -> Verdict:
 
 
 def with_h11(data: bytes) -> Verdict:
+    if not data:                      # receive_data(b"") would mean end of stream
+        return Verdict("more")
     conn = h11.Connection(h11.SERVER)
     try:
         conn.receive_data(data)
