@@ -5,6 +5,7 @@
 #   make test       all suites (EUnit, Common Test, pytest)
 #   make build      the NIF and the Erlang apps
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
+#   make fuzz       the HTTP/1.1 parser's property suite at length
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
@@ -29,7 +30,7 @@ CT_DIRS := ct/erlang_python ct/py_web
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
 
 .PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan valgrind \
-        run shell clean
+        fuzz bench-h1 run shell clean
 
 all: build
 
@@ -82,6 +83,14 @@ test-ct: build venv
 test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q
 
+# The request parser's PropEr suite (test/py_web_h1_prop_tests.erl) with many cases per
+# property; `make test' runs it with 1000.  Seeded: PY_WEB_FUZZ_SEED=A,B,C (default 1,2,3).
+PY_WEB_FUZZ_N ?= 100000
+PY_WEB_FUZZ_SEED ?= 1,2,3
+fuzz: deps
+	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
+	  rebar3 eunit --module=py_web_h1_prop_tests
+
 # The NIF built with ASan+UBSan, loaded into a normal beam.smp with the sanitizer runtime
 # preloaded.  Leak detection is off: the interpreter is never finalised by design.
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
@@ -120,6 +129,17 @@ QUICK ?=
 .PHONY: bench
 bench: build
 	QUICK=$(QUICK) PYTHON=$(PYTHON) bash bench/bench.sh
+
+# Request-head parsing, today's py_web_http against the strict py_web_h1_request, paired
+# in one process (bench/h1_parse.erl).  Not a test: nothing asserts timings.
+RUNS ?= 15
+ITER ?= 20000
+bench-h1: deps
+	rebar3 compile
+	@mkdir -p bench/work/ebin
+	erlc -o bench/work/ebin bench/h1_parse.erl
+	erl -noshell -pa _build/default/lib/*/ebin -pa bench/work/ebin \
+	  -eval 'h1_parse:main(["$(RUNS)", "$(ITER)"])'
 
 clean:
 	$(MAKE) -C c_src clean
