@@ -1,0 +1,295 @@
+%% erlang_python as a dependency, as a user gets it: new projects in a temporary directory
+%% (copies of examples/rebar3_app and examples/mix_app) depend on a git repository made
+%% from this checkout's HEAD (commit first: uncommitted changes are not in it), are built
+%% with plain `rebar3 compile' / `mix compile', and must call Python and serve an ASGI and
+%% a WSGI app; so must their releases (relx and Mix), moved to another directory.
+-module(dependency_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_group/2, end_per_group/2]).
+-export([rebar3_compile/1, relx_release_moved/1, relx_tar_elsewhere/1,
+         mix_compile/1, mix_release_moved/1]).
+
+-define(PLACEHOLDER, "https://example.invalid/erlang_python.git").
+-define(MINUTE, 60000).
+
+all() ->
+    [{group, rebar3}, {group, mix}].
+
+%% Each group's cases build on the previous one's project.
+groups() ->
+    [{rebar3, [sequence], [rebar3_compile, relx_release_moved, relx_tar_elsewhere]},
+     {mix, [sequence], [mix_compile, mix_release_moved]}].
+
+init_per_suite(Config) ->
+    case {os:find_executable("git"), root()} of
+        {false, _} -> {skip, "git is not installed"};
+        {_, false} -> {skip, "not run from a git checkout of erlang_python"};
+        {_, Root} ->
+            Tmp = string:trim(os:cmd("mktemp -d -t erlang_python_dep.XXXXXX")),
+            Repo = filename:join(Tmp, "erlang_python.git"),
+            {0, _} = run("git", ["init", "-q", "--bare", Repo], Tmp),
+            {0, _} = run("git", ["push", "-q", Repo, "HEAD:refs/heads/main"], Root),
+            case run("git", ["status", "--porcelain", "--untracked-files=no"], Root) of
+                {0, ""} -> ok;
+                {0, Changed} -> ct:comment("tests HEAD; not committed: ~ts", [Changed])
+            end,
+            [{root, Root}, {tmp, Tmp}, {url, "file://" ++ Repo} | Config]
+    end.
+
+end_per_suite(Config) ->
+    {0, _} = run("rm", ["-rf", ?config(tmp, Config)], "/"),
+    ok.
+
+init_per_group(rebar3, Config) ->
+    Dir = copy_example(Config, "rebar3_app", "rebar.config"),
+    [{project, Dir} | Config];
+init_per_group(mix, Config) ->
+    case os:find_executable("mix") of
+        false -> {skip, "Elixir (mix) is not installed; make test's set-up installs it"};
+        _ -> [{project, copy_example(Config, "mix_app", "mix.exs")} | Config]
+    end.
+
+end_per_group(_, _Config) ->
+    ok.
+
+%% ---- rebar3 ------------------------------------------------------------------------------
+
+%% Plain `rebar3 compile' builds the NIF of the dependency; the app calls Python and serves
+%% both apps.  The run leaves __pycache__ in the dependency's priv/python, which the release
+%% must not ship (next case).
+rebar3_compile(Config) ->
+    Dir = ?config(project, Config),
+    {0, _} = run_ok("rebar3", ["compile"], Dir, [], 10 * ?MINUTE),
+    Lib = filename:join(Dir, "_build/default/lib/erlang_python"),
+    [?assert(filelib:is_regular(filename:join([Lib, "priv", F])))
+     || F <- ["py_nif.so", "py_libpython.so", "py_nif.info", "python/hornbeam_asgi_runner.py"]],
+    {0, Paths} = run_ok("rebar3", ["path"], Dir, [], ?MINUTE),
+    Eval = "{ok, _} = application:ensure_all_started(hello_py), "
+           "#{call := {ok, G}, asgi := {200, A}, wsgi := {200, W}} = hello_py:check(), "
+           "io:format(\"CHECK ~ts|~ts|~ts~n\", [G, A, W]), halt().",
+    {0, Out} = run_ok("erl", ["-noshell", "-config", "config/sys.config", "-pa"]
+                             ++ string:lexemes(lists:last(string:split(string:trim(Paths), "\n", all)), " ")
+                             ++ ["-eval", Eval], Dir, [], ?MINUTE),
+    ?assertEqual(["CHECK hello Erlang, from Python|hello from ASGI|hello from WSGI"],
+                 check_lines(Out)),
+    ?assert(filelib:is_dir(filename:join(Lib, "priv/python/__pycache__"))).
+
+%% `rebar3 release', the release directory moved elsewhere, run as a daemon with the Python
+%% named by ERLANG_PYTHON and no virtualenv: it answers HTTP and py:call.
+relx_release_moved(Config) ->
+    Dir = ?config(project, Config),
+    {0, _} = run_ok("rebar3", ["release"], Dir, [], 10 * ?MINUTE),
+    Built = filename:join(Dir, "_build/default/rel/hello_py"),
+    Moved = filename:join(?config(tmp, Config), "moved/hello_py"),
+    ok = filelib:ensure_dir(Moved),
+    ok = file:rename(Built, Moved),
+    false = filelib:is_dir(Built),
+    check_release_files(Moved, Config),
+    Python = build_python(Moved),
+    serve_from_release(Moved, [{"ERLANG_PYTHON", Python}], os_env).
+
+%% `rebar3 tar', unpacked in a third directory, run with the default rule (python3.X on
+%% PATH) when that finds the build's Python version, else with ERLANG_PYTHON.
+relx_tar_elsewhere(Config) ->
+    Dir = ?config(project, Config),
+    {0, _} = run_ok("rebar3", ["tar"], Dir, [], 10 * ?MINUTE),
+    [Tar] = filelib:wildcard(filename:join(Dir, "_build/default/rel/hello_py/hello_py-*.tar.gz")),
+    Target = filename:join(?config(tmp, Config), "unpacked"),
+    ok = filelib:ensure_dir(filename:join(Target, "x")),
+    {0, _} = run_ok("tar", ["-xzf", Tar, "-C", Target], Dir, [], ?MINUTE),
+    check_release_files(Target, Config),
+    Python = build_python(Target),
+    case same_minor_on_path(Python) of
+        true -> serve_from_release(Target, [], path);
+        false -> serve_from_release(Target, [{"ERLANG_PYTHON", Python}], os_env)
+    end.
+
+%% ---- Mix ---------------------------------------------------------------------------------
+
+mix_compile(Config) ->
+    Dir = ?config(project, Config),
+    Env = mix_env(Config),
+    {0, _} = run_ok("mix", ["deps.get"], Dir, Env, 5 * ?MINUTE),
+    {0, _} = run_ok("mix", ["compile"], Dir, Env, 10 * ?MINUTE),
+    {0, Out} = run_ok("mix", ["run", "-e", mix_check_expr()], Dir, Env, ?MINUTE),
+    ?assertEqual(["CHECK hello Elixir, from Python|hello from ASGI|hello from WSGI"],
+                 check_lines(Out)).
+
+%% `mix release' moved elsewhere; `bin/hello_py eval' boots it and runs the same check.
+mix_release_moved(Config) ->
+    Dir = ?config(project, Config),
+    Env = [{"MIX_ENV", "prod"} | mix_env(Config)],
+    {0, _} = run_ok("mix", ["release", "--overwrite"], Dir, Env, 10 * ?MINUTE),
+    Moved = filename:join(?config(tmp, Config), "mix_moved/hello_py"),
+    ok = filelib:ensure_dir(Moved),
+    ok = file:rename(filename:join(Dir, "_build/prod/rel/hello_py"), Moved),
+    check_release_files(Moved, Config),
+    Expr = "{:ok, _} = Application.ensure_all_started(:hello_py); " ++ mix_check_expr(),
+    {0, Out} = run_ok(filename:join(Moved, "bin/hello_py"), ["eval", Expr], Moved,
+                      [{"VIRTUAL_ENV", false}], ?MINUTE),
+    ?assertEqual(["CHECK hello Elixir, from Python|hello from ASGI|hello from WSGI"],
+                 check_lines(Out)).
+
+mix_check_expr() ->
+    "%{call: {:ok, g}, asgi: {200, a}, wsgi: {200, w}} = HelloPy.check(); "
+    "IO.puts(\"CHECK \" <> Enum.join([g, a, w], \"|\"))".
+
+%% Mix builds rebar3 dependencies with the rebar3 named by MIX_REBAR3 (hex.pm, where
+%% `mix local.rebar' would fetch one, is not needed).
+mix_env(Config) ->
+    [{"MIX_HOME", filename:join(?config(tmp, Config), "mix_home")},
+     {"HEX_OFFLINE", "1"},
+     {"MIX_REBAR3", os:find_executable("rebar3")}].
+
+%% ---- releases ----------------------------------------------------------------------------
+
+%% What erlang_python ships in a release: the NIF without a RUNPATH or a libpython of the
+%% build machine, the loader, and the python/ package's modules, nothing else (no tests,
+%% caches, egg-info, symlinks).
+check_release_files(Rel, Config) ->
+    [Lib] = filelib:wildcard(filename:join(Rel, "lib/erlang_python-*")),
+    Priv = filename:join(Lib, "priv"),
+    {0, Links} = run("find", [Rel, "-type", "l"], Rel),
+    ?assertEqual("", Links),
+    {0, Junk} = run("find", [Rel, "-name", "__pycache__", "-o", "-name", "*.egg-info",
+                             "-o", "-name", "tests", "-o", "-name", "pyproject.toml"], Rel),
+    ?assertEqual("", Junk),
+    {ok, Pyproject} = file:read_file(filename:join(?config(root, Config),
+                                                   "python/pyproject.toml")),
+    {match, [Listed]} = re:run(Pyproject, "py-modules = \\[([^]]*)\\]",
+                               [dotall, {capture, [1], binary}]),
+    Modules = lists:sort([binary_to_list(M) ++ ".py"
+                          || M <- re:split(Listed, "[\\s,\"]+", [trim]), M =/= <<>>]),
+    {ok, Shipped} = file:list_dir(filename:join(Priv, "python")),
+    ?assertEqual(Modules, lists:sort(Shipped)),
+    {0, Dynamic} = run("readelf", ["-d", filename:join(Priv, "py_nif.so")], Rel),
+    ?assertEqual(nomatch, re:run(Dynamic, "RPATH|RUNPATH|libpython")),
+    ok.
+
+%% Starts the release as a daemon (a node name of its own), checks it from inside
+%% (hello_py:check/0) and from outside (an HTTP request from this node), stops it.
+serve_from_release(Rel, Env0, Source) ->
+    Bin = filename:join(Rel, "bin/hello_py"),
+    Env = [{"VIRTUAL_ENV", false} | Env0],
+    ok = unique_node_name(Rel),
+    {0, _} = run_ok(Bin, ["daemon"], Rel, Env, ?MINUTE),
+    try
+        ok = wait_for_ping(Bin, Rel, Env, 100),
+        Check = "#{call := {ok, G}, asgi := {200, A}, wsgi := {200, W}} = hello_py:check(), "
+                "lists:flatten(io_lib:format(\"CHECK ~ts|~ts|~ts\", [G, A, W])).",
+        {0, Out} = run_ok(Bin, ["eval", Check], Rel, Env, ?MINUTE),
+        ?assertEqual("\"CHECK hello Erlang, from Python|hello from ASGI|hello from WSGI\"",
+                     string:trim(Out)),
+        {0, Src} = run_ok(Bin, ["eval", "maps:get(source, element(2, py_python:load()))."],
+                          Rel, Env, ?MINUTE),
+        ?assertEqual(atom_to_list(Source), string:trim(Src)),
+        {0, Url} = run_ok(Bin, ["eval", "maps:get(asgi, hello_py:urls())."], Rel, Env, ?MINUTE),
+        {ok, _} = application:ensure_all_started(inets),
+        {ok, {{_, 200, _}, _, "hello from ASGI"}} =
+            httpc:request(get, {string:trim(string:trim(Url), both, "\"") ++ "/", []},
+                          [{timeout, 10000}], [])
+    after
+        run(Bin, ["stop"], Rel, Env, ?MINUTE)
+    end.
+
+%% relx's vm.args names the node hello_py: give this run's release a name of its own, so
+%% that it cannot meet another run's node on this host.
+unique_node_name(Rel) ->
+    [VmArgs] = filelib:wildcard(filename:join(Rel, "releases/*/vm.args")),
+    {ok, Text} = file:read_file(VmArgs),
+    Name = "hello_py_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "_"
+           ++ os:getpid(),
+    New = re:replace(Text, "^-s?name .*$", "-sname " ++ Name, [multiline, {return, binary}]),
+    ok = file:write_file(VmArgs, New).
+
+wait_for_ping(_Bin, _Rel, _Env, 0) ->
+    ct:fail(release_did_not_start);
+wait_for_ping(Bin, Rel, Env, N) ->
+    case run(Bin, ["ping"], Rel, Env, ?MINUTE) of
+        {0, _} -> ok;
+        _ -> timer:sleep(200), wait_for_ping(Bin, Rel, Env, N - 1)
+    end.
+
+%% The interpreter the NIF was built with (priv/py_nif.info's executable).
+build_python(Rel) ->
+    [Info] = filelib:wildcard(filename:join(Rel, "lib/erlang_python-*/priv/py_nif.info")),
+    {ok, Text} = file:read_file(Info),
+    {match, [Exe]} = re:run(Text, "^executable=(.*)$", [multiline, {capture, [1], list}]),
+    Exe.
+
+%% Does `python3.X' on PATH (X from Python) have Python's major.minor?
+same_minor_on_path(Python) ->
+    Ask = fun(Exe) -> string:trim(os:cmd(Exe ++ " -c 'import sys; print(sys.version_info[:2])'"))
+          end,
+    Want = Ask(Python),
+    [Minor] = [M || M <- [filename:basename(Python)], lists:prefix("python3.", M)],
+    case os:find_executable(Minor) of
+        false -> false;
+        Exe -> Ask(Exe) =:= Want
+    end.
+
+%% ---- helpers -----------------------------------------------------------------------------
+
+%% The checkout this suite belongs to (its source file's repository).
+root() ->
+    Source = proplists:get_value(source, ?MODULE:module_info(compile)),
+    case run("git", ["rev-parse", "--show-toplevel"], filename:dirname(Source)) of
+        {0, Top} -> string:trim(Top);
+        _ -> false
+    end.
+
+%% Copies examples/NAME into the temporary directory, with the repository URL replaced.
+copy_example(Config, Name, UrlFile) ->
+    Dir = filename:join(?config(tmp, Config), Name),
+    {0, _} = run("cp", ["-r", filename:join([?config(root, Config), "examples", Name]), Dir],
+                 "/"),
+    [{0, _} = run("rm", ["-rf", filename:join(Dir, D)], "/") || D <- ["_build", "deps"]],
+    File = filename:join(Dir, UrlFile),
+    {ok, Text} = file:read_file(File),
+    ok = file:write_file(File, string:replace(Text, ?PLACEHOLDER, ?config(url, Config), all)),
+    Dir.
+
+check_lines(Out) ->
+    [L || L <- string:split(Out, "\n", all), lists:prefix("CHECK ", L)].
+
+%% Like run/5, but a non-zero status fails the test with the command's output.
+run_ok(Cmd, Args, Dir, Env, Timeout) ->
+    case run(Cmd, Args, Dir, Env, Timeout) of
+        {0, _} = Ok -> Ok;
+        {Status, Out} -> ct:fail({command_failed, Cmd, Args, Dir, Status, Out})
+    end.
+
+run(Cmd, Args, Dir) ->
+    run(Cmd, Args, Dir, [], ?MINUTE).
+
+%% {ExitStatus, Output (stdout and stderr)}; the command is killed after Timeout ms.
+run(Cmd, Args, Dir, Env, Timeout) ->
+    Exe = case lists:member($/, Cmd) of
+              true -> Cmd;
+              false -> os:find_executable(Cmd)
+          end,
+    ct:log("~ts ~ts~n(in ~ts, env ~tp)", [Cmd, lists:join(" ", Args), Dir, Env]),
+    Port = open_port({spawn_executable, Exe},
+                     [{args, Args}, {cd, Dir}, {env, Env}, exit_status, stderr_to_stdout,
+                      binary, hide]),
+    Deadline = erlang:monotonic_time(millisecond) + Timeout,
+    collect(Port, Deadline, []).
+
+collect(Port, Deadline, Acc) ->
+    Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {Port, {data, Data}} -> collect(Port, Deadline, [Data | Acc]);
+        {Port, {exit_status, Status}} ->
+            Out = unicode:characters_to_list(lists:reverse(Acc)),
+            ct:log("exit status ~b:~n~ts", [Status, Out]),
+            {Status, Out}
+    after Left ->
+        {os_pid, Pid} = erlang:port_info(Port, os_pid),
+        _ = os:cmd("kill -9 " ++ integer_to_list(Pid)),
+        catch port_close(Port),
+        ct:fail({timeout, lists:reverse(Acc)})
+    end.
