@@ -14,12 +14,23 @@
 #include <stdio.h>
 #include <string.h>
 
-/* sys.path and venv set-up, run on the interpreter's main thread at every start. */
+/* sys.path and venv set-up, run on the interpreter's main thread at every start.
+ * issue-14: paths[0] is the python/ package as the application ships it (priv/python,
+ * py_runtime:config/0): its modules are imported without writing __pycache__ there, so
+ * that the installed application stays as built (a release made from it ships no caches,
+ * and it may be read-only). */
 static const char CONFIGURE_SRC[] =
     "def configure(paths, venv, version):\n"
     "    import os, site, sys\n"
+    "    import importlib.machinery as machinery\n"
     "    import _erlang\n"
     "    os._exit = _erlang._blocked_exit\n"
+    "    class SourceOnlyLoader(machinery.SourceFileLoader):\n"
+    "        def set_data(self, path, data, *, _mode=0o666):\n"
+    "            pass\n"
+    "    if paths:\n"
+    "        sys.path_importer_cache[paths[0]] = machinery.FileFinder(\n"
+    "            paths[0], (SourceOnlyLoader, machinery.SOURCE_SUFFIXES))\n"
     "    for p in reversed(paths):\n"
     "        if p in sys.path:\n"
     "            sys.path.remove(p)\n"

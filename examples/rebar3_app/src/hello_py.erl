@@ -11,13 +11,13 @@ urls() ->
 check() ->
     #{asgi := Asgi, wsgi := Wsgi} = urls(),
     #{call => py:call(hello_app, greet, [<<"Erlang">>]),
-      asgi => get(Asgi ++ "/"),
-      wsgi => get(Wsgi ++ "/")}.
+      asgi => http_get(Asgi ++ "/"),
+      wsgi => http_get(Wsgi ++ "/")}.
 
 url(Server) ->
     "http://127.0.0.1:" ++ integer_to_list(py_web:port(Server)).
 
-get(Url) ->
+http_get(Url) ->
     case httpc:request(get, {Url, []}, [{timeout, 10000}], [{body_format, binary}]) of
         {ok, {{_, Status, _}, _Headers, Body}} -> {Status, Body};
         {error, _} = Error -> Error
