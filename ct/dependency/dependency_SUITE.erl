@@ -159,7 +159,7 @@ check_release_files(Rel, Config) ->
     Priv = filename:join(Lib, "priv"),
     {0, Links} = run("find", [Rel, "-type", "l"], Rel),
     ?assertEqual("", Links),
-    {0, Junk} = run("find", [Rel, "-name", "__pycache__", "-o", "-name", "*.egg-info",
+    {0, Junk} = run("find", [Lib, "-name", "__pycache__", "-o", "-name", "*.egg-info",
                              "-o", "-name", "tests", "-o", "-name", "pyproject.toml"], Rel),
     ?assertEqual("", Junk),
     {ok, Pyproject} = file:read_file(filename:join(?config(root, Config),
