@@ -32,7 +32,7 @@
 -type opts() :: #{base => file:filename(),
                   app_dir => file:filename(),
                   python_path => [file:filename() | {priv, atom()} | {priv, atom(), file:filename()}],
-                  venv => file:filename() | undefined,
+                  venv => file:filename() | false,
                   env => #{atom() => term()}}.
 %% <ul>
 %% <li>`base': the directory relative paths are resolved against (default: the suite's
@@ -42,8 +42,9 @@
 %% <li>`python_path': more directories for `sys.path', after `app_dir' (default `[]');
 %%     `{priv, App}' and `{priv, App, Sub}' entries are kept as they are (see
 %%     `py_runtime:config/0').</li>
-%% <li>`venv': the virtualenv to import packages from (default: the `venv' application
-%%     env if set, else `$VIRTUAL_ENV'); `undefined' for none.</li>
+%% <li>`venv': the virtualenv to import packages from; without it (or with `false', what
+%%     `os:getenv/1' gives for an unset variable) the `venv' application env applies, else
+%%     `$VIRTUAL_ENV'.</li>
 %% <li>`env': other application env of erlang_python to set for the run, such as
 %%     `#{workers => 2}'.</li>
 %% </ul>
@@ -69,8 +70,7 @@ start(Config, Opts) ->
     Env0 = maps:get(env, Opts, #{}),
     Env1 = Env0#{python_path => [AppDir | Extra]},
     Env = case Opts of
-              #{venv := undefined} -> Env1#{venv => undefined};
-              #{venv := Venv} -> Env1#{venv => resolve(Base, Venv)};
+              #{venv := Venv} when Venv =/= false -> Env1#{venv => resolve(Base, Venv)};
               #{} -> Env1
           end,
     _ = application:stop(erlang_python),
