@@ -1,6 +1,6 @@
 %% erlang_python as a dependency, as a user gets it: new projects in a temporary directory
 %% (copies of examples/rebar3_app and examples/mix_app) depend on a git repository made
-%% from this checkout's HEAD (commit first: uncommitted changes are not in it), are built
+%% of this checkout's HEAD (commit first: uncommitted changes are not in it), are built
 %% with plain `rebar3 compile' / `mix compile', and must call Python and serve an ASGI and
 %% a WSGI app; so must their releases (relx and Mix), moved to another directory.
 -module(dependency_SUITE).
@@ -30,9 +30,7 @@ init_per_suite(Config) ->
         {_, false} -> {skip, "not run from a git checkout of erlang_python"};
         {_, Root} ->
             Tmp = string:trim(os:cmd("mktemp -d -t erlang_python_dep.XXXXXX")),
-            Repo = filename:join(Tmp, "erlang_python.git"),
-            {0, _} = run("git", ["init", "-q", "--bare", Repo], Tmp),
-            {0, _} = run("git", ["push", "-q", Repo, "HEAD:refs/heads/main"], Root),
+            Repo = snapshot_repo(Root, Tmp),
             case run("git", ["status", "--porcelain", "--untracked-files=no"], Root) of
                 {0, ""} -> ok;
                 {0, Changed} -> ct:comment("tests HEAD; not committed: ~ts", [Changed])
@@ -245,6 +243,24 @@ root() ->
         {0, Top} -> string:trim(Top);
         _ -> false
     end.
+
+%% A repository whose branch main holds HEAD's files in one commit (made from
+%% `git archive', so that a shallow clone, as CI may make, works too).
+snapshot_repo(Root, Tmp) ->
+    Repo = filename:join(Tmp, "erlang_python.git"),
+    ok = file:make_dir(Repo),
+    Tar = filename:join(Tmp, "head.tar"),
+    {0, _} = run("git", ["archive", "--format=tar", "-o", Tar, "HEAD"], Root),
+    {0, _} = run("tar", ["-xf", Tar, "-C", Repo], Tmp),
+    Git = fun(Args) ->
+                  {0, _} = run("git", ["-c", "user.name=dependency_SUITE",
+                                       "-c", "user.email=dependency_SUITE@localhost" | Args],
+                               Repo)
+          end,
+    Git(["init", "-q", "-b", "main"]),
+    Git(["add", "-A"]),
+    Git(["commit", "-q", "-m", "HEAD of the checkout under test"]),
+    Repo.
 
 %% Copies examples/NAME into the temporary directory, with the repository URL replaced.
 copy_example(Config, Name, UrlFile) ->
