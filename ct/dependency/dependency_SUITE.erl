@@ -80,8 +80,9 @@ rebar3_compile(Config) ->
     ?assert(filelib:is_dir(filename:join(Dir, "_build/default/lib/hello_py/priv/py/__pycache__"))),
     ?assertNot(filelib:is_dir(filename:join(Lib, "priv/python/__pycache__"))).
 
-%% `rebar3 release', the release directory moved elsewhere, run as a daemon with the Python
-%% named by ERLANG_PYTHON and no virtualenv: it answers HTTP and py:call.
+%% `rebar3 release', the release directory moved elsewhere, run as a daemon with no
+%% virtualenv and the default rule (python3.X on PATH) when that finds the build's Python
+%% version, else ERLANG_PYTHON naming the build's interpreter.
 relx_release_moved(Config) ->
     Dir = ?config(project, Config),
     {0, _} = run_ok("rebar3", ["release"], Dir, [], 10 * ?MINUTE),
@@ -92,10 +93,14 @@ relx_release_moved(Config) ->
     false = filelib:is_dir(Built),
     check_release_files(Moved, Config),
     Python = build_python(Moved),
-    serve_from_release(Moved, [{"ERLANG_PYTHON", Python}], os_env).
+    case same_minor_on_path(Python) of
+        true -> serve_from_release(Moved, [], path, undefined);
+        false -> serve_from_release(Moved, [{"ERLANG_PYTHON", Python}], os_env, undefined)
+    end.
 
-%% `rebar3 tar', unpacked in a third directory, run with the default rule (python3.X on
-%% PATH) when that finds the build's Python version, else with ERLANG_PYTHON.
+%% `rebar3 tar', unpacked in a third directory, run with ERLANG_PYTHON naming another
+%% installation of the build's Python version when the machine has one (Debian's
+%% /usr/bin/python3.X beside pyenv's, here): its libpython, not the build's, is loaded.
 relx_tar_elsewhere(Config) ->
     Dir = ?config(project, Config),
     {0, _} = run_ok("rebar3", ["tar"], Dir, [], 10 * ?MINUTE),
@@ -105,9 +110,13 @@ relx_tar_elsewhere(Config) ->
     {0, _} = run_ok("tar", ["-xzf", Tar, "-C", Target], Dir, [], ?MINUTE),
     check_release_files(Target, Config),
     Python = build_python(Target),
-    case same_minor_on_path(Python) of
-        true -> serve_from_release(Target, [], path);
-        false -> serve_from_release(Target, [{"ERLANG_PYTHON", Python}], os_env)
+    case other_installation(Python) of
+        {Other, Libpython} ->
+            ct:comment("ran on ~ts", [Other]),
+            serve_from_release(Target, [{"ERLANG_PYTHON", Other}], os_env, Libpython);
+        false ->
+            ct:comment("no other installation of the build's Python: ran on ~ts", [Python]),
+            serve_from_release(Target, [{"ERLANG_PYTHON", Python}], os_env, undefined)
     end.
 
 %% ---- Mix ---------------------------------------------------------------------------------
@@ -174,7 +183,7 @@ check_release_files(Rel, Config) ->
 
 %% Starts the release as a daemon (a node name of its own), checks it from inside
 %% (hello_py:check/0) and from outside (an HTTP request from this node), stops it.
-serve_from_release(Rel, Env0, Source) ->
+serve_from_release(Rel, Env0, Source, Libpython) ->
     Bin = filename:join(Rel, "bin/hello_py"),
     Env = [{"VIRTUAL_ENV", false} | Env0],
     ok = unique_node_name(Rel),
@@ -189,6 +198,11 @@ serve_from_release(Rel, Env0, Source) ->
         {0, Src} = run_ok(Bin, ["eval", "maps:get(source, element(2, py_python:load()))."],
                           Rel, Env, ?MINUTE),
         ?assertEqual(atom_to_list(Source), string:trim(Src)),
+        [begin
+             {0, Lib} = run_ok(Bin, ["eval", "binary_to_list(maps:get(libpython, py:info()))."],
+                               Rel, Env, ?MINUTE),
+             ?assertEqual("\"" ++ Libpython ++ "\"", string:trim(Lib))
+         end || Libpython =/= undefined],
         {0, Url} = run_ok(Bin, ["eval", "maps:get(asgi, hello_py:urls())."], Rel, Env, ?MINUTE),
         {ok, _} = application:ensure_all_started(inets),
         {ok, {{_, 200, _}, _, "hello from ASGI"}} =
@@ -222,6 +236,34 @@ build_python(Rel) ->
     {ok, Text} = file:read_file(Info),
     {match, [Exe]} = re:run(Text, "^executable=(.*)$", [multiline, {capture, [1], list}]),
     Exe.
+
+%% /usr/bin/python3.X (X from Python) when it is another installation than Python's with
+%% a shared libpython: {Interpreter, Libpython}, else false.
+other_installation(Python) ->
+    Other = filename:join("/usr/bin", filename:basename(Python)),
+    Facts = fun(Exe) ->
+                    Script = filename:join([code:priv_dir(erlang_python), "python",
+                                            "hornbeam_locate.py"]),
+                    case run(Exe, ["-S", Script], "/") of
+                        {0, Out} -> maps:from_list([list_to_tuple(string:split(L, "="))
+                                                    || L <- string:lexemes(Out, "\n")]);
+                        _ -> #{}
+                    end
+            end,
+    case filelib:is_regular(Other) andalso {Facts(Python), Facts(Other)} of
+        {#{"version" := V1, "libpython" := L1}, #{"version" := V2, "libpython" := L2}}
+          when L1 =/= L2 ->
+            case {major_minor(V1), major_minor(V2)} of
+                {Same, Same} -> {Other, L2};
+                _ -> false
+            end;
+        _ ->
+            false
+    end.
+
+major_minor(Version) ->
+    [Major, Minor | _] = string:split(Version, ".", all),
+    {Major, Minor}.
 
 %% Does `python3.X' on PATH (X from Python) have Python's major.minor?
 same_minor_on_path(Python) ->
