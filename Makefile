@@ -3,7 +3,8 @@
 #
 #   make run        serve the example app on 127.0.0.1:8000
 #   make test       all suites (EUnit, Common Test, pytest)
-#   make build      the NIF and the Erlang apps
+#   make build      the NIF and the Erlang apps (plain `rebar3 compile` does the same)
+#   make docs       the API reference (rebar3 edoc): doc/index.html, apps/py_web/doc/index.html
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
 #   make fuzz       the HTTP/1.1 parser's property suite at length
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
@@ -21,16 +22,19 @@ VENV_ABS := $(abspath $(VENV))
 
 APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
                 erlang-proper erlang-tools erlang-inets erlang-ssl erlang-public-key \
-                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make
+                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make \
+                git elixir
 # One VM per folder: the interpreter lives as long as the VM, and process-wide Python
 # state (Django's settings.configure, for one) must not leak from one folder's apps to
 # the other's.
-CT_DIRS := ct/erlang_python ct/py_web
+# ct/dependency builds a new rebar3 project, a release and a Mix project that depend on a
+# clone of this repository's HEAD (commit first: it tests what is committed).
+CT_DIRS := ct/erlang_python ct/py_web ct/dependency
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
 
-.PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan valgrind \
-        fuzz bench-h1 run shell clean
+.PHONY: all deps venv nif build docs test test-eunit test-ct test-python test-docs \
+        test-asan valgrind fuzz bench-h1 run shell clean
 
 all: build
 
@@ -58,11 +62,16 @@ $(VENV)/.installed: python/pyproject.toml
 
 # ---- build -----------------------------------------------------------------------------
 
+# The NIF alone.  rebar3 compile builds it too (a pre_hook in rebar.config runs c_src/Makefile
+# with the PYTHON of its environment).
 nif: deps
 	$(MAKE) -C c_src PYTHON=$(PYTHON)
 
-build: nif
-	rebar3 compile
+build: deps
+	PYTHON=$(PYTHON) rebar3 compile
+
+docs: deps
+	PYTHON=$(PYTHON) rebar3 edoc
 
 # ---- tests -----------------------------------------------------------------------------
 
@@ -72,6 +81,7 @@ test: build venv
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
+	$(MAKE) --no-print-directory test-docs || rc=1; \
 	exit $$rc
 
 test-eunit: build venv
@@ -91,14 +101,18 @@ fuzz: deps
 	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
 	  rebar3 eunit --module=py_web_h1_prop_tests
 
+# Every module's edoc must build.
+test-docs: docs
+
 # The NIF built with ASan+UBSan, loaded into a normal beam.smp with the sanitizer runtime
 # preloaded.  Leak detection is off: the interpreter is never finalised by design.
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
+# SANITIZE=1 in rebar3's environment: its compile hook then keeps the sanitizer build.
 test-asan: deps venv
 	$(MAKE) -C c_src PYTHON=$(PYTHON) SANITIZE=1
-	rebar3 compile
-	$(TEST_ENV) LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
+	SANITIZE=1 PYTHON=$(PYTHON) rebar3 compile
+	$(TEST_ENV) SANITIZE=1 LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  rebar3 ct --dir ct/erlang_python

@@ -11,7 +11,7 @@
 %% Environ: a map with binary keys.  Required (no default): REQUEST_METHOD, SCRIPT_NAME,
 %% PATH_INFO, SERVER_NAME, SERVER_PORT, SERVER_PROTOCOL, wsgi.url_scheme, wsgi.input (the
 %% request body).  Defaults: wsgi.version {1,0}, wsgi.multithread true,
-%% wsgi.multiprocess true, wsgi.run_once false, QUERY_STRING <<>>.  CGI keys (no dot in the
+%% wsgi.multiprocess true, wsgi.run_once false, QUERY_STRING `<<>>'.  CGI keys (no dot in the
 %% name: REQUEST_METHOD, HTTP_*, ...) must have binary values and reach Python as native
 %% strings decoded as latin-1; wsgi.version is {Major, Minor}; the wsgi.* flags booleans;
 %% wsgi.errors may be anything and is always the Erlang logger's stream; other dotted keys
@@ -76,7 +76,7 @@ run(_Module, _Callable, _Environ, Opts) ->
 
 %% @doc Starts `Module.Callable' on one request as a stream, on a worker thread of its
 %% own for the app's duration.  `wsgi.input' may be left out of `Environ': the app reads
-%% the body given with the `body' option (default <<>>) and, with `more_body => true',
+%% the body given with the `body' option (default `<<>>') and, with `more_body => true',
 %% what the owner feeds with {@link send_body/3}.  The calling process owns the stream
 %% (monitored: if it dies, the app's reads and writes raise ConnectionResetError) and
 %% receives `{wsgi, Stream, Event}':

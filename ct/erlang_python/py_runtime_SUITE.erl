@@ -26,11 +26,11 @@ all() ->
      venv_site_packages, venv_warning, python_log_passes_default_filters].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.
@@ -160,11 +160,11 @@ stop_timeout_leaves_busy_worker(Config) ->
 sys_path_defaults(Config) ->
     PythonDir = filename:join(code:priv_dir(erlang_python), "python"),
     {ok, Cwd} = file:get_cwd(),
-    DataDir = ?config(data_dir, Config),
+    DataDir = filename:absname(?config(data_dir, Config)),
     {ok, Path} = py:call(?H, sys_path, []),
     ?assertEqual([list_to_binary(D) || D <- [PythonDir, Cwd, DataDir]],
                  lists:sublist(Path, 3)),
-    %% erlang_asyncio comes from the python/ package (priv/python links to it).
+    %% erlang_asyncio comes from the python/ package (the build copies it to priv/python).
     {ok, Real} = py:call(os, <<"path.realpath">>,
                          [list_to_binary(filename:join(PythonDir, "erlang_asyncio.py"))]),
     ?assertEqual({ok, Real}, py:call(?H, module_file, [erlang_asyncio])).

@@ -67,20 +67,11 @@ groups() ->
      {options, [], [options_direct_response_off, options_caches_off]}].
 
 init_per_suite(Config) ->
-    DataDir = ?config(data_dir, Config),
-    demote_suite_dir(),
-    case application:load(erlang_python) of
-        ok -> ok;
-        {error, {already_loaded, erlang_python}} -> ok
-    end,
-    ok = application:set_env(erlang_python, python_path, [DataDir]),
-    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    _ = application:stop(erlang_python),
-    ok = application:set_env(erlang_python, python_path, []),
-    ok.
+    erlang_python_ct:stop().
 
 init_per_group(_Group, Config) ->
     Config.
@@ -931,17 +922,3 @@ upload_request() ->
               Data, <<"\r\n">>,
               <<"--">>, Boundary, <<"--\r\n">>]),
     {<<"multipart/form-data; boundary=", Boundary/binary>>, Body, Data}.
-
-%% `rebar3 ct --dir ct/erlang_python' puts this directory, named like the application, on
-%% the code path ahead of the application; code:priv_dir(erlang_python) would then point
-%% here.  Move it to the end of the path so that the application's own directory wins.
-demote_suite_dir() ->
-    Dir = filename:dirname(code:which(?MODULE)),
-    case filename:basename(Dir) of
-        "erlang_python" ->
-            true = code:del_path(Dir),
-            true = code:add_pathz(Dir),
-            ok;
-        _ ->
-            ok
-    end.

@@ -37,7 +37,7 @@
 %% Request head
 %%====================================================================
 
-%% @doc Parse one request head from the start of Buf. `{more, Buf2}` means
+%% @doc Parse one request head from the start of Buf. `{more, Buf2}' means
 %% the head is incomplete (Buf2 is Buf without leading empty lines).
 -spec parse_request(binary(), #cfg{}) -> parse_result().
 parse_request(<<"\r\n", Rest/binary>>, Cfg) -> parse_request(Rest, Cfg);

@@ -15,7 +15,7 @@
 %% @doc Build a request from a map with keys `method', `version'
 %% (`{1,1}' or `{1,0}'), `raw_path', `qs', `headers' (lower-cased names,
 %% arrival order), `peer' and `local' (`{HostBin, Port}' or
-%% `{IpTuple, Port}'), `scheme' (<<"http">> | <<"https">>).
+%% `{IpTuple, Port}'), `scheme' (`<<"http">>' | `<<"https">>').
 -spec new(map()) -> t().
 new(M) ->
     #req{method = maps:get(method, M, <<"GET">>),
