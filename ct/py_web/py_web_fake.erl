@@ -31,6 +31,8 @@
 %% py_asgi's NIF decodes it: this double does the same (scope_path/1), so
 %% the scope it reports is the one an app would see.
 %%
+%% As with py_asgi and py_wsgi, the owner's death counts as a disconnect.
+%%
 %% Tests may register a process as py_web_fake_observer to get
 %% {fake, disconnected, Path}, {fake, lifespan_startup, C} and
 %% {fake, lifespan_shutdown, L} messages.
