@@ -117,7 +117,7 @@ initial_body(C = #c{body_done = true}) ->
 initial_body(C = #c{req = Req}) ->
     case cowboy_req:header(<<"expect">>, Req) of
         undefined ->
-            case read(C, #{length => (C#c.cfg)#cfg.read_buffer, period => 0}) of
+            case read(C, now) of
                 {ok, Data, C1} -> {Data, C1};
                 {error, Code} -> body_error(Code, C)
             end;
@@ -233,13 +233,10 @@ reply_error(Code, C) ->
 
 need_body(C = #c{body_done = true}) ->
     C;
-need_body(C = #c{cfg = Cfg}) ->
-    Read = case read(C, #{length => Cfg#cfg.read_buffer, period => 0}) of
-               {ok, <<>>, C1 = #c{body_done = false}} ->
-                   read(C1, #{length => auto, period => infinity,
-                              timeout => Cfg#cfg.body_timeout});
-               Other ->
-                   Other
+need_body(C) ->
+    Read = case read(C, now) of
+               {ok, <<>>, C1 = #c{body_done = false}} -> read(C1, arriving);
+               Other -> Other
            end,
     case Read of
         {ok, Data, C2 = #c{cfg = #cfg{backend = B}, stream = S}} ->
@@ -249,8 +246,14 @@ need_body(C = #c{cfg = Cfg}) ->
             body_error(Code, C)
     end.
 
-read(C = #c{req = Req, total = Total, cfg = #cfg{max_body = Max}}, Opts) ->
-    try cowboy_req:read_body(Req, Opts) of
+%% Read the body: what Cowboy has `now' (period 0: at once), or what is
+%% `arriving' (auto mode: as soon as some is there), up to body_timeout.
+read(C = #c{req = Req, total = Total, cfg = Cfg = #cfg{max_body = Max}}, How) ->
+    Opts = case How of
+               now -> #{length => Cfg#cfg.read_buffer, period => 0};
+               arriving -> #{length => auto, period => infinity}
+           end,
+    try cowboy_req:read_body(Req, Opts#{timeout => Cfg#cfg.body_timeout}) of
         {Fin, Data, Req1} ->
             Total1 = Total + byte_size(Data),
             case is_integer(Max) andalso Total1 > Max of

@@ -8,7 +8,7 @@
 
 -include("py_web.hrl").
 
--export([defaults/0, default/1, validate/1, cfg/2, handler/1, backend/2]).
+-export([default/1, validate/1, cfg/2, handler/1, backend/2]).
 
 -define(DEFAULTS, #{
     interface => auto,
@@ -35,10 +35,6 @@
     asgi_backend => py_asgi,
     wsgi_backend => py_wsgi
 }).
-
-%% @doc Every option that has a default, with it.
--spec defaults() -> map().
-defaults() -> ?DEFAULTS.
 
 %% @doc The default of one option.
 -spec default(atom()) -> term().
