@@ -95,7 +95,7 @@ asgi_run(_Tag, _Timeout, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOA
 -spec asgi_build_scope(map()) -> {ok, reference()} | {error, {bad_scope, term()}}.
 asgi_build_scope(_Scope) -> ?NOT_LOADED.
 
-%% @doc Starts an ASGI stream owned (and monitored) by the caller; see py_asgi:start/5.
+%% @doc Starts an ASGI stream owned (and monitored) by the caller; see py_asgi:start/4.
 -spec asgi_start(py:name(), py:name(), py:name(), map() | reference(), binary(), boolean()) ->
           {ok, job()} | {error, term()}.
 asgi_start(_Module, _Callable, _Runner, _Scope, _Body, _MoreBody) -> ?NOT_LOADED.

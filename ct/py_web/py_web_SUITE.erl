@@ -149,20 +149,7 @@ expect_event(Config, {Kind, What} = Event) ->
                            _ -> {fake, Kind, What}
                        end);
         true ->
-            Want = [atom_to_binary(Kind), What],
-            Deadline = erlang:monotonic_time(millisecond) + 10000,
-            wait_event(Want, Deadline)
-    end.
-
-wait_event(Want, Deadline) ->
-    {ok, Events} = py:call(pyweb_test_apps, events, []),
-    case lists:member(Want, Events) of
-        true -> ok;
-        false ->
-            case erlang:monotonic_time(millisecond) > Deadline of
-                true -> ct:fail({no_event, Want, Events});
-                false -> timer:sleep(20), wait_event(Want, Deadline)
-            end
+            py_web_handler_ct:await_event(python, [atom_to_binary(Kind), What])
     end.
 
 url(Port, Path) -> "http://127.0.0.1:" ++ integer_to_list(Port) ++ Path.
@@ -530,7 +517,11 @@ percent_path(Config) ->
     %% the app routes on the decoded path
     {ok, 200, _, B2} = ?TC:get(S, "/sc%6Fpe"),
     {Env2, _} = scope_of(Config, B2),
-    true = is_map(Env2).
+    true = is_map(Env2),
+    %% decoded exactly once (py_web_handler_ct:decoded_once/2)
+    {ok, 200, _, B3} = ?TC:get(S, "/scope/a%2541/%252e%252e/x?q=%41"),
+    {Env3, _} = scope_of(Config, B3),
+    ok = py_web_handler_ct:decoded_once(?config(interface, Config), Env3).
 
 %%--------------------------------------------------------------------
 %% Scope / environ

@@ -1,9 +1,9 @@
 %% @doc HTTP/1.1 wire format for py_web: request-head parsing on the VM's
 %% own parser (erlang:decode_packet/3), chunked request-body decoding,
-%% percent-decoding, status lines and response heads.
+%% percent-decoding, status lines, the validation of an app's response
+%% headers, and the bytes of a response head.
 %%
-%% Everything here is pure (no sockets, no processes) so that it can be
-%% unit tested and reused by the adapters.
+%% Everything here is pure (no sockets, no processes).
 -module(py_web_http).
 
 -include("py_web.hrl").
@@ -12,12 +12,12 @@
          chunked_init/0, decode_chunked/3,
          percent_decode/1,
          status_line/1, status_code/1,
-         lower/1, lname/2,
-         response_info/1,
+         lower/1,
+         response_head/1, head/4,
          chunk/1, last_chunk/0,
-         error_response/2]).
+         error_response/1]).
 
--export_type([parse_result/0, chunk_state/0, resp_info/0]).
+-export_type([parse_result/0, chunk_state/0, resp_head/0]).
 
 -type parse_result() :: {ok, #req{}, Rest :: binary()}
                       | {more, Buf :: binary()}
@@ -27,8 +27,8 @@
                        | {data, non_neg_integer()}
                        | crlf | trailers | done.
 
--type resp_info() :: #{headers := iodata(),
-                       clen := undefined | non_neg_integer(),
+-type resp_head() :: #{headers := [{binary(), binary()}],
+                       length := undefined | non_neg_integer(),
                        close := boolean(),
                        date := boolean(),
                        server := boolean()}.
@@ -225,8 +225,7 @@ pattern_spec(name) -> [<<":">>, <<" ">>, <<"\r">>, <<"\n">>];
 pattern_spec(qmark) -> <<"?">>;
 pattern_spec(percent) -> <<"%">>.
 
-%% @doc Lower-cased header name from decode_packet's field and raw name.
--spec lname(atom() | binary(), binary()) -> binary().
+%% The lower-cased header name from decode_packet's field and raw name.
 lname('Host', _) -> <<"host">>;
 lname('User-Agent', _) -> <<"user-agent">>;
 lname('Accept', _) -> <<"accept">>;
@@ -441,62 +440,94 @@ reason(504) -> <<"Gateway Timeout">>;
 reason(505) -> <<"HTTP Version Not Supported">>;
 reason(_) -> <<"Unknown">>.
 
-%% @doc Validate and classify an app's response headers in one pass:
-%% the iodata to send (order and duplicates kept; Transfer-Encoding and
-%% Connection dropped, the server does the framing), the app's
-%% Content-Length, whether it asked to close, and whether it set Date or
-%% Server. Returns `error' on a non-binary or CR/LF-bearing header.
--spec response_info([{binary(), binary()}]) -> resp_info() | error.
-response_info(Headers) ->
-    rinfo(Headers, [], undefined, false, false, false).
+%% @doc Validate and classify an app's response headers in one pass: the
+%% headers to send (order, case and duplicates kept; Transfer-Encoding,
+%% Connection and Content-Length left out: the framing and the connection
+%% are py_web_exchange's to decide), the app's Content-Length, whether it
+%% asked to close the connection, and whether it set Date or Server.
+%% `error' on a name or value that is not a binary, an invalid name, CR, LF
+%% or NUL in a value, or a Content-Length that is not a number.
+-spec response_head([{binary(), binary()}]) -> resp_head() | error.
+response_head(Headers) ->
+    rhead(Headers, [], undefined, false, false, false).
 
-rinfo([{N, V} | T], Acc, CL, Close, Date, Server)
+rhead([{N, V} = H | T], Acc, CL, Close, Date, Server)
   when is_binary(N), is_binary(V) ->
     case valid_value(V) andalso valid_name(N) of
         false -> error;
         true ->
-            Line = [N, <<": ">>, V, <<"\r\n">>],
             case byte_size(N) of
                 14 ->
                     case lower(N) of
                         <<"content-length">> ->
                             case parse_clen(V) of
                                 error -> error;
-                                L -> rinfo(T, [Line | Acc], L, Close, Date, Server)
+                                L when CL =:= undefined; CL =:= L ->
+                                    rhead(T, Acc, L, Close, Date, Server);
+                                _ -> error
                             end;
-                        _ -> rinfo(T, [Line | Acc], CL, Close, Date, Server)
+                        _ -> rhead(T, [H | Acc], CL, Close, Date, Server)
                     end;
                 17 ->
                     case lower(N) of
-                        <<"transfer-encoding">> ->
-                            rinfo(T, Acc, CL, Close, Date, Server);
-                        _ -> rinfo(T, [Line | Acc], CL, Close, Date, Server)
+                        <<"transfer-encoding">> -> rhead(T, Acc, CL, Close, Date, Server);
+                        _ -> rhead(T, [H | Acc], CL, Close, Date, Server)
                     end;
                 10 ->
                     case lower(N) of
                         <<"connection">> ->
                             C = Close orelse lists:member(<<"close">>, tokens(V)),
-                            rinfo(T, Acc, CL, C, Date, Server);
-                        _ -> rinfo(T, [Line | Acc], CL, Close, Date, Server)
+                            rhead(T, Acc, CL, C, Date, Server);
+                        _ -> rhead(T, [H | Acc], CL, Close, Date, Server)
                     end;
                 4 ->
                     D = Date orelse lower(N) =:= <<"date">>,
-                    rinfo(T, [Line | Acc], CL, Close, D, Server);
+                    rhead(T, [H | Acc], CL, Close, D, Server);
                 6 ->
                     S = Server orelse lower(N) =:= <<"server">>,
-                    rinfo(T, [Line | Acc], CL, Close, Date, S);
+                    rhead(T, [H | Acc], CL, Close, Date, S);
                 _ ->
-                    rinfo(T, [Line | Acc], CL, Close, Date, Server)
+                    rhead(T, [H | Acc], CL, Close, Date, Server)
             end
     end;
-rinfo([], Acc, CL, Close, Date, Server) ->
-    #{headers => lists:reverse(Acc), clen => CL, close => Close,
+rhead([], Acc, CL, Close, Date, Server) ->
+    #{headers => lists:reverse(Acc), length => CL, close => Close,
       date => Date, server => Server};
-rinfo(_, _, _, _, _, _) ->
+rhead(_, _, _, _, _, _) ->
     error.
 
 valid_name(<<>>) -> false;
 valid_name(N) -> binary:match(N, pattern(name)) =:= nomatch.
+
+%% @doc The bytes of a response head as the embedded server sends it: the
+%% status line, the app's headers, the framing header (Content-Length or
+%% Transfer-Encoding), Connection (close, or keep-alive to HTTP/1.0), and
+%% Date and Server unless the app set them (Server is left out when the
+%% server_header option is `false').
+-spec head(py_web_exchange:head(), boolean(), {1, 0} | {1, 1}, binary() | false) -> iodata().
+head(#{line := Line, headers := Hs, framing := F, length := Len, date := D, server := S},
+     Close, Version, Server) ->
+    [<<"HTTP/1.1 ">>, Line, <<"\r\n">>,
+     [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Hs],
+     case F of
+         length -> [<<"content-length: ">>, integer_to_binary(Len), <<"\r\n">>];
+         chunked -> <<"transfer-encoding: chunked\r\n">>;
+         _ -> <<>>
+     end,
+     case {Close, Version} of
+         {true, _} -> <<"connection: close\r\n">>;
+         {false, {1, 0}} -> <<"connection: keep-alive\r\n">>;
+         {false, _} -> <<>>
+     end,
+     case D of
+         true -> <<>>;
+         false -> py_web_date:header()
+     end,
+     case {S, Server} of
+         {false, Name} when is_binary(Name) -> [<<"server: ">>, Name, <<"\r\n">>];
+         _ -> <<>>
+     end,
+     <<"\r\n">>].
 
 %% @doc One chunk of a chunked response (empty data gives nothing: an
 %% empty chunk would end the body).
@@ -510,12 +541,13 @@ chunk(Data) ->
 -spec last_chunk() -> binary().
 last_chunk() -> <<"0\r\n\r\n">>.
 
-%% @doc A complete, closing error response generated by the server itself.
--spec error_response(integer(), #cfg{}) -> iodata().
-error_response(Status, #cfg{server_line = ServerLine}) ->
+%% @doc A response made by py_web itself (4xx and 5xx): its head (the
+%% connection is to be closed) and its body, the reason phrase as text.
+-spec error_response(100..999) -> {py_web_exchange:head(), binary()}.
+error_response(Status) ->
     Body = reason(Status),
-    [<<"HTTP/1.1 ">>, status_line(Status), <<"\r\n">>,
-     <<"content-type: text/plain; charset=utf-8\r\n">>,
-     <<"content-length: ">>, integer_to_binary(byte_size(Body)), <<"\r\n">>,
-     <<"connection: close\r\n">>,
-     py_web_date:header(), ServerLine, <<"\r\n">>, Body].
+    {#{status => Status, line => status_line(Status),
+       headers => [{<<"content-type">>, <<"text/plain; charset=utf-8">>}],
+       framing => length, length => byte_size(Body), body => true, close => true,
+       date => false, server => false},
+     Body}.

@@ -1,13 +1,15 @@
-%% @doc WSGI side of py_web: the PEP 3333 environ of a request (binary
-%% keys, values as received: the NIF decodes them as latin-1), and
-%% starting the app through the streaming API of py_wsgi.
+%% @doc The PEP 3333 environ of a request, as py_wsgi takes it (binary
+%% keys; py_wsgi gives the app each value as a latin-1 str).
 -module(py_web_wsgi).
 
 -include("py_web.hrl").
 
--export([environ/2, start/4, key/1]).
+-export([environ/2]).
 
 %% @doc The environ without wsgi.input (the body goes through the stream).
+%% PATH_INFO is the path percent-decoded, here and only here (py_wsgi
+%% passes it on as it is): the bytes of the decoded path, which the app gets
+%% as latin-1, as gunicorn gives them.
 %% Repeated headers are joined with ", "; header names containing "_" are
 %% dropped (they would be indistinguishable from "-" ones: header
 %% spoofing, as gunicorn does). A chunked request has no CONTENT_LENGTH
@@ -46,9 +48,8 @@ headers([{Name, Value} | T], E) ->
 headers([], E) ->
     E.
 
-%% @doc Environ key of a lower-cased header name (`skip' for names with
-%% an underscore).
--spec key(binary()) -> binary() | skip.
+%% The environ key of a lower-cased header name (`skip' for names with an
+%% underscore).
 key(<<"host">>) -> <<"HTTP_HOST">>;
 key(<<"user-agent">>) -> <<"HTTP_USER_AGENT">>;
 key(<<"accept">>) -> <<"HTTP_ACCEPT">>;
@@ -68,8 +69,3 @@ key(Name) ->
 up($-) -> $_;
 up(C) when C >= $a, C =< $z -> C - 32;
 up(C) -> C.
-
-%% @doc Start the app on a request (see py_web_asgi:start/4).
--spec start(#req{}, #cfg{}, binary(), boolean()) -> {ok, term()} | {error, term()}.
-start(Req, Cfg = #cfg{backend = B, module = M, callable = C, call_opts = O}, Body, More) ->
-    B:start(M, C, environ(Req, Cfg), O#{body => Body, more_body => More}).
