@@ -67,7 +67,7 @@ close(gen_tcp, S) -> gen_tcp:close(S);
 close(ssl, S) -> _ = ssl:close(S), ok.
 
 %% @doc The peer's and the local address of a connection, addresses as
-%% text (<<"127.0.0.1">>, <<"::1">>).
+%% text (`<<"127.0.0.1">>', `<<"::1">>').
 -spec names(t(), socket()) ->
           {ok, {binary(), inet:port_number()}, {binary(), inet:port_number()}} | error.
 names(gen_tcp, S) -> addrs(inet:peername(S), inet:sockname(S));
