@@ -32,6 +32,8 @@
     shutdown_timeout => 10000,
     read_buffer => 65536,
     wsgi_hold => 2,
+    spool_threshold => 1024 * 1024,
+    spool_dir => tmpdir,
     asgi_backend => py_asgi,
     wsgi_backend => py_wsgi
 }).
@@ -61,6 +63,8 @@ validate(Opts) when is_map(Opts) ->
                                 body_timeout, handshake_timeout]],
         non_neg(shutdown_timeout, O),
         non_neg(wsgi_hold, O),
+        non_neg(spool_threshold, O),
+        SpoolDir = spool_dir(maps:get(spool_dir, O)),
         case maps:get(max_body, O) of
             infinity -> ok;
             _ -> non_neg(max_body, O)
@@ -75,7 +79,8 @@ validate(Opts) when is_map(Opts) ->
             S when is_map(S) -> ok;
             S -> throw({state, S})
         end,
-        {ok, O#{app := App, ip := Ip, server_header := Server, root_path := Root}}
+        {ok, O#{app := App, ip := Ip, server_header := Server, root_path := Root,
+                spool_dir := SpoolDir}}
     catch
         throw:{K, V} -> {error, {bad_option, K, V}}
     end;
@@ -110,7 +115,9 @@ cfg(O, Run) ->
          body_timeout = maps:get(body_timeout, O),
          handshake_timeout = maps:get(handshake_timeout, O),
          read_buffer = maps:get(read_buffer, O),
-         wsgi_hold = maps:get(wsgi_hold, O)}.
+         wsgi_hold = maps:get(wsgi_hold, O),
+         spool_threshold = maps:get(spool_threshold, O),
+         spool_dir = maps:get(spool_dir, O)}.
 
 %% @doc The configuration of a Cowboy or Elli route from its options (the
 %% server's, see py_web; `state' gives the lifespan state to put in each
@@ -167,6 +174,18 @@ bin(K, Other) -> throw({K, Other}).
 
 text(K, V) when is_binary(V); is_list(V) -> bin(K, V);
 text(K, V) -> throw({K, V}).
+
+%% An existing directory; `tmpdir' is the system's temporary directory
+%% ($TMPDIR, else /tmp, as Python's tempfile looks first).
+spool_dir(tmpdir) ->
+    case os:getenv("TMPDIR") of
+        Dir when is_list(Dir), Dir =/= "" -> spool_dir(Dir);
+        _ -> spool_dir(<<"/tmp">>)
+    end;
+spool_dir(Dir) ->
+    D = text(spool_dir, Dir),
+    filelib:is_dir(D) orelse throw({spool_dir, Dir}),
+    D.
 
 server_header(false) -> false;
 server_header(V) -> text(server_header, V).

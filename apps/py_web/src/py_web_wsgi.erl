@@ -12,9 +12,11 @@
 %% as latin-1, as gunicorn gives them.
 %% Repeated headers are joined with ", "; header names containing "_" are
 %% dropped (they would be indistinguishable from "-" ones: header
-%% spoofing, as gunicorn does). A chunked request has no CONTENT_LENGTH
-%% and sets `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
-%% Werkzeug agree on: read wsgi.input to its end).
+%% spoofing, as gunicorn does). A chunked request sets
+%% `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
+%% Werkzeug agree on: read wsgi.input to its end); its CONTENT_LENGTH is
+%% there when the front end read the body whole and added the header
+%% (the embedded server does, py_web_conn).
 -spec environ(#req{}, #cfg{}) -> map().
 environ(Req = #req{chunked = true}, Cfg) ->
     (environ(Req#req{chunked = false}, Cfg))#{<<"wsgi.input_terminated">> => true};
