@@ -684,13 +684,15 @@ wsgi_environ(Config) ->
     {ok, 200, _, B2} = ?TC:recv(S),
     {#{<<"PATH_INFO">> := <<"/scope/a b/", 16#C3, 16#A9>>}, _} = scope_of(Config, B2),
     false = maps:is_key(<<"wsgi.input_terminated">>, Env),
-    %% a chunked body: wsgi.input_terminated, and the length of the body
-    %% read whole as CONTENT_LENGTH (in one packet with the head, or not)
+    %% a chunked body, read whole and decoded: wsgi.input_terminated, and its
+    %% length as CONTENT_LENGTH instead of Transfer-Encoding (whether it came
+    %% in one packet with the head or not)
     ?TC:send(S, "POST /scope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "4\r\nbody\r\n0\r\n\r\n"),
     {ok, 200, _, B3} = ?TC:recv(S),
     {Env3, Opts3} = scope_of(Config, B3),
     #{<<"wsgi.input_terminated">> := true, <<"CONTENT_LENGTH">> := <<"4">>} = Env3,
+    false = maps:is_key(<<"HTTP_TRANSFER_ENCODING">>, Env3),
     ?TC:send(S, "POST /scope HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "4\r\nbo"),
     ?TC:send(S, "dy\r\n3\r\nabc\r\n0\r\n\r\n"),

@@ -216,11 +216,14 @@ start(Req0, Initial, Body, Total, T0, St = #st{cfg = Cfg}) ->
         {error, _} = E -> event(E, X, St)
     end.
 
-%% A WSGI app gets the length of a chunked body it gets whole as
-%% CONTENT_LENGTH (besides wsgi.input_terminated): frameworks that ignore
-%% the latter, Django for one, would read nothing without it.
+%% A WSGI app gets a chunked body whole and decoded: its headers say so
+%% as a proxy that buffers the body does (nginx): Transfer-Encoding, which
+%% described the framing, is replaced by the body's Content-Length
+%% (CONTENT_LENGTH, besides wsgi.input_terminated: frameworks that ignore the
+%% latter, Django for one, would read nothing without it).
 known_length(Req = #req{chunked = true, headers = Hs}, done, Total, #cfg{interface = wsgi}) ->
-    Req#req{headers = Hs ++ [{<<"content-length">>, integer_to_binary(Total)}]};
+    Req#req{headers = [H || H = {N, _} <- Hs, N =/= <<"transfer-encoding">>]
+                ++ [{<<"content-length">>, integer_to_binary(Total)}]};
 known_length(Req, _Body, _Total, _Cfg) ->
     Req.
 

@@ -14,9 +14,9 @@
 %% dropped (they would be indistinguishable from "-" ones: header
 %% spoofing, as gunicorn does). A chunked request sets
 %% `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
-%% Werkzeug agree on: read wsgi.input to its end); its CONTENT_LENGTH is
-%% there when the front end read the body whole and added the header
-%% (the embedded server does, py_web_conn).
+%% Werkzeug agree on: read wsgi.input to its end); the embedded server,
+%% which reads a WSGI body whole, also replaces its Transfer-Encoding with
+%% the decoded body's Content-Length (py_web_conn), hence CONTENT_LENGTH.
 -spec environ(#req{}, #cfg{}) -> map().
 environ(Req = #req{chunked = true}, Cfg) ->
     (environ(Req#req{chunked = false}, Cfg))#{<<"wsgi.input_terminated">> => true};
