@@ -3,8 +3,11 @@
 #
 #   make run        serve the example app on 127.0.0.1:8000
 #   make test       all suites (EUnit, Common Test in the NIF and processes modes, pytest)
-#   make build      the NIF, the worker extension and the Erlang apps
+#   make build      the NIF, the worker extension and the Erlang apps (plain `rebar3 compile`
+#                   does the same)
+#   make docs       the API reference (rebar3 edoc): doc/index.html, apps/py_web/doc/index.html
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
+#   make fuzz       the HTTP/1.1 parser's property suite and the socket fuzzer at length
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
@@ -20,16 +23,19 @@ VENV_ABS := $(abspath $(VENV))
 
 APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
                 erlang-proper erlang-tools erlang-inets erlang-ssl erlang-public-key \
-                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make
+                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make \
+                git elixir
 # One VM per folder: the interpreter lives as long as the VM, and process-wide Python
 # state (Django's settings.configure, for one) must not leak from one folder's apps to
 # the other's.
-CT_DIRS := ct/erlang_python ct/py_web
+# ct/dependency builds a new rebar3 project, a release and a Mix project that depend on a
+# clone of this repository's HEAD (commit first: it tests what is committed).
+CT_DIRS := ct/erlang_python ct/py_web ct/dependency
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
 
-.PHONY: all deps venv nif portext build test test-eunit test-ct test-python test-asan valgrind \
-        run shell clean
+.PHONY: all deps venv nif build docs test test-eunit test-ct test-python test-docs \
+        test-asan valgrind fuzz bench-h1 run shell clean
 
 all: build
 
@@ -57,16 +63,17 @@ $(VENV)/.installed: python/pyproject.toml
 
 # ---- build -----------------------------------------------------------------------------
 
+# The NIF and the processes mode's worker extension, without the Erlang apps.  rebar3
+# compile builds them too (a pre_hook in rebar.config runs c_src/Makefile with the PYTHON
+# of its environment).
 nif: deps
 	$(MAKE) -C c_src PYTHON=$(PYTHON)
 
-# The C half of the processes mode's worker (python/hornbeam_port/_codec*.so), for the
-# same interpreter as the NIF: the workers run the Python the NIF was built for.
-portext: deps
-	$(MAKE) -C python/csrc PYTHON=$(PYTHON)
+build: deps
+	PYTHON=$(PYTHON) rebar3 compile
 
-build: nif portext
-	rebar3 compile
+docs: deps
+	PYTHON=$(PYTHON) rebar3 edoc
 
 # ---- tests -----------------------------------------------------------------------------
 
@@ -78,9 +85,10 @@ test: build venv
 	$(MAKE) --no-print-directory test-ct || rc=1; \
 	$(MAKE) --no-print-directory test-ct MODE=processes || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
+	$(MAKE) --no-print-directory test-docs || rc=1; \
 	exit $$rc
 
-test-eunit: build
+test-eunit: build venv
 	$(TEST_ENV) rebar3 eunit --dir test
 
 # MODE selects the execution mode of the run (ERLANG_PYTHON_MODE, see CONTRACTS.md):
@@ -93,14 +101,30 @@ test-ct: build venv
 test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q
 
+# The request parser's PropEr suite (test/py_web_h1_prop_tests.erl) with many cases per
+# property, and the socket-level fuzzer (test/py_web_h1_socket_tests.erl: the same
+# generators' requests sent to running servers); `make test' runs them with 1000 cases.
+# Seeded: PY_WEB_FUZZ_SEED=A,B,C (default 1,2,3).
+PY_WEB_FUZZ_N ?= 100000
+PY_WEB_SOCKET_FUZZ_N ?= 100000
+PY_WEB_FUZZ_SEED ?= 1,2,3
+fuzz: deps
+	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_SOCKET_FUZZ_N=$(PY_WEB_SOCKET_FUZZ_N) \
+	  PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
+	  rebar3 eunit --module=py_web_h1_prop_tests,py_web_h1_socket_tests
+
+# Every module's edoc must build.
+test-docs: docs
+
 # The NIF built with ASan+UBSan, loaded into a normal beam.smp with the sanitizer runtime
 # preloaded.  Leak detection is off: the interpreter is never finalised by design.
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
+# SANITIZE=1 in rebar3's environment: its compile hook then keeps the sanitizer build.
 test-asan: deps venv
 	$(MAKE) -C c_src PYTHON=$(PYTHON) SANITIZE=1
-	rebar3 compile
-	$(TEST_ENV) LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
+	SANITIZE=1 PYTHON=$(PYTHON) rebar3 compile
+	$(TEST_ENV) SANITIZE=1 LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  rebar3 ct --dir ct/erlang_python
@@ -132,7 +156,17 @@ QUICK ?=
 bench: build
 	QUICK=$(QUICK) PYTHON=$(PYTHON) bash bench/bench.sh
 
+# Request-head parsing, the strict py_web_h1_request against bare decode_packet, paired
+# in one process (bench/h1_parse.erl).  Not a test: nothing asserts timings.
+RUNS ?= 15
+ITER ?= 20000
+bench-h1: deps
+	rebar3 compile
+	@mkdir -p bench/work/ebin
+	erlc -o bench/work/ebin bench/h1_parse.erl
+	erl -noshell -pa _build/default/lib/*/ebin -pa bench/work/ebin \
+	  -eval 'h1_parse:main(["$(RUNS)", "$(ITER)"])'
+
 clean:
 	$(MAKE) -C c_src clean
-	$(MAKE) -C python/csrc clean
 	rm -rf _build .deps.stamp

@@ -9,6 +9,7 @@
 #include "job.h"
 #include "lifespan.h"
 #include "options.h"
+#include "pyhome.h"
 #include "response.h"
 #include "runtime.h"
 #include "scope.h"
@@ -245,6 +246,10 @@ static int
 load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
     atoms_init(env);
+    /* issue-14: the interpreter's home and executable, resolved by py_python. */
+    if (pyhome_load(env, load_info) < 0) {
+        return 1;
+    }
     wsgi_load();
     if (job_resource_init(env) < 0 || response_init(env) < 0 || scope_resource_init(env) < 0 ||
         lifespan_resource_init(env) < 0) {

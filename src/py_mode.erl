@@ -11,13 +11,13 @@
 %% read per call, written at start and stop only.
 -module(py_mode).
 
--export([configured/0, backend/0, set_backend/1]).
+-export([configured/0, modes/0, default/0, backend/0, set_backend/1]).
 
 -type mode() :: auto | gil | subinterpreters | free_threaded | processes.
 -type backend() :: nif | port.
 -export_type([mode/0, backend/0]).
 
--define(NAMES, ["auto", "gil", "subinterpreters", "free_threaded", "processes"]).
+-define(MODES, [auto, gil, subinterpreters, free_threaded, processes]).
 -define(BACKEND, {?MODULE, backend}).
 
 -spec configured() -> mode().
@@ -26,18 +26,26 @@ configured() ->
         {ok, Mode} -> check(Mode);
         undefined ->
             case os:getenv("ERLANG_PYTHON_MODE") of
-                false -> auto;
-                "" -> auto;
+                false -> default();
+                "" -> default();
                 Text -> check(Text)
             end
     end.
 
 check(Mode) when is_atom(Mode) -> check(atom_to_list(Mode));
 check(Text) ->
-    case lists:member(Text, ?NAMES) of
-        true -> list_to_atom(Text);
-        false -> erlang:error({bad_mode, Text})
+    case [M || M <- ?MODES, atom_to_list(M) =:= Text] of
+        [Mode] -> Mode;
+        [] -> erlang:error({bad_mode, Text})
     end.
+
+%% @doc Every mode that can be configured.
+-spec modes() -> [mode(), ...].
+modes() -> ?MODES.
+
+%% @doc The mode when neither the application env nor `ERLANG_PYTHON_MODE' names one.
+-spec default() -> mode().
+default() -> auto.
 
 -spec backend() -> backend().
 backend() ->

@@ -12,8 +12,7 @@
 -module(py_port).
 
 -export([call/5, wsgi_run/5, asgi_run/6, build_scope/1, asgi_start/6, wsgi_start/6,
-         send_body/3, ack/2, disconnect/1, lifespan_startup/4, lifespan_shutdown/2, info/0,
-         python/0]).
+         send_body/3, ack/2, disconnect/1, lifespan_startup/4, lifespan_shutdown/2, info/0]).
 
 -type stream() :: {py_port_stream, pid(), py_port_wire:id()}.
 -type scope_ref() :: {py_port_scope, binary()}.
@@ -294,39 +293,3 @@ info() ->
       in_flight => Sum(in_flight),
       restarts => Sum(restarts),
       recycles => Sum(recycles)}.
-
-%% @doc The Python the worker processes run: the application env `python' (a path, or a
-%% name looked up on $PATH) if set, else the interpreter the NIF was built for
-%% (priv/py_nif.info).  The one place that decides it.
--spec python() -> {ok, string()} | {error, {python_not_found, term()}}.
-python() ->
-    case application:get_env(erlang_python, python, undefined) of
-        undefined -> built_for();
-        Python -> executable(unicode:characters_to_list(Python))
-    end.
-
-executable(Path) ->
-    case lists:member($/, Path) of
-        true ->
-            case filelib:is_regular(Path) of
-                true -> {ok, Path};
-                false -> {error, {python_not_found, Path}}
-            end;
-        false ->
-            case os:find_executable(Path) of
-                false -> {error, {python_not_found, Path}};
-                Found -> {ok, Found}
-            end
-    end.
-
-built_for() ->
-    Info = filename:join(py_nif:priv_dir(), "py_nif.info"),
-    case file:read_file(Info) of
-        {ok, Text} ->
-            case re:run(Text, "^executable=(.*)$", [multiline, {capture, all_but_first, list}]) of
-                {match, [Path]} -> executable(Path);
-                nomatch -> {error, {python_not_found, Info}}
-            end;
-        {error, _} ->
-            {error, {python_not_found, Info}}
-    end.

@@ -6,16 +6,31 @@
 
 -export([start_link/0, init/1]).
 
+%% @doc Starts the pool.  The workers' interpreter is the one py_python's rule picks (as
+%% for the NIF modes), run as the real executable behind it; their `sys.path' and venv
+%% are py_runtime's configuration, as the embedded interpreter's.  Errors are those of
+%% py_python:find/0 and `{badarg, {python_path, Entry}}'.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
-    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+    case py_python:find() of
+        {ok, #{executable := Python}} ->
+            try py_runtime:config() of
+                #{workers := N, paths := Paths, venv := Venv} ->
+                    Setup = #{python => Python, paths => Paths, venv => Venv},
+                    supervisor:start_link({local, ?MODULE}, ?MODULE, {N, Setup})
+            catch
+                error:{badarg, _} = Bad -> {error, Bad}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
 
--spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
-init([]) ->
-    N = application:get_env(erlang_python, workers, 4),
+-spec init({pos_integer(), py_port_worker:setup()}) ->
+          {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init({N, Setup}) ->
     Pool = #{id => py_port_pool, start => {py_port_pool, start_link, [N]},
              shutdown => 5000, type => worker, modules => [py_port_pool]},
-    Workers = [#{id => {py_port_worker, I}, start => {py_port_worker, start_link, [I]},
+    Workers = [#{id => {py_port_worker, I}, start => {py_port_worker, start_link, [I, Setup]},
                  shutdown => 5000, type => worker, modules => [py_port_worker]}
                || I <- lists:seq(1, N)],
     Gate = #{id => py_port_gate, start => {py_port_gate, start_link, []},

@@ -27,7 +27,13 @@
 -module(py_port_worker).
 -behaviour(gen_server).
 
--export([start_link/1, info/1]).
+-export([start_link/2, info/1]).
+-export_type([setup/0]).
+
+%% What every process of the pool starts with (py_port_sup): the interpreter, and the
+%% `sys.path' entries and venv of py_runtime:config/0 (the first path is the python/
+%% package, priv/python).
+-type setup() :: #{python := file:filename(), paths := [binary()], venv := binary() | undefined}.
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(STABLE_MS, 10000).
@@ -36,6 +42,9 @@
 -define(START_TIMEOUT_MS, 60000).
 -define(MEMORY_CHECK_MS, 1000).
 -define(PAGE_SIZE, 4096).
+%% Run with -B: nothing is written into priv/python (a release copies it as it is) while
+%% hornbeam_port loads; its configure() then keeps priv/python source-only and lets the
+%% app's own modules be cached as usual.
 -define(CODE, "import sys; sys.path.insert(0, sys.argv[1]); import hornbeam_port; hornbeam_port.main()").
 
 -record(req, {
@@ -58,7 +67,8 @@
 
 -record(st, {
     index :: pos_integer(),
-    python :: string(),
+    python :: file:filename(),
+    package :: binary(),                 %% priv/python: hornbeam_port and the runners
     init :: iodata(),                    %% the INIT frame
     current :: port() | undefined,       %% the process that serves
     next :: port() | undefined,          %% a process starting (first, restart, recycle)
@@ -76,9 +86,9 @@
     ready = #{} :: map()                 %% what the last process reported
 }).
 
--spec start_link(pos_integer()) -> {ok, pid()} | {error, term()}.
-start_link(Index) ->
-    gen_server:start_link({local, py_port_pool:worker_name(Index)}, ?MODULE, Index, []).
+-spec start_link(pos_integer(), setup()) -> {ok, pid()} | {error, term()}.
+start_link(Index, Setup) ->
+    gen_server:start_link({local, py_port_pool:worker_name(Index)}, ?MODULE, {Index, Setup}, []).
 
 %% @doc What py:info/0 reports about this worker.
 -spec info(atom()) -> map().
@@ -87,21 +97,13 @@ info(Name) ->
 
 %% ---- start ----------------------------------------------------------------------------
 
--spec init(pos_integer()) -> {ok, #st{}} | {stop, term()}.
-init(Index) ->
+-spec init({pos_integer(), setup()}) -> {ok, #st{}} | {stop, term()}.
+init({Index, #{python := Python, paths := Paths, venv := Venv}}) ->
     process_flag(trap_exit, true),
     ok = py_port_pool:reset(Index),
-    case py_port:python() of
-        {ok, Python} ->
-            St = #st{index = Index, python = Python, init = py_port_wire:init(init_config())},
-            first_start(St);
-        {error, _} = Error ->
-            {stop, Error}
-    end.
-
-init_config() ->
-    #{paths := Paths, venv := Venv} = py_runtime:config(),
-    #{paths => Paths, venv => Venv, node => atom_to_binary(node(), utf8)}.
+    Init = py_port_wire:init(#{paths => Paths, venv => Venv,
+                               node => atom_to_binary(node(), utf8)}),
+    first_start(#st{index = Index, python = Python, package = hd(Paths), init = Init}).
 
 %% The first process starts synchronously, so that a Python that cannot start fails the
 %% application's start with the reason.
@@ -133,8 +135,8 @@ await_ready(Port, St) ->
         {stop, {python_start_failed, timeout}}
     end.
 
-spawn_process(St = #st{python = Python, init = Init}) ->
-    Opts = [{args, ["-P", "-c", ?CODE, python_dir()]}, {packet, 4}, binary, exit_status,
+spawn_process(St = #st{python = Python, package = Package, init = Init}) ->
+    Opts = [{args, ["-P", "-B", "-c", ?CODE, Package]}, {packet, 4}, binary, exit_status,
             nouse_stdio, {busy_limits_port, disabled}],
     try open_port({spawn_executable, Python}, Opts) of
         Port ->
@@ -149,9 +151,6 @@ spawn_process(St = #st{python = Python, init = Init}) ->
     catch
         error:Reason -> {error, {python_start_failed, {Reason, Python}}}
     end.
-
-python_dir() ->
-    filename:absname(filename:join(py_nif:priv_dir(), "python")).
 
 %% The new process answered INIT: replay the running lifespans, then serve.
 ready(Port, Info, St = #st{index = I}) ->

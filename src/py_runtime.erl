@@ -13,37 +13,63 @@
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc The configuration handed to the NIF, from the application environment:
-%% `workers', `python_path', `venv' (default: $VIRTUAL_ENV).  sys.path gets the python/
-%% package first, then the current directory, then `python_path'.
+%% @doc The configuration handed to the NIF, from the application environment, with every
+%% path made absolute when the application starts:
+%% `workers'; `paths', which `sys.path' gets in front, in order: the `python/' package
+%% (`priv/python'), the current directory, then the `python_path' entries; `venv' (see
+%% {@link py_python:venv/0}).
+%%
+%% A `python_path' entry is a directory: an absolute path; a relative path, taken from the
+%% current directory at the application's start (in a release made by relx: the release's
+%% root; note that Common Test changes the current directory, see `erlang_python_ct'); or
+%% `{priv, App}' / `{priv, App, SubDir}', the priv directory of application `App' (the
+%% form that works wherever the code is installed).
 -spec config() -> #{workers := pos_integer(), paths := [binary()], venv := binary() | undefined}.
 config() ->
     Workers = application:get_env(erlang_python, workers, 4),
-    Extra = application:get_env(erlang_python, python_path, []),
+    Extra = [python_path_entry(E) || E <- application:get_env(erlang_python, python_path, [])],
     {ok, Cwd} = file:get_cwd(),
-    Paths = [python_dir(), Cwd | Extra],
+    Paths = [py_python:package_dir(), Cwd | Extra],
     #{workers => Workers,
       paths => [unicode:characters_to_binary(P) || P <- Paths],
-      venv => venv()}.
+      venv => case py_python:venv() of
+                  undefined -> undefined;
+                  Dir -> unicode:characters_to_binary(Dir)
+              end}.
 
-python_dir() ->
-    filename:absname(filename:join(py_nif:priv_dir(), "python")).
+%% An entry that is none of the documented forms, or names an unknown application,
+%% raises `{badarg, {python_path, Entry}}' (the application's start fails with it).
+python_path_entry(Entry) ->
+    try resolve_entry(Entry)
+    catch error:_ -> error({badarg, {python_path, Entry}})
+    end.
 
-venv() ->
-    case application:get_env(erlang_python, venv, undefined) of
-        undefined ->
-            case os:getenv("VIRTUAL_ENV") of
-                false -> undefined;
-                "" -> undefined;
-                Dir -> unicode:characters_to_binary(Dir)
-            end;
-        Dir -> unicode:characters_to_binary(Dir)
+resolve_entry({priv, App}) ->
+    {ok, Dir} = priv_dir(App),
+    Dir;
+resolve_entry({priv, App, Sub}) ->
+    {ok, Dir} = priv_dir(App),
+    filename:join(Dir, Sub);
+resolve_entry(Dir) when is_list(Dir); is_binary(Dir) ->
+    filename:absname(Dir).
+
+priv_dir(App) when is_atom(App) ->
+    case code:priv_dir(App) of
+        {error, bad_name} -> error;
+        Dir -> {ok, Dir}
     end.
 
 -spec init([]) -> {ok, #{}} | {stop, term()}.
 init([]) ->
     process_flag(trap_exit, true),
-    case py_nif:start(config()) of
+    try config() of
+        Config -> start(Config)
+    catch
+        error:{badarg, _} = Bad -> {stop, Bad}
+    end.
+
+start(Config) ->
+    case py_nif:start(Config) of
         {ok, Warnings} ->
             ok = py_opts:load_default_timeout(),
             [logger:warning("erlang_python: ~ts", [W], #{erlang_python => runtime})

@@ -39,13 +39,13 @@ groups() ->
      {own_loops, [], [thread_loop_falls_back, executor_loop_falls_back]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
+    ok = erlang_python_ct:start(Config, #{one_interpreter => true}),
     {ok, none} = py:call(?H, install_spy, []),
     Config.
 
 end_per_suite(_Config) ->
     _ = py:call(?H, uninstall_spy, []),
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     {ok, none} = py:call(?H, spy_reset, []),
@@ -181,7 +181,7 @@ call_timeout_cancels_sleep(_Config) ->
     ?assertEqual({ok, [<<"started">>, <<"cancelled">>, <<"finally">>]}, py:call(?H, record, [Key])),
     ?assertMatch(#{<<"scheduled">> := 1, <<"cancelled">> := 1, <<"fired">> := 0}, spy()),
     ?assertEqual({ok, <<"slept">>}, py:call(?H, sleep_record, [<<"next">>, 0.01])),
-    ?assertEqual([], ep_ct:flush()).
+    ?assertEqual([], erlang_python_ct:flush()).
 
 asgi_timeout_cancels(_Config) ->
     ?assertEqual({error, timeout},
@@ -193,7 +193,7 @@ asgi_timeout_cancels(_Config) ->
     ?assertEqual({ok, {200, [], <<"/t2">>}},
                  py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => <<"/t2">>,
                                                query_string => <<"0.01">>}, <<>>)),
-    ?assertEqual([], ep_ct:flush()).
+    ?assertEqual([], erlang_python_ct:flush()).
 
 %% ---- loops of the app's own ------------------------------------------------------------
 

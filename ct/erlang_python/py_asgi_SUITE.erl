@@ -81,11 +81,11 @@ groups() ->
      {options, [], [options_each_off, options_all_off]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
+    ok = erlang_python_ct:start(Config, #{one_interpreter => true}),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_group(_Group, Config) ->
     Config.
@@ -781,7 +781,7 @@ timeout_cancels_task(_Config) ->
     %% The next call works, and no late reply shows up.
     ?assertEqual({ok, {200, [{<<"content-type">>, <<"text/plain">>}], <<"hello">>}}, hello()),
     timer:sleep(100),
-    ?assertEqual([], ep_ct:flush()).
+    ?assertEqual([], erlang_python_ct:flush()).
 
 %% 50 requests time out at once: each task is cancelled, nothing arrives late.
 timeouts_concurrent(_Config) ->
@@ -791,13 +791,13 @@ timeouts_concurrent(_Config) ->
                            R = py_asgi:run(?APPS, sleep_long, #{type => <<"http">>, path => Key},
                                            <<>>, #{timeout => 150}),
                            timer:sleep(300),
-                           {R, ep_ct:flush()}
+                           {R, erlang_python_ct:flush()}
                    end, Keys),
     ?assertEqual([{{error, timeout}, []} || _ <- Keys], Results),
     timer:sleep(100),
     ?assertEqual([{ok, [<<"started">>, <<"cancelled">>, <<"finally">>]} || _ <- Keys],
                  [py:call(?APPS, record, [K]) || K <- Keys]),
-    ?assertEqual([], ep_ct:flush()),
+    ?assertEqual([], erlang_python_ct:flush()),
     _ = Self.
 
 %% ---- build_scope ----------------------------------------------------------------------

@@ -42,11 +42,11 @@ groups() ->
      {scope, [], [scope_ref_stream, lifespan_state_stream]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
+    ok = erlang_python_ct:start(Config, #{one_interpreter => true}),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.

@@ -43,11 +43,11 @@ groups() ->
      {async_base_exceptions, [], [async_system_exit]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.
@@ -234,7 +234,7 @@ system_exit(_Config) ->
 %% processes mode it ends the worker process, as it would anywhere: the call fails with
 %% its exit status, and a new process serves the next call.
 os_exit(_Config) ->
-    case ep_ct:mode() of
+    case erlang_python_ct:mode() of
         processes ->
             ?assertEqual({error, {worker_exit, 1}}, py:call(os, '_exit', [1])),
             ?assertEqual({error, {worker_exit, 7}}, py:call(?H, call_os_exit, [7]));

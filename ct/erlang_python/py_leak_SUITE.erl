@@ -20,11 +20,11 @@ all() ->
      asgi_stream, wsgi_stream].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config), [one_interpreter]),
+    ok = erlang_python_ct:start(Config, #{one_interpreter => true}),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 end_per_testcase(_TC, _Config) ->
     ok = py_nif:set_options(#{native_runner => true}).

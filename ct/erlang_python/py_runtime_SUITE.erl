@@ -26,11 +26,11 @@ all() ->
      venv_site_packages, venv_warning, python_log_passes_default_filters].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.
@@ -51,7 +51,7 @@ end_per_testcase(_TC, _Config) ->
 %% ---- lifecycle -----------------------------------------------------------------------
 
 info_running(_Config) ->
-    case ep_ct:mode() of
+    case erlang_python_ct:mode() of
         processes -> info_running_processes();
         _ -> info_running_nif()
     end.
@@ -105,7 +105,7 @@ not_started_while_stopped(_Config) ->
 %% The interpreter lives as long as the VM: module globals survive a restart.  (Not in
 %% the processes mode, whose restart starts new processes.)
 state_survives_restart(_Config) ->
-    case ep_ct:mode() of
+    case erlang_python_ct:mode() of
         processes -> {skip, "the processes mode starts new interpreters at every start"};
         _ -> state_survives_restart()
     end.
@@ -147,7 +147,7 @@ single_worker_serialises(_Config) ->
 %% ones with not_started.  (The processes mode queues in the worker process and drains
 %% it: py_port_SUITE tests its stop.)
 stop_replies_to_queued_calls(Config) ->
-    case ep_ct:mode() of
+    case erlang_python_ct:mode() of
         processes -> {skip, "processes mode: see py_port_SUITE:drain_at_stop"};
         _ -> stop_replies_to_queued_calls_nif(Config)
     end.
@@ -173,7 +173,7 @@ stop_replies_to_queued_calls_nif(Config) ->
 %% the call (the caller still gets its reply) and exits; a new start gets new workers.
 %% (The processes mode kills the process instead: py_port_SUITE:stop_timeout_kills.)
 stop_timeout_leaves_busy_worker(Config) ->
-    case ep_ct:mode() of
+    case erlang_python_ct:mode() of
         processes -> {skip, "processes mode: see py_port_SUITE:stop_timeout_kills"};
         _ -> stop_timeout_leaves_busy_worker_nif(Config)
     end.
@@ -198,11 +198,11 @@ stop_timeout_leaves_busy_worker_nif(Config) ->
 sys_path_defaults(Config) ->
     PythonDir = filename:join(code:priv_dir(erlang_python), "python"),
     {ok, Cwd} = file:get_cwd(),
-    DataDir = ?config(data_dir, Config),
+    DataDir = filename:absname(?config(data_dir, Config)),
     {ok, Path} = py:call(?H, sys_path, []),
     ?assertEqual([list_to_binary(D) || D <- [PythonDir, Cwd, DataDir]],
                  lists:sublist(Path, 3)),
-    %% erlang_asyncio comes from the python/ package (priv/python links to it).
+    %% erlang_asyncio comes from the python/ package (the build copies it to priv/python).
     {ok, Real} = py:call(os, <<"path.realpath">>,
                          [list_to_binary(filename:join(PythonDir, "erlang_asyncio.py"))]),
     ?assertEqual({ok, Real}, py:call(?H, module_file, [erlang_asyncio])).
@@ -218,7 +218,7 @@ vm_owns_the_process(_Config) ->
                                   not lists:member(H, NotPython)]),
     ?assertEqual({ok, [<<"erlang_python">>]}, py:call(?H, argv, [])),
     {ok, Pid} = py:call(os, getpid, []),
-    case ep_ct:mode() of
+    case erlang_python_ct:mode() of
         processes -> ?assert(lists:member(Pid, maps:get(os_pids, py:info())));
         _ -> ?assertEqual(list_to_integer(os:getpid()), Pid)
     end.

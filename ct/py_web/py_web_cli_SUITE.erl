@@ -1,21 +1,20 @@
-%% The bin/pyweb command line (py_web_cli:parse/1, pure) and the
-%% Set-Cookie splitting used by the Cowboy adapter.
+%% The bin/pyweb command line (py_web_cli:parse/1, pure) and its help text.
 -module(py_web_cli_SUITE).
 -compile(nowarn_missing_spec).
 -compile([export_all, nowarn_export_all]).
 
-all() -> [defaults, all_options, errors, help, cookie_opts].
+all() -> [defaults, all_options, errors, help, help_defaults].
 
 defaults(_) ->
     {ok, #{opts := #{app := {<<"examples.hello">>, <<"app">>}} = O,
-           app_dirs := ["."]}} = py_web_cli:parse(["examples.hello:app"]),
+           app_dirs := []}} = py_web_cli:parse(["examples.hello:app"]),
     1 = map_size(O).
 
 all_options(_) ->
     {ok, Cli} = py_web_cli:parse(
                   ["m:application", "--interface", "wsgi", "--host", "0.0.0.0",
                    "--port", "9000", "--app-dir", "a", "--app-dir", "b",
-                   "--workers", "4", "--lifespan", "off", "--timeout-keep-alive", "7",
+                   "--workers", "4", "--mode", "processes", "--lifespan", "off", "--timeout-keep-alive", "7",
                    "--timeout-request", "30", "--limit-max-body", "1000",
                    "--root-path", "/api", "--access-log", "--log-level", "debug",
                    "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem"]),
@@ -24,9 +23,9 @@ all_options(_) ->
                 idle_timeout := 7000, request_timeout := 30000, max_body := 1000,
                 root_path := <<"/api">>, access_log := true,
                 certfile := "c.pem", keyfile := "k.pem"},
-      app_dirs := ["a", "b"], workers := 4, log_level := debug} = Cli,
+      app_dirs := ["a", "b"], workers := 4, mode := processes, log_level := debug} = Cli,
     %% every parsed option set is accepted by the server's validation
-    {ok, _} = py_web_listener:config(maps:get(opts, Cli)).
+    {ok, _} = py_web_opts:validate(maps:get(opts, Cli)).
 
 errors(_) ->
     {error, _} = py_web_cli:parse([]),
@@ -37,6 +36,7 @@ errors(_) ->
     {error, _} = py_web_cli:parse(["m:a", "--host", "nope"]),
     {error, _} = py_web_cli:parse(["m:a", "--bogus"]),
     {error, _} = py_web_cli:parse(["m:a", "--port"]),
+    {error, _} = py_web_cli:parse(["m:a", "--mode", "threads"]),
     {error, _} = py_web_cli:parse(["m:a", "extra"]).
 
 help(_) ->
@@ -45,14 +45,24 @@ help(_) ->
     U = py_web_cli:usage(),
     %% every option is documented
     [{match, _} = re:run(U, "\\Q" ++ F ++ "\\E")
-     || F <- ["--interface", "--host", "--port", "--app-dir", "--workers",
+     || F <- ["--interface", "--host", "--port", "--app-dir", "--workers", "--mode",
               "--lifespan", "--timeout-keep-alive", "--limit-max-body",
               "--access-log", "--log-level", "--ssl-certfile", "--ssl-keyfile",
               "--timeout-request", "--root-path", "--help"]].
 
-cookie_opts(_) ->
-    {<<"sid">>, <<"abc">>, #{path := <<"/">>, http_only := true, secure := true,
-                             max_age := 3600, same_site := lax, domain := <<"x.org">>}} =
-        py_web_cowboy:cookie_opts(<<"sid=abc; Path=/; HttpOnly; Secure; Max-Age=3600; "
-                                    "SameSite=Lax; Domain=x.org; Expires=Wed, 21 Oct 2015 07:28:00 GMT">>),
-    {<<"a">>, <<>>, #{}} = py_web_cowboy:cookie_opts(<<"a=">>).
+%% The help text states the defaults the server has (py_web_opts), and
+%% erlang_python's for the settings of its own (workers, mode).
+help_defaults(_) ->
+    U = py_web_cli:usage(),
+    {ok, O} = py_web_opts:validate(#{app => <<"m:a">>}),
+    _ = application:load(erlang_python),
+    {ok, Workers} = application:get_env(erlang_python, workers),
+    Modes = lists:join("\\|", [atom_to_list(M) || M <- py_mode:modes()]),
+    [match = re:run(U, Re, [{capture, none}])
+     || Re <- ["--workers N .*\\(default " ++ integer_to_list(Workers) ++ "\\)",
+               "--mode M .*\\(default auto\\), one of\n *" ++ Modes ++ "\n",
+               "--port N .*\\(default " ++ integer_to_list(maps:get(port, O)) ++ ";",
+               "\\(default " ++ integer_to_list(maps:get(max_body, O)) ++ "\\)",
+               "after S seconds\n *\\(default " ++
+                   integer_to_list(maps:get(idle_timeout, O) div 1000) ++ "\\)",
+               "--host IP .*\\(default 127\\.0\\.0\\.1;"]].

@@ -1,6 +1,6 @@
 """The Python side of erlang_python's ``processes`` mode.
 
-Erlang starts each worker as a port program (``python -P -c 'import hornbeam_port;
+Erlang starts each worker as a port program (``python -P -B -c 'import hornbeam_port;
 hornbeam_port.main()'`` with ``nouse_stdio``): it reads frames on fd 3 and writes frames
 on fd 4, so the app's own stdout and stderr stay the VM's, as in the NIF modes.  The
 frames are described in docs/processes.md; ``wire`` owns their codes.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import importlib.machinery as machinery
 import os
 import selectors
 import signal
@@ -51,9 +52,34 @@ class _FlushingSelector(selectors.EpollSelector):
         return super().select(timeout)
 
 
+class _SourceOnlyLoader(machinery.SourceFileLoader):
+    """Imports source files without writing their bytecode beside them."""
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        pass
+
+
+def _source_only(directory: str) -> None:
+    """Imports from ``directory`` never write ``__pycache__`` into it."""
+    sys.path_importer_cache[directory] = machinery.FileFinder(
+        directory,
+        (_SourceOnlyLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES))
+
+
 def configure(paths: list[str], venv: str | None) -> str:
     """sys.path as the NIF sets it: ``paths`` in front, then a virtualenv's
-    site-packages processed like site.addsitedir.  Returns a warning or ''."""
+    site-packages processed like site.addsitedir.  Returns a warning or ''.
+
+    ``paths[0]`` is the python/ package (priv/python, which a release copies as it is):
+    as in the NIF, modules imported from it, and from this package, write no bytecode
+    there.  Erlang starts the process with ``-B`` so that loading this package wrote
+    none either; bytecode writing is then turned back on for everything else (the app),
+    unless PYTHONDONTWRITEBYTECODE asks otherwise."""
+    if paths:
+        _source_only(paths[0])
+    _source_only(os.path.dirname(os.path.abspath(__file__)))
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
     for p in reversed(paths):
         if p in sys.path:
             sys.path.remove(p)

@@ -159,3 +159,25 @@ def test_last_words_before_dying(port, module, fn, args, status):
     port.send(wire.CALL, 10, call_head(5000, module, fn, args))
     assert port.next() == (wire.EXITING, 0, struct.pack(">I", status), b"")
     assert port.proc.wait(10) in (status, -(status - 128))
+
+
+@pytest.mark.parametrize("dont_write", [False, True])
+def test_configure_keeps_the_package_dir_free_of_bytecode(tmp_path, dont_write):
+    """Erlang starts workers with -B; configure() keeps paths[0] (priv/python, which a
+    release copies as it is) source-only and lets the app's modules be cached, unless
+    PYTHONDONTWRITEBYTECODE says otherwise."""
+    package, app = tmp_path / "package", tmp_path / "app"
+    package.mkdir()
+    app.mkdir()
+    (package / "shipped.py").write_text("X = 1\n")
+    (app / "user_app.py").write_text("Y = 2\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import hornbeam_port; "
+            "hornbeam_port.configure([sys.argv[2], sys.argv[3]], None); "
+            "import shipped, user_app")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if dont_write:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    subprocess.run([sys.executable, "-P", "-B", "-c", code, PYTHON_DIR, str(package), str(app)],
+                   check=True, env=env)
+    assert not (package / "__pycache__").exists()
+    assert (app / "__pycache__").is_dir() is not dont_write
