@@ -1,9 +1,7 @@
-#include "asgi_native.h"
+#include "asgi/asgi_native.h"
 
-#include "convert.h"
-#include "errors.h"
-#include "response.h"
-#include "state.h"
+#include "terms/errors.h"
+#include "terms/response.h"
 
 #include <string.h>
 
@@ -17,8 +15,10 @@ typedef struct {
 static void
 ready_dealloc(ReadyObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     Py_XDECREF(self->value);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 static PyObject *
@@ -41,24 +41,27 @@ ready_next(ReadyObject *self)
     return NULL;
 }
 
-static PyAsyncMethods ready_async = {.am_await = ready_await};
-
-static PyTypeObject ReadyType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_erlang.Ready",
-    .tp_basicsize = sizeof(ReadyObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "An awaitable whose result is already there.",
-    .tp_dealloc = (destructor)ready_dealloc,
-    .tp_as_async = &ready_async,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)ready_next,
+static PyType_Slot ready_slots[] = {
+    {Py_tp_doc, "An awaitable whose result is already there."},
+    {Py_tp_dealloc, ready_dealloc},
+    {Py_am_await, ready_await},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, ready_next},
+    {0, NULL},
 };
 
+PyType_Spec asgi_ready_spec = {
+    .name = "_erlang.Ready",
+    .basicsize = sizeof(ReadyObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = ready_slots,
+};
+
+/* Steals `value` (NULL: None). */
 static PyObject *
-ready(PyObject *value)
+ready(py_state_t *st, PyObject *value)
 {
-    ReadyObject *r = PyObject_New(ReadyObject, &ReadyType);
+    ReadyObject *r = PyObject_New(ReadyObject, st->ready_type);
     if (r != NULL) {
         r->value = value;
     } else {
@@ -69,12 +72,15 @@ ready(PyObject *value)
 
 /* ---- the exchange ------------------------------------------------------------------- */
 
-typedef enum { X_START, X_BODY, X_TRAILERS, X_COMPLETE } xstate_t;
+/* The runner's response states (hornbeam_asgi_runner.START ...), checked equal to these
+ * when the runner is loaded (core/state.c). */
+enum { X_START = 0, X_BODY = 1, X_TRAILERS = 2, X_COMPLETE = 3 };
 
 typedef struct {
     PyObject_HEAD
+    py_state_t *st;
     PyObject *body;       /* request body (bytes); NULL once received */
-    xstate_t state;
+    long state;           /* X_START .. X_COMPLETE */
     int accept_trailers;  /* the scope offers http.response.trailers */
     int trailers;         /* the app asked for trailers in its start */
     long status;
@@ -83,54 +89,50 @@ typedef struct {
     PyObject *waiters;    /* futures of receive() calls waiting for the end, or NULL */
 } ExchangeObject;
 
-/* The runner module's validators, so that errors read exactly as on the Python path. */
-static struct {
-    PyObject *message_type, *flag, *status, *headers, *header, *body, *valid_headers;
-    PyObject *get_running_loop, *await_any;
-    PyObject *s_type, *s_status, *s_headers, *s_body, *s_more_body, *s_trailers,
-        *s_more_trailers, *s_start, *s_response_body, *s_response_trailers, *s_extensions,
-        *s_trailers_ext, *s_request, *s_disconnect, *s_create_future, *s_set_result, *s_done;
-} N;
-
 static void
 exchange_dealloc(ExchangeObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     Py_XDECREF(self->body);
     Py_XDECREF(self->headers);
     Py_XDECREF(self->chunks);
     Py_XDECREF(self->waiters);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 static PyObject *
-message_dict(PyObject *type, PyObject *body)
+message_dict(py_state_t *st, PyObject *type, PyObject *body)
 {
     PyObject *d = PyDict_New();
-    if (d == NULL || PyDict_SetItem(d, N.s_type, type) < 0 ||
-        (body != NULL && (PyDict_SetItem(d, N.s_body, body) < 0 ||
-                          PyDict_SetItem(d, N.s_more_body, Py_False) < 0))) {
+    if (d == NULL || PyDict_SetItem(d, st->s_type, type) < 0 ||
+        (body != NULL && (PyDict_SetItem(d, st->s_body, body) < 0 ||
+                          PyDict_SetItem(d, st->s_more_body, Py_False) < 0))) {
         Py_XDECREF(d);
         return NULL;
     }
     return d;
 }
 
+/* receive(): the whole request body once, then (as the runner's Stream does) wait until
+ * the response is complete and answer http.disconnect. */
 static PyObject *
 exchange_receive(ExchangeObject *self, PyObject *unused)
 {
+    py_state_t *st = self->st;
     if (self->body != NULL && self->state != X_COMPLETE) {
-        PyObject *msg = message_dict(N.s_request, self->body);
+        PyObject *msg = message_dict(st, st->s_http_request, self->body);
         Py_CLEAR(self->body);
-        return msg != NULL ? ready(msg) : NULL;
+        return msg != NULL ? ready(st, msg) : NULL;
     }
     Py_CLEAR(self->body);
     if (self->state == X_COMPLETE) {
-        PyObject *msg = message_dict(N.s_disconnect, NULL);
-        return msg != NULL ? ready(msg) : NULL;
+        PyObject *msg = message_dict(st, st->s_http_disconnect, NULL);
+        return msg != NULL ? ready(st, msg) : NULL;
     }
     /* Wait until the response is complete (or the exchange ends). */
-    PyObject *loop = PyObject_CallNoArgs(N.get_running_loop);
-    PyObject *future = loop != NULL ? PyObject_CallMethodNoArgs(loop, N.s_create_future) : NULL;
+    PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
+    PyObject *future = loop != NULL ? PyObject_CallMethodNoArgs(loop, st->s_create_future) : NULL;
     Py_XDECREF(loop);
     if (future == NULL) {
         return NULL;
@@ -147,16 +149,17 @@ exchange_receive(ExchangeObject *self, PyObject *unused)
 static int
 release_waiters(ExchangeObject *self)
 {
+    py_state_t *st = self->st;
     PyObject *waiters = self->waiters;
     self->waiters = NULL;
     int rc = 0;
     for (Py_ssize_t i = 0; waiters != NULL && i < PyList_GET_SIZE(waiters); i++) {
         PyObject *f = PyList_GET_ITEM(waiters, i);
-        PyObject *done = PyObject_CallMethodNoArgs(f, N.s_done);
+        PyObject *done = PyObject_CallMethodNoArgs(f, st->s_done);
         int is_done = done == NULL ? -1 : PyObject_IsTrue(done);
         Py_XDECREF(done);
-        PyObject *msg = is_done == 0 ? message_dict(N.s_disconnect, NULL) : NULL;
-        PyObject *r = msg != NULL ? PyObject_CallMethodOneArg(f, N.s_set_result, msg) : NULL;
+        PyObject *msg = is_done == 0 ? message_dict(st, st->s_http_disconnect, NULL) : NULL;
+        PyObject *r = msg != NULL ? PyObject_CallMethodOneArg(f, st->s_set_result, msg) : NULL;
         Py_XDECREF(msg);
         if (is_done != 1 && r == NULL) {
             rc = -1;
@@ -168,203 +171,146 @@ release_waiters(ExchangeObject *self)
     return rc;
 }
 
+/* The state after a message; releases the waiters when the response is complete. */
 static int
-complete(ExchangeObject *self)
+set_state(ExchangeObject *self, long state)
 {
-    self->state = X_COMPLETE;
-    return release_waiters(self);
+    self->state = state;
+    return state == X_COMPLETE ? release_waiters(self) : 0;
 }
 
+/* The headers of a start message as they are (a new list) when every pair is an exact
+ * (bytes, bytes) tuple the runner already found valid; else NULL, no exception. */
 static PyObject *
-runtime_error(const char *fmt, PyObject *kind)
+known_headers(py_state_t *st, PyObject *message)
 {
-    if (kind != NULL) {
-        PyErr_Format(PyExc_RuntimeError, fmt, kind);
-    } else {
-        PyErr_SetString(PyExc_RuntimeError, fmt);
-    }
-    return NULL;
-}
-
-/* A bool field, through the runner's _flag when it is not exactly True/False/absent. */
-static int
-flag(PyObject *message, PyObject *key)
-{
-    PyObject *v = PyDict_GetItemWithError(message, key);
-    if (v == NULL) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    if (v == Py_True || v == Py_False) {
-        return v == Py_True;
-    }
-    PyObject *r = PyObject_CallFunctionObjArgs(N.flag, message, key, NULL);
-    int out = r != NULL ? PyObject_IsTrue(r) : -1;
-    Py_XDECREF(r);
-    return out;
-}
-
-/* The headers of a message, each pair validated once (the runner's cache and _header). */
-static PyObject *
-checked_headers(PyObject *message, PyObject *kind)
-{
-    PyObject *headers = PyDict_GetItemWithError(message, N.s_headers);
-    if (headers == NULL && PyErr_Occurred()) {
+    PyObject *headers = PyDict_GetItemWithError(message, st->s_headers);
+    if (headers == NULL || !PyList_CheckExact(headers)) {
+        PyErr_Clear();
         return NULL;
     }
-    if (headers == NULL || !(PyList_CheckExact(headers) || PyTuple_CheckExact(headers))) {
-        return PyObject_CallOneArg(N.headers, message);
-    }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
-    PyObject *out = PyList_New(n);
-    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
-        PyObject *h = PySequence_Fast_GET_ITEM(headers, i);
-        PyObject *pair = NULL;
-        if (PyTuple_CheckExact(h) && PyTuple_GET_SIZE(h) == 2 &&
-            PyBytes_CheckExact(PyTuple_GET_ITEM(h, 0)) && PyBytes_CheckExact(PyTuple_GET_ITEM(h, 1)) &&
-            PySet_Contains(N.valid_headers, h) == 1) {
-            pair = Py_NewRef(h);
-        } else {
+    Py_ssize_t n = PyList_GET_SIZE(headers);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_CheckExact(h) || PyTuple_GET_SIZE(h) != 2 ||
+            PySet_Contains(st->asgi_valid_headers, h) != 1) {
             PyErr_Clear();
-            pair = PyObject_CallFunctionObjArgs(N.header, kind, h, NULL);
-        }
-        if (pair == NULL) {
-            Py_CLEAR(out);
-            break;
-        }
-        PyList_SET_ITEM(out, i, pair);
-    }
-    return out;
-}
-
-static PyObject *
-send_start(ExchangeObject *self, PyObject *message, PyObject *kind)
-{
-    if (self->state != X_START) {
-        return runtime_error("ASGI 'http.response.start' sent twice", NULL);
-    }
-    PyObject *status = PyDict_GetItemWithError(message, N.s_status);
-    long code = -1;
-    if (status != NULL && PyLong_CheckExact(status)) {
-        code = PyLong_AsLong(status);
-    }
-    if (code < 100 || code > 599) {
-        PyErr_Clear();
-        PyObject *r = PyObject_CallOneArg(N.status, message); /* raises with the right text */
-        if (r == NULL) {
             return NULL;
         }
-        code = PyLong_AsLong(r);
-        Py_DECREF(r);
     }
-    PyObject *headers = checked_headers(message, kind);
-    if (headers == NULL) {
-        return NULL;
-    }
-    int trailers = flag(message, N.s_trailers);
-    if (trailers < 0) {
-        Py_DECREF(headers);
-        return NULL;
-    }
-    self->trailers = trailers && self->accept_trailers;
-    self->status = code;
-    Py_XSETREF(self->headers, headers);
-    self->state = X_BODY;
-    return ready(NULL);
+    return PyList_GetSlice(headers, 0, n);
 }
 
+/* A start message taken as it is (see send_rules): returns 1 (applied), 0 (not the
+ * common shape: the rules decide), -1 (error). */
 static int
-end_body(ExchangeObject *self)
+fast_start(ExchangeObject *self, PyObject *message)
 {
-    if (self->trailers) {
-        self->state = X_TRAILERS;
+    py_state_t *st = self->st;
+    PyObject *status = PyDict_GetItemWithError(message, st->s_status);
+    if (status == NULL || !PyLong_CheckExact(status) ||
+        PySet_Contains(st->asgi_valid_statuses, status) != 1 ||
+        PyDict_Contains(message, st->s_trailers) != 0) {
+        PyErr_Clear();
         return 0;
     }
-    return complete(self);
+    PyObject *headers = known_headers(st, message);
+    if (headers == NULL) {
+        return 0;
+    }
+    self->status = PyLong_AsLong(status);
+    Py_XSETREF(self->headers, headers);
+    return set_state(self, X_BODY) < 0 ? -1 : 1;
 }
 
-static PyObject *
-send_body(ExchangeObject *self, PyObject *message)
+/* A body message taken as it is: bytes body (or none), bool more_body (or none). */
+static int
+fast_body(ExchangeObject *self, PyObject *message)
 {
-    if (self->state == X_START) {
-        return runtime_error("ASGI 'http.response.body' sent before 'http.response.start'", NULL);
+    py_state_t *st = self->st;
+    PyObject *body = PyDict_GetItemWithError(message, st->s_body);
+    PyObject *more = body != NULL || !PyErr_Occurred()
+        ? PyDict_GetItemWithError(message, st->s_more_body) : NULL;
+    if (PyErr_Occurred() || (body != NULL && !PyBytes_CheckExact(body)) ||
+        (more != NULL && more != Py_True && more != Py_False)) {
+        PyErr_Clear();
+        return 0;
     }
-    if (self->state == X_TRAILERS) {
-        return runtime_error("ASGI 'http.response.body' sent after the last body message", NULL);
+    if (body != NULL && PyBytes_GET_SIZE(body) > 0 && PyList_Append(self->chunks, body) < 0) {
+        return -1;
     }
-    PyObject *body = PyDict_GetItemWithError(message, N.s_body);
-    PyObject *owned = NULL;
-    if (body == NULL && PyErr_Occurred()) {
-        return NULL;
+    if (more != Py_True && set_state(self, X_COMPLETE) < 0) {
+        return -1;
     }
-    if (body != NULL && !PyBytes_CheckExact(body)) {
-        owned = body = PyObject_CallOneArg(N.body, message); /* converts or raises */
-        if (body == NULL) {
-            return NULL;
+    return 1;
+}
+
+/* The runner's send_rules(state, trailers, accept_trailers, message) and its event. */
+static int
+by_rules(ExchangeObject *self, PyObject *message)
+{
+    py_state_t *st = self->st;
+    PyObject *state = PyLong_FromLong(self->state);
+    PyObject *r = state != NULL
+        ? PyObject_CallFunctionObjArgs(st->asgi_send_rules, state,
+                                       self->trailers ? Py_True : Py_False,
+                                       self->accept_trailers ? Py_True : Py_False, message,
+                                       NULL)
+        : NULL;
+    Py_XDECREF(state);
+    if (r == NULL) {
+        return -1;
+    }
+    PyObject *event;
+    long new_state;
+    int rc = -1;
+    if (!PyTuple_CheckExact(r) || PyTuple_GET_SIZE(r) != 3 ||
+        !PyTuple_CheckExact(event = PyTuple_GET_ITEM(r, 2)) || PyTuple_GET_SIZE(event) < 3) {
+        PyErr_SetString(PyExc_TypeError, "send_rules must return (state, trailers, event)");
+    } else if ((new_state = PyLong_AsLong(PyTuple_GET_ITEM(r, 0))) == -1 && PyErr_Occurred()) {
+        /* error set */
+    } else {
+        PyObject *kind = PyTuple_GET_ITEM(event, 0);
+        self->trailers = PyObject_IsTrue(PyTuple_GET_ITEM(r, 1));
+        rc = 0;
+        if (PyUnicode_CompareWithASCIIString(kind, "start") == 0) {
+            self->status = PyLong_AsLong(PyTuple_GET_ITEM(event, 1));
+            Py_XSETREF(self->headers, Py_NewRef(PyTuple_GET_ITEM(event, 2)));
+        } else if (PyUnicode_CompareWithASCIIString(kind, "body") == 0 &&
+                   PyBytes_GET_SIZE(PyTuple_GET_ITEM(event, 1)) > 0) {
+            rc = PyList_Append(self->chunks, PyTuple_GET_ITEM(event, 1));
+        } /* trailers: checked by the rules, dropped (a buffered response has no place) */
+        if (rc == 0) {
+            rc = set_state(self, new_state);
         }
     }
-    int more = flag(message, N.s_more_body);
-    if (more >= 0 && body != NULL && PyBytes_GET_SIZE(body) > 0 && PyList_Append(self->chunks, body) < 0) {
-        more = -1;
-    }
-    Py_XDECREF(owned);
-    if (more < 0 || (!more && end_body(self) < 0)) {
-        return NULL;
-    }
-    return ready(NULL);
+    Py_DECREF(r);
+    return rc;
 }
 
-static PyObject *
-send_trailers(ExchangeObject *self, PyObject *message, PyObject *kind)
-{
-    if (!self->trailers) {
-        return runtime_error("ASGI 'http.response.trailers' needs the 'http.response.trailers' "
-                             "extension and 'trailers': True in 'http.response.start'", NULL);
-    }
-    if (self->state != X_TRAILERS) {
-        return runtime_error("ASGI 'http.response.trailers' sent before the last body message", NULL);
-    }
-    PyObject *headers = checked_headers(message, kind); /* validated, then dropped */
-    if (headers == NULL) {
-        return NULL;
-    }
-    Py_DECREF(headers);
-    int more = flag(message, N.s_more_trailers);
-    if (more < 0 || (!more && complete(self) < 0)) {
-        return NULL;
-    }
-    return ready(NULL);
-}
-
+/* send(message): the common valid messages as they are, the rest by the runner's rules. */
 static PyObject *
 exchange_send(ExchangeObject *self, PyObject *message)
 {
-    PyObject *kind = PyDict_CheckExact(message) ? PyDict_GetItemWithError(message, N.s_type) : NULL;
-    if (kind == NULL || !PyUnicode_CheckExact(kind)) {
-        PyObject *r = PyObject_CallOneArg(N.message_type, message); /* raises, or a str subclass */
-        if (r == NULL) {
-            return NULL;
+    py_state_t *st = self->st;
+    int rc = 0;
+    if (PyDict_CheckExact(message) && !self->trailers) {
+        PyObject *kind = PyDict_GetItemWithError(message, st->s_type);
+        if (kind == st->s_response_body ||
+            (kind != NULL && PyUnicode_CheckExact(kind) &&
+             PyUnicode_Compare(kind, st->s_response_body) == 0)) {
+            rc = self->state == X_BODY ? fast_body(self, message) : 0;
+        } else if (kind == st->s_response_start ||
+                   (kind != NULL && PyUnicode_CheckExact(kind) &&
+                    PyUnicode_Compare(kind, st->s_response_start) == 0)) {
+            rc = self->state == X_START ? fast_start(self, message) : 0;
         }
-        Py_DECREF(r);
-        kind = PyDict_GetItemWithError(message, N.s_type);
-        if (kind == NULL) {
-            return NULL;
-        }
+        PyErr_Clear();
     }
-    Py_INCREF(kind);
-    PyObject *r;
-    if (self->state == X_COMPLETE) {
-        r = runtime_error("ASGI %R sent after the response was complete", kind);
-    } else if (PyUnicode_Compare(kind, N.s_response_body) == 0) {
-        r = send_body(self, message);
-    } else if (PyUnicode_Compare(kind, N.s_start) == 0) {
-        r = send_start(self, message, kind);
-    } else if (PyUnicode_Compare(kind, N.s_response_trailers) == 0) {
-        r = send_trailers(self, message, kind);
-    } else {
-        r = runtime_error("ASGI message type %R is not supported in an HTTP response", kind);
+    if (rc == 0) {
+        rc = by_rules(self, message);
     }
-    Py_DECREF(kind);
-    return r;
+    return rc < 0 ? NULL : ready(st, NULL);
 }
 
 static PyMethodDef exchange_methods[] = {
@@ -373,79 +319,30 @@ static PyMethodDef exchange_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject ExchangeType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_erlang.ASGIExchange",
-    .tp_basicsize = sizeof(ExchangeObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "receive/send of one buffered ASGI request (hornbeam_asgi_runner's protocol).",
-    .tp_dealloc = (destructor)exchange_dealloc,
-    .tp_methods = exchange_methods,
+static PyType_Slot exchange_slots[] = {
+    {Py_tp_doc, "receive/send of one buffered ASGI request (hornbeam_asgi_runner's protocol)."},
+    {Py_tp_dealloc, exchange_dealloc},
+    {Py_tp_methods, exchange_methods},
+    {0, NULL},
+};
+
+PyType_Spec asgi_exchange_spec = {
+    .name = "_erlang.ASGIExchange",
+    .basicsize = sizeof(ExchangeObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = exchange_slots,
 };
 
 /* ---- public ----------------------------------------------------------------------- */
 
-/* An app may return any awaitable, not only a coroutine: tasks need a coroutine. */
-static const char AWAIT_ANY_SRC[] =
-    "async def await_any(awaitable):\n"
-    "    return await awaitable\n";
-
-#define INTERN(field, text) (N.field = PyUnicode_InternFromString(text)) == NULL
-
-int
-asgi_native_init(void)
-{
-    if (PyType_Ready(&ReadyType) < 0 || PyType_Ready(&ExchangeType) < 0) {
-        return -1;
-    }
-    PyObject *runner = PyImport_ImportModule("hornbeam_asgi_runner");
-    if (runner == NULL) {
-        return -1;
-    }
-    N.message_type = PyObject_GetAttrString(runner, "_message_type");
-    N.flag = PyObject_GetAttrString(runner, "_flag");
-    N.status = PyObject_GetAttrString(runner, "_status");
-    N.headers = PyObject_GetAttrString(runner, "_headers");
-    N.header = PyObject_GetAttrString(runner, "_header");
-    N.body = PyObject_GetAttrString(runner, "_body");
-    N.valid_headers = PyObject_GetAttrString(runner, "_valid_headers");
-    Py_DECREF(runner);
-    PyObject *asyncio = PyImport_ImportModule("asyncio");
-    N.get_running_loop = asyncio != NULL ? PyObject_GetAttrString(asyncio, "get_running_loop") : NULL;
-    Py_XDECREF(asyncio);
-    PyObject *globals = PyDict_New();
-    PyObject *r = globals != NULL ? PyRun_String(AWAIT_ANY_SRC, Py_file_input, globals, globals) : NULL;
-    Py_XDECREF(r);
-    N.await_any = r != NULL ? PyDict_GetItemString(globals, "await_any") : NULL;
-    Py_XINCREF(N.await_any);
-    Py_XDECREF(globals);
-    if (N.get_running_loop == NULL || N.await_any == NULL) {
-        return -1;
-    }
-    if (N.message_type == NULL || N.flag == NULL || N.status == NULL || N.headers == NULL ||
-        N.header == NULL || N.body == NULL || N.valid_headers == NULL || !PySet_Check(N.valid_headers)) {
-        return -1;
-    }
-    if (INTERN(s_type, "type") || INTERN(s_status, "status") || INTERN(s_headers, "headers") ||
-        INTERN(s_body, "body") || INTERN(s_more_body, "more_body") || INTERN(s_trailers, "trailers") ||
-        INTERN(s_more_trailers, "more_trailers") || INTERN(s_start, "http.response.start") ||
-        INTERN(s_response_body, "http.response.body") ||
-        INTERN(s_response_trailers, "http.response.trailers") || INTERN(s_extensions, "extensions") ||
-        INTERN(s_trailers_ext, "http.response.trailers") || INTERN(s_request, "http.request") ||
-        INTERN(s_disconnect, "http.disconnect") || INTERN(s_create_future, "create_future") ||
-        INTERN(s_set_result, "set_result") || INTERN(s_done, "done")) {
-        return -1;
-    }
-    return 0;
-}
-
 PyObject *
-asgi_native_exchange(PyObject *scope, PyObject *body)
+asgi_native_exchange(py_state_t *st, PyObject *scope, PyObject *body)
 {
-    ExchangeObject *x = PyObject_New(ExchangeObject, &ExchangeType);
+    ExchangeObject *x = PyObject_New(ExchangeObject, st->exchange_type);
     if (x == NULL) {
         return NULL;
     }
+    x->st = st;
     x->body = Py_NewRef(body);
     x->state = X_START;
     x->trailers = 0;
@@ -453,8 +350,9 @@ asgi_native_exchange(PyObject *scope, PyObject *body)
     x->headers = NULL;
     x->waiters = NULL;
     x->chunks = PyList_New(0);
-    PyObject *ext = PyDict_GetItemWithError(scope, N.s_extensions);
-    x->accept_trailers = ext != NULL && PyDict_Check(ext) && PyDict_Contains(ext, N.s_trailers_ext) == 1;
+    PyObject *ext = PyDict_GetItemWithError(scope, st->s_extensions);
+    x->accept_trailers = ext != NULL && PyDict_Check(ext) &&
+                         PyDict_Contains(ext, st->s_response_trailers) == 1;
     if (x->chunks == NULL || PyErr_Occurred()) {
         Py_DECREF(x);
         return NULL;
@@ -463,38 +361,44 @@ asgi_native_exchange(PyObject *scope, PyObject *body)
 }
 
 PyObject *
-asgi_native_call(PyObject *app, PyObject *scope, PyObject *exchange)
+asgi_native_call(py_state_t *st, PyObject *app, PyObject *scope, PyObject *exchange)
 {
-    PyObject *receive = PyObject_GetAttrString(exchange, "receive");
-    PyObject *send = receive != NULL ? PyObject_GetAttrString(exchange, "send") : NULL;
+    PyObject *receive = PyObject_GetAttr(exchange, st->s_receive);
+    PyObject *send = receive != NULL ? PyObject_GetAttr(exchange, st->s_send) : NULL;
     PyObject *coro = send != NULL ? PyObject_CallFunctionObjArgs(app, scope, receive, send, NULL) : NULL;
     Py_XDECREF(receive);
     Py_XDECREF(send);
     if (coro != NULL && !PyCoro_CheckExact(coro)) {
-        Py_SETREF(coro, PyObject_CallOneArg(N.await_any, coro));
+        Py_SETREF(coro, PyObject_CallOneArg(st->asgi_await_any, coro));
     }
     return coro;
 }
 
 ERL_NIF_TERM
-asgi_native_result(ErlNifEnv *env, PyObject *exchange_obj, int *ok)
+asgi_native_result(py_state_t *st, ErlNifEnv *env, PyObject *exchange_obj, int *ok)
 {
     ExchangeObject *x = (ExchangeObject *)exchange_obj;
     *ok = 0;
     if (release_waiters(x) < 0) {
-        return errors_take(env);
+        return errors_take(st, env);
     }
     if (x->state != X_COMPLETE) {
-        PyErr_SetString(PyExc_RuntimeError, "ASGI app returned without completing the response");
-        return errors_take(env);
+        PyObject *state = PyLong_FromLong(x->state);
+        PyObject *r = state != NULL ? PyObject_CallOneArg(st->asgi_finish_rules, state) : NULL;
+        Py_XDECREF(state);
+        Py_XDECREF(r);
+        if (r != NULL) {
+            PyErr_SetString(PyExc_SystemError, "finish_rules accepted an incomplete response");
+        }
+        return errors_take(st, env);
     }
     int hok;
-    ERL_NIF_TERM headers = response_raw_headers(env, x->headers, &hok);
+    ERL_NIF_TERM headers = response_raw_headers(st, env, x->headers, &hok);
     ERL_NIF_TERM body;
     if (!hok) {
         return headers;
     }
-    if (response_body(env, x->chunks, &body) < 0) {
+    if (response_body(st, env, x->chunks, &body) < 0) {
         return response_error(env, "body chunks must be bytes");
     }
     *ok = 1;

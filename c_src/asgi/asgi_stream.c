@@ -1,14 +1,15 @@
-#include "asgi_stream.h"
+#include "asgi/asgi_stream.h"
 
-#include "appcache.h"
-#include "atoms.h"
-#include "convert.h"
-#include "errors.h"
-#include "job.h"
-#include "release.h"
-#include "response.h"
-#include "scope.h"
-#include "worker.h"
+#include "asgi/scope.h"
+#include "call/appcache.h"
+#include "core/atoms.h"
+#include "core/release.h"
+#include "exec/deadline.h"
+#include "exec/job.h"
+#include "exec/pool.h"
+#include "exec/task.h"
+#include "terms/errors.h"
+#include "terms/response.h"
 
 #include <string.h>
 
@@ -20,13 +21,13 @@ typedef struct {
 } stream_state_t;
 
 static void
-stream_state_free(void *data)
+stream_state_free(job_t *job)
 {
-    stream_state_t *st = data;
-    if (st->stream != NULL) {
-        release_later(st->stream);
+    stream_state_t *ss = job->data;
+    if (ss->stream != NULL) {
+        release_later(job->ip, ss->stream);
     }
-    enif_free(st);
+    enif_free(ss);
 }
 
 /* ---- emit: the runner's events -> {asgi, Stream, Event} messages ------------------ */
@@ -39,7 +40,7 @@ emit_start(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *ev
     if (nargs < 3 || !PyLong_Check(args[1])) {
         return -1;
     }
-    ERL_NIF_TERM headers = response_raw_headers(env, args[2], &ok);
+    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[2], &ok);
     if (!ok) {
         return -1;
     }
@@ -52,7 +53,7 @@ emit_body(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *eve
 {
     ErlNifEnv *env = job_event_env(job);
     ERL_NIF_TERM body;
-    if (nargs != 3 || response_bytes(env, args[1], &body) < 0) {
+    if (nargs != 3 || response_bytes(job->ip->st, env, args[1], &body) < 0) {
         return -1;
     }
     *event = enif_make_tuple3(env, ATOM_body, body, PyObject_IsTrue(args[2]) ? ATOM_true : ATOM_false);
@@ -67,7 +68,7 @@ emit_trailers(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM 
     if (nargs != 3) {
         return -1;
     }
-    ERL_NIF_TERM headers = response_raw_headers(env, args[1], &ok);
+    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[1], &ok);
     if (!ok) {
         return -1;
     }
@@ -116,12 +117,12 @@ static PyMethodDef emit_def = {"emit", (PyCFunction)(void (*)(void))emit, METH_F
 /* ---- the stream job --------------------------------------------------------------- */
 
 static ERL_NIF_TERM
-stream_done(job_t *job, PyObject *result)
+stream_done(py_state_t *st, job_t *job, PyObject *result)
 {
-    stream_state_t *st = job->data;
-    Py_CLEAR(st->stream);
+    stream_state_t *ss = job->data;
+    Py_CLEAR(ss->stream);
     if (result == NULL) {
-        return errors_tuple(job->env, errors_take(job->env));
+        return errors_tuple(job->env, errors_take(st, job->env));
     }
     return ATOM_done;
 }
@@ -129,15 +130,16 @@ stream_done(job_t *job, PyObject *result)
 static void
 stream_run(job_t *job, worker_t *w)
 {
+    py_state_t *st = worker_state(w);
     ErlNifEnv *env = job->env;
-    stream_state_t *st = job->data;
+    stream_state_t *ss = job->data;
     PyObject *app = NULL, *fn = NULL, *cls = NULL, *unused = NULL;
     PyObject *emit_fn = NULL, *body = NULL, *scope = NULL, *coro = NULL;
     ERL_NIF_TERM why = 0;
 
-    if (appcache_resolve(env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
+    if (appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
                          "stream_asgi", &app, &fn, &why) < 0 ||
-        appcache_resolve(env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
+        appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
                          "Stream", &unused, &cls, &why) < 0) {
         job_reply(job, errors_tuple(env, why));
         goto out;
@@ -148,23 +150,23 @@ stream_run(job_t *job, worker_t *w)
     body = emit_fn != NULL
         ? PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size) : NULL;
     if (body != NULL) {
-        st->stream = PyObject_CallFunctionObjArgs(cls, emit_fn, body,
+        ss->stream = PyObject_CallFunctionObjArgs(cls, emit_fn, body,
                                                   job->argv[ARG_MORE] == ATOM_true ? Py_True : Py_False,
                                                   NULL);
     }
-    if (st->stream != NULL) {
-        scope = scope_build(env, job->argv[ARG_SCOPE], &why);
+    if (ss->stream != NULL) {
+        scope = scope_build(st, env, job->argv[ARG_SCOPE], &why);
     }
     if (scope != NULL) {
-        coro = PyObject_CallFunctionObjArgs(fn, app, scope, st->stream, NULL);
+        coro = PyObject_CallFunctionObjArgs(fn, app, scope, ss->stream, NULL);
     }
     if (coro == NULL) {
-        Py_CLEAR(st->stream);
+        Py_CLEAR(ss->stream);
         job_reply(job, why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
-                                : errors_tuple(env, errors_take(env)));
+                                : errors_tuple(env, errors_take(st, env)));
         goto out;
     }
-    Py_XDECREF(worker_await(w, job, coro, stream_done));
+    Py_XDECREF(task_await(w, job, coro, stream_done));
 out:
     Py_XDECREF(coro);
     Py_XDECREF(scope);
@@ -184,15 +186,14 @@ static PyObject *
 live_stream(job_t *followup)
 {
     job_t *target = followup->data;
-    stream_state_t *st = target->data;
-    return st->stream;
+    stream_state_t *ss = target->data;
+    return ss->stream;
 }
 
 static void
-call_method(PyObject *obj, const char *name, PyObject *arg1, PyObject *arg2)
+call_method(PyObject *obj, PyObject *name, PyObject *arg1, PyObject *arg2)
 {
-    PyObject *r = PyObject_CallMethod(obj, name, arg2 != NULL ? "OO" : arg1 != NULL ? "O" : NULL,
-                                      arg1, arg2);
+    PyObject *r = PyObject_CallMethodObjArgs(obj, name, arg1, arg2, NULL);
     if (r == NULL) {
         PyErr_WriteUnraisable(obj);
     }
@@ -213,7 +214,7 @@ feed_run(job_t *f, worker_t *w)
         PyErr_WriteUnraisable(stream);
         return;
     }
-    call_method(stream, "feed", chunk, f->argv[1] == ATOM_true ? Py_True : Py_False);
+    call_method(stream, w->st->s_feed, chunk, f->argv[1] == ATOM_true ? Py_True : Py_False);
     Py_DECREF(chunk);
 }
 
@@ -227,7 +228,7 @@ ack_run(job_t *f, worker_t *w)
     }
     PyObject *count = PyLong_FromUnsignedLongLong(n);
     if (count != NULL) {
-        call_method(stream, "ack", count, NULL);
+        call_method(stream, w->st->s_ack, count, NULL);
         Py_DECREF(count);
     }
 }
@@ -237,7 +238,7 @@ disconnect_run(job_t *f, worker_t *w)
 {
     PyObject *stream = live_stream(f);
     if (stream != NULL) {
-        call_method(stream, "disconnect", NULL, NULL);
+        call_method(stream, w->st->s_disconnect, NULL, NULL);
     }
 }
 
@@ -280,14 +281,14 @@ asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     if (!scope_is_template(env, argv[ARG_SCOPE]) && scope_validate(env, argv[ARG_SCOPE], &bad) < 0) {
         return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_scope, bad));
     }
-    stream_state_t *st = enif_alloc(sizeof(*st));
-    job_t *job = st != NULL ? job_new(env, stream_run, ATOM_asgi, START_ARGC, argv) : NULL;
+    stream_state_t *ss = enif_alloc(sizeof(*ss));
+    job_t *job = ss != NULL ? job_new(env, stream_run, ATOM_asgi, START_ARGC, argv) : NULL;
     if (job == NULL) {
-        enif_free(st);
+        enif_free(ss);
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    st->stream = NULL;
-    job->data = st;
+    ss->stream = NULL;
+    job->data = ss;
     job->free_data = stream_state_free;
     if (job_make_stream(env, job, ATOM_asgi, stream_owner_down) < 0) {
         enif_release_resource(job);

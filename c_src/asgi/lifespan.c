@@ -1,17 +1,19 @@
-#include "lifespan.h"
+#include "asgi/lifespan.h"
 
-#include "appcache.h"
-#include "atoms.h"
-#include "errors.h"
-#include "job.h"
-#include "release.h"
-#include "worker.h"
+#include "call/appcache.h"
+#include "core/atoms.h"
+#include "core/release.h"
+#include "exec/job.h"
+#include "exec/pool.h"
+#include "exec/task.h"
+#include "terms/errors.h"
 
 #include <string.h>
 
 /* A started lifespan: the runner's Lifespan object and its state dict, on one worker's
  * loop (shutdown must run where startup ran). */
 typedef struct {
+    interp_t *ip;       /* the interpreter both objects belong to */
     PyObject *lifespan; /* strong, released through release_later */
     PyObject *state;    /* strong, released through release_later */
     int worker;
@@ -24,10 +26,10 @@ lifespan_dtor(ErlNifEnv *env, void *obj)
 {
     lifespan_t *l = obj;
     if (l->lifespan != NULL) {
-        release_later(l->lifespan);
+        release_later(l->ip, l->lifespan);
     }
     if (l->state != NULL) {
-        release_later(l->state);
+        release_later(l->ip, l->state);
     }
 }
 
@@ -48,10 +50,10 @@ lifespan_is_ref(ErlNifEnv *env, ERL_NIF_TERM term)
 }
 
 PyObject *
-lifespan_state(ErlNifEnv *env, ERL_NIF_TERM term)
+lifespan_state(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM term)
 {
     lifespan_t *l;
-    if (!enif_get_resource(env, term, LIFESPAN_RESOURCE, (void **)&l)) {
+    if (!enif_get_resource(env, term, LIFESPAN_RESOURCE, (void **)&l) || l->ip != st->ip) {
         return NULL;
     }
     return l->state;
@@ -67,11 +69,11 @@ typedef struct {
 } startup_t;
 
 static void
-startup_free(void *data)
+startup_free(job_t *job)
 {
-    startup_t *s = data;
+    startup_t *s = job->data;
     if (s->lifespan != NULL) {
-        release_later(s->lifespan);
+        release_later(job->ip, s->lifespan);
     }
     enif_free(s);
 }
@@ -91,7 +93,7 @@ is_unsupported(void)
 }
 
 static ERL_NIF_TERM
-startup_done(job_t *job, PyObject *result)
+startup_done(py_state_t *st, job_t *job, PyObject *result)
 {
     startup_t *s = job->data;
     PyObject *obj = s->lifespan;
@@ -102,15 +104,16 @@ startup_done(job_t *job, PyObject *result)
             PyErr_Clear();
             return errors_tuple(job->env, enif_make_atom(job->env, "unsupported"));
         }
-        return errors_tuple(job->env, errors_take(job->env));
+        return errors_tuple(job->env, errors_take(st, job->env));
     }
-    PyObject *state = PyObject_GetAttrString(obj, "state");
+    PyObject *state = PyObject_GetAttr(obj, st->s_state);
     lifespan_t *l = state != NULL ? enif_alloc_resource(LIFESPAN_RESOURCE, sizeof(*l)) : NULL;
     if (l == NULL) {
         Py_XDECREF(state);
         Py_DECREF(obj);
-        return errors_tuple(job->env, errors_take(job->env));
+        return errors_tuple(job->env, errors_take(st, job->env));
     }
+    l->ip = st->ip;
     l->lifespan = obj;
     l->state = state;
     l->worker = job->worker;
@@ -122,21 +125,22 @@ startup_done(job_t *job, PyObject *result)
 static void
 startup_run(job_t *job, worker_t *w)
 {
+    py_state_t *st = worker_state(w);
     startup_t *s = job->data;
     PyObject *app = NULL, *cls = NULL, *coro = NULL;
     ERL_NIF_TERM why = 0;
-    if (appcache_resolve(job->env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE],
+    if (appcache_resolve(st, job->env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE],
                          job->argv[ARG_RUNNER], "Lifespan", &app, &cls, &why) < 0) {
         job_reply(job, errors_tuple(job->env, why));
         return;
     }
     s->lifespan = PyObject_CallOneArg(cls, app);
-    coro = s->lifespan != NULL ? PyObject_CallMethod(s->lifespan, "startup", NULL) : NULL;
+    coro = s->lifespan != NULL ? PyObject_CallMethodNoArgs(s->lifespan, st->s_startup) : NULL;
     if (coro == NULL) {
         Py_CLEAR(s->lifespan);
-        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        job_reply(job, errors_tuple(job->env, errors_take(st, job->env)));
     } else {
-        Py_XDECREF(worker_await(w, job, coro, startup_done));
+        Py_XDECREF(task_await(w, job, coro, startup_done));
     }
     Py_XDECREF(coro);
     Py_DECREF(cls);
@@ -166,10 +170,10 @@ lifespan_startup(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ER
 /* ---- shutdown --------------------------------------------------------------------- */
 
 static ERL_NIF_TERM
-shutdown_done(job_t *job, PyObject *result)
+shutdown_done(py_state_t *st, job_t *job, PyObject *result)
 {
     if (result == NULL) {
-        return errors_tuple(job->env, errors_take(job->env));
+        return errors_tuple(job->env, errors_take(st, job->env));
     }
     return ATOM_ok;
 }
@@ -177,14 +181,15 @@ shutdown_done(job_t *job, PyObject *result)
 static void
 shutdown_run(job_t *job, worker_t *w)
 {
+    py_state_t *st = worker_state(w);
     lifespan_t *l;
     enif_get_resource(job->env, job->argv[0], LIFESPAN_RESOURCE, (void **)&l);
-    PyObject *coro = PyObject_CallMethod(l->lifespan, "shutdown", NULL);
+    PyObject *coro = PyObject_CallMethodNoArgs(l->lifespan, st->s_shutdown);
     if (coro == NULL) {
-        job_reply(job, errors_tuple(job->env, errors_take(job->env)));
+        job_reply(job, errors_tuple(job->env, errors_take(st, job->env)));
         return;
     }
-    Py_XDECREF(worker_await(w, job, coro, shutdown_done));
+    Py_XDECREF(task_await(w, job, coro, shutdown_done));
     Py_DECREF(coro);
     PyErr_Clear();
 }

@@ -4,6 +4,8 @@
 #ifndef PY_NIF_LIFESPAN_H
 #define PY_NIF_LIFESPAN_H
 
+#include "core/state.h"
+
 #include <Python.h>
 #include <erl_nif.h>
 #include <stdint.h>
@@ -20,8 +22,8 @@ ERL_NIF_TERM lifespan_shutdown(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeou
 /* 1 if term is a lifespan reference (no GIL needed). */
 int lifespan_is_ref(ErlNifEnv *env, ERL_NIF_TERM term);
 
-/* The state dict of a lifespan reference (borrowed; GIL held), or NULL if `term` is not
- * one. */
-PyObject *lifespan_state(ErlNifEnv *env, ERL_NIF_TERM term);
+/* The state dict of a lifespan reference in `st`'s interpreter (borrowed; its GIL held),
+ * or NULL if `term` is not one or has no state there. */
+PyObject *lifespan_state(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM term);
 
 #endif

@@ -1,96 +1,50 @@
-#include "scope.h"
+#include "asgi/scope.h"
 
-#include "atoms.h"
-#include "convert.h"
-#include "lifespan.h"
-#include "options.h"
-#include "release.h"
+#include "asgi/lifespan.h"
+#include "asgi/scope_tables.h"
+#include "core/atoms.h"
+#include "core/options.h"
+#include "core/release.h"
+#include "terms/convert.h"
 
 #include <string.h>
 
-#define SCOPE_KEYS(X)                                                              \
-    X(TYPE, type, "type") X(PATH, path, "path") X(ASGI, asgi, "asgi")              \
-    X(HTTP_VERSION, http_version, "http_version") X(METHOD, method, "method")      \
-    X(SCHEME, scheme, "scheme") X(RAW_PATH, raw_path, "raw_path")                  \
-    X(QUERY_STRING, query_string, "query_string") X(ROOT_PATH, root_path, "root_path") \
-    X(HEADERS, headers, "headers") X(SERVER, server, "server")                     \
-    X(CLIENT, client, "client") X(STATE, state, "state")                           \
-    X(EXTENSIONS, extensions, "extensions")
-
-#define KEY_ENUM(name, atom, text) S_##name,
-enum { SCOPE_KEYS(KEY_ENUM) N_SCOPE_KEYS };
-#undef KEY_ENUM
+/* Short names for the table's indexes (S_TYPE, S_PATH, ...). */
+#define SHORT_NAME(name, atom, text) S_##name = SCOPE_K_##name,
+enum { SCOPE_KEYS(SHORT_NAME) };
+#undef SHORT_NAME
 
 #define KEY_TEXT(name, atom, text) text,
 static const char *const key_text[N_SCOPE_KEYS] = {SCOPE_KEYS(KEY_TEXT)};
 #undef KEY_TEXT
-
-/* Values shared between requests (str). */
-static const char *const const_text[] = {
-    "http", "websocket", "1.0", "1.1", "2", "GET", "POST", "PUT", "DELETE", "HEAD",
-    "OPTIONS", "PATCH", "https", "ws", "wss", "", "/",
-};
-#define N_CONSTS (sizeof(const_text) / sizeof(const_text[0]))
+#define TEXT(text) text,
+static const char *const const_text[N_SCOPE_CONSTS] = {SCOPE_CONSTS(TEXT)};
+static const char *const header_text[N_SCOPE_HEADERS] = {SCOPE_HEADERS(TEXT)};
+#undef TEXT
 #define CONST_MAX_LEN 9
 
-/* Request header names shared as bytes objects. */
-static const char *const header_text[] = {
-    "host", "user-agent", "accept", "accept-encoding", "accept-language", "connection",
-    "content-type", "content-length", "cookie", "cache-control", "referer", "authorization",
-    "origin", "x-forwarded-for", "x-forwarded-proto", "x-requested-with", "if-none-match",
-    "if-modified-since", "upgrade-insecure-requests", "pragma", "transfer-encoding",
-    "upgrade", "sec-fetch-mode", "sec-fetch-site", "sec-fetch-dest", "te",
-};
-#define N_HEADERS (sizeof(header_text) / sizeof(header_text[0]))
-
+/* C-side tables (no Python), filled at NIF load. */
 static struct {
     ERL_NIF_TERM atoms[N_SCOPE_KEYS];
-    PyObject *keys[N_SCOPE_KEYS];   /* interned str */
-    PyObject *consts[N_CONSTS];
-    size_t const_len[N_CONSTS];
-    PyObject *headers[N_HEADERS];   /* bytes */
-    size_t header_len[N_HEADERS];
-    PyObject *asgi;                 /* {"version": "3.0", "spec_version": "2.4"}, copied */
-    PyObject *empty_bytes;
+    size_t const_len[N_SCOPE_CONSTS];
+    size_t header_len[N_SCOPE_HEADERS];
 } S;
 
-int
-scope_init(void)
+void
+scope_load(void)
 {
-    for (int i = 0; i < N_SCOPE_KEYS; i++) {
-        if ((S.keys[i] = PyUnicode_InternFromString(key_text[i])) == NULL) {
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < N_CONSTS; i++) {
+#define KEY_ATOM(name, atom, text) S.atoms[S_##name] = ATOM_##atom;
+    SCOPE_KEYS(KEY_ATOM)
+#undef KEY_ATOM
+    for (int i = 0; i < N_SCOPE_CONSTS; i++) {
         S.const_len[i] = strlen(const_text[i]);
-        if ((S.consts[i] = PyUnicode_InternFromString(const_text[i])) == NULL) {
-            return -1;
-        }
     }
-    for (size_t i = 0; i < N_HEADERS; i++) {
+    for (int i = 0; i < N_SCOPE_HEADERS; i++) {
         S.header_len[i] = strlen(header_text[i]);
-        S.headers[i] = PyBytes_FromStringAndSize(header_text[i], (Py_ssize_t)S.header_len[i]);
-        if (S.headers[i] == NULL) {
-            return -1;
-        }
     }
-    S.asgi = Py_BuildValue("{s:s,s:s}", "version", "3.0", "spec_version", "2.4");
-    S.empty_bytes = PyBytes_FromStringAndSize("", 0);
-    return S.asgi != NULL && S.empty_bytes != NULL ? 0 : -1;
 }
 
 /* ---- validation (scheduler) ------------------------------------------------------- */
-
-static void
-init_atoms(void)
-{
-    if (S.atoms[0] == 0) {
-#define KEY_ATOM(name, atom, text) S.atoms[S_##name] = ATOM_##atom;
-        SCOPE_KEYS(KEY_ATOM)
-#undef KEY_ATOM
-    }
-}
 
 static int
 key_index(ERL_NIF_TERM key)
@@ -161,7 +115,6 @@ valid_value(ErlNifEnv *env, int index, ERL_NIF_TERM v)
 int
 scope_validate(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad)
 {
-    init_atoms();
     if (!enif_is_map(env, scope)) {
         *bad = scope;
         return -1;
@@ -195,12 +148,12 @@ scope_validate(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad)
 /* ---- building (worker, GIL held) -------------------------------------------------- */
 
 static PyObject *
-text_value(const ErlNifBinary *bin)
+text_value(py_state_t *st, const ErlNifBinary *bin)
 {
     if (bin->size <= CONST_MAX_LEN && option_on(OPT_CACHED_CONSTANTS)) {
-        for (size_t i = 0; i < N_CONSTS; i++) {
+        for (int i = 0; i < N_SCOPE_CONSTS; i++) {
             if (S.const_len[i] == bin->size && memcmp(const_text[i], bin->data, bin->size) == 0) {
-                return Py_NewRef(S.consts[i]);
+                return Py_NewRef(st->scope_consts[i]);
             }
         }
     }
@@ -219,11 +172,11 @@ hexval(unsigned char c)
 /* The request path as received -> str: %XX sequences decoded, then UTF-8 (invalid
  * sequences replaced, as urllib.parse.unquote does). */
 static PyObject *
-decoded_path(const ErlNifBinary *bin)
+decoded_path(py_state_t *st, const ErlNifBinary *bin)
 {
     const unsigned char *src = bin->data;
     if (memchr(src, '%', bin->size) == NULL) {
-        return text_value(bin);
+        return text_value(st, bin);
     }
     char stackbuf[512] = {0}; /* zeroed: quiets a false -Wmaybe-uninitialized */
     char *buf = bin->size <= sizeof(stackbuf) ? stackbuf : PyMem_Malloc(bin->size);
@@ -249,17 +202,17 @@ decoded_path(const ErlNifBinary *bin)
 }
 
 static PyObject *
-bytes_value(const ErlNifBinary *bin)
+bytes_value(py_state_t *st, const ErlNifBinary *bin)
 {
     if (bin->size == 0) {
-        return Py_NewRef(S.empty_bytes);
+        return Py_NewRef(st->empty_bytes);
     }
     return PyBytes_FromStringAndSize((const char *)bin->data, (Py_ssize_t)bin->size);
 }
 
 /* A header name as lower-case bytes, shared when it is a common one. */
 static PyObject *
-header_name(const ErlNifBinary *bin)
+header_name(py_state_t *st, const ErlNifBinary *bin)
 {
     char stackbuf[256];
     const unsigned char *src = bin->data;
@@ -285,9 +238,9 @@ header_name(const ErlNifBinary *bin)
     }
     PyObject *out = NULL;
     if (option_on(OPT_HEADER_CACHE)) {
-        for (size_t i = 0; i < N_HEADERS; i++) {
+        for (int i = 0; i < N_SCOPE_HEADERS; i++) {
             if (S.header_len[i] == n && memcmp(header_text[i], name, n) == 0) {
-                out = Py_NewRef(S.headers[i]);
+                out = Py_NewRef(st->scope_headers[i]);
                 break;
             }
         }
@@ -300,7 +253,7 @@ header_name(const ErlNifBinary *bin)
 }
 
 static PyObject *
-headers_value(ErlNifEnv *env, ERL_NIF_TERM list)
+headers_value(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM list)
 {
     unsigned len;
     enif_get_list_length(env, list, &len);
@@ -321,8 +274,8 @@ headers_value(ErlNifEnv *env, ERL_NIF_TERM list)
         ErlNifBinary name, value;
         enif_inspect_binary(env, name_t, &name);
         enif_inspect_binary(env, value_t, &value);
-        PyObject *n = header_name(&name);
-        PyObject *v = n != NULL ? bytes_value(&value) : NULL;
+        PyObject *n = header_name(st, &name);
+        PyObject *v = n != NULL ? bytes_value(st, &value) : NULL;
         PyObject *pair = v != NULL ? PyTuple_Pack(2, n, v) : NULL;
         Py_XDECREF(n);
         Py_XDECREF(v);
@@ -354,53 +307,58 @@ address_value(ErlNifEnv *env, ERL_NIF_TERM v)
 }
 
 static PyObject *
-field_value(ErlNifEnv *env, int index, ERL_NIF_TERM v, ERL_NIF_TERM *badarg)
+field_value(py_state_t *st, ErlNifEnv *env, int index, ERL_NIF_TERM v, ERL_NIF_TERM *badarg)
 {
     ErlNifBinary bin;
     PyObject *shared;
     switch (index) {
     case S_STATE:
-        if ((shared = lifespan_state(env, v)) != NULL) {
+        if (lifespan_is_ref(env, v)) {
+            shared = lifespan_state(st, env, v);
+            if (shared == NULL) {
+                *badarg = enif_make_tuple2(env, ATOM_state, v);
+                return NULL;
+            }
             return PyDict_Copy(shared);
         }
-        return convert_to_py(env, v, badarg);
+        return convert_to_py(st, env, v, badarg);
     case S_ASGI:
     case S_EXTENSIONS:
-        return convert_to_py(env, v, badarg);
+        return convert_to_py(st, env, v, badarg);
     case S_HEADERS:
-        return headers_value(env, v);
+        return headers_value(st, env, v);
     case S_SERVER:
     case S_CLIENT:
         return address_value(env, v);
     case S_PATH:
         enif_inspect_binary(env, v, &bin);
-        return decoded_path(&bin);
+        return decoded_path(st, &bin);
     case S_RAW_PATH:
     case S_QUERY_STRING:
         enif_inspect_binary(env, v, &bin);
-        return bytes_value(&bin);
+        return bytes_value(st, &bin);
     default:
         enif_inspect_binary(env, v, &bin);
-        return text_value(&bin);
+        return text_value(st, &bin);
     }
 }
 
 static PyObject *
-scope_key(int index)
+scope_key(py_state_t *st, int index)
 {
     if (option_on(OPT_INTERNED_KEYS)) {
-        return Py_NewRef(S.keys[index]);
+        return Py_NewRef(st->scope_keys[index]);
     }
     return PyUnicode_FromString(key_text[index]);
 }
 
 static int
-set_field(PyObject *dict, int index, PyObject *value)
+set_field(py_state_t *st, PyObject *dict, int index, PyObject *value)
 {
     if (value == NULL) {
         return -1;
     }
-    PyObject *key = scope_key(index);
+    PyObject *key = scope_key(st, index);
     int rc = key != NULL ? PyDict_SetItem(dict, key, value) : -1;
     Py_XDECREF(key);
     Py_DECREF(value);
@@ -408,41 +366,40 @@ set_field(PyObject *dict, int index, PyObject *value)
 }
 
 static PyObject *
-const_str(const char *text)
+const_str(py_state_t *st, const char *text)
 {
-    for (size_t i = 0; i < N_CONSTS; i++) {
+    for (int i = 0; i < N_SCOPE_CONSTS; i++) {
         if (strcmp(const_text[i], text) == 0 && option_on(OPT_CACHED_CONSTANTS)) {
-            return Py_NewRef(S.consts[i]);
+            return Py_NewRef(st->scope_consts[i]);
         }
     }
     return PyUnicode_FromString(text);
 }
 
 static int
-set_defaults(PyObject *dict, unsigned seen, ErlNifEnv *env, ERL_NIF_TERM path)
+set_defaults(py_state_t *st, PyObject *dict, unsigned seen, ErlNifEnv *env, ERL_NIF_TERM path)
 {
     ErlNifBinary bin;
-    if (!(seen & (1u << S_ASGI)) && set_field(dict, S_ASGI, PyDict_Copy(S.asgi)) < 0) return -1;
-    if (!(seen & (1u << S_HTTP_VERSION)) && set_field(dict, S_HTTP_VERSION, const_str("1.1")) < 0) return -1;
-    if (!(seen & (1u << S_METHOD)) && set_field(dict, S_METHOD, const_str("GET")) < 0) return -1;
-    if (!(seen & (1u << S_SCHEME)) && set_field(dict, S_SCHEME, const_str("http")) < 0) return -1;
+    if (!(seen & (1u << S_ASGI)) && set_field(st, dict, S_ASGI, PyDict_Copy(st->asgi_version)) < 0) return -1;
+    if (!(seen & (1u << S_HTTP_VERSION)) && set_field(st, dict, S_HTTP_VERSION, const_str(st, "1.1")) < 0) return -1;
+    if (!(seen & (1u << S_METHOD)) && set_field(st, dict, S_METHOD, const_str(st, "GET")) < 0) return -1;
+    if (!(seen & (1u << S_SCHEME)) && set_field(st, dict, S_SCHEME, const_str(st, "http")) < 0) return -1;
     if (!(seen & (1u << S_RAW_PATH))) {
         enif_inspect_binary(env, path, &bin);
-        if (set_field(dict, S_RAW_PATH, bytes_value(&bin)) < 0) return -1;
+        if (set_field(st, dict, S_RAW_PATH, bytes_value(st, &bin)) < 0) return -1;
     }
-    if (!(seen & (1u << S_QUERY_STRING)) && set_field(dict, S_QUERY_STRING, Py_NewRef(S.empty_bytes)) < 0) return -1;
-    if (!(seen & (1u << S_ROOT_PATH)) && set_field(dict, S_ROOT_PATH, const_str("")) < 0) return -1;
-    if (!(seen & (1u << S_HEADERS)) && set_field(dict, S_HEADERS, PyList_New(0)) < 0) return -1;
-    if (!(seen & (1u << S_SERVER)) && set_field(dict, S_SERVER, Py_NewRef(Py_None)) < 0) return -1;
-    if (!(seen & (1u << S_CLIENT)) && set_field(dict, S_CLIENT, Py_NewRef(Py_None)) < 0) return -1;
-    if (!(seen & (1u << S_STATE)) && set_field(dict, S_STATE, PyDict_New()) < 0) return -1;
+    if (!(seen & (1u << S_QUERY_STRING)) && set_field(st, dict, S_QUERY_STRING, Py_NewRef(st->empty_bytes)) < 0) return -1;
+    if (!(seen & (1u << S_ROOT_PATH)) && set_field(st, dict, S_ROOT_PATH, const_str(st, "")) < 0) return -1;
+    if (!(seen & (1u << S_HEADERS)) && set_field(st, dict, S_HEADERS, PyList_New(0)) < 0) return -1;
+    if (!(seen & (1u << S_SERVER)) && set_field(st, dict, S_SERVER, Py_NewRef(Py_None)) < 0) return -1;
+    if (!(seen & (1u << S_CLIENT)) && set_field(st, dict, S_CLIENT, Py_NewRef(Py_None)) < 0) return -1;
+    if (!(seen & (1u << S_STATE)) && set_field(st, dict, S_STATE, PyDict_New()) < 0) return -1;
     return 0;
 }
 
 static PyObject *
-build_from_map(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
+build_from_map(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
 {
-    init_atoms();
     PyObject *dict = PyDict_New();
     if (dict == NULL) {
         return NULL;
@@ -458,7 +415,7 @@ build_from_map(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
         if (index == S_PATH) {
             path = v;
         }
-        if (set_field(dict, index, field_value(env, index, v, badarg)) < 0) {
+        if (set_field(st, dict, index, field_value(st, env, index, v, badarg)) < 0) {
             enif_map_iterator_destroy(env, &it);
             Py_DECREF(dict);
             return NULL;
@@ -466,7 +423,7 @@ build_from_map(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
         enif_map_iterator_next(env, &it);
     }
     enif_map_iterator_destroy(env, &it);
-    if (set_defaults(dict, seen, env, path) < 0) {
+    if (set_defaults(st, dict, seen, env, path) < 0) {
         Py_DECREF(dict);
         return NULL;
     }
@@ -475,10 +432,13 @@ build_from_map(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
 
 /* ---- templates -------------------------------------------------------------------- */
 
+/* A template's dict is built on first use in each interpreter (an object belongs to
+ * one), published with a compare-and-swap, and released through release_later on its
+ * interpreter. */
 typedef struct {
-    ErlNifEnv *env;      /* holds map */
+    ErlNifEnv *env;                /* holds map */
     ERL_NIF_TERM map;
-    PyObject *dict;      /* built on first use, under the GIL; released via release_later */
+    PyObject *dicts[INTERP_MAX];   /* by interpreter slot */
 } template_t;
 
 static ErlNifResourceType *TEMPLATE_RESOURCE = NULL;
@@ -487,8 +447,10 @@ static void
 template_dtor(ErlNifEnv *env, void *obj)
 {
     template_t *t = obj;
-    if (t->dict != NULL) {
-        release_later(t->dict);
+    for (int i = 0; i < INTERP_MAX; i++) {
+        if (t->dicts[i] != NULL) {
+            release_later(interp_slot(i), t->dicts[i]);
+        }
     }
     if (t->env != NULL) {
         enif_free_env(t->env);
@@ -515,7 +477,7 @@ scope_template_new(ErlNifEnv *env, ERL_NIF_TERM scope)
     if (t == NULL) {
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
-    t->dict = NULL;
+    memset(t->dicts, 0, sizeof(t->dicts));
     t->env = enif_alloc_env();
     t->map = enif_make_copy(t->env, scope);
     ERL_NIF_TERM ref = enif_make_resource(env, t);
@@ -531,9 +493,9 @@ scope_is_template(ErlNifEnv *env, ERL_NIF_TERM term)
 }
 
 static int
-replace_copy(PyObject *dict, int index, PyObject *(*copy)(PyObject *))
+replace_copy(py_state_t *st, PyObject *dict, int index, PyObject *(*copy)(PyObject *))
 {
-    PyObject *v = PyDict_GetItemWithError(dict, S.keys[index]);
+    PyObject *v = PyDict_GetItemWithError(dict, st->scope_keys[index]);
     if (v == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
@@ -541,7 +503,7 @@ replace_copy(PyObject *dict, int index, PyObject *(*copy)(PyObject *))
     if (c == NULL) {
         return -1;
     }
-    int rc = PyDict_SetItem(dict, S.keys[index], c);
+    int rc = PyDict_SetItem(dict, st->scope_keys[index], c);
     Py_DECREF(c);
     return rc;
 }
@@ -556,35 +518,43 @@ list_copy(PyObject *list)
  * from the template's Erlang map for each request, exactly as for a map scope; a state
  * taken from a lifespan is its usual shallow copy. */
 static int
-fresh_field(PyObject *dict, template_t *t, int index, ERL_NIF_TERM *badarg)
+fresh_field(py_state_t *st, PyObject *dict, template_t *t, int index, ERL_NIF_TERM *badarg)
 {
     ERL_NIF_TERM v;
     PyObject *value;
     if (enif_get_map_value(t->env, t->map, S.atoms[index], &v)) {
-        value = field_value(t->env, index, v, badarg);
+        value = field_value(st, t->env, index, v, badarg);
     } else if (index == S_STATE) {
         value = PyDict_New();
     } else if (index == S_ASGI) {
-        value = PyDict_Copy(S.asgi);
+        value = PyDict_Copy(st->asgi_version);
     } else {
         return 0;
     }
-    return set_field(dict, index, value);
+    return set_field(st, dict, index, value);
 }
 
 static PyObject *
-from_template(template_t *t, ERL_NIF_TERM *badarg)
+from_template(py_state_t *st, template_t *t, ERL_NIF_TERM *badarg)
 {
-    if (t->dict == NULL) {
-        t->dict = build_from_map(t->env, t->map, badarg);
-        if (t->dict == NULL) {
+    PyObject **slot = &t->dicts[st->ip->index];
+    PyObject *shared = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (shared == NULL) {
+        PyObject *built = build_from_map(st, t->env, t->map, badarg);
+        if (built == NULL) {
             return NULL;
         }
+        if (__atomic_compare_exchange_n(slot, &shared, built, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            shared = built;
+        } else {
+            Py_DECREF(built); /* another thread of this interpreter built it first */
+        }
     }
-    PyObject *dict = PyDict_Copy(t->dict);
-    if (dict == NULL || replace_copy(dict, S_HEADERS, list_copy) < 0 ||
-        fresh_field(dict, t, S_STATE, badarg) < 0 || fresh_field(dict, t, S_ASGI, badarg) < 0 ||
-        fresh_field(dict, t, S_EXTENSIONS, badarg) < 0) {
+    PyObject *dict = PyDict_Copy(shared);
+    if (dict == NULL || replace_copy(st, dict, S_HEADERS, list_copy) < 0 ||
+        fresh_field(st, dict, t, S_STATE, badarg) < 0 || fresh_field(st, dict, t, S_ASGI, badarg) < 0 ||
+        fresh_field(st, dict, t, S_EXTENSIONS, badarg) < 0) {
         Py_XDECREF(dict);
         return NULL;
     }
@@ -592,12 +562,12 @@ from_template(template_t *t, ERL_NIF_TERM *badarg)
 }
 
 PyObject *
-scope_build(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
+scope_build(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg)
 {
     template_t *t;
     *badarg = 0;
     if (enif_get_resource(env, scope, TEMPLATE_RESOURCE, (void **)&t)) {
-        return from_template(t, badarg);
+        return from_template(st, t, badarg);
     }
-    return build_from_map(env, scope, badarg);
+    return build_from_map(st, env, scope, badarg);
 }

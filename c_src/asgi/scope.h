@@ -5,11 +5,13 @@
 #ifndef PY_NIF_SCOPE_H
 #define PY_NIF_SCOPE_H
 
+#include "core/state.h"
+
 #include <Python.h>
 #include <erl_nif.h>
 
-/* Interned keys, cached values and header names; GIL held, once.  Returns 0 or -1. */
-int scope_init(void);
+/* The C-side key and value tables; at NIF load, after atoms_init. */
+void scope_load(void);
 int scope_resource_init(ErlNifEnv *env);
 
 /* Scheduler side, no Python: checks a scope map.  Returns 0, or -1 with *bad the
@@ -23,10 +25,12 @@ ERL_NIF_TERM scope_template_new(ErlNifEnv *env, ERL_NIF_TERM scope);
 /* 1 if term is a template made by scope_template_new. */
 int scope_is_template(ErlNifEnv *env, ERL_NIF_TERM term);
 
-/* Worker side, GIL held: a new scope dict for one request from a map or a template (a
- * template gives a copy of everything mutable: the dict, headers, state, asgi,
- * extensions).  Returns a new reference, or NULL with a Python exception set or *badarg
- * set to a reason. */
-PyObject *scope_build(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg);
+/* Worker side, GIL of `st`'s interpreter held: a new scope dict for one request from a map
+ * or a template (a template gives a copy of everything mutable: the dict, headers, state,
+ * asgi, extensions).  A `state` that is a lifespan reference gives a shallow copy of the
+ * state of that lifespan in this interpreter ({state, Ref} as *badarg when it has none
+ * here).  Returns a new reference, or NULL with a Python exception set or *badarg set to
+ * a reason. */
+PyObject *scope_build(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *badarg);
 
 #endif

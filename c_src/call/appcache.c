@@ -1,22 +1,11 @@
-#include "appcache.h"
+#include "call/appcache.h"
 
-#include "atoms.h"
-#include "convert.h"
-#include "errors.h"
-#include "options.h"
+#include "core/atoms.h"
+#include "core/options.h"
+#include "terms/convert.h"
+#include "terms/errors.h"
 
 #include <string.h>
-
-#define APPCACHE_SIZE 32
-typedef struct {
-    appcache_key_t key;
-    PyObject *app;       /* strong */
-    PyObject *fn;        /* strong */
-} entry_t;
-
-static entry_t cache[APPCACHE_SIZE];
-static int cache_used = 0;
-static int cache_next = 0;   /* round-robin victim once full */
 
 static int
 append_name(ErlNifEnv *env, ERL_NIF_TERM term, char *buf, size_t *pos)
@@ -67,7 +56,7 @@ message(ErlNifEnv *env, const char *fmt, const char *a, const char *b)
 }
 
 static int
-resolve(ErlNifEnv *env, const char *key, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
+resolve(py_state_t *st, ErlNifEnv *env, const char *key, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
 {
     const char *module = key;
     const char *callable = module + strlen(module) + 1;
@@ -76,7 +65,7 @@ resolve(ErlNifEnv *env, const char *key, PyObject **app, PyObject **fn, ERL_NIF_
 
     PyObject *rmod = PyImport_ImportModule(runner);
     if (rmod == NULL) {
-        *err = errors_take(env);
+        *err = errors_take(st, env);
         return -1;
     }
     *fn = PyObject_GetAttrString(rmod, entry);
@@ -92,7 +81,7 @@ resolve(ErlNifEnv *env, const char *key, PyObject **app, PyObject **fn, ERL_NIF_
     *app = mod != NULL ? getattr_path(mod, callable) : NULL;
     Py_XDECREF(mod);
     if (*app == NULL) {
-        *err = errors_take(env);
+        *err = errors_take(st, env);
         Py_CLEAR(*fn);
         return -1;
     }
@@ -126,42 +115,79 @@ appcache_key(ErlNifEnv *env, const ERL_NIF_TERM names[3], const char *entry, app
     return err;
 }
 
+/* The cached entry for `key`, new references in *app and *fn; 0 if none.  st->lock
+ * held. */
+static int
+lookup(py_state_t *st, const appcache_key_t *key, PyObject **app, PyObject **fn)
+{
+    for (int i = 0; i < st->appcache_used; i++) {
+        appcache_entry_t *e = &st->appcache[i];
+        if (e->key.len == key->len && memcmp(e->key.text, key->text, key->len) == 0) {
+            *app = Py_NewRef(e->app);
+            *fn = Py_NewRef(e->fn);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Adds an entry (round-robin victim once full); the victim's references go to
+ * evicted[0..1] (dropped by the caller once the lock is released: a destructor may run
+ * Python).  st->lock held. */
+static void
+insert(py_state_t *st, const appcache_key_t *key, PyObject *app, PyObject *fn,
+       PyObject *evicted[2])
+{
+    appcache_entry_t *e;
+    if (st->appcache_used < APPCACHE_SIZE) {
+        e = &st->appcache[st->appcache_used++];
+    } else {
+        e = &st->appcache[st->appcache_next];
+        st->appcache_next = (st->appcache_next + 1) % APPCACHE_SIZE;
+        evicted[0] = e->app;
+        evicted[1] = e->fn;
+    }
+    memcpy(e->key.text, key->text, key->len);
+    e->key.len = key->len;
+    e->app = Py_NewRef(app);
+    e->fn = Py_NewRef(fn);
+}
+
 int
-appcache_get(ErlNifEnv *env, const appcache_key_t *key, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
+appcache_get(py_state_t *st, ErlNifEnv *env, const appcache_key_t *key, PyObject **app,
+             PyObject **fn, ERL_NIF_TERM *err)
 {
     int use_cache = option_on(OPT_APP_CACHE);
     if (use_cache) {
-        for (int i = 0; i < cache_used; i++) {
-            if (cache[i].key.len == key->len && memcmp(cache[i].key.text, key->text, key->len) == 0) {
-                *app = Py_NewRef(cache[i].app);
-                *fn = Py_NewRef(cache[i].fn);
-                return 0;
-            }
+        pthread_mutex_lock(&st->lock);
+        int found = lookup(st, key, app, fn);
+        pthread_mutex_unlock(&st->lock);
+        if (found) {
+            return 0;
         }
     }
-    if (resolve(env, key->text, app, fn, err) < 0) {
+    if (resolve(st, env, key->text, app, fn, err) < 0) {
         return -1;
     }
     if (use_cache) {
-        entry_t *e;
-        if (cache_used < APPCACHE_SIZE) {
-            e = &cache[cache_used++];
-        } else {
-            e = &cache[cache_next];
-            cache_next = (cache_next + 1) % APPCACHE_SIZE;
-            Py_CLEAR(e->app);
-            Py_CLEAR(e->fn);
+        PyObject *known_app = NULL, *known_fn = NULL, *evicted[2] = {NULL, NULL};
+        pthread_mutex_lock(&st->lock);
+        /* another thread of this interpreter may have resolved it meanwhile
+         * (free-threaded builds) */
+        if (!lookup(st, key, &known_app, &known_fn)) {
+            insert(st, key, *app, *fn, evicted);
         }
-        memcpy(e->key.text, key->text, key->len);
-        e->key.len = key->len;
-        e->app = Py_NewRef(*app);
-        e->fn = Py_NewRef(*fn);
+        pthread_mutex_unlock(&st->lock);
+        Py_XDECREF(known_app);
+        Py_XDECREF(known_fn);
+        Py_XDECREF(evicted[0]);
+        Py_XDECREF(evicted[1]);
     }
     return 0;
 }
 
 int
-appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL_NIF_TERM runner,
+appcache_resolve(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL_NIF_TERM runner,
                  const char *entry, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
 {
     appcache_key_t key;
@@ -169,7 +195,7 @@ appcache_resolve(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL
         *err = enif_make_tuple2(env, ATOM_badarg, enif_make_tuple3(env, module, callable, runner));
         return -1;
     }
-    return appcache_get(env, &key, app, fn, err);
+    return appcache_get(st, env, &key, app, fn, err);
 }
 
 int

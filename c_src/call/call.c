@@ -1,10 +1,11 @@
 /* The generic path: py:call(Module, Function, Args, Kwargs). */
-#include "call.h"
+#include "call/call.h"
 
-#include "atoms.h"
-#include "convert.h"
-#include "errors.h"
-#include "state.h"
+#include "core/atoms.h"
+#include "exec/pool.h"
+#include "exec/task.h"
+#include "terms/convert.h"
+#include "terms/errors.h"
 
 enum { ARG_MODULE, ARG_FUNCTION, ARG_ARGS, ARG_KWARGS, CALL_ARGC };
 
@@ -49,7 +50,7 @@ resolve(PyObject *module, PyObject *dotted)
 }
 
 static PyObject *
-kwargs_to_py(job_t *job, ERL_NIF_TERM map, ERL_NIF_TERM *err)
+kwargs_to_py(py_state_t *st, job_t *job, ERL_NIF_TERM map, ERL_NIF_TERM *err)
 {
     size_t size;
     enif_get_map_size(job->env, map, &size);
@@ -72,7 +73,7 @@ kwargs_to_py(job_t *job, ERL_NIF_TERM map, ERL_NIF_TERM *err)
             }
         } else {
             ERL_NIF_TERM why;
-            value = convert_to_py(job->env, v, &why);
+            value = convert_to_py(st, job->env, v, &why);
             if (value == NULL && why != 0) {
                 *err = badarg(job, why);
             }
@@ -97,13 +98,13 @@ kwargs_to_py(job_t *job, ERL_NIF_TERM map, ERL_NIF_TERM *err)
 }
 
 static ERL_NIF_TERM
-call_reply(job_t *job, PyObject *result)
+call_reply(py_state_t *st, job_t *job, PyObject *result)
 {
     if (result == NULL) {
-        return errors_tuple(job->env, errors_take(job->env));
+        return errors_tuple(job->env, errors_take(st, job->env));
     }
     ERL_NIF_TERM term;
-    if (!convert_from_py(job->env, result, &term)) {
+    if (!convert_from_py(st, job->env, result, &term)) {
         return errors_tuple(job->env, term);
     }
     return enif_make_tuple2(job->env, ATOM_ok, term);
@@ -112,6 +113,7 @@ call_reply(job_t *job, PyObject *result)
 static void
 call_run(job_t *job, worker_t *w)
 {
+    py_state_t *st = worker_state(w);
     ErlNifEnv *env = job->env;
     ERL_NIF_TERM reply = 0, why;
     PyObject *module = NULL, *func = NULL, *args = NULL, *kwargs = NULL, *result = NULL;
@@ -132,7 +134,7 @@ call_run(job_t *job, worker_t *w)
     if (func == NULL) {
         goto done;
     }
-    PyObject *list = convert_to_py(env, job->argv[ARG_ARGS], &why);
+    PyObject *list = convert_to_py(st, env, job->argv[ARG_ARGS], &why);
     if (list == NULL) {
         if (why != 0) {
             reply = badarg(job, why);
@@ -144,20 +146,20 @@ call_run(job_t *job, worker_t *w)
     if (args == NULL) {
         goto done;
     }
-    kwargs = kwargs_to_py(job, job->argv[ARG_KWARGS], &reply);
+    kwargs = kwargs_to_py(st, job, job->argv[ARG_KWARGS], &reply);
     if (kwargs == NULL && (reply != 0 || PyErr_Occurred())) {
         goto done;
     }
     result = PyObject_Call(func, args, kwargs);
     if (result != NULL && PyCoro_CheckExact(result) && worker_running_loop(w, 1) == 0) {
         /* An async function: await it on this worker's loop, reply when it returns. */
-        PyObject *task = worker_await(w, job, result, call_reply);
+        PyObject *task = task_await(w, job, result, call_reply);
         Py_XDECREF(task);
         goto cleanup;
     }
 done:
     if (reply == 0) {
-        reply = call_reply(job, result);
+        reply = call_reply(st, job, result);
     }
     job_reply(job, reply);
 cleanup:

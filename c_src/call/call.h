@@ -2,7 +2,8 @@
 #ifndef PY_NIF_CALL_H
 #define PY_NIF_CALL_H
 
-#include "worker.h"
+#include <erl_nif.h>
+#include <stdint.h>
 
 /* argv: Module, Function (atom or binary), Args (list), Kwargs (map).  Returns
  * {ok, Job} (the reply {Tag, Result} follows as a message) or {error, Reason}. */

@@ -1,4 +1,4 @@
-#include "atoms.h"
+#include "core/atoms.h"
 
 #define PY_NIF_DEFINE_ATOM(name) ERL_NIF_TERM ATOM_##name;
 PY_NIF_ATOMS(PY_NIF_DEFINE_ATOM)

@@ -52,4 +52,11 @@ compat_optional_attr(PyObject *obj, PyObject *name, PyObject **out)
 #endif
 }
 
+/* Locks `op` against other threads while a block reads it: free-threaded builds (3.13+)
+ * need it for objects other threads may change; elsewhere (the GIL) it is a plain block. */
+#ifndef Py_BEGIN_CRITICAL_SECTION
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#endif
+
 #endif

@@ -1,6 +1,6 @@
-#include "options.h"
+#include "core/options.h"
 
-#include "atoms.h"
+#include "core/atoms.h"
 
 unsigned py_options = OPT_ALL;
 

@@ -1,42 +1,38 @@
-#include "release.h"
+#include "core/release.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 
-typedef struct node {
-    struct node *next;
+struct release_node {
+    release_node_t *next;
     PyObject *obj;
-} node_t;
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static node_t *pending = NULL;
+};
 
 void
-release_later(PyObject *obj)
+release_later(interp_t *ip, PyObject *obj)
 {
-    node_t *n = malloc(sizeof(*n));
+    release_node_t *n = malloc(sizeof(*n));
     if (n == NULL) {
         return; /* out of memory: leaking the reference is the only safe choice */
     }
     n->obj = obj;
-    pthread_mutex_lock(&lock);
-    n->next = pending;
-    pending = n;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_lock(&ip->release_lock);
+    n->next = ip->release;
+    ip->release = n;
+    pthread_mutex_unlock(&ip->release_lock);
 }
 
 void
-release_pending(void)
+release_pending(interp_t *ip)
 {
-    if (__atomic_load_n(&pending, __ATOMIC_RELAXED) == NULL) {
+    if (__atomic_load_n(&ip->release, __ATOMIC_RELAXED) == NULL) {
         return;
     }
-    pthread_mutex_lock(&lock);
-    node_t *list = pending;
-    pending = NULL;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_lock(&ip->release_lock);
+    release_node_t *list = ip->release;
+    ip->release = NULL;
+    pthread_mutex_unlock(&ip->release_lock);
     while (list != NULL) {
-        node_t *next = list->next;
+        release_node_t *next = list->next;
         Py_DECREF(list->obj);
         free(list);
         list = next;

@@ -1,11 +1,6 @@
-#include "runtime.h"
+#include "core/runtime.h"
 
-#include "compat.h"
-#include "erlmod.h"
-#include "state.h"
-#include "scope.h"
-#include "wsgi.h"
-#include "wsgi_stream.h"
+#include "core/interp.h"
 
 #include <Python.h>
 #include <dlfcn.h>
@@ -13,31 +8,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-
-/* sys.path and venv set-up, run on the interpreter's main thread at every start. */
-static const char CONFIGURE_SRC[] =
-    "def configure(paths, venv, version):\n"
-    "    import os, site, sys\n"
-    "    import _erlang\n"
-    "    os._exit = _erlang._blocked_exit\n"
-    "    for p in reversed(paths):\n"
-    "        if p in sys.path:\n"
-    "            sys.path.remove(p)\n"
-    "        sys.path.insert(0, p)\n"
-    "    if not venv:\n"
-    "        return ''\n"
-    "    sp = os.path.join(venv, 'lib', 'python' + version, 'site-packages')\n"
-    "    if not os.path.isdir(sp):\n"
-    "        return f'virtualenv {venv} has no {sp}: is it a Python {version} venv?'\n"
-    "    if sp in sys.path:\n"
-    "        return ''\n"
-    "    before = set(sys.path)\n"
-    "    site.addsitedir(sp)\n"
-    "    added = [p for p in sys.path if p not in before]\n"
-    "    for p in added:\n"
-    "        sys.path.remove(p)\n"
-    "    sys.path[len(paths):len(paths)] = added\n"
-    "    return ''\n";
 
 static struct {
     pthread_mutex_t lock;
@@ -60,6 +30,15 @@ static struct {
 
 static char running_version[32] = "";
 static void *libpython_handle = NULL;
+static const char *builtin_name = NULL;
+static PyObject *(*builtin_init)(void) = NULL;
+
+void
+runtime_builtin_module(const char *name, PyObject *(*init)(void))
+{
+    builtin_name = name;
+    builtin_init = init;
+}
 
 const char *
 runtime_build_version(void)
@@ -140,14 +119,27 @@ status_error(PyStatus status, char *err, size_t errlen)
     return -1;
 }
 
+/* signal.signal(signal.SIGINT, signal.SIG_DFL).  GIL held. */
+static int
+restore_sigint(void)
+{
+    PyObject *signal = PyImport_ImportModule("signal");
+    PyObject *dfl = signal != NULL ? PyObject_GetAttrString(signal, "SIG_DFL") : NULL;
+    PyObject *r = dfl != NULL ? PyObject_CallMethod(signal, "signal", "iO", SIGINT, dfl) : NULL;
+    Py_XDECREF(dfl);
+    Py_XDECREF(signal);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
 /* Py_InitializeFromConfig with the VM-friendly settings: no signal handlers (the BEAM
  * owns the signals), argv set, the build's prefix as home so the stdlib is found from
  * inside beam.smp. */
 static int
 init_interpreter(char *err, size_t errlen)
 {
-    if (erlmod_register() < 0) {
-        snprintf(err, errlen, "cannot register the _erlang module");
+    if (builtin_init != NULL && PyImport_AppendInittab(builtin_name, builtin_init) < 0) {
+        snprintf(err, errlen, "cannot register the %s module", builtin_name);
         return -1;
     }
     struct sigaction vm_sigint;
@@ -172,7 +164,7 @@ init_interpreter(char *err, size_t errlen)
     if (PyStatus_Exception(status)) {
         return status_error(status, err, errlen);
     }
-    if (state_init() < 0 || wsgi_init() < 0 || scope_init() < 0 || wsgi_stream_init() < 0) {
+    if (interp_main_init() < 0) {
         PyErr_Print();
         snprintf(err, errlen, "cannot set up the NIF's Python state (see stderr)");
         return -1;
@@ -180,75 +172,12 @@ init_interpreter(char *err, size_t errlen)
     /* Importing the signal module (asyncio does) installs Python's SIGINT handler when
      * SIGINT is at its default (erl +B), whatever install_signal_handlers says: give
      * SIGINT back to the VM, in Python's table too. */
-    if (vm_sigint.sa_handler == SIG_DFL &&
-        PyRun_SimpleString("import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)") < 0) {
+    if (vm_sigint.sa_handler == SIG_DFL && restore_sigint() < 0) {
+        PyErr_Print();
         snprintf(err, errlen, "cannot restore the VM's SIGINT disposition");
         return -1;
     }
     return 0;
-}
-
-static PyObject *
-str_list(char **items, int n)
-{
-    PyObject *list = PyList_New(n);
-    for (int i = 0; list != NULL && i < n; i++) {
-        PyObject *s = PyUnicode_DecodeFSDefault(items[i]);
-        if (s == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, i, s);
-    }
-    return list;
-}
-
-static void
-copy_exception_text(char *out, size_t outlen)
-{
-    PyObject *value = compat_take_exception();
-    PyObject *s = value != NULL ? PyObject_Str(value) : NULL;
-    const char *text = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
-    snprintf(out, outlen, "%s", text != NULL ? text : "unknown Python error");
-    Py_XDECREF(s);
-    Py_XDECREF(value);
-    PyErr_Clear();
-}
-
-/* Runs CONFIGURE_SRC's configure(). GIL held. */
-static int
-apply_config(const runtime_config_t *cfg, char *err, size_t errlen, char *warn, size_t warnlen)
-{
-    warn[0] = '\0';
-    PyObject *globals = PyDict_New();
-    PyObject *r = globals != NULL
-        ? PyRun_String(CONFIGURE_SRC, Py_file_input, globals, globals) : NULL;
-    Py_XDECREF(r);
-    PyObject *fn = r != NULL ? PyDict_GetItemString(globals, "configure") : NULL;
-    PyObject *paths = fn != NULL ? str_list(cfg->paths, cfg->npaths) : NULL;
-    PyObject *venv = NULL;
-    if (paths != NULL) {
-        venv = cfg->venv != NULL ? PyUnicode_DecodeFSDefault(cfg->venv) : Py_NewRef(Py_None);
-    }
-    PyObject *version = venv != NULL
-        ? PyUnicode_FromFormat("%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION) : NULL;
-    PyObject *note = version != NULL
-        ? PyObject_CallFunctionObjArgs(fn, paths, venv, version, NULL) : NULL;
-    int rc = 0;
-    if (note == NULL) {
-        copy_exception_text(err, errlen);
-        rc = -1;
-    } else {
-        const char *text = PyUnicode_AsUTF8(note);
-        snprintf(warn, warnlen, "%s", text != NULL ? text : "");
-        PyErr_Clear();
-    }
-    Py_XDECREF(note);
-    Py_XDECREF(version);
-    Py_XDECREF(venv);
-    Py_XDECREF(paths);
-    Py_XDECREF(globals);
-    return rc;
 }
 
 static void *
@@ -273,7 +202,7 @@ main_thread(void *arg)
 
         PyEval_RestoreThread(ts);
         char e[512] = "", w[512] = "";
-        int r = apply_config(cfg, e, sizeof(e), w, sizeof(w));
+        int r = interp_configure(interp_slot(0), cfg, e, sizeof(e), w, sizeof(w));
         ts = PyEval_SaveThread();
 
         pthread_mutex_lock(&rt.lock);

@@ -5,13 +5,19 @@
 #ifndef PY_NIF_RUNTIME_H
 #define PY_NIF_RUNTIME_H
 
+#include <Python.h>
 #include <stddef.h>
 
 typedef struct {
-    char **paths;      /* prepended to sys.path, in order */
+    char **paths;      /* prepended to sys.path, in order; the first holds the
+                          erlang_python package (erlang_python_runtime) */
     int npaths;
     char *venv;        /* a virtualenv root whose site-packages is added, or NULL */
 } runtime_config_t;
+
+/* A built-in module (`_erlang`) to register before the interpreter starts.  At NIF load,
+ * no Python called. */
+void runtime_builtin_module(const char *name, PyObject *(*init)(void));
 
 /* At NIF load: makes libpython's symbols global (for C extension modules) and checks that
  * the running libpython is the one the NIF was compiled for.  Returns 0, or -1 with a

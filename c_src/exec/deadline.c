@@ -1,8 +1,8 @@
-#include "deadline.h"
+#include "exec/deadline.h"
 
-#include "atoms.h"
-#include "errors.h"
-#include "worker.h"
+#include "core/atoms.h"
+#include "exec/task.h"
+#include "terms/errors.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -127,7 +127,7 @@ expire(job_t *job)
             enif_send(NULL, &job->caller, env, msg);
             enif_free_env(env);
         }
-        pool_cancel_task(job);
+        task_cancel(job);
     }
     enif_release_resource(job);
 }

@@ -9,7 +9,7 @@
 #ifndef PY_NIF_DEADLINE_H
 #define PY_NIF_DEADLINE_H
 
-#include "job.h"
+#include "exec/job.h"
 
 #include <stdint.h>
 

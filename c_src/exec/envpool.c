@@ -1,4 +1,4 @@
-#include "envpool.h"
+#include "exec/envpool.h"
 
 #include <pthread.h>
 

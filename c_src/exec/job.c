@@ -1,8 +1,8 @@
-#include "job.h"
+#include "exec/job.h"
 
-#include "atoms.h"
-#include "deadline.h"
-#include "envpool.h"
+#include "core/atoms.h"
+#include "exec/deadline.h"
+#include "exec/envpool.h"
 
 #include <string.h>
 
@@ -23,7 +23,7 @@ job_dtor(ErlNifEnv *caller_env, void *obj)
         job->event_env = NULL;
     }
     if (job->data != NULL && job->free_data != NULL) {
-        job->free_data(job->data);
+        job->free_data(job);
         job->data = NULL;
     }
 }
@@ -78,9 +78,9 @@ job_event_send(job_t *job, ERL_NIF_TERM event)
 }
 
 static void
-release_target(void *target)
+release_target(job_t *job)
 {
-    enif_release_resource(target);
+    enif_release_resource(job->data);
 }
 
 job_t *

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct worker;
+struct interp;
 
 typedef enum { JOB_PENDING = 0, JOB_CANCELLED = 1, JOB_REPLIED = 2 } job_state_t;
 
@@ -37,10 +38,12 @@ struct job {
     ERL_NIF_TERM tag;        /* the caller's reply tag, in env */
     int argc;
     ERL_NIF_TERM argv[JOB_MAX_ARGS];
-    void *data;              /* kind-specific state, freed by `free_data` (any thread,
-                                no GIL: Python references go through release_later) */
-    void (*free_data)(void *data);
+    void *data;              /* kind-specific state, freed by `free_data(job)` (any
+                                thread, no GIL: Python references go through
+                                release_later on job->ip) */
+    void (*free_data)(job_t *job);
     int worker;              /* index of the worker running it, -1 until it runs */
+    struct interp *ip;       /* the interpreter it runs in, NULL until it runs */
     PyObject *task;          /* the asyncio task awaiting it, if any (GIL held) */
     /* Streams: messages are {Kind, Job, Event} with Kind the atom asgi or wsgi (0 for
      * plain calls, whose one reply is {Tag, Reply}).  A stream monitors its owner;

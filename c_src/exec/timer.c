@@ -1,8 +1,9 @@
-#include "timer.h"
+#include "exec/timer.h"
 
-#include "atoms.h"
-#include "job.h"
-#include "worker.h"
+#include "core/atoms.h"
+#include "exec/job.h"
+#include "exec/pool.h"
+#include "exec/worker.h"
 
 PyObject *
 timer_schedule(PyObject *self, PyObject *const *args, Py_ssize_t nargs)

@@ -1,21 +1,22 @@
 /* NIF entry points: loading, start/stop of the Python runtime, and the function table.
  * Every function here runs on a scheduler thread and never runs Python: it validates,
  * copies and queues.  start/stop wait for threads and run on dirty I/O schedulers. */
-#include "asgi.h"
-#include "asgi_stream.h"
-#include "atoms.h"
-#include "call.h"
-#include "deadline.h"
-#include "job.h"
-#include "lifespan.h"
-#include "options.h"
-#include "response.h"
-#include "runtime.h"
-#include "scope.h"
-#include "timer.h"
-#include "worker.h"
-#include "wsgi.h"
-#include "wsgi_stream.h"
+#include "asgi/asgi.h"
+#include "asgi/asgi_stream.h"
+#include "asgi/lifespan.h"
+#include "asgi/scope.h"
+#include "call/call.h"
+#include "core/atoms.h"
+#include "core/options.h"
+#include "core/runtime.h"
+#include "exec/deadline.h"
+#include "exec/job.h"
+#include "exec/pool.h"
+#include "exec/timer.h"
+#include "nif/erlmod.h"
+#include "terms/response.h"
+#include "wsgi/wsgi.h"
+#include "wsgi/wsgi_stream.h"
 
 #include <string.h>
 
@@ -225,6 +226,8 @@ load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
     atoms_init(env);
     wsgi_load();
+    scope_load();
+    runtime_builtin_module("_erlang", erlmod_init);
     if (job_resource_init(env) < 0 || response_init(env) < 0 || scope_resource_init(env) < 0 ||
         lifespan_resource_init(env) < 0) {
         return 1;

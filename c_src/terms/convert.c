@@ -1,9 +1,9 @@
-#include "convert.h"
+#include "terms/convert.h"
 
-#include "atoms.h"
-#include "erlmod.h"
-#include "errors.h"
-#include "state.h"
+#include "core/atoms.h"
+#include "core/compat.h"
+#include "terms/errors.h"
+#include "terms/pyterm.h"
 
 #include <math.h>
 #include <string.h>
@@ -32,10 +32,10 @@ convert_bytes(ErlNifEnv *env, const char *data, size_t len)
 
 /* ---- Erlang -> Python ------------------------------------------------------------- */
 
-static PyObject *to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg);
+static PyObject *to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg);
 
 static PyObject *
-bignum_to_py(ErlNifEnv *env, ERL_NIF_TERM t, ERL_NIF_TERM *badarg)
+bignum_to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t, ERL_NIF_TERM *badarg)
 {
     ErlNifBinary ext;
     if (!enif_term_to_binary(env, t, &ext)) {
@@ -67,8 +67,8 @@ bignum_to_py(ErlNifEnv *env, ERL_NIF_TERM t, ERL_NIF_TERM *badarg)
         return NULL;
     }
     PyObject *magnitude = PyObject_CallMethodObjArgs((PyObject *)&PyLong_Type,
-                                                     PY_STATE->s_from_bytes, digits,
-                                                     PY_STATE->s_little, NULL);
+                                                     st->s_from_bytes, digits,
+                                                     st->s_little, NULL);
     Py_DECREF(digits);
     if (magnitude == NULL) {
         return NULL;
@@ -118,7 +118,7 @@ atom_text(ErlNifEnv *env, ERL_NIF_TERM t)
 }
 
 static PyObject *
-atom_to_py(ErlNifEnv *env, ERL_NIF_TERM t)
+atom_to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t)
 {
     if (t == ATOM_true) {
         Py_RETURN_TRUE;
@@ -133,7 +133,7 @@ atom_to_py(ErlNifEnv *env, ERL_NIF_TERM t)
     if (text == NULL) {
         return NULL;
     }
-    PyObject *atom = PyObject_CallOneArg((PyObject *)PY_STATE->atom_type, text);
+    PyObject *atom = PyObject_CallOneArg((PyObject *)st->atom_type, text);
     Py_DECREF(text);
     return atom;
 }
@@ -155,7 +155,7 @@ binary_to_py(ErlNifEnv *env, ERL_NIF_TERM t, ERL_NIF_TERM *badarg)
 }
 
 static PyObject *
-list_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
+list_to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
 {
     unsigned len;
     if (!enif_get_list_length(env, t, &len)) {
@@ -169,7 +169,7 @@ list_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
     ERL_NIF_TERM head, tail = t;
     for (unsigned i = 0; i < len; i++) {
         enif_get_list_cell(env, tail, &head, &tail);
-        PyObject *item = to_py(env, head, depth + 1, badarg);
+        PyObject *item = to_py(st, env, head, depth + 1, badarg);
         if (item == NULL) {
             Py_DECREF(list);
             return NULL;
@@ -180,7 +180,7 @@ list_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
 }
 
 static PyObject *
-tuple_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
+tuple_to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
 {
     int arity;
     const ERL_NIF_TERM *elems;
@@ -196,7 +196,7 @@ tuple_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
         return NULL;
     }
     for (int i = 0; i < arity; i++) {
-        PyObject *item = to_py(env, elems[i], depth + 1, badarg);
+        PyObject *item = to_py(st, env, elems[i], depth + 1, badarg);
         if (item == NULL) {
             Py_DECREF(tuple);
             return NULL;
@@ -207,7 +207,7 @@ tuple_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
 }
 
 static PyObject *
-map_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
+map_to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
 {
     PyObject *dict = PyDict_New();
     if (dict == NULL) {
@@ -220,11 +220,11 @@ map_to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
     }
     ERL_NIF_TERM k, v;
     while (enif_map_iterator_get_pair(env, &it, &k, &v)) {
-        PyObject *key = to_py(env, k, depth + 1, badarg);
+        PyObject *key = to_py(st, env, k, depth + 1, badarg);
         if (key == NULL) {
             goto fail;
         }
-        PyObject *value = to_py(env, v, depth + 1, badarg);
+        PyObject *value = to_py(st, env, v, depth + 1, badarg);
         if (value == NULL) {
             Py_DECREF(key);
             goto fail;
@@ -257,7 +257,7 @@ fail:
 }
 
 static PyObject *
-to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
+to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
 {
     if (depth > CONVERT_MAX_DEPTH) {
         *badarg = ATOM_too_deep;
@@ -273,7 +273,7 @@ to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
         if (enif_get_uint64(env, t, &u)) {
             return PyLong_FromUnsignedLongLong((unsigned long long)u);
         }
-        return bignum_to_py(env, t, badarg);
+        return bignum_to_py(st, env, t, badarg);
     }
     case ERL_NIF_TERM_TYPE_FLOAT: {
         double d;
@@ -281,25 +281,25 @@ to_py(ErlNifEnv *env, ERL_NIF_TERM t, int depth, ERL_NIF_TERM *badarg)
         return PyFloat_FromDouble(d);
     }
     case ERL_NIF_TERM_TYPE_ATOM:
-        return atom_to_py(env, t);
+        return atom_to_py(st, env, t);
     case ERL_NIF_TERM_TYPE_BITSTRING:
         return binary_to_py(env, t, badarg);
     case ERL_NIF_TERM_TYPE_LIST:
-        return list_to_py(env, t, depth, badarg);
+        return list_to_py(st, env, t, depth, badarg);
     case ERL_NIF_TERM_TYPE_TUPLE:
-        return tuple_to_py(env, t, depth, badarg);
+        return tuple_to_py(st, env, t, depth, badarg);
     case ERL_NIF_TERM_TYPE_MAP:
-        return map_to_py(env, t, depth, badarg);
+        return map_to_py(st, env, t, depth, badarg);
     default: /* pid, port, reference, fun */
-        return erlmod_term_new(env, t);
+        return pyterm_new(st, env, t);
     }
 }
 
 PyObject *
-convert_to_py(ErlNifEnv *env, ERL_NIF_TERM term, ERL_NIF_TERM *badarg)
+convert_to_py(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM term, ERL_NIF_TERM *badarg)
 {
     *badarg = 0;
-    return to_py(env, term, 0, badarg);
+    return to_py(st, env, term, 0, badarg);
 }
 
 PyObject *
@@ -317,12 +317,12 @@ convert_name(ErlNifEnv *env, ERL_NIF_TERM term)
 
 /* ---- Python -> Erlang ------------------------------------------------------------- */
 
-static int from_py(ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out);
+static int from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out);
 
 static int
-fail_unconvertible(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
+fail_unconvertible(py_state_t *st, ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 {
-    PyObject *qualname = PyObject_GetAttr((PyObject *)Py_TYPE(o), PY_STATE->s_qualname);
+    PyObject *qualname = PyObject_GetAttr((PyObject *)Py_TYPE(o), st->s_qualname);
     if (qualname == NULL) {
         PyErr_Clear();
         *out = enif_make_tuple2(env, ATOM_unconvertible, convert_bytes(env, "?", 1));
@@ -334,52 +334,52 @@ fail_unconvertible(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 }
 
 static int
-fail_python(ErlNifEnv *env, ERL_NIF_TERM *out)
+fail_python(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM *out)
 {
-    *out = errors_take(env);
+    *out = errors_take(st, env);
     return 0;
 }
 
 static int
-bigint_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
+bigint_from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 {
     PyObject *zero = PyLong_FromLong(0);
     int negative = zero != NULL ? PyObject_RichCompareBool(o, zero, Py_LT) : -1;
     Py_XDECREF(zero);
     if (negative < 0) {
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     PyObject *magnitude = PyNumber_Absolute(o);
     if (magnitude == NULL) {
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
-    PyObject *bits = PyObject_CallMethodNoArgs(magnitude, PY_STATE->s_bit_length);
+    PyObject *bits = PyObject_CallMethodNoArgs(magnitude, st->s_bit_length);
     size_t nbits = bits != NULL ? PyLong_AsSize_t(bits) : (size_t)-1;
     Py_XDECREF(bits);
     if (nbits == (size_t)-1) {
         Py_DECREF(magnitude);
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     size_t n = (nbits + 7) / 8;
     PyObject *len = PyLong_FromSize_t(n);
     PyObject *digits = len != NULL
-        ? PyObject_CallMethodObjArgs(magnitude, PY_STATE->s_to_bytes, len, PY_STATE->s_little, NULL)
+        ? PyObject_CallMethodObjArgs(magnitude, st->s_to_bytes, len, st->s_little, NULL)
         : NULL;
     Py_XDECREF(len);
     Py_DECREF(magnitude);
     if (digits == NULL) {
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     if (n > 0xFFFFFFFFu) {
         Py_DECREF(digits);
-        return fail_unconvertible(env, o, out);
+        return fail_unconvertible(st, env, o, out);
     }
     size_t size = 7 + n;
     unsigned char *ext = enif_alloc(size);
     if (ext == NULL) {
         Py_DECREF(digits);
         PyErr_NoMemory();
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     ext[0] = ETF_VERSION;
     ext[1] = ETF_LARGE_BIG;
@@ -393,7 +393,7 @@ bigint_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
     int ok = enif_binary_to_term(env, ext, size, out, 0) > 0;
     enif_free(ext);
     if (!ok) {
-        return fail_unconvertible(env, o, out);
+        return fail_unconvertible(st, env, o, out);
     }
     return 1;
 }
@@ -413,12 +413,12 @@ float_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 }
 
 static int
-atom_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
+atom_from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 {
     Py_ssize_t len;
     const char *utf8 = PyUnicode_AsUTF8AndSize(o, &len);
     if (utf8 == NULL) {
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     if (PyUnicode_GET_LENGTH(o) > 255) {
         *out = enif_make_tuple2(env, ATOM_unconvertible, convert_bytes(env, "Atom", 4));
@@ -453,23 +453,23 @@ atom_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 }
 
 static int
-str_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
+str_from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 {
     Py_ssize_t len;
     const char *utf8 = PyUnicode_AsUTF8AndSize(o, &len);
     if (utf8 == NULL) {
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     *out = convert_bytes(env, utf8, (size_t)len);
     return 1;
 }
 
 static int
-buffer_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
+buffer_from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 {
     Py_buffer view;
     if (PyObject_GetBuffer(o, &view, PyBUF_CONTIG_RO) < 0) {
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     ERL_NIF_TERM bin = convert_bytes(env, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
@@ -478,11 +478,11 @@ buffer_from_py(ErlNifEnv *env, PyObject *o, ERL_NIF_TERM *out)
 }
 
 static int
-seq_items_from_py(ErlNifEnv *env, PyObject **items, Py_ssize_t n, int depth,
+seq_items_from_py(py_state_t *st, ErlNifEnv *env, PyObject **items, Py_ssize_t n, int depth,
                   ERL_NIF_TERM *terms, ERL_NIF_TERM *out)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!from_py(env, items[i], depth + 1, &terms[i])) {
+        if (!from_py(st, env, items[i], depth + 1, &terms[i])) {
             *out = terms[i];
             return 0;
         }
@@ -490,22 +490,20 @@ seq_items_from_py(ErlNifEnv *env, PyObject **items, Py_ssize_t n, int depth,
     return 1;
 }
 
+/* The items of a list/tuple/set (its size read with them: another thread may change a
+ * shared list meanwhile in a free-threaded build). */
 static int
-sequence_from_py(ErlNifEnv *env, PyObject *o, int depth, int as_tuple, ERL_NIF_TERM *out)
+sequence_items(py_state_t *st, ErlNifEnv *env, PyObject *fast, int depth, int as_tuple,
+               ERL_NIF_TERM *out)
 {
-    PyObject *fast = PySequence_Fast(o, "expected a sequence");
-    if (fast == NULL) {
-        return fail_python(env, out);
-    }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     ERL_NIF_TERM stackbuf[16];
     ERL_NIF_TERM *terms = n <= 16 ? stackbuf : enif_alloc(sizeof(ERL_NIF_TERM) * (size_t)n);
     if (terms == NULL) {
-        Py_DECREF(fast);
         PyErr_NoMemory();
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
-    int ok = seq_items_from_py(env, PySequence_Fast_ITEMS(fast), n, depth, terms, out);
+    int ok = seq_items_from_py(st, env, PySequence_Fast_ITEMS(fast), n, depth, terms, out);
     if (ok) {
         *out = as_tuple ? enif_make_tuple_from_array(env, terms, (unsigned)n)
                         : enif_make_list_from_array(env, terms, (unsigned)n);
@@ -513,28 +511,42 @@ sequence_from_py(ErlNifEnv *env, PyObject *o, int depth, int as_tuple, ERL_NIF_T
     if (terms != stackbuf) {
         enif_free(terms);
     }
+    return ok;
+}
+
+static int
+sequence_from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, int depth, int as_tuple, ERL_NIF_TERM *out)
+{
+    PyObject *fast = PySequence_Fast(o, "expected a sequence");
+    if (fast == NULL) {
+        return fail_python(st, env, out);
+    }
+    int ok;
+    Py_BEGIN_CRITICAL_SECTION(fast);
+    ok = sequence_items(st, env, fast, depth, as_tuple, out);
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(fast);
     return ok;
 }
 
 static int
-dict_from_py(ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
+dict_items(py_state_t *st, ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
 {
-    Py_ssize_t n = PyDict_Size(o);
+    Py_ssize_t n = PyDict_GET_SIZE(o);
     ERL_NIF_TERM *keys = enif_alloc(sizeof(ERL_NIF_TERM) * (size_t)(n > 0 ? 2 * n : 1));
     if (keys == NULL) {
         PyErr_NoMemory();
-        return fail_python(env, out);
+        return fail_python(st, env, out);
     }
     ERL_NIF_TERM *values = keys + n;
     Py_ssize_t pos = 0, i = 0;
     PyObject *k, *v;
     int ok = 1;
     while (ok && i < n && PyDict_Next(o, &pos, &k, &v)) {
-        if (!from_py(env, k, depth + 1, &keys[i])) {
+        if (!from_py(st, env, k, depth + 1, &keys[i])) {
             *out = keys[i];
             ok = 0;
-        } else if (!from_py(env, v, depth + 1, &values[i])) {
+        } else if (!from_py(st, env, v, depth + 1, &values[i])) {
             *out = values[i];
             ok = 0;
         }
@@ -550,7 +562,17 @@ dict_from_py(ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
 }
 
 static int
-from_py(ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
+dict_from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
+{
+    int ok;
+    Py_BEGIN_CRITICAL_SECTION(o);
+    ok = dict_items(st, env, o, depth, out);
+    Py_END_CRITICAL_SECTION();
+    return ok;
+}
+
+static int
+from_py(py_state_t *st, ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
 {
     if (depth > CONVERT_MAX_DEPTH) {
         *out = ATOM_too_deep;
@@ -573,42 +595,42 @@ from_py(ErlNifEnv *env, PyObject *o, int depth, ERL_NIF_TERM *out)
         long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (overflow == 0) {
             if (v == -1 && PyErr_Occurred()) {
-                return fail_python(env, out);
+                return fail_python(st, env, out);
             }
             *out = enif_make_int64(env, (ErlNifSInt64)v);
             return 1;
         }
-        return bigint_from_py(env, o, out);
+        return bigint_from_py(st, env, o, out);
     }
     if (PyFloat_Check(o)) {
         return float_from_py(env, o, out);
     }
     if (PyUnicode_Check(o)) {
-        if (PyObject_TypeCheck(o, PY_STATE->atom_type)) {
-            return atom_from_py(env, o, out);
+        if (PyObject_TypeCheck(o, st->atom_type)) {
+            return atom_from_py(st, env, o, out);
         }
-        return str_from_py(env, o, out);
+        return str_from_py(st, env, o, out);
     }
     if (PyBytes_Check(o) || PyByteArray_Check(o) || PyMemoryView_Check(o)) {
-        return buffer_from_py(env, o, out);
+        return buffer_from_py(st, env, o, out);
     }
     if (PyTuple_Check(o)) {
-        return sequence_from_py(env, o, depth, 1, out);
+        return sequence_from_py(st, env, o, depth, 1, out);
     }
     if (PyList_Check(o) || PyAnySet_Check(o)) {
-        return sequence_from_py(env, o, depth, 0, out);
+        return sequence_from_py(st, env, o, depth, 0, out);
     }
     if (PyDict_Check(o)) {
-        return dict_from_py(env, o, depth, out);
+        return dict_from_py(st, env, o, depth, out);
     }
-    if (erlmod_term_get(o, env, out)) {
+    if (pyterm_get(st, o, env, out)) {
         return 1;
     }
-    return fail_unconvertible(env, o, out);
+    return fail_unconvertible(st, env, o, out);
 }
 
 int
-convert_from_py(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+convert_from_py(py_state_t *st, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {
-    return from_py(env, obj, 0, out);
+    return from_py(st, env, obj, 0, out);
 }

@@ -1,8 +1,7 @@
-#include "errors.h"
+#include "terms/errors.h"
 
-#include "atoms.h"
-#include "compat.h"
-#include "state.h"
+#include "core/atoms.h"
+#include "core/compat.h"
 
 #include <string.h>
 
@@ -38,13 +37,13 @@ errors_text(ErlNifEnv *env, PyObject *obj)
 }
 
 static ERL_NIF_TERM
-type_name(ErlNifEnv *env, PyObject *type)
+type_name(py_state_t *st, ErlNifEnv *env, PyObject *type)
 {
-    PyObject *module = PyObject_GetAttr(type, PY_STATE->s_module);
-    PyObject *qualname = PyObject_GetAttr(type, PY_STATE->s_qualname);
+    PyObject *module = PyObject_GetAttr(type, st->s_module);
+    PyObject *qualname = PyObject_GetAttr(type, st->s_qualname);
     PyObject *name = NULL;
     if (qualname != NULL && module != NULL && PyUnicode_Check(module) &&
-        PyUnicode_Compare(module, PY_STATE->s_builtins) != 0) {
+        PyUnicode_Compare(module, st->s_builtins) != 0) {
         name = PyUnicode_FromFormat("%U.%U", module, qualname);
     } else if (qualname != NULL) {
         name = Py_NewRef(qualname);
@@ -62,18 +61,18 @@ type_name(ErlNifEnv *env, PyObject *type)
 
 /* One binary per line of the formatted traceback. */
 static ERL_NIF_TERM
-traceback_lines(ErlNifEnv *env, PyObject *exc)
+traceback_lines(py_state_t *st, ErlNifEnv *env, PyObject *exc)
 {
     PyObject *type = (PyObject *)Py_TYPE(exc);
     PyObject *tb = PyException_GetTraceback(exc);
-    PyObject *parts = PyObject_CallFunctionObjArgs(PY_STATE->format_exception, type, exc,
+    PyObject *parts = PyObject_CallFunctionObjArgs(st->format_exception, type, exc,
                                                    tb != NULL ? tb : Py_None, NULL);
     Py_XDECREF(tb);
     if (parts == NULL) {
         PyErr_Clear();
         return enif_make_list(env, 0);
     }
-    PyObject *joined = PyUnicode_Join(PY_STATE->s_empty, parts);
+    PyObject *joined = PyUnicode_Join(st->s_empty, parts);
     Py_DECREF(parts);
     if (joined == NULL) {
         PyErr_Clear();
@@ -95,14 +94,14 @@ traceback_lines(ErlNifEnv *env, PyObject *exc)
 }
 
 ERL_NIF_TERM
-errors_from_exception(ErlNifEnv *env, PyObject *exc)
+errors_from_exception(py_state_t *st, ErlNifEnv *env, PyObject *exc)
 {
-    return enif_make_tuple4(env, ATOM_python, type_name(env, (PyObject *)Py_TYPE(exc)),
-                            errors_text(env, exc), traceback_lines(env, exc));
+    return enif_make_tuple4(env, ATOM_python, type_name(st, env, (PyObject *)Py_TYPE(exc)),
+                            errors_text(env, exc), traceback_lines(st, env, exc));
 }
 
 ERL_NIF_TERM
-errors_take(ErlNifEnv *env)
+errors_take(py_state_t *st, ErlNifEnv *env)
 {
     PyObject *exc = compat_take_exception();
     if (exc == NULL) {
@@ -110,7 +109,7 @@ errors_take(ErlNifEnv *env)
                                 binary_from(env, "error without exception", 23),
                                 enif_make_list(env, 0));
     }
-    ERL_NIF_TERM out = errors_from_exception(env, exc);
+    ERL_NIF_TERM out = errors_from_exception(st, env, exc);
     Py_DECREF(exc);
     return out;
 }

@@ -1,15 +1,16 @@
-#include "response.h"
+#include "terms/response.h"
 
-#include "atoms.h"
-#include "convert.h"
-#include "options.h"
-#include "release.h"
+#include "core/atoms.h"
+#include "core/options.h"
+#include "core/release.h"
+#include "terms/convert.h"
 
 #include <string.h>
 
 static ErlNifResourceType *PYBYTES_RESOURCE = NULL;
 
 typedef struct {
+    interp_t *ip;    /* the interpreter `bytes` belongs to */
     PyObject *bytes; /* strong reference, dropped through release_later */
 } pybytes_ref_t;
 
@@ -18,7 +19,7 @@ pybytes_dtor(ErlNifEnv *env, void *obj)
 {
     pybytes_ref_t *ref = obj;
     if (ref->bytes != NULL) {
-        release_later(ref->bytes);
+        release_later(ref->ip, ref->bytes);
     }
 }
 
@@ -33,12 +34,13 @@ response_init(ErlNifEnv *env)
 
 /* A binary whose memory is the bytes object's buffer (immutable, so sharing is safe). */
 static int
-zero_copy_bytes(ErlNifEnv *env, PyObject *bytes, ERL_NIF_TERM *out)
+zero_copy_bytes(py_state_t *st, ErlNifEnv *env, PyObject *bytes, ERL_NIF_TERM *out)
 {
     pybytes_ref_t *ref = enif_alloc_resource(PYBYTES_RESOURCE, sizeof(*ref));
     if (ref == NULL) {
         return -1;
     }
+    ref->ip = st->ip;
     ref->bytes = Py_NewRef(bytes);
     *out = enif_make_resource_binary(env, ref, PyBytes_AS_STRING(bytes),
                                      (size_t)PyBytes_GET_SIZE(bytes));
@@ -62,11 +64,11 @@ response_latin1(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 }
 
 int
-response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+response_bytes(py_state_t *st, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {
     if (PyBytes_CheckExact(obj)) {
         if (PyBytes_GET_SIZE(obj) >= ZERO_COPY_MIN && option_on(OPT_ZERO_COPY) &&
-            zero_copy_bytes(env, obj, out) == 0) {
+            zero_copy_bytes(st, env, obj, out) == 0) {
             return 0;
         }
         *out = convert_bytes(env, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
@@ -83,15 +85,15 @@ response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 }
 
 int
-response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+response_body(py_state_t *st, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 {
     if (!PyList_Check(obj) && !PyTuple_Check(obj)) {
-        return response_bytes(env, obj, out);
+        return response_bytes(st, env, obj, out);
     }
     PyObject **items = PySequence_Fast_ITEMS(obj);
     Py_ssize_t n = PySequence_Fast_GET_SIZE(obj);
     if (n == 1) {
-        return response_bytes(env, items[0], out);
+        return response_bytes(st, env, items[0], out);
     }
     size_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -132,7 +134,7 @@ response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
 }
 
 ERL_NIF_TERM
-response_raw_headers(ErlNifEnv *env, PyObject *headers, int *ok)
+response_raw_headers(py_state_t *st, ErlNifEnv *env, PyObject *headers, int *ok)
 {
     *ok = 0;
     if (!PyList_Check(headers)) {
@@ -144,8 +146,8 @@ response_raw_headers(ErlNifEnv *env, PyObject *headers, int *ok)
         PyObject *pair = PyList_GET_ITEM(headers, i);
         ERL_NIF_TERM name, value;
         if (!(PyTuple_Check(pair) || PyList_Check(pair)) || PySequence_Fast_GET_SIZE(pair) != 2 ||
-            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 0), &name) < 0 ||
-            response_bytes(env, PySequence_Fast_GET_ITEM(pair, 1), &value) < 0) {
+            response_bytes(st, env, PySequence_Fast_GET_ITEM(pair, 0), &name) < 0 ||
+            response_bytes(st, env, PySequence_Fast_GET_ITEM(pair, 1), &value) < 0) {
             return response_error(env, "headers must be (bytes, bytes) pairs");
         }
         list = enif_make_list_cell(env, enif_make_tuple2(env, name, value), list);

@@ -1,7 +1,9 @@
 /* Direct extraction of response parts into Erlang terms (WSGI and ASGI): each function
- * copies the bytes once, into a new binary.  GIL held. */
+ * copies the bytes once, into a new binary.  GIL of `st`'s interpreter held. */
 #ifndef PY_NIF_RESPONSE_H
 #define PY_NIF_RESPONSE_H
+
+#include "core/state.h"
 
 #include <Python.h>
 #include <erl_nif.h>
@@ -20,15 +22,15 @@ int response_latin1(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
 /* A bytes-like object -> a binary (bytes of ZERO_COPY_MIN or more: no copy, see above).
  * Returns 0, or -1 when obj is not bytes-like. */
-int response_bytes(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+int response_bytes(py_state_t *st, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
 /* A bytes-like object, or a list/tuple of them -> one binary (the chunks concatenated with
  * a single copy).  Returns 0, or -1 when obj or a chunk is not bytes-like. */
-int response_body(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
+int response_body(py_state_t *st, ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out);
 
 /* A list of (bytes, bytes) pairs (tuples or lists) -> [{Name, Value}].  Sets *ok to 1, or
  * to 0 and returns a {bad_response, _} reason. */
-ERL_NIF_TERM response_raw_headers(ErlNifEnv *env, PyObject *headers, int *ok);
+ERL_NIF_TERM response_raw_headers(py_state_t *st, ErlNifEnv *env, PyObject *headers, int *ok);
 
 /* {bad_response, Text} */
 ERL_NIF_TERM response_error(ErlNifEnv *env, const char *text);

@@ -1,62 +1,27 @@
-#include "wsgi.h"
+#include "wsgi/wsgi.h"
 
-#include "appcache.h"
-#include "atoms.h"
-#include "convert.h"
-#include "errors.h"
-#include "job.h"
-#include "options.h"
-#include "response.h"
-#include "state.h"
-#include "worker.h"
-#include "wsgi_native.h"
+#include "call/appcache.h"
+#include "core/atoms.h"
+#include "core/options.h"
+#include "exec/pool.h"
+#include "terms/convert.h"
+#include "terms/errors.h"
+#include "terms/response.h"
+#include "wsgi/environ_tables.h"
+#include "wsgi/wsgi_native.h"
 
 #include <string.h>
 
-/* Environ keys known to the NIF: interned once, shared by every request.  The first block
- * has meaning to the NIF (required keys, defaults, special values); the rest are common
- * request headers. */
-#define WSGI_KEYS(X)                                                               \
-    X(REQUEST_METHOD, "REQUEST_METHOD") X(SCRIPT_NAME, "SCRIPT_NAME")              \
-    X(PATH_INFO, "PATH_INFO") X(SERVER_NAME, "SERVER_NAME")                        \
-    X(SERVER_PORT, "SERVER_PORT") X(SERVER_PROTOCOL, "SERVER_PROTOCOL")            \
-    X(URL_SCHEME, "wsgi.url_scheme") X(INPUT, "wsgi.input")                        \
-    X(QUERY_STRING, "QUERY_STRING") X(VERSION, "wsgi.version")                     \
-    X(ERRORS, "wsgi.errors") X(MULTITHREAD, "wsgi.multithread")                    \
-    X(MULTIPROCESS, "wsgi.multiprocess") X(RUN_ONCE, "wsgi.run_once")              \
-    X(CONTENT_TYPE, "CONTENT_TYPE") X(CONTENT_LENGTH, "CONTENT_LENGTH")            \
-    X(REMOTE_ADDR, "REMOTE_ADDR") X(REMOTE_PORT, "REMOTE_PORT")                    \
-    X(REMOTE_HOST, "REMOTE_HOST") X(REQUEST_URI, "REQUEST_URI")                    \
-    X(RAW_URI, "RAW_URI") X(H_HOST, "HTTP_HOST") X(H_USER_AGENT, "HTTP_USER_AGENT") \
-    X(H_ACCEPT, "HTTP_ACCEPT") X(H_ACCEPT_ENCODING, "HTTP_ACCEPT_ENCODING")        \
-    X(H_ACCEPT_LANGUAGE, "HTTP_ACCEPT_LANGUAGE") X(H_CONNECTION, "HTTP_CONNECTION") \
-    X(H_COOKIE, "HTTP_COOKIE") X(H_CACHE_CONTROL, "HTTP_CACHE_CONTROL")            \
-    X(H_REFERER, "HTTP_REFERER") X(H_AUTHORIZATION, "HTTP_AUTHORIZATION")          \
-    X(H_ORIGIN, "HTTP_ORIGIN") X(H_X_FORWARDED_FOR, "HTTP_X_FORWARDED_FOR")        \
-    X(H_X_FORWARDED_PROTO, "HTTP_X_FORWARDED_PROTO")                               \
-    X(H_X_REQUESTED_WITH, "HTTP_X_REQUESTED_WITH") X(H_PRAGMA, "HTTP_PRAGMA")      \
-    X(H_IF_NONE_MATCH, "HTTP_IF_NONE_MATCH")                                       \
-    X(H_IF_MODIFIED_SINCE, "HTTP_IF_MODIFIED_SINCE")                               \
-    X(H_UPGRADE_INSECURE_REQUESTS, "HTTP_UPGRADE_INSECURE_REQUESTS")
-
-#define KEY_ENUM(name, text) K_##name,
-enum { WSGI_KEYS(KEY_ENUM) N_KEYS };
-#undef KEY_ENUM
-
 #define KEY_TEXT(name, text) text,
-static const char *const key_text[N_KEYS] = {WSGI_KEYS(KEY_TEXT)};
+static const char *const key_text[N_WSGI_KEYS] = {WSGI_KEYS(KEY_TEXT)};
 #undef KEY_TEXT
 
 /* Keys with no default: their absence is {bad_environ, Key}. */
-#define N_REQUIRED (K_INPUT + 1)
+#define N_REQUIRED (WSGI_K_INPUT + 1)
 
-/* Values worth sharing: methods, protocols, schemes, frequent hosts and ports. */
-static const char *const const_text[] = {
-    "", "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "HTTP/1.0", "HTTP/1.1",
-    "HTTP/2", "http", "https", "/", "localhost", "127.0.0.1", "80", "443", "8000", "8080",
-    "0", "*/*", "keep-alive", "close",
-};
-#define N_CONSTS (sizeof(const_text) / sizeof(const_text[0]))
+#define CONST_TEXT(text) text,
+static const char *const const_text[N_WSGI_CONSTS] = {WSGI_CONSTS(CONST_TEXT)};
+#undef CONST_TEXT
 #define CONST_MAX_LEN 10
 
 /* ---- lookup tables (built at load, read by schedulers: no Python) ----------------- */
@@ -111,66 +76,13 @@ table_find(const table_t *t, const unsigned char *data, size_t len)
     return -1;
 }
 
-_Static_assert(N_KEYS <= TABLE_MAX && N_CONSTS <= TABLE_MAX, "lookup table too small");
+_Static_assert(N_WSGI_KEYS <= TABLE_MAX && N_WSGI_CONSTS <= TABLE_MAX, "lookup table too small");
 
 void
 wsgi_load(void)
 {
-    table_build(&key_table, key_text, N_KEYS);
-    table_build(&const_table, const_text, (int)N_CONSTS);
-}
-
-/* ---- Python objects (GIL) --------------------------------------------------------- */
-
-static struct {
-    PyObject *keys[N_KEYS];       /* interned str */
-    PyObject *consts[N_CONSTS];   /* str */
-    PyObject *version;            /* (1, 0) */
-    PyObject *errors;             /* the wsgi.errors stream, shared */
-    PyObject *bytes_io;
-} W;
-
-/* wsgi.errors: each write goes to the Erlang logger at level error. */
-static const char ERRORS_SRC[] =
-    "import _erlang\n"
-    "class ErrorStream:\n"
-    "    '''wsgi.errors: text written here goes to the Erlang logger.'''\n"
-    "    def write(self, s):\n"
-    "        if not isinstance(s, str):\n"
-    "            raise TypeError('wsgi.errors.write() takes str')\n"
-    "        if s.strip():\n"
-    "            _erlang.log('error', s)\n"
-    "    def writelines(self, seq):\n"
-    "        for s in seq:\n"
-    "            self.write(s)\n"
-    "    def flush(self):\n"
-    "        pass\n"
-    "stream = ErrorStream()\n";
-
-int
-wsgi_init(void)
-{
-    for (int i = 0; i < N_KEYS; i++) {
-        W.keys[i] = PyUnicode_InternFromString(key_text[i]);
-        if (W.keys[i] == NULL) {
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < N_CONSTS; i++) {
-        W.consts[i] = PyUnicode_InternFromString(const_text[i]);
-        if (W.consts[i] == NULL) {
-            return -1;
-        }
-    }
-    W.version = Py_BuildValue("(ii)", 1, 0);
-    PyObject *globals = PyDict_New();
-    PyObject *r = globals != NULL ? PyRun_String(ERRORS_SRC, Py_file_input, globals, globals) : NULL;
-    Py_XDECREF(r);
-    W.errors = r != NULL ? PyDict_GetItemString(globals, "stream") : NULL;
-    Py_XINCREF(W.errors);
-    Py_XDECREF(globals);
-    W.bytes_io = PY_STATE->bytes_io;
-    return W.version != NULL && W.errors != NULL ? 0 : -1;
+    table_build(&key_table, key_text, N_WSGI_KEYS);
+    table_build(&const_table, const_text, N_WSGI_CONSTS);
 }
 
 /* ---- the packed environ (scheduler thread, no Python) ----------------------------- */
@@ -218,7 +130,7 @@ classify(ErlNifEnv *env, ERL_NIF_TERM k, ERL_NIF_TERM v, item_t *it, ErlNifBinar
     it->value = -1;
     it->val_len = 0;
     switch (it->key) {
-    case K_VERSION: {
+    case WSGI_K_VERSION: {
         int arity, a, b;
         const ERL_NIF_TERM *e;
         it->kind = V_TERM;
@@ -227,15 +139,15 @@ classify(ErlNifEnv *env, ERL_NIF_TERM k, ERL_NIF_TERM v, item_t *it, ErlNifBinar
                    ? 0
                    : -1;
     }
-    case K_MULTITHREAD:
-    case K_MULTIPROCESS:
-    case K_RUN_ONCE:
+    case WSGI_K_MULTITHREAD:
+    case WSGI_K_MULTIPROCESS:
+    case WSGI_K_RUN_ONCE:
         it->kind = V_TERM;
         return v == ATOM_true || v == ATOM_false ? 0 : -1;
-    case K_ERRORS:
+    case WSGI_K_ERRORS:
         it->kind = V_ERRORS; /* any value: the stream is always the logger's */
         return 0;
-    case K_INPUT:
+    case WSGI_K_INPUT:
         if (!enif_inspect_binary(env, v, val)) {
             return -1;
         }
@@ -293,7 +205,7 @@ scan_environ(ErlNifEnv *env, ERL_NIF_TERM environ, size_t count, int need_input,
     }
     enif_map_iterator_destroy(env, &iter);
     for (int i = 0; i < N_REQUIRED; i++) {
-        if (!(seen & (1u << i)) && (i != K_INPUT || need_input)) {
+        if (!(seen & (1u << i)) && (i != WSGI_K_INPUT || need_input)) {
             *bad = convert_bytes(env, key_text[i], key_table.len[i]);
             return 0;
         }
@@ -334,29 +246,29 @@ latin1(const void *data, size_t len)
 }
 
 static PyObject *
-item_key(const item_t *it, const unsigned char *text)
+item_key(py_state_t *st, const item_t *it, const unsigned char *text)
 {
     if (it->key < 0) {
         return latin1(text + it->key_off, it->key_len);
     }
-    return option_on(OPT_INTERNED_KEYS) ? Py_NewRef(W.keys[it->key])
+    return option_on(OPT_INTERNED_KEYS) ? Py_NewRef(st->wsgi_keys[it->key])
                                         : latin1(key_text[it->key], key_table.len[it->key]);
 }
 
 static PyObject *
-input_stream(const void *data, size_t size)
+input_stream(py_state_t *st, const void *data, size_t size)
 {
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)size);
     if (bytes == NULL) {
         return NULL;
     }
-    PyObject *stream = PyObject_CallOneArg(W.bytes_io, bytes);
+    PyObject *stream = PyObject_CallOneArg(st->bytes_io, bytes);
     Py_DECREF(bytes);
     return stream;
 }
 
 static PyObject *
-item_value(ErlNifEnv *env, const item_t *it, const unsigned char *text, ERL_NIF_TERM *badarg)
+item_value(py_state_t *st, ErlNifEnv *env, const item_t *it, const unsigned char *text, ERL_NIF_TERM *badarg)
 {
     ErlNifBinary bin;
     switch (it->kind) {
@@ -365,27 +277,27 @@ item_value(ErlNifEnv *env, const item_t *it, const unsigned char *text, ERL_NIF_
             return latin1(text + it->val_off, it->val_len);
         }
         return option_on(OPT_CACHED_CONSTANTS)
-                   ? Py_NewRef(W.consts[it->value])
+                   ? Py_NewRef(st->wsgi_consts[it->value])
                    : latin1(const_text[it->value], const_table.len[it->value]);
     case V_INPUT:
         enif_inspect_binary(env, it->term, &bin);
-        return input_stream(bin.data, bin.size);
+        return input_stream(st, bin.data, bin.size);
     case V_INPUT_BYTES:
-        return input_stream(text + it->val_off, it->val_len);
+        return input_stream(st, text + it->val_off, it->val_len);
     case V_ERRORS:
-        return Py_NewRef(W.errors);
+        return Py_NewRef(st->wsgi_errors);
     default:
-        return convert_to_py(env, it->term, badarg);
+        return convert_to_py(st, env, it->term, badarg);
     }
 }
 
 static int
-set_default(PyObject *dict, unsigned seen, int index, PyObject *value)
+set_default(py_state_t *st, PyObject *dict, unsigned seen, int index, PyObject *value)
 {
     if (seen & (1u << index)) {
         return 0;
     }
-    PyObject *key = option_on(OPT_INTERNED_KEYS) ? Py_NewRef(W.keys[index])
+    PyObject *key = option_on(OPT_INTERNED_KEYS) ? Py_NewRef(st->wsgi_keys[index])
                                                  : PyUnicode_FromString(key_text[index]);
     int rc = key != NULL ? PyDict_SetItem(dict, key, value) : -1;
     Py_XDECREF(key);
@@ -396,7 +308,7 @@ set_default(PyObject *dict, unsigned seen, int index, PyObject *value)
 #define N_DEFAULTS 8
 
 static PyObject *
-wsgi_build_environ(ErlNifEnv *env, const wsgi_environ_t *e, PyObject *input, ERL_NIF_TERM *badarg)
+wsgi_build_environ(py_state_t *st, ErlNifEnv *env, const wsgi_environ_t *e, PyObject *input, ERL_NIF_TERM *badarg)
 {
     PyObject *dict = _PyDict_NewPresized((Py_ssize_t)(e->n + N_DEFAULTS));
     if (dict == NULL) {
@@ -404,8 +316,8 @@ wsgi_build_environ(ErlNifEnv *env, const wsgi_environ_t *e, PyObject *input, ERL
     }
     const unsigned char *text = (const unsigned char *)&e->items[e->n];
     for (size_t i = 0; i < e->n; i++) {
-        PyObject *key = item_key(&e->items[i], text);
-        PyObject *value = key != NULL ? item_value(env, &e->items[i], text, badarg) : NULL;
+        PyObject *key = item_key(st, &e->items[i], text);
+        PyObject *value = key != NULL ? item_value(st, env, &e->items[i], text, badarg) : NULL;
         int rc = value != NULL ? PyDict_SetItem(dict, key, value) : -1;
         Py_XDECREF(key);
         Py_XDECREF(value);
@@ -415,13 +327,13 @@ wsgi_build_environ(ErlNifEnv *env, const wsgi_environ_t *e, PyObject *input, ERL
         }
     }
     unsigned seen = e->seen;
-    if ((input != NULL && set_default(dict, seen, K_INPUT, input) < 0) ||
-        set_default(dict, seen, K_VERSION, W.version) < 0 ||
-        set_default(dict, seen, K_ERRORS, W.errors) < 0 ||
-        set_default(dict, seen, K_MULTITHREAD, Py_True) < 0 ||
-        set_default(dict, seen, K_MULTIPROCESS, Py_True) < 0 ||
-        set_default(dict, seen, K_RUN_ONCE, Py_False) < 0 ||
-        set_default(dict, seen, K_QUERY_STRING, W.consts[0]) < 0) {
+    if ((input != NULL && set_default(st, dict, seen, WSGI_K_INPUT, input) < 0) ||
+        set_default(st, dict, seen, WSGI_K_VERSION, st->wsgi_version) < 0 ||
+        set_default(st, dict, seen, WSGI_K_ERRORS, st->wsgi_errors) < 0 ||
+        set_default(st, dict, seen, WSGI_K_MULTITHREAD, Py_True) < 0 ||
+        set_default(st, dict, seen, WSGI_K_MULTIPROCESS, Py_True) < 0 ||
+        set_default(st, dict, seen, WSGI_K_RUN_ONCE, Py_False) < 0 ||
+        set_default(st, dict, seen, WSGI_K_QUERY_STRING, st->wsgi_consts[0]) < 0) {
         Py_DECREF(dict);
         return NULL;
     }
@@ -455,12 +367,12 @@ wsgi_headers_term(ErlNifEnv *env, PyObject *headers, int *ok)
 
 /* (status, headers, body) -> {ok, {Status, Headers, Body}} | {error, {bad_response, _}} */
 static ERL_NIF_TERM
-wsgi_response(ErlNifEnv *env, PyObject *result)
+wsgi_response(py_state_t *st, ErlNifEnv *env, PyObject *result)
 {
     if (!option_on(OPT_DIRECT_RESPONSE)) {
         /* Ablation baseline: the generic converter; py_wsgi normalises {generic, Term}. */
         ERL_NIF_TERM term;
-        if (!convert_from_py(env, result, &term)) {
+        if (!convert_from_py(st, env, result, &term)) {
             return errors_tuple(env, term);
         }
         return enif_make_tuple2(env, ATOM_ok, enif_make_tuple2(env, enif_make_atom(env, "generic"), term));
@@ -477,7 +389,7 @@ wsgi_response(ErlNifEnv *env, PyObject *result)
     if (!ok) {
         return errors_tuple(env, headers);
     }
-    if (response_body(env, PyTuple_GET_ITEM(result, 2), &body) < 0) {
+    if (response_body(st, env, PyTuple_GET_ITEM(result, 2), &body) < 0) {
         return errors_tuple(env, response_error(env, "body must be bytes or a list of bytes"));
     }
     return enif_make_tuple2(env, ATOM_ok, enif_make_tuple3(env, status, headers, body));
@@ -535,18 +447,22 @@ wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_NIF_TER
 }
 
 int
-wsgi_job_prepare(job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
+wsgi_job_prepare(py_state_t *st, job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
                  ERL_NIF_TERM *why)
 {
     ErlNifEnv *env = job->env;
     request_t *req = (request_t *)job->extra;
     ERL_NIF_TERM badarg = 0;
-    if (appcache_get(env, &req->app, app, fn, why) < 0) {
+    if (state_load_wsgi_runner(st) < 0) {
+        *why = errors_take(st, env);
         return -1;
     }
-    *environ = wsgi_build_environ(env, (const wsgi_environ_t *)req->environ, input, &badarg);
+    if (appcache_get(st, env, &req->app, app, fn, why) < 0) {
+        return -1;
+    }
+    *environ = wsgi_build_environ(st, env, (const wsgi_environ_t *)req->environ, input, &badarg);
     if (*environ == NULL) {
-        *why = badarg != 0 ? enif_make_tuple2(env, ATOM_badarg, badarg) : errors_take(env);
+        *why = badarg != 0 ? enif_make_tuple2(env, ATOM_badarg, badarg) : errors_take(st, env);
         Py_CLEAR(*app);
         Py_CLEAR(*fn);
         return -1;
@@ -554,35 +470,24 @@ wsgi_job_prepare(job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyO
     return 0;
 }
 
-/* 1 once the native start_response is ready; 0 while the runner cannot be imported (the
- * Python runner is used then, and reports the import error itself). */
-static int
-native_ready(void)
-{
-    static int ready = 0;
-    if (!ready) {
-        ready = wsgi_native_init() == 0;
-        PyErr_Clear();
-    }
-    return ready;
-}
-
 static void
 wsgi_run(job_t *job, worker_t *w)
 {
+    py_state_t *st = worker_state(w);
     ErlNifEnv *env = job->env;
     PyObject *app, *fn, *environ, *result;
     ERL_NIF_TERM why;
 
-    if (wsgi_job_prepare(job, NULL, &app, &fn, &environ, &why) < 0) {
+    if (wsgi_job_prepare(st, job, NULL, &app, &fn, &environ, &why) < 0) {
         job_reply(job, errors_tuple(env, why));
         PyErr_Clear();
         return;
     }
-    result = option_on(OPT_NATIVE_RUNNER) && ((request_t *)job->extra)->native && native_ready()
-                 ? wsgi_native_run(app, environ)
+    result = option_on(OPT_NATIVE_RUNNER) && ((request_t *)job->extra)->native
+                 ? wsgi_native_run(st, app, environ)
                  : PyObject_CallFunctionObjArgs(fn, app, environ, NULL);
-    job_reply(job, result != NULL ? wsgi_response(env, result) : errors_tuple(env, errors_take(env)));
+    job_reply(job, result != NULL ? wsgi_response(st, env, result)
+                                  : errors_tuple(env, errors_take(st, env)));
     Py_XDECREF(result);
     Py_DECREF(environ);
     Py_DECREF(fn);

@@ -8,10 +8,8 @@
 #include <erl_nif.h>
 #include <stdint.h>
 
-#include "job.h"
-
-/* Interned keys and cached values; GIL held, once. Returns 0 or -1 with an exception. */
-int wsgi_init(void);
+#include "core/state.h"
+#include "exec/job.h"
 
 /* Builds the key and value lookup tables; at NIF load, before any call (no Python). */
 void wsgi_load(void);
@@ -29,7 +27,7 @@ job_t *wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_
  * runner's entry function and the environ dict (`input`, when not NULL, is the
  * wsgi.input stream to use if the map has none).  Returns 0, or -1 with *why the error
  * reason, built in the job's env (the Python exception taken). */
-int wsgi_job_prepare(job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
+int wsgi_job_prepare(py_state_t *st, job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
                      ERL_NIF_TERM *why);
 
 /* [(str, str)] -> [{Name, Value}] latin-1 binaries; *ok 0 with a {bad_response, _} reason

@@ -1,19 +1,10 @@
-#include "wsgi_native.h"
+#include "wsgi/wsgi_native.h"
 
-#include "compat.h"
+#include "core/compat.h"
 
 #include <stddef.h>
 #include <string.h>
-
-/* The runner's pieces, so that checks and errors read exactly as on the Python path. */
-static struct {
-    PyObject *check_status;  /* _check_status(status) -> str */
-    PyObject *check_headers; /* _check_headers(headers) -> [(str, str)] */
-    PyObject *valid_statuses; /* the sets in which they remember what passed */
-    PyObject *valid_headers;
-    PyObject *file_wrapper;  /* FileWrapper */
-    PyObject *s_file_wrapper, *s_close, *s_write;
-} N;
+#include <structmember.h>
 
 /* start_response's state for one call: hornbeam_wsgi_runner._Response, buffered.  The
  * object itself is the start_response callable (vectorcall), so that no bound method is
@@ -21,6 +12,7 @@ static struct {
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
+    py_state_t *st;
     PyObject *status;   /* str once start_response was called */
     PyObject *headers;  /* [(str, str)] */
     PyObject *chunks;   /* [bytes] */
@@ -30,81 +22,73 @@ typedef struct {
 static void
 response_dealloc(ResponseObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     Py_XDECREF(self->status);
     Py_XDECREF(self->headers);
     Py_XDECREF(self->chunks);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
+/* write(data): a non-empty bytes chunk after start_response is kept as it is; anything
+ * else is decided by the runner's write_rules (an error, or nothing to send). */
 static PyObject *
 response_write(ResponseObject *self, PyObject *data)
 {
-    if (!PyBytes_Check(data)) {
-        PyObject *name = PyType_GetName(Py_TYPE(data));
-        if (name != NULL) {
-            PyErr_Format(PyExc_TypeError, "WSGI body chunks must be bytes, got %U", name);
-            Py_DECREF(name);
+    PyObject *chunk = data;
+    PyObject *owned = NULL;
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0 || self->status == NULL) {
+        owned = PyObject_CallFunctionObjArgs(self->st->wsgi_write_rules,
+                                             self->status != NULL ? self->status : Py_None,
+                                             data, NULL);
+        if (owned == NULL) {
+            return NULL;
         }
-        return NULL;
-    }
-    if (PyBytes_GET_SIZE(data) == 0) {
-        Py_RETURN_NONE;
-    }
-    if (self->status == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "WSGI app produced body data before calling start_response()");
-        return NULL;
+        if (owned == Py_None) {
+            Py_DECREF(owned);
+            Py_RETURN_NONE;
+        }
+        chunk = owned;
     }
     self->headers_sent = 1;
-    if (PyList_Append(self->chunks, data) < 0) {
+    int rc = PyList_Append(self->chunks, chunk);
+    Py_XDECREF(owned);
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
 }
 
-/* The runner's validators, skipped for a str status / exact list of exact (str, str)
- * tuples that already passed them (their caches): the common case does no Python call. */
+/* The headers as they are (a new list, as _check_headers returns) when they are an exact
+ * list of exact (str, str) tuples the runner already found valid; else NULL, no
+ * exception. */
 static PyObject *
-checked_status(PyObject *status)
+known_headers(py_state_t *st, PyObject *headers)
 {
-    if (PyUnicode_CheckExact(status)) {
-        int known = PySet_Contains(N.valid_statuses, status);
-        if (known != 0) {
-            return known > 0 ? Py_NewRef(status) : NULL;
+    if (!PyList_CheckExact(headers)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(headers);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_CheckExact(h) || PyTuple_GET_SIZE(h) != 2 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 0)) ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 1)) ||
+            PySet_Contains(st->wsgi_valid_headers, h) != 1) {
+            PyErr_Clear();
+            return NULL;
         }
     }
-    return PyObject_CallOneArg(N.check_status, status);
+    return PyList_GetSlice(headers, 0, n);
 }
 
-static PyObject *
-checked_headers(PyObject *headers)
-{
-    if (PyList_CheckExact(headers)) {
-        Py_ssize_t n = PyList_GET_SIZE(headers), i;
-        for (i = 0; i < n; i++) {
-            PyObject *h = PyList_GET_ITEM(headers, i);
-            if (!PyTuple_CheckExact(h) || PyTuple_GET_SIZE(h) != 2 ||
-                !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 0)) || !PyUnicode_CheckExact(PyTuple_GET_ITEM(h, 1))) {
-                break;
-            }
-            int known = PySet_Contains(N.valid_headers, h);
-            if (known < 0) {
-                return NULL;
-            }
-            if (!known) {
-                break;
-            }
-        }
-        if (i == n) {
-            return PyList_GetSlice(headers, 0, n); /* as _check_headers: a new list */
-        }
-    }
-    return PyObject_CallOneArg(N.check_headers, headers);
-}
-
+/* start_response(status, headers, exc_info=None).  A first call without exc_info whose
+ * status and headers are all known valid is taken as it is; any other call goes to the
+ * runner's start_response_rules, which checks it or raises. */
 static PyObject *
 response_start(ResponseObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
+    py_state_t *st = self->st;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     static const char *const names[] = {"status", "headers", "exc_info"};
     PyObject *slots[3] = {NULL, NULL, Py_None};
@@ -130,37 +114,34 @@ response_start(ResponseObject *self, PyObject *const *args, size_t nargsf, PyObj
             return NULL;
         }
     }
-    PyObject *exc_info = slots[2];
-    if (exc_info != Py_None) {
-        if (self->headers_sent) {
-            /* raise exc_info[1].with_traceback(exc_info[2]) */
-            PyObject *value = PySequence_GetItem(exc_info, 1);
-            PyObject *tb = value != NULL ? PySequence_GetItem(exc_info, 2) : NULL;
-            if (tb != NULL && PyExceptionInstance_Check(value)) {
-                PyException_SetTraceback(value, tb == Py_None ? NULL : tb);
-                PyErr_SetObject((PyObject *)Py_TYPE(value), value);
-            } else if (tb != NULL) {
-                PyErr_SetString(PyExc_TypeError, "exc_info must be (type, value, traceback)");
-            }
-            Py_XDECREF(value);
-            Py_XDECREF(tb);
+    PyObject *status = NULL, *headers = NULL;
+    if (slots[2] == Py_None && self->status == NULL && PyUnicode_CheckExact(slots[0]) &&
+        PySet_Contains(st->wsgi_valid_statuses, slots[0]) == 1) {
+        headers = known_headers(st, slots[1]);
+        status = headers != NULL ? Py_NewRef(slots[0]) : NULL;
+    }
+    if (status == NULL) {
+        PyErr_Clear();
+        PyObject *checked = PyObject_CallFunctionObjArgs(
+            st->wsgi_start_rules, self->status != NULL ? self->status : Py_None,
+            self->headers_sent ? Py_True : Py_False, slots[0], slots[1], slots[2], NULL);
+        if (checked == NULL) {
             return NULL;
         }
-    } else if (self->status != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "start_response() called a second time without exc_info");
-        return NULL;
-    }
-    PyObject *status = checked_status(slots[0]);
-    PyObject *headers = status != NULL ? checked_headers(slots[1]) : NULL;
-    if (headers == NULL) {
-        Py_XDECREF(status);
-        return NULL;
+        if (!PyTuple_CheckExact(checked) || PyTuple_GET_SIZE(checked) != 2) {
+            Py_DECREF(checked);
+            PyErr_SetString(PyExc_TypeError, "start_response_rules must return (status, headers)");
+            return NULL;
+        }
+        status = Py_NewRef(PyTuple_GET_ITEM(checked, 0));
+        headers = Py_NewRef(PyTuple_GET_ITEM(checked, 1));
+        Py_DECREF(checked);
     }
     Py_XSETREF(self->status, status);
     Py_XSETREF(self->headers, headers);
     /* A new bound method each time: keeping one in the object would make a cycle
      * (the type is not GC-tracked). */
-    return PyObject_GetAttr((PyObject *)self, N.s_write);
+    return PyObject_GetAttr((PyObject *)self, st->s_write);
 }
 
 static PyMethodDef response_methods[] = {
@@ -168,53 +149,37 @@ static PyMethodDef response_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject ResponseType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_erlang.WSGIResponse",
-    .tp_basicsize = sizeof(ResponseObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "start_response(status, headers, exc_info=None) of one buffered WSGI call "
-              "(hornbeam_wsgi_runner's), with write(data).",
-    .tp_dealloc = (destructor)response_dealloc,
-    .tp_vectorcall_offset = offsetof(ResponseObject, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_methods = response_methods,
+static PyMemberDef response_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ResponseObject, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
 };
 
-int
-wsgi_native_init(void)
-{
-    if (PyType_Ready(&ResponseType) < 0) {
-        return -1;
-    }
-    PyObject *runner = PyImport_ImportModule("hornbeam_wsgi_runner");
-    if (runner == NULL) {
-        return -1;
-    }
-    N.check_status = PyObject_GetAttrString(runner, "_check_status");
-    N.check_headers = PyObject_GetAttrString(runner, "_check_headers");
-    N.file_wrapper = PyObject_GetAttrString(runner, "FileWrapper");
-    N.valid_statuses = PyObject_GetAttrString(runner, "_valid_statuses");
-    N.valid_headers = PyObject_GetAttrString(runner, "_valid_headers");
-    Py_DECREF(runner);
-    N.s_file_wrapper = PyUnicode_InternFromString("wsgi.file_wrapper");
-    N.s_close = PyUnicode_InternFromString("close");
-    N.s_write = PyUnicode_InternFromString("write");
-    return N.check_status != NULL && N.check_headers != NULL && N.file_wrapper != NULL &&
-                   N.valid_statuses != NULL && PySet_Check(N.valid_statuses) &&
-                   N.valid_headers != NULL && PySet_Check(N.valid_headers) &&
-                   N.s_file_wrapper != NULL && N.s_close != NULL && N.s_write != NULL
-               ? 0 : -1;
-}
+static PyType_Slot response_slots[] = {
+    {Py_tp_doc, "start_response(status, headers, exc_info=None) of one buffered WSGI call "
+                "(hornbeam_wsgi_runner's), with write(data)."},
+    {Py_tp_dealloc, response_dealloc},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_methods, response_methods},
+    {Py_tp_members, response_members},
+    {0, NULL},
+};
+
+PyType_Spec wsgi_response_spec = {
+    .name = "_erlang.WSGIResponse",
+    .basicsize = sizeof(ResponseObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .slots = response_slots,
+};
 
 static ResponseObject *
-response_new(void)
+response_new(py_state_t *st)
 {
-    ResponseObject *r = PyObject_New(ResponseObject, &ResponseType);
+    ResponseObject *r = PyObject_New(ResponseObject, st->wsgi_response_type);
     if (r == NULL) {
         return NULL;
     }
     r->vectorcall = (vectorcallfunc)response_start;
+    r->st = st;
     r->status = NULL;
     r->headers = NULL;
     r->headers_sent = 0;
@@ -255,7 +220,7 @@ consume(ResponseObject *r, PyObject *body)
     /* finally: close(), keeping the first exception if both raise as Python would chain */
     PyObject *close = NULL;
     PyObject *exc = rc < 0 ? compat_take_exception() : NULL;
-    if (compat_optional_attr(body, N.s_close, &close) < 0) {
+    if (compat_optional_attr(body, r->st->s_close, &close) < 0) {
         rc = -1;
     } else if (close != NULL) {
         PyObject *res = PyObject_CallNoArgs(close);
@@ -280,12 +245,12 @@ consume(ResponseObject *r, PyObject *body)
 }
 
 PyObject *
-wsgi_native_run(PyObject *app, PyObject *environ)
+wsgi_native_run(py_state_t *st, PyObject *app, PyObject *environ)
 {
-    if (PyDict_SetDefault(environ, N.s_file_wrapper, N.file_wrapper) == NULL) {
+    if (PyDict_SetDefault(environ, st->s_file_wrapper_key, st->wsgi_file_wrapper) == NULL) {
         return NULL;
     }
-    ResponseObject *r = response_new();
+    ResponseObject *r = response_new(st);
     if (r == NULL) {
         return NULL;
     }
@@ -293,10 +258,15 @@ wsgi_native_run(PyObject *app, PyObject *environ)
     PyObject *body = PyObject_Vectorcall(app, args, 2, NULL);
     PyObject *result = NULL;
     if (body != NULL && consume(r, body) == 0) {
-        if (r->status == NULL) {
-            PyErr_SetString(PyExc_RuntimeError, "WSGI app returned without calling start_response()");
-        } else {
+        if (r->status != NULL) {
             result = PyTuple_Pack(3, r->status, r->headers, r->chunks);
+        } else {
+            /* No start_response: the runner's finish_rules raises the error. */
+            PyObject *ok = PyObject_CallOneArg(st->wsgi_finish_rules, Py_None);
+            Py_XDECREF(ok);
+            if (ok != NULL) {
+                PyErr_SetString(PyExc_SystemError, "finish_rules accepted a missing start_response");
+            }
         }
     }
     Py_XDECREF(body);

@@ -1,12 +1,14 @@
-#include "wsgi_stream.h"
+#include "wsgi/wsgi_stream.h"
 
-#include "appcache.h"
-#include "atoms.h"
-#include "errors.h"
-#include "job.h"
-#include "response.h"
-#include "worker.h"
-#include "wsgi.h"
+#include "call/appcache.h"
+#include "core/atoms.h"
+#include "core/interp.h"
+#include "exec/deadline.h"
+#include "exec/job.h"
+#include "exec/pool.h"
+#include "terms/errors.h"
+#include "terms/response.h"
+#include "wsgi/wsgi.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -35,9 +37,9 @@ typedef struct {
 } channel_t;
 
 static void
-channel_free(void *data)
+channel_free(job_t *job)
 {
-    channel_t *ch = data;
+    channel_t *ch = job->data;
     chunk_t *c = ch->head;
     while (c != NULL) {
         chunk_t *next = c->next;
@@ -267,11 +269,13 @@ input_next(InputObject *self)
 static void
 input_dealloc(InputObject *self)
 {
+    PyTypeObject *type = Py_TYPE(self);
     Py_XDECREF(self->buffer);
     if (self->job != NULL) {
         enif_release_resource(self->job);
     }
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    type->tp_free((PyObject *)self);
+    Py_DECREF(type);
 }
 
 static PyMethodDef input_methods[] = {
@@ -281,28 +285,26 @@ static PyMethodDef input_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject InputType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_erlang.WSGIInput",
-    .tp_basicsize = sizeof(InputObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "wsgi.input over a request body streamed from Erlang.",
-    .tp_dealloc = (destructor)input_dealloc,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)input_next,
-    .tp_methods = input_methods,
+static PyType_Slot input_slots[] = {
+    {Py_tp_doc, "wsgi.input over a request body streamed from Erlang."},
+    {Py_tp_dealloc, input_dealloc},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, input_next},
+    {Py_tp_methods, input_methods},
+    {0, NULL},
 };
 
-int
-wsgi_stream_init(void)
-{
-    return PyType_Ready(&InputType);
-}
+PyType_Spec wsgi_input_spec = {
+    .name = "_erlang.WSGIInput",
+    .basicsize = sizeof(InputObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = input_slots,
+};
 
 static PyObject *
-input_new(job_t *job)
+input_new(py_state_t *st, job_t *job)
 {
-    InputObject *self = PyObject_New(InputObject, &InputType);
+    InputObject *self = PyObject_New(InputObject, st->wsgi_input_type);
     if (self == NULL) {
         return NULL;
     }
@@ -328,13 +330,14 @@ emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     channel_t *ch = job->data;
+    py_state_t *st = job->ip->st;
     ErlNifEnv *env = job_event_env(job);
     const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
     ERL_NIF_TERM event;
     size_t sent = 0;
     if (name != NULL && strcmp(name, "body") == 0 && nargs == 2) {
         ERL_NIF_TERM body;
-        if (response_bytes(env, args[1], &body) < 0) {
+        if (response_bytes(st, env, args[1], &body) < 0) {
             PyErr_SetString(PyExc_TypeError, "WSGI body chunks must be bytes");
             return NULL;
         }
@@ -393,21 +396,23 @@ static PyMethodDef emit_def = {"emit", (PyCFunction)(void (*)(void))emit, METH_F
 static void
 stream_run(job_t *job, worker_t *w)
 {
+    py_state_t *st = worker_state(w);
     ErlNifEnv *env = job->env;
     PyObject *app = NULL, *fn = NULL, *input = NULL, *environ = NULL, *emit_fn = NULL;
     PyObject *result = NULL;
     ERL_NIF_TERM why = 0;
 
-    input = input_new(job);
+    input = input_new(st, job);
     if (input == NULL) {
-        why = errors_take(env);
-    } else if (wsgi_job_prepare(job, input, &app, &fn, &environ, &why) == 0) {
+        why = errors_take(st, env);
+    } else if (wsgi_job_prepare(st, job, input, &app, &fn, &environ, &why) == 0) {
         emit_fn = job_callable(job, &emit_def);
     }
     if (emit_fn != NULL) {
         result = PyObject_CallFunctionObjArgs(fn, app, environ, emit_fn, NULL);
     }
-    job_reply(job, result != NULL ? ATOM_done : errors_tuple(env, why != 0 ? why : errors_take(env)));
+    job_reply(job, result != NULL ? ATOM_done
+                                  : errors_tuple(env, why != 0 ? why : errors_take(st, env)));
     Py_XDECREF(result);
     Py_XDECREF(emit_fn);
     Py_XDECREF(environ);

@@ -13,9 +13,6 @@
 
 #include <erl_nif.h>
 
-/* The wsgi.input type; GIL held, once.  Returns 0 or -1. */
-int wsgi_stream_init(void);
-
 /* argv: Module, Callable, Runner, Environ, Body, MoreBody. */
 ERL_NIF_TERM wsgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[]);
 /* argv: Stream, Chunk, MoreBody. */

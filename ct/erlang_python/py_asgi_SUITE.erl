@@ -982,7 +982,7 @@ without_runner_frames(Other) ->
 app_frames([File, _Source | Rest]) when binary_part(File, 0, 7) =:= <<"  File ">> ->
     case binary:match(File, <<"hornbeam_asgi_runner">>) of
         nomatch -> [File, _Source | app_frames(Rest)];
-        _ -> app_frames(Rest)
+        _ -> app_frames(lists:dropwhile(fun is_source_line/1, Rest))
     end;
 app_frames([Line | Rest]) ->
     case string:trim(Line, both, " ^~") of
@@ -991,6 +991,10 @@ app_frames([Line | Rest]) ->
     end;
 app_frames([]) ->
     [].
+
+%% The lines of a frame's source (3.13 shows every line of a call spread over several).
+is_source_line(<<"    ", _/binary>>) -> true;
+is_source_line(_) -> false.
 
 restore_options() ->
     ok = py_nif:set_options(maps:map(fun(_, _) -> true end, py_nif:get_options())).
