@@ -5,9 +5,12 @@
 #   make test       all suites (EUnit, Common Test, pytest)
 #   make build      the NIF and the Erlang apps
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
+#   make test-subinterpreters  the Common Test suites on Python 3.13 in subinterpreters mode
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
+# MODE selects the execution mode of the test targets (ERLANG_PYTHON_MODE; default auto):
+#   make test-ct MODE=gil
 
 PYTHON ?= python3
 PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -26,10 +29,14 @@ APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
 # the other's.
 CT_DIRS := ct/erlang_python ct/py_web
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
-TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
+MODE ?=
+TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON) $(if $(MODE),ERLANG_PYTHON_MODE=$(MODE))
+# The interpreter of test-subinterpreters: pyenv's 3.13.0, else python3.13 on PATH.
+SUBINTERP_PYTHON ?= $(shell p=$$(pyenv prefix 3.13.0 2>/dev/null) && echo "$$p/bin/python3" \
+                      || command -v python3.13)
 
 .PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan valgrind \
-        run shell clean
+        test-subinterpreters run shell clean
 
 all: build
 
@@ -65,13 +72,26 @@ build: nif
 
 # ---- tests -----------------------------------------------------------------------------
 
-# Runs every suite even when one fails, then fails if any did.
+# Runs every suite even when one fails, then fails if any did.  The default Python's
+# suites run in the default mode (auto), then the Common Test suites again on Python 3.13
+# in subinterpreters mode.
 test: build venv
 	@rc=0; \
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
+	$(MAKE) --no-print-directory test-subinterpreters || rc=1; \
+	$(MAKE) --no-print-directory nif; \
 	exit $$rc
+
+# The erlang_python and py_web suites on Python 3.13 (its own venv, .venv-3.13) with one
+# sub-interpreter per worker.  Leaves priv/ built for 3.13: `make nif` rebuilds for PYTHON.
+test-subinterpreters:
+	@if [ -z "$(SUBINTERP_PYTHON)" ] || [ ! -x "$(SUBINTERP_PYTHON)" ]; then \
+	  echo "test-subinterpreters: no Python 3.13 (pyenv 3.13.0 or python3.13) found" >&2; \
+	  exit 1; \
+	fi
+	$(MAKE) --no-print-directory test-ct PYTHON="$(SUBINTERP_PYTHON)" MODE=subinterpreters
 
 test-eunit: build
 	$(TEST_ENV) rebar3 eunit --dir test

@@ -2,12 +2,19 @@
 #include "call/call.h"
 
 #include "core/atoms.h"
+#include "exec/fanout.h"
 #include "exec/pool.h"
 #include "exec/task.h"
 #include "terms/convert.h"
 #include "terms/errors.h"
 
 enum { ARG_MODULE, ARG_FUNCTION, ARG_ARGS, ARG_KWARGS, CALL_ARGC };
+
+static int
+is_name(ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    return enif_is_atom(env, term) || enif_is_binary(env, term);
+}
 
 static ERL_NIF_TERM
 badarg(job_t *job, ERL_NIF_TERM what)
@@ -171,24 +178,30 @@ cleanup:
     PyErr_Clear();
 }
 
+/* Scheduler side: the arguments' types.  Returns 0 or an {error, {badarg, _}} term. */
+static ERL_NIF_TERM
+check_args(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    static const struct {
+        int (*ok)(ErlNifEnv *, ERL_NIF_TERM);
+        ERL_NIF_TERM *name;
+    } checks[CALL_ARGC] = {{is_name, &ATOM_module}, {is_name, &ATOM_function},
+                           {enif_is_list, &ATOM_args}, {enif_is_map, &ATOM_kwargs}};
+    for (int i = 0; i < CALL_ARGC; i++) {
+        if (!checks[i].ok(env, argv[i])) {
+            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
+                                                      enif_make_tuple2(env, *checks[i].name, argv[i])));
+        }
+    }
+    return 0;
+}
+
 ERL_NIF_TERM
 call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
 {
-    if (!enif_is_atom(env, argv[ARG_MODULE]) && !enif_is_binary(env, argv[ARG_MODULE])) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
-                                                  enif_make_tuple2(env, ATOM_module, argv[ARG_MODULE])));
-    }
-    if (!enif_is_atom(env, argv[ARG_FUNCTION]) && !enif_is_binary(env, argv[ARG_FUNCTION])) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
-                                                  enif_make_tuple2(env, ATOM_function, argv[ARG_FUNCTION])));
-    }
-    if (!enif_is_list(env, argv[ARG_ARGS])) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
-                                                  enif_make_tuple2(env, ATOM_args, argv[ARG_ARGS])));
-    }
-    if (!enif_is_map(env, argv[ARG_KWARGS])) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
-                                                  enif_make_tuple2(env, ATOM_kwargs, argv[ARG_KWARGS])));
+    ERL_NIF_TERM err = check_args(env, argv);
+    if (err != 0) {
+        return err;
     }
     job_t *job = job_new(env, call_run, tag, CALL_ARGC, argv);
     if (job == NULL) {
@@ -196,4 +209,17 @@ call_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF
     }
     job->sync = 1;
     return pool_submit_new(env, job, -1, timeout_ms);
+}
+
+ERL_NIF_TERM
+call_each_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF_TERM argv[])
+{
+    ERL_NIF_TERM err = check_args(env, argv);
+    if (err != 0) {
+        return err;
+    }
+    int workers[FANOUT_MAX];
+    int n = pool_per_interp(workers, FANOUT_MAX);
+    return fanout_submit(env, tag, timeout_ms, call_run, 1, CALL_ARGC, argv, workers, n, NULL,
+                         fanout_list);
 }

@@ -1,5 +1,6 @@
 #include "core/interp.h"
 
+#include "core/atoms.h"
 #include "core/compat.h"
 #include "core/release.h"
 
@@ -9,6 +10,9 @@
 /* Slots are filled once and never emptied; `created` orders their publication. */
 static interp_t slots[INTERP_MAX];
 static int created = 0;   /* 1 + highest slot created (atomic) */
+#if PY_VERSION_HEX >= 0x030C0000
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+#endif
 
 static void
 init_once(void)
@@ -37,6 +41,12 @@ int
 interp_count(void)
 {
     return __atomic_load_n(&created, __ATOMIC_ACQUIRE);
+}
+
+int
+interp_subinterpreters_supported(void)
+{
+    return PY_VERSION_HEX >= 0x030C0000;
 }
 
 static void
@@ -71,6 +81,36 @@ load_module(interp_t *ip)
     return 0;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+/* CPython 3.12 runs a single-phase extension module's init function in a sub-interpreter
+ * before refusing it, and the standard library's _datetime, _decimal and _ctypes then
+ * corrupt memory (their init changes objects of the interpreter that imported them first;
+ * seen as a free of another allocator's block under ASan).  Imported here first, they are
+ * refused in sub-interpreters without running again (datetime and decimal then use their
+ * pure-Python versions there).  3.13 made them multi-phase. */
+static void
+preload_single_phase(void)
+{
+    static const char *const modules[] = {"_datetime", "_decimal", "_ctypes"};
+    for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+        PyObject *m = PyImport_ImportModule(modules[i]);
+        Py_XDECREF(m);
+        PyErr_Clear(); /* absent from this build: nothing to protect */
+    }
+}
+
+/* With the pure-Python datetime, zoneinfo's C part (_zoneinfo, which needs _datetime's C
+ * API) fails with an AttributeError where zoneinfo expects an ImportError to fall back on
+ * its pure-Python part: a sub-interpreter of 3.12 marks _zoneinfo unavailable.  GIL of the
+ * new sub-interpreter held. */
+static int
+block_datetime_users(void)
+{
+    PyObject *modules = PyImport_GetModuleDict(); /* borrowed */
+    return PyDict_SetItemString(modules, "_zoneinfo", Py_None);
+}
+#endif
+
 int
 interp_main_init(void)
 {
@@ -78,6 +118,9 @@ interp_main_init(void)
     if (load_module(ip) < 0) {
         return -1;
     }
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    preload_single_phase();
+#endif
     mark_created(0);
     return 0;
 }
@@ -165,6 +208,92 @@ interp_configure(interp_t *ip, const runtime_config_t *cfg, char *err, size_t er
     return rc;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* Creates the sub-interpreter of slot `ip` on the calling thread, which holds no GIL.
+ * Returns its thread state, current and holding the new GIL, or NULL. */
+static PyThreadState *
+create_sub(interp_t *ip, char *err, size_t errlen)
+{
+    /* Py_NewInterpreterFromConfig wants a current thread state: a temporary one in the
+     * main interpreter, deleted once the new interpreter exists.  The new one has its own
+     * GIL; the call leaves the main GIL released. */
+    PyThreadState *boot = PyThreadState_New(PyInterpreterState_Main());
+    PyEval_RestoreThread(boot);
+    PyInterpreterConfig config = {
+        .use_main_obmalloc = 0,
+        .allow_fork = 0,              /* subprocess still works (posix_spawn, vfork) */
+        .allow_exec = 0,
+        .allow_threads = 1,
+        .allow_daemon_threads = 1,    /* interpreters are never finalised */
+        .check_multi_interp_extensions = 1,
+        .gil = PyInterpreterConfig_OWN_GIL,
+    };
+    PyThreadState *ts = NULL;
+    PyStatus status = Py_NewInterpreterFromConfig(&ts, &config);
+    if (!PyStatus_Exception(status) && ts != NULL) {
+        /* A thread state that stays in the interpreter's list for its life and never
+         * runs: once a restart has deleted the workers' thread states, the next one is
+         * then a new one, not the interpreter's initial thread state reused, on which
+         * CPython 3.12.1 aborts ("thread state already initialized").  Made while the
+         * temporary state is this thread's PyGILState one, so that it does not take
+         * that place. */
+        ip->keeper = PyThreadState_New(PyThreadState_GetInterpreter(ts));
+    }
+    if (PyStatus_Exception(status) || ts == NULL) {
+        /* On failure the temporary state is current again, with the main GIL. */
+        snprintf(err, errlen, "cannot create sub-interpreter %d: %s", ip->index,
+                 status.err_msg != NULL ? status.err_msg : "out of memory");
+        PyThreadState_Clear(boot);
+        PyThreadState_DeleteCurrent();
+        return NULL;
+    }
+    PyEval_SaveThread();
+    PyEval_RestoreThread(boot);
+    PyThreadState_Clear(boot);
+    PyThreadState_DeleteCurrent();
+    PyEval_RestoreThread(ts);
+    return ts;
+}
+#endif
+
+/* Enters sub-interpreter slot `ip`, creating it if needed (creations one at a time). */
+static int
+enter_sub(interp_thread_t *t, interp_t *ip, char *err, size_t errlen)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    pthread_mutex_lock(&create_lock);
+    PyInterpreterState *py = ip->py;
+    if (py != NULL) {
+        pthread_mutex_unlock(&create_lock);
+        t->ts = PyThreadState_New(py);
+        PyEval_RestoreThread(t->ts);
+        return 0;
+    }
+    t->ts = create_sub(ip, err, errlen);
+#if PY_VERSION_HEX < 0x030D0000
+    if (t->ts != NULL && block_datetime_users() < 0) {
+        PyErr_Clear();
+    }
+#endif
+    if (t->ts != NULL && load_module(ip) < 0) {
+        /* The interpreter stays, unused: ending it could crash on an extension that
+         * loaded halfway.  The slot is tried afresh next time. */
+        exception_text(err, errlen);
+        PyThreadState_Clear(t->ts);
+        PyThreadState_DeleteCurrent();
+        t->ts = NULL;
+    }
+    if (t->ts != NULL) {
+        mark_created(ip->index);
+    }
+    pthread_mutex_unlock(&create_lock);
+    return t->ts != NULL ? 0 : -1;
+#else
+    snprintf(err, errlen, "sub-interpreters with their own GIL need Python 3.12 or later");
+    return -1;
+#endif
+}
+
 static void detach(interp_thread_t *t);
 
 int
@@ -177,12 +306,17 @@ interp_enter(interp_thread_t *t, int index, const runtime_config_t *cfg, char *e
         snprintf(err, errlen, "no interpreter slot %d", index);
         return -1;
     }
-    if (index != 0) {
-        snprintf(err, errlen, "no sub-interpreters in this build");
+    if (index == 0) {
+        t->gil = PyGILState_Ensure();
+    } else if (enter_sub(t, ip, err, errlen) < 0) {
         return -1;
     }
-    t->gil = PyGILState_Ensure();
     t->ip = ip;
+    char warn[512];
+    if (index != 0 && interp_configure(ip, cfg, err, errlen, warn, sizeof(warn)) < 0) {
+        detach(t);
+        return -1;
+    }
     release_pending(ip);
     __atomic_add_fetch(&ip->threads, 1, __ATOMIC_RELAXED);
     return 0;
@@ -208,4 +342,66 @@ detach(interp_thread_t *t)
     }
     t->ts = NULL;
     t->ip = NULL;
+}
+
+/* ---- refusals ----------------------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t lock;
+    int noted;
+    char module[256];
+    char message[512];
+} refusal = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static ERL_NIF_TERM
+binary_of(ErlNifEnv *env, const char *text)
+{
+    ERL_NIF_TERM bin;
+    size_t len = strlen(text);
+    unsigned char *buf = enif_make_new_binary(env, len, &bin);
+    memcpy(buf, text, len);
+    return bin;
+}
+
+void
+interp_note_refusal(const char *module, size_t module_len, const char *message,
+                    size_t message_len)
+{
+    pthread_mutex_lock(&refusal.lock);
+    int first = !refusal.noted;
+    if (first) {
+        refusal.noted = 1;
+        snprintf(refusal.module, sizeof(refusal.module), "%.*s", (int)module_len, module);
+        snprintf(refusal.message, sizeof(refusal.message), "%.*s", (int)message_len, message);
+    }
+    pthread_mutex_unlock(&refusal.lock);
+    ErlNifPid runtime;
+    if (first && enif_whereis_pid(NULL, ATOM_py_runtime, &runtime)) {
+        ErlNifEnv *env = enif_alloc_env();
+        ERL_NIF_TERM out;
+        interp_refusal(env, &out);
+        enif_send(NULL, &runtime, env, enif_make_tuple2(env, ATOM_py_refused, out));
+        enif_free_env(env);
+    }
+}
+
+int
+interp_refusal(ErlNifEnv *env, ERL_NIF_TERM *out)
+{
+    pthread_mutex_lock(&refusal.lock);
+    int noted = refusal.noted;
+    if (noted) {
+        *out = enif_make_tuple2(env, binary_of(env, refusal.module),
+                                binary_of(env, refusal.message));
+    }
+    pthread_mutex_unlock(&refusal.lock);
+    return noted;
+}
+
+void
+interp_forget_refusal(void)
+{
+    pthread_mutex_lock(&refusal.lock);
+    refusal.noted = 0;
+    pthread_mutex_unlock(&refusal.lock);
 }

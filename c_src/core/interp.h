@@ -18,6 +18,7 @@
 #include "core/state.h"
 
 #include <Python.h>
+#include <erl_nif.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ typedef struct interp {
     PyObject *module;          /* its `_erlang` module (strong, kept for its life) */
     py_state_t *st;            /* the module's state */
     int threads;               /* worker threads in it now (atomic) */
+    PyThreadState *keeper;     /* sub-interpreters: see enter_sub */
     pthread_mutex_t release_lock;
     release_node_t *release;   /* references to drop under its GIL (core/release.c) */
 } interp_t;
@@ -48,6 +50,9 @@ interp_t *interp_slot(int index);
 
 /* Slots in use: 1 + the highest sub-interpreter created. */
 int interp_count(void);
+
+/* 1 if this build can run sub-interpreters with their own GIL (3.12+). */
+int interp_subinterpreters_supported(void);
 
 /* On the main interpreter's thread, right after initialisation, GIL held: imports
  * `_erlang` into slot 0.  Returns 0, or -1 with a Python exception set. */
@@ -68,5 +73,17 @@ void interp_leave(interp_thread_t *t);
  * none), or -1 with a message in err. */
 int interp_configure(interp_t *ip, const runtime_config_t *cfg, char *err, size_t errlen,
                      char *warn, size_t warnlen);
+
+/* A module refused to load in a sub-interpreter (an ImportError saying so): records the
+ * first such refusal since the last interp_forget_refusal (the application's start) and
+ * tells the py_runtime process ({py_refused, {Module, Message}}), so that `auto` mode can
+ * fall back to one GIL.  Any thread. */
+void interp_note_refusal(const char *module, size_t module_len, const char *message,
+                         size_t message_len);
+
+/* The first refusal as {Module, Message} in *out; 0 if none was noted. */
+int interp_refusal(ErlNifEnv *env, ERL_NIF_TERM *out);
+
+void interp_forget_refusal(void);
 
 #endif

@@ -3,6 +3,7 @@
 #include "core/atoms.h"
 #include "exec/deadline.h"
 #include "exec/envpool.h"
+#include "exec/fanout.h"
 
 #include <string.h>
 
@@ -25,6 +26,10 @@ job_dtor(ErlNifEnv *caller_env, void *obj)
     if (job->data != NULL && job->free_data != NULL) {
         job->free_data(job);
         job->data = NULL;
+    }
+    if (job->parent != NULL) {
+        enif_release_resource(job->parent);
+        job->parent = NULL;
     }
 }
 
@@ -87,6 +92,9 @@ job_t *
 job_new_followup(job_run_fn run, job_t *target)
 {
     job_t *job = job_alloc(run, 0);
+    if (job != NULL) {
+        job->silent = 1;
+    }
     if (job != NULL && target != NULL) {
         enif_keep_resource(target);
         job->data = target;
@@ -145,9 +153,13 @@ job_reply(job_t *job, ERL_NIF_TERM reply)
     if (job->env == NULL) {
         return;
     }
+    if (job->parent != NULL) {
+        fanout_part_reply(job, reply);
+        return;
+    }
     int won = __atomic_compare_exchange_n(&job->state, &expected, JOB_REPLIED, 0, __ATOMIC_SEQ_CST,
                                           __ATOMIC_SEQ_CST);
-    if (won) {
+    if (won && !job->silent) {
         ERL_NIF_TERM msg = job->kind != 0
             ? enif_make_tuple3(job->env, job->kind, enif_make_resource(job->env, job), reply)
             : enif_make_tuple2(job->env, job->tag, reply);

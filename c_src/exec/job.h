@@ -58,6 +58,13 @@ struct job {
     uint64_t deadline;
     int lane;
     job_t *lane_prev, *lane_next;
+    /* exec/fanout.h: a parent's parts are in its data; a part knows its parent (a
+     * reference, kept) and its place among the parts.  `silent`: a job whose reply goes
+     * nowhere (follow-ups). */
+    struct job *parent;
+    int part_index;
+    int is_fanout;
+    int silent;
     /* job_new_extra's bytes, owned by the job (part of its allocation). */
     _Alignas(8) unsigned char extra[];   /* resources are 8-byte aligned */
 };

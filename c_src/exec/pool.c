@@ -39,6 +39,8 @@ static struct {
     unsigned long queued;
     int n;
     worker_t *workers;
+    pool_mode_t mode;      /* of the running workers */
+    int next_pick;         /* round-robin start of pool_pick_worker (parallel modes) */
     pthread_t monitor;
     pthread_cond_t monitor_cond;
     int monitor_idle;      /* the monitor waits for work, not on a deadline */
@@ -126,9 +128,9 @@ drainer_active(uint64_t now)
     return 0;
 }
 
-/* pool.lock held, shared queue non-empty.  Wakes the first idle worker unless a drainer
- * is active; the first-idle order keeps light load on few threads (warm caches, no GIL
- * hand-offs).  When it wakes nobody, the monitor watches for a stall. */
+/* pool.lock held, shared queue non-empty.  Wakes the first idle worker: the first-idle
+ * order keeps light load on few threads (warm caches, no GIL hand-offs).  When it wakes
+ * nobody, the monitor watches for a stall. */
 static int
 wake_idle(void)
 {
@@ -142,10 +144,31 @@ wake_idle(void)
     return 0;
 }
 
+/* Workers woken that have not started draining yet. */
+static unsigned long
+signaled_count(void)
+{
+    unsigned long k = 0;
+    for (int i = 0; i < pool.n; i++) {
+        k += pool.workers[i].signaled != 0;
+    }
+    return k;
+}
+
+/* pool.lock held.  Whether queued jobs need another worker: under one GIL (gil mode)
+ * only when no drainer is active (a second one would only contend for the GIL); when
+ * workers run in parallel, whenever more jobs are queued than workers are on their way
+ * to the queue. */
+static int
+needs_worker(uint64_t now)
+{
+    return pool.mode == POOL_GIL ? !drainer_active(now) : signaled_count() < pool.queued;
+}
+
 static void
 dispatch(uint64_t now)
 {
-    if (!drainer_active(now) && wake_idle()) {
+    if (needs_worker(now) && wake_idle()) {
         return;
     }
     if (pool.monitor_idle) {
@@ -166,7 +189,7 @@ monitor_main(void *arg)
             pool.monitor_idle = 0;
             continue;
         }
-        if (!drainer_active(now_ns())) {
+        if (needs_worker(now_ns())) {
             wake_idle();
         }
         struct timespec deadline;
@@ -343,15 +366,45 @@ pool_pick_worker(void)
     uint64_t now = now_ns();
     int pick = 0;
     pthread_mutex_lock(&pool.lock);
-    for (int i = 0; i < pool.n; i++) {
+    /* Under one GIL the first worker that is not stuck (warm caches, no hand-offs); in
+     * parallel modes the next one in turn, so that streams spread over the cores. */
+    int start = pool.mode == POOL_GIL || pool.n == 0 ? 0 : pool.next_pick % pool.n;
+    for (int k = 0; k < pool.n; k++) {
+        int i = (start + k) % pool.n;
         worker_t *w = &pool.workers[i];
         if (w->phase == W_READY && !w->stop && !(w->busy && now - w->job_started >= STALL_NS)) {
             pick = i;
             break;
         }
     }
+    pool.next_pick = pick + 1;
     pthread_mutex_unlock(&pool.lock);
     return pick;
+}
+
+int
+pool_per_interp(int *workers, int max)
+{
+    if (pool_mode() != POOL_SUBINTERPRETERS) {
+        workers[0] = pool_pick_worker();
+        return 1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.n < max ? pool.n : max;
+    for (int i = 0; i < n; i++) {
+        workers[i] = i;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+pool_mode_t
+pool_mode(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool_mode_t mode = pool.mode;
+    pthread_mutex_unlock(&pool.lock);
+    return mode;
 }
 
 /* ---- worker side ------------------------------------------------------------------ */
@@ -376,30 +429,86 @@ pool_stopping(worker_t *w)
 
 /* ---- start / stop ----------------------------------------------------------------- */
 
+/* Answers {error, not_started} to a list of jobs taken off a queue (linked by `next`),
+ * and drops the queue's references.  pool.lock not held: a reply may queue jobs (a
+ * lifespan whose start-up failed shuts down the interpreters where it started). */
 static void
-reply_not_started(job_t *job)
+reply_not_started(job_t *list)
 {
-    if (job->env != NULL) {
-        job_reply(job, errors_tuple(job->env, ATOM_not_started));
+    while (list != NULL) {
+        job_t *job = list;
+        list = job->next;
+        job->next = NULL;
+        if (job->env != NULL) {
+            job_reply(job, errors_tuple(job->env, ATOM_not_started));
+        }
+        enif_release_resource(job);
     }
-    enif_release_resource(job);
 }
 
-int
-pool_start(int n, char *err, size_t errlen)
+/* Takes every job of a queue, as a list.  pool.lock held. */
+static job_t *
+take_all(job_t **head, job_t **tail)
+{
+    job_t *list = *head;
+    *head = *tail = NULL;
+    return list;
+}
+
+/* Asks `workers` (no longer the pool's) to stop and joins them, waiting up to
+ * `timeout_ms`; answers the jobs of their own queues {error, not_started}.  A worker
+ * stuck in Python past the timeout is left to finish on its own: it exits when its call
+ * returns (stop is set), and its struct and eventfd stay allocated for it.  pool.lock not
+ * held. */
+static void
+stop_workers(worker_t *workers, int n, unsigned timeout_ms)
 {
     pthread_mutex_lock(&pool.lock);
-    if (pool.running) {
-        pthread_mutex_unlock(&pool.lock);
-        snprintf(err, errlen, "already started");
-        return -1;
+    for (int i = 0; i < n; i++) {
+        workers[i].stop = 1;
+        wake(&workers[i]);
     }
     pthread_mutex_unlock(&pool.lock);
 
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int all_joined = 1;
+    for (int i = 0; i < n; i++) {
+        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
+            pthread_detach(workers[i].thread);
+            all_joined = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&pool.lock);
+        job_t *list = take_all(&workers[i].head, &workers[i].tail);
+        pthread_mutex_unlock(&pool.lock);
+        reply_not_started(list);
+    }
+    if (all_joined) {
+        for (int i = 0; i < n; i++) {
+            close(workers[i].efd);
+        }
+        free(workers);
+    }
+}
+
+/* Starts `n` workers for `mode` (each entering its interpreter and applying `cfg`) and
+ * waits until each runs its loop.  Returns them, or NULL with a message in err (the ones
+ * that started are stopped again).  pool.lock not held. */
+static worker_t *
+start_workers(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen)
+{
     worker_t *workers = calloc((size_t)n, sizeof(worker_t));
     if (workers == NULL) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return NULL;
     }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -409,6 +518,8 @@ pool_start(int n, char *err, size_t errlen)
     for (int i = 0; i < n; i++) {
         worker_t *w = &workers[i];
         w->index = i;
+        w->interp_index = mode == POOL_SUBINTERPRETERS ? i + 1 : 0;
+        w->cfg = cfg;
         w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->efd < 0) {
             snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -431,31 +542,17 @@ pool_start(int n, char *err, size_t errlen)
         while (workers[i].phase == W_STARTING) {
             pthread_cond_wait(&pool.phase_changed, &pool.lock);
         }
+        workers[i].cfg = NULL;
         if (workers[i].phase == W_FAILED && !failed) {
             snprintf(err, errlen, "worker %d failed to start: %s", i, workers[i].failure);
             failed = 1;
         }
     }
-    if (!failed && deadline_start() < 0) {
-        snprintf(err, errlen, "pthread_create failed (deadline thread)");
-        failed = 1;
-    }
+    pthread_mutex_unlock(&pool.lock);
     if (!failed) {
-        pool.workers = workers;
-        pool.n = n;
-        pool.running = 1;
-        pthread_mutex_unlock(&pool.lock);
-        if (!monitor_cond_ready) {
-            pthread_condattr_t ca;
-            pthread_condattr_init(&ca);
-            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-            pthread_cond_init(&pool.monitor_cond, &ca);
-            pthread_condattr_destroy(&ca);
-            monitor_cond_ready = 1;
-        }
-        pthread_create(&pool.monitor, NULL, monitor_main, NULL);
-        return 0;
+        return workers;
     }
+    pthread_mutex_lock(&pool.lock);
     for (int i = 0; i < started; i++) {
         workers[i].stop = 1;
         if (workers[i].phase == W_READY) {
@@ -464,10 +561,92 @@ pool_start(int n, char *err, size_t errlen)
     }
     pthread_mutex_unlock(&pool.lock);
     for (int i = 0; i < started; i++) {
-        pthread_join(workers[i].thread, NULL);
+        pthread_join(workers[i].thread, NULL); /* a failed one has returned already */
         close(workers[i].efd);
     }
     free(workers);
+    return NULL;
+}
+
+/* Makes `workers` the pool's and wakes them for what is queued.  pool.lock held. */
+static void
+install(worker_t *workers, int n, pool_mode_t mode)
+{
+    pool.workers = workers;
+    pool.n = n;
+    pool.mode = mode;
+    pool.running = 1;
+    if (pool.head != NULL) {
+        dispatch(now_ns());
+    }
+}
+
+int
+pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        snprintf(err, errlen, "already started");
+        return -1;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (deadline_start() < 0) {
+        snprintf(err, errlen, "pthread_create failed (deadline thread)");
+        return -1;
+    }
+    worker_t *workers = start_workers(n, mode, cfg, err, errlen);
+    if (workers == NULL) {
+        return -1;
+    }
+    if (!monitor_cond_ready) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&pool.monitor_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        monitor_cond_ready = 1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    install(workers, n, mode);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_create(&pool.monitor, NULL, monitor_main, NULL);
+    return 0;
+}
+
+int
+pool_switch(pool_mode_t mode, const runtime_config_t *cfg, unsigned timeout_ms, char *err,
+            size_t errlen)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        snprintf(err, errlen, "not started");
+        return -1;
+    }
+    /* New calls queue meanwhile (no worker to wake); follow-ups for the old workers'
+     * loops are refused (that work ends with its workers). */
+    worker_t *old = pool.workers;
+    int n = pool.n;
+    pool.workers = NULL;
+    pool.n = 0;
+    pthread_mutex_unlock(&pool.lock);
+    stop_workers(old, n, timeout_ms);
+
+    worker_t *workers = start_workers(n, mode, cfg, err, errlen);
+    pthread_mutex_lock(&pool.lock);
+    if (workers != NULL) {
+        install(workers, n, mode);
+        pthread_mutex_unlock(&pool.lock);
+        return 0;
+    }
+    pool.running = 0;
+    pthread_cond_signal(&pool.monitor_cond);
+    job_t *list = take_all(&pool.head, &pool.tail);
+    pool.queued = 0;
+    pthread_mutex_unlock(&pool.lock);
+    pthread_join(pool.monitor, NULL);
+    reply_not_started(list);
     return -1;
 }
 
@@ -482,50 +661,17 @@ pool_stop(unsigned timeout_ms)
     pool.running = 0;
     worker_t *workers = pool.workers;
     int n = pool.n;
-    for (int i = 0; i < n; i++) {
-        workers[i].stop = 1;
-        wake(&workers[i]);
-    }
+    pool.workers = NULL;
+    pool.n = 0;
     pthread_cond_signal(&pool.monitor_cond);
     pthread_mutex_unlock(&pool.lock);
     pthread_join(pool.monitor, NULL);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    int all_joined = 1;
-    for (int i = 0; i < n; i++) {
-        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
-            /* Stuck in Python: it exits when its call returns (stop is set).  Its struct
-             * and eventfd stay allocated for it. */
-            pthread_detach(workers[i].thread);
-            all_joined = 0;
-        }
-    }
+    stop_workers(workers, n, timeout_ms);
 
     pthread_mutex_lock(&pool.lock);
-    job_t *job;
-    while ((job = unlink_job(&pool.head, &pool.tail)) != NULL) {
-        pool.queued--;
-        reply_not_started(job);
-    }
-    for (int i = 0; i < n; i++) {
-        while ((job = unlink_job(&workers[i].head, &workers[i].tail)) != NULL) {
-            reply_not_started(job);
-        }
-    }
-    pool.workers = NULL;
-    pool.n = 0;
+    job_t *list = take_all(&pool.head, &pool.tail);
+    pool.queued = 0;
     pthread_mutex_unlock(&pool.lock);
-    if (all_joined) {
-        for (int i = 0; i < n; i++) {
-            close(workers[i].efd);
-        }
-        free(workers);
-    }
+    reply_not_started(list);
 }

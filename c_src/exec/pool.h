@@ -15,14 +15,31 @@
 #include <erl_nif.h>
 #include <stdint.h>
 
-/* Starts `n` workers in the main interpreter and applies nothing (core/runtime.c has
- * configured it).  Returns 0, or -1 with a message in `err`. */
-int pool_start(int n, char *err, size_t errlen);
+/* Where the workers run Python:
+ *   POOL_GIL              threads in the main interpreter, one GIL: one drains at a time
+ *   POOL_SUBINTERPRETERS  worker i alone in sub-interpreter i + 1, with its own GIL
+ *   POOL_FREE_THREADED    threads in the main interpreter of a Py_GIL_DISABLED build */
+typedef enum { POOL_GIL = 0, POOL_SUBINTERPRETERS = 1, POOL_FREE_THREADED = 2 } pool_mode_t;
+
+/* Starts `n` workers in `mode`; each enters its interpreter and, for a sub-interpreter,
+ * applies `cfg` (core/runtime.c configures the main one).  Returns 0, or -1 with a
+ * message in `err`. */
+int pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen);
 
 /* Stops the workers, waiting up to `timeout_ms` for each; jobs still queued are answered
  * {error, not_started}.  A worker stuck in Python past the timeout is left to finish on
  * its own and exits when its job returns. */
 void pool_stop(unsigned timeout_ms);
+
+/* Replaces the running workers by as many in `mode` (auto mode's fall back from
+ * sub-interpreters to one GIL).  Calls queued meanwhile wait for the new workers; what
+ * lives on the old workers' loops (streams, lifespans) ends with them.  Returns 0, or -1
+ * with a message (the pool is then stopped). */
+int pool_switch(pool_mode_t mode, const runtime_config_t *cfg, unsigned timeout_ms, char *err,
+                size_t errlen);
+
+/* The mode of the running workers (of the last ones when stopped). */
+pool_mode_t pool_mode(void);
 
 /* Queues a job for any worker.  Returns 0, or -1 when the pool is not running. */
 int pool_submit(job_t *job);
@@ -39,9 +56,13 @@ int pool_submit_to(int index, job_t *job);
  * the scheduler that allocated it. */
 ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms);
 
-/* The worker a new stream or lifespan should live on: the first one not stuck in a long
- * job. */
+/* The worker a new stream or lifespan should live on: one not stuck in a long job (the
+ * first under one GIL, the next in turn in the parallel modes). */
 int pool_pick_worker(void);
+
+/* One worker per interpreter the pool runs in (all of them with sub-interpreters, one
+ * otherwise), at most `max`, into workers[].  Returns how many. */
+int pool_per_interp(int *workers, int max);
 
 int pool_size(void);
 unsigned long pool_queued(void);

@@ -1,5 +1,6 @@
 #include "exec/task.h"
 
+#include "exec/fanout.h"
 #include "exec/pool.h"
 #include "terms/errors.h"
 
@@ -194,6 +195,10 @@ cancel_task_run(job_t *followup, worker_t *w)
 void
 task_cancel(job_t *job)
 {
+    if (job->is_fanout) {
+        fanout_cancel(job);
+        return;
+    }
     int index = __atomic_load_n(&job->worker, __ATOMIC_ACQUIRE);
     if (index < 0) {
         return; /* not started: the worker skips it */

@@ -2,6 +2,7 @@
 
 #include "core/atoms.h"
 #include "core/compat.h"
+#include "core/interp.h"
 
 #include <string.h>
 
@@ -93,9 +94,66 @@ traceback_lines(py_state_t *st, ErlNifEnv *env, PyObject *exc)
     return list;
 }
 
+/* The module named by the innermost frame of `exc`'s traceback (the one whose import
+ * failed), as a new str, or NULL (no exception left set). */
+static PyObject *
+innermost_module(PyObject *exc)
+{
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyObject *next = NULL;
+    while (tb != NULL && (next = PyObject_GetAttrString(tb, "tb_next")) != NULL && next != Py_None) {
+        Py_SETREF(tb, next);
+    }
+    Py_XDECREF(next);
+    PyObject *frame = tb != NULL ? PyObject_GetAttrString(tb, "tb_frame") : NULL;
+    Py_XDECREF(tb);
+    PyObject *globals = frame != NULL ? PyFrame_GetGlobals((PyFrameObject *)frame) : NULL;
+    Py_XDECREF(frame);
+    PyObject *name = globals != NULL ? PyDict_GetItemString(globals, "__name__") : NULL;
+    Py_XINCREF(name);
+    Py_XDECREF(globals);
+    PyErr_Clear();
+    return name != NULL && PyUnicode_Check(name) ? name : (Py_XDECREF(name), NULL);
+}
+
+/* An ImportError of a module that refuses sub-interpreters: CPython's check of extension
+ * modules ("module X does not support loading in subinterpreters") or PyO3's ("PyO3
+ * modules do not yet support subinterpreters").  Noted for `auto` mode, with the module:
+ * X, or the module whose import failed. */
+static void
+note_refusal(PyObject *exc)
+{
+    if (!PyErr_GivenExceptionMatches(exc, PyExc_ImportError)) {
+        return;
+    }
+    PyObject *text = PyObject_Str(exc);
+    const char *msg = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+    if (msg != NULL && strstr(msg, "subinterpreters") != NULL) {
+        const char *module = NULL;
+        size_t len = 0;
+        PyObject *name = NULL;
+        if (strncmp(msg, "module ", 7) == 0) {
+            module = msg + 7;
+            len = strcspn(module, " ");
+        } else if ((name = innermost_module(exc)) != NULL) {
+            Py_ssize_t n;
+            module = PyUnicode_AsUTF8AndSize(name, &n);
+            len = module != NULL ? (size_t)n : 0;
+        }
+        interp_note_refusal(module != NULL ? module : "?", module != NULL ? len : 1, msg,
+                            strlen(msg));
+        Py_XDECREF(name);
+    }
+    Py_XDECREF(text);
+    PyErr_Clear();
+}
+
 ERL_NIF_TERM
 errors_from_exception(py_state_t *st, ErlNifEnv *env, PyObject *exc)
 {
+    if (st->ip->index != 0) {
+        note_refusal(exc);
+    }
     return enif_make_tuple4(env, ATOM_python, type_name(st, env, (PyObject *)Py_TYPE(exc)),
                             errors_text(env, exc), traceback_lines(st, env, exc));
 }

@@ -40,15 +40,15 @@ groups() ->
 
 init_per_suite(Config) ->
     ok = ep_ct:start(?config(data_dir, Config)),
-    {ok, none} = py:call(?H, install_spy, []),
+    _ = ep_ct:each(?H, install_spy, []),
     Config.
 
 end_per_suite(_Config) ->
-    _ = py:call(?H, uninstall_spy, []),
+    _ = ep_ct:each(?H, uninstall_spy, []),
     ep_ct:stop().
 
 init_per_testcase(_TC, Config) ->
-    {ok, none} = py:call(?H, spy_reset, []),
+    _ = ep_ct:each(?H, spy_reset, []),
     Config.
 
 end_per_testcase(_TC, _Config) ->
@@ -178,7 +178,7 @@ call_timeout_cancels_sleep(_Config) ->
     Key = <<"call-timeout">>,
     ?assertEqual({error, timeout}, py:call(?H, sleep_record, [Key, 10], #{timeout => 100})),
     timer:sleep(200),
-    ?assertEqual({ok, [<<"started">>, <<"cancelled">>, <<"finally">>]}, py:call(?H, record, [Key])),
+    ?assertEqual({ok, [<<"started">>, <<"cancelled">>, <<"finally">>]}, {ok, ep_ct:one(?H, record, [Key])}),
     ?assertMatch(#{<<"scheduled">> := 1, <<"cancelled">> := 1, <<"fired">> := 0}, spy()),
     ?assertEqual({ok, <<"slept">>}, py:call(?H, sleep_record, [<<"next">>, 0.01])),
     ?assertEqual([], ep_ct:flush()).
@@ -188,7 +188,7 @@ asgi_timeout_cancels(_Config) ->
                  py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => <<"/t">>,
                                                query_string => <<"10">>}, <<>>, #{timeout => 100})),
     timer:sleep(200),
-    ?assertEqual({ok, [<<"started">>, <<"cancelled">>]}, py:call(?H, record, [<<"/t">>])),
+    ?assertEqual({ok, [<<"started">>, <<"cancelled">>]}, {ok, ep_ct:one(?H, record, [<<"/t">>])}),
     ?assertMatch(#{<<"scheduled">> := 1, <<"cancelled">> := 1, <<"fired">> := 0}, spy()),
     ?assertEqual({ok, {200, [], <<"/t2">>}},
                  py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => <<"/t2">>,
@@ -221,9 +221,9 @@ executor_loop_falls_back(_Config) ->
 
 %% ---- helpers ---------------------------------------------------------------------------
 
+%% The spies of every interpreter, added up.
 spy() ->
-    {ok, Spy} = py:call(?H, spy, []),
-    Spy.
+    ep_ct:sum(ep_ct:each(?H, spy, [])).
 
 is_result(I, {ok, [I, Ms]}) -> Ms >= 9.5;
 is_result(_, _) -> false.
