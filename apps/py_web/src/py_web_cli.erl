@@ -9,7 +9,7 @@
 -export([main/1, parse/1, usage/0]).
 
 -type cli() :: #{opts := map(), app_dirs := [string()], workers => pos_integer(),
-                 log_level => logger:level()}.
+                 mode => atom(), log_level => logger:level()}.
 
 %% @doc Options of the command line as py_web:start/1 options plus the
 %% settings that belong to erlang_python and logging.
@@ -42,6 +42,9 @@ parse(["--app-dir", V | T], App, Acc = #{app_dirs := D}) ->
     parse(T, App, Acc#{app_dirs := [V | D]});
 parse(["--workers", V | T], App, Acc) ->
     parse(T, App, Acc#{workers => int(V, 1, 1024, "--workers")});
+parse(["--mode", V | T], App, Acc) ->
+    Modes = [auto, gil, subinterpreters, free_threaded],
+    parse(T, App, Acc#{mode => atom(V, Modes, "--mode")});
 parse(["--lifespan", V | T], App, Acc) ->
     parse(T, App, opt(lifespan, atom(V, [auto, on, off], "--lifespan"), Acc));
 parse(["--timeout-keep-alive", V | T], App, Acc) ->
@@ -114,9 +117,18 @@ usage() ->
     "  --port N                    Port to bind (default 8000; 0 = any free port)\n"
     "  --app-dir DIR               Directory put first on the Python path to import\n"
     "                              MODULE from (repeatable; default .)\n"
-    "  --workers N                 Python worker threads (default 4). ASGI requests\n"
-    "                              share them; each WSGI request holds one while\n"
-    "                              it runs\n"
+    "  --workers N                 Python workers (default 4): threads, or\n"
+    "                              sub-interpreters (--mode). ASGI requests share\n"
+    "                              them; each WSGI request holds one while it runs\n"
+    "  --mode MODE                 Where Python runs (erlang_python's mode; default\n"
+    "                              auto): gil (threads, one GIL), subinterpreters\n"
+    "                              (Python 3.12+: one interpreter with its own GIL\n"
+    "                              per worker, so Python uses every core; module\n"
+    "                              globals are per worker), free_threaded (a\n"
+    "                              free-threaded CPython build; untested), auto\n"
+    "                              (subinterpreters on 3.12+, gil if a module of the\n"
+    "                              app refuses sub-interpreters, e.g. FastAPI's\n"
+    "                              pydantic-core; the log says which)\n"
     "  --lifespan auto|on|off      ASGI lifespan (default auto: used if the app\n"
     "                              supports it; on: required). A startup failure\n"
     "                              stops the server with the app's error\n"
@@ -171,6 +183,10 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
     ok = application:set_env(erlang_python, python_path, [filename:absname(D) || D <- Dirs]),
     case maps:find(workers, Cli) of
         {ok, N} -> ok = application:set_env(erlang_python, workers, N);
+        error -> ok
+    end,
+    case maps:find(mode, Cli) of
+        {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
         error -> ok
     end,
     case application:ensure_all_started(py_web) of
