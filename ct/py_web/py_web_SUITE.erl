@@ -82,7 +82,7 @@ start_python(Config) ->
 
 init_per_testcase(_, Config) ->
     case ?config(backend, Config) of
-        python -> {ok, _} = py:call(pyweb_test_apps, clear_events, []);
+        python -> _ = python_each(clear_events);
         _ -> ok
     end,
     Config.
@@ -155,7 +155,7 @@ expect_event(Config, {Kind, What} = Event) ->
     end.
 
 wait_event(Want, Deadline) ->
-    {ok, Events} = py:call(pyweb_test_apps, events, []),
+    Events = lists:append(python_each(events)),
     case lists:member(Want, Events) of
         true -> ok;
         false ->
@@ -164,6 +164,13 @@ wait_event(Want, Deadline) ->
                 false -> timer:sleep(20), wait_event(Want, Deadline)
             end
     end.
+
+%% pyweb_test_apps:Function() in every interpreter (module globals are per interpreter in
+%% subinterpreters mode): the results.
+python_each(Function) ->
+    Tag = make_ref(),
+    {ok, _} = py_nif:call_each(Tag, 10000, pyweb_test_apps, Function, [], #{}),
+    receive {Tag, {ok, Replies}} -> [R || {ok, R} <- Replies] end.
 
 url(Port, Path) -> "http://127.0.0.1:" ++ integer_to_list(Port) ++ Path.
 
