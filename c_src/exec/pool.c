@@ -144,13 +144,13 @@ wake_idle(void)
     return 0;
 }
 
-/* Workers woken that have not started draining yet. */
+/* Workers on their way to the shared queue: woken and not draining yet, or polling it. */
 static unsigned long
-signaled_count(void)
+coming_count(void)
 {
     unsigned long k = 0;
     for (int i = 0; i < pool.n; i++) {
-        k += pool.workers[i].signaled != 0;
+        k += pool.workers[i].signaled || pool.workers[i].spinning;
     }
     return k;
 }
@@ -162,7 +162,7 @@ signaled_count(void)
 static int
 needs_worker(uint64_t now)
 {
-    return pool.mode == POOL_GIL ? !drainer_active(now) : signaled_count() < pool.queued;
+    return pool.mode == POOL_GIL ? !drainer_active(now) : coming_count() < pool.queued;
 }
 
 static void
@@ -296,6 +296,7 @@ spin_for_job(worker_t *w)
     uint64_t start = now_ns();
     pthread_mutex_lock(&pool.lock);
     w->busy = 1;
+    w->spinning = 1;
     w->job_started = start;
     pthread_mutex_unlock(&pool.lock);
 
@@ -317,6 +318,7 @@ spin_for_job(worker_t *w)
         found = pool.head != NULL || w->head != NULL || w->stop;
     }
     w->busy = found;
+    w->spinning = 0;
     pthread_mutex_unlock(&pool.lock);
     return found;
 }

@@ -34,6 +34,7 @@ typedef struct worker {
     /* guarded by the pool's lock */
     int signaled;          /* eventfd written, drain not yet started */
     int busy;              /* draining */
+    int spinning;          /* polling the queues between jobs (pool.c, spin_for_job) */
     uint64_t job_started;  /* monotonic ns when the current job was taken */
     int stop;
     worker_phase_t phase;
