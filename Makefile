@@ -133,13 +133,18 @@ shell: run
 
 # ---- benchmarks ------------------------------------------------------------------------
 
-# `make bench` (< 30 min) or `make bench QUICK=1` (< 5 min): in-process and end-to-end (wrk)
-# numbers against the peer servers, written to bench/results/ (see bench/run.py).  Installs
-# wrk and the bench venv (bench/.venv) first.  Not a test: nothing asserts timings.
+# `make bench` (< 35 min) or `make bench QUICK=1` (< 8 min): in-process and end-to-end (wrk)
+# numbers against the peer servers, and the execution modes, written to bench/results/
+# (see bench/run.py).  Installs wrk and the bench venv (bench/.venv-X.Y) first.  Runs on
+# Python 3.13 when there is one (the subinterpreters mode needs 3.12+), else on PYTHON;
+# PYTHON=... on the command line chooses.  Not a test: nothing asserts timings.
 QUICK ?=
+BENCH_PYTHON ?= $(if $(filter command line,$(origin PYTHON)),$(PYTHON),$(or $(SUBINTERP_PYTHON),$(PYTHON)))
 .PHONY: bench
-bench: build
-	QUICK=$(QUICK) PYTHON=$(PYTHON) bash bench/bench.sh
+bench: deps
+	$(MAKE) --no-print-directory build PYTHON="$(BENCH_PYTHON)"
+	@rc=0; QUICK=$(QUICK) PYTHON="$(BENCH_PYTHON)" bash bench/bench.sh || rc=1; \
+	$(MAKE) --no-print-directory nif; exit $$rc
 
 clean:
 	$(MAKE) -C c_src clean
