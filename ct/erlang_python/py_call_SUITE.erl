@@ -43,11 +43,11 @@ groups() ->
      {async_base_exceptions, [], [async_system_exit]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.

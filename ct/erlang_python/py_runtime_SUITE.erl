@@ -24,11 +24,11 @@ all() ->
      venv_site_packages, venv_warning, python_log_passes_default_filters].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.
@@ -102,12 +102,12 @@ not_started_while_stopped(_Config) ->
 %% The interpreters live as long as the VM: module globals survive a restart, in each.
 state_survives_restart(_Config) ->
     Value = {make_ref(), [1, <<"two">>, #{three => 3.0}]},
-    Puts = ep_ct:each(?H, put, [<<"k">>, Value]),
+    Puts = erlang_python_ct:each(?H, put, [<<"k">>, Value]),
     ?assert(lists:all(fun is_integer/1, Puts)),
     restart(),
-    ?assertEqual([Value || _ <- Puts], ep_ct:each(?H, get, [<<"k">>])),
+    ?assertEqual([Value || _ <- Puts], erlang_python_ct:each(?H, get, [<<"k">>])),
     restart(),
-    ?assertEqual([Value || _ <- Puts], ep_ct:each(?H, get, [<<"k">>])),
+    ?assertEqual([Value || _ <- Puts], erlang_python_ct:each(?H, get, [<<"k">>])),
     ?assertEqual({ok, none}, py:call(?H, get, [<<"missing">>])).
 
 restart_many_times(_Config) ->
@@ -175,11 +175,11 @@ stop_timeout_leaves_busy_worker(Config) ->
 sys_path_defaults(Config) ->
     PythonDir = filename:join(code:priv_dir(erlang_python), "python"),
     {ok, Cwd} = file:get_cwd(),
-    DataDir = ?config(data_dir, Config),
+    DataDir = filename:absname(?config(data_dir, Config)),
     {ok, Path} = py:call(?H, sys_path, []),
     ?assertEqual([list_to_binary(D) || D <- [PythonDir, Cwd, DataDir]],
                  lists:sublist(Path, 3)),
-    %% erlang_asyncio comes from the python/ package (priv/python links to it).
+    %% erlang_asyncio comes from the python/ package (the build copies it to priv/python).
     {ok, Real} = py:call(os, <<"path.realpath">>,
                          [list_to_binary(filename:join(PythonDir, "erlang_asyncio.py"))]),
     ?assertEqual({ok, Real}, py:call(?H, module_file, [erlang_asyncio])).
@@ -209,7 +209,7 @@ extension_modules(_Config) ->
     %% Python 3.12 runs single-phase modules' init before refusing them in a
     %% sub-interpreter, which corrupts memory for _decimal, _datetime and _ctypes: they are
     %% loaded in the main interpreter first, and refused (cleanly) in sub-interpreters.
-    case {ep_ct:mode(), maps:get(python_version, py:info())} of
+    case {ep_test_lib:mode(), maps:get(python_version, py:info())} of
         {subinterpreters, <<"3.12.", _/binary>>} ->
             ?assertMatch({error, {python, <<"ImportError">>,
                                   <<"module _decimal does not support loading in "
@@ -240,7 +240,7 @@ venv_site_packages(_Config) ->
 
 %% A venv without site-packages for this Python: a logged warning, not a failed start.
 venv_warning(_Config) ->
-    ok = logger:add_handler(ep_runtime_suite_h, ep_ct, #{config => #{pid => self()},
+    ok = logger:add_handler(ep_runtime_suite_h, ep_test_lib, #{config => #{pid => self()},
                                                           level => warning}),
     try
         ok = application:set_env(erlang_python, venv, "/nonexistent/venv"),
@@ -261,7 +261,7 @@ python_log_passes_default_filters(_Config) ->
     Filters = [{remote_gl, {fun logger_filters:remote_gl/2, stop}},
                {domain, {fun logger_filters:domain/2, {log, super, [otp, sasl]}}},
                {no_domain, {fun logger_filters:domain/2, {log, undefined, []}}}],
-    ok = logger:add_handler(ep_runtime_suite_h, ep_ct,
+    ok = logger:add_handler(ep_runtime_suite_h, ep_test_lib,
                             #{config => #{pid => self()}, filters => Filters,
                               filter_default => stop}),
     try

@@ -76,7 +76,7 @@ group_app(G, Config) ->
 end_per_group(_, _Config) -> ok.
 
 init_per_testcase(_, Config) ->
-    _ = py_each(e2e_common, reset),
+    _ = erlang_python_ct:each(e2e_common, reset, []),
     Config.
 
 end_per_testcase(_, _Config) ->
@@ -108,16 +108,11 @@ compact(B) -> iolist_to_binary(re:replace(B, "\\s", "", [global])).
 %% What the app recorded, in every interpreter (module globals are per interpreter in
 %% subinterpreters mode).
 events(Config) ->
-    lists:append(py_each(module(Config), events)).
-
-py_each(Module, Function) ->
-    Tag = make_ref(),
-    {ok, _} = py_nif:call_each(Tag, 10000, Module, Function, [], #{}),
-    receive {Tag, {ok, Replies}} -> [R || {ok, R} <- Replies] end.
+    lists:append(erlang_python_ct:each(module(Config), events, [])).
 
 %% Lifespan events: one of each per interpreter.
 lifespan_events(Config, Kinds) ->
-    N = length(py_each(e2e_common, events)),
+    N = length(erlang_python_ct:each(e2e_common, events, [])),
     lists:append([lists:duplicate(N, K) || K <- Kinds]).
 
 wait_event(Config, Want) ->
@@ -190,13 +185,13 @@ upload_10mb(Config) ->
     Hex = hex(crypto:hash(sha256, Data)),
     Expect = <<"note=hello size=", (integer_to_binary(?MB10))/binary, " sha256=", Hex/binary>>,
     ?assertEqual(Expect, Resp),
-    upload_chunked(?config(app, Config), S, Boundary, Body, Expect).
+    upload_chunked(S, Boundary, Body, Expect).
 
-%% Django reads CONTENT_LENGTH only (it ignores wsgi.input_terminated):
-%% a chunked upload reaches it as an empty body, as under gunicorn.
-upload_chunked({<<"e2e_django">>, _, _}, _S, _Boundary, _Body, _Expect) ->
-    ok;
-upload_chunked(_App, S, Boundary, Body, Expect) ->
+%% The same upload chunked. Django reads CONTENT_LENGTH only (it ignores
+%% wsgi.input_terminated; under gunicorn it gets an empty body): it gets the
+%% whole body because the server reads a WSGI body whole and gives its
+%% length.
+upload_chunked(S, Boundary, Body, Expect) ->
     Chunks = [[integer_to_list(byte_size(P), 16), "\r\n", P, "\r\n"]
               || P <- split(Body, 1 bsl 20)],
     ?TC:send(S, ["POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
