@@ -118,7 +118,8 @@ many_sleeps_gathered(_Config) ->
 %% 1,000 callers, each a py:call of a coroutine sleeping 10 ms, at once.
 many_sleeps_concurrent_calls(_Config) ->
     T0 = erlang:monotonic_time(millisecond),
-    Results = pmap(fun(I) -> py:call(?H, sleep_result, [0.01, I]) end, lists:seq(1, 1000)),
+    Results = ep_test_lib:pmap(fun(I) -> py:call(?H, sleep_result, [0.01, I]) end,
+                               lists:seq(1, 1000)),
     Ms = erlang:monotonic_time(millisecond) - T0,
     ?assertEqual([], [{I, R} || {I, R} <- lists:zip(lists:seq(1, 1000), Results),
                                 not is_result(I, R)]),
@@ -129,7 +130,7 @@ many_sleeps_concurrent_calls(_Config) ->
 %% An ASGI app sleeping 100 ms with erlang_asyncio: 200 concurrent requests.
 asgi_concurrent_sleepers(_Config) ->
     T0 = erlang:monotonic_time(millisecond),
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            Path = <<"/s/", (integer_to_binary(I))/binary>>,
                            {I, py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => Path,
                                                              query_string => <<"0.1">>}, <<>>)}
@@ -227,12 +228,3 @@ spy() ->
 
 is_result(I, {ok, [I, Ms]}) -> Ms >= 9.5;
 is_result(_, _) -> false.
-
-pmap(F, L) ->
-    Self = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Self ! {Ref, F(X)} end),
-                Ref
-            end || X <- L],
-    [receive {Ref, R} -> R after 60000 -> ct:fail(pmap_timeout) end || Ref <- Refs].

@@ -728,7 +728,7 @@ fastapi_unhandled(_Config) ->
 concurrent_200_sleepers(_Config) ->
     N = 200,
     T0 = erlang:monotonic_time(millisecond),
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            Path = <<"/c/", (integer_to_binary(I))/binary>>,
                            {I, py_asgi:run(?APPS, sleep_100ms, #{type => <<"http">>, path => Path},
                                            <<>>)}
@@ -766,7 +766,7 @@ is_counted(_) -> false.
 %% The same, 250 requests at once, mixing all five.
 stepping_concurrent_mix(_Config) ->
     Hows = [<<"plain">>, <<"done_future">>, <<"task">>, <<"sleep0">>, <<"sleep">>],
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            How = lists:nth(1 + I rem 5, Hows),
                            Key = <<"/mix/", How/binary>>,
                            case py_asgi:run(?APPS, counted, #{type => <<"http">>, path => Key,
@@ -802,7 +802,7 @@ timeout_cancels_task(_Config) ->
 timeouts_concurrent(_Config) ->
     Keys = [<<"/timeout/c", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 50)],
     Self = self(),
-    Results = pmap(fun(Key) ->
+    Results = ep_test_lib:pmap(fun(Key) ->
                            R = py_asgi:run(?APPS, sleep_long, #{type => <<"http">>, path => Key},
                                            <<>>, #{timeout => 150}),
                            timer:sleep(300),
@@ -829,7 +829,8 @@ ref_reused(_Config) ->
                  py_asgi:run(?APPS, hello, Ref, <<>>)),
     %% A ref with the default options map, and from several processes at once.
     {ok, Ref2} = py_asgi:build_scope(Scope, #{}),
-    ?assertEqual(lists:duplicate(50, FromMap), pmap(fun(_) -> echo(Ref2) end, lists:seq(1, 50))).
+    ?assertEqual(lists:duplicate(50, FromMap),
+                 ep_test_lib:pmap(fun(_) -> echo(Ref2) end, lists:seq(1, 50))).
 
 %% The app appends a header, sets state keys, changes method, path, asgi and
 %% extensions and adds a key: the next request with the same ref sees none of it.
@@ -881,7 +882,7 @@ two_refs_never_mix(_Config) ->
     EA = mutate(A),
     EB = mutate(B),
     ?assertNotEqual(EA, EB),
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            case I rem 2 of
                                0 -> {a, mutate(RA) =:= EA};
                                1 -> {b, mutate(RB) =:= EB}
@@ -1125,12 +1126,3 @@ part({field, Name, Value}) ->
 part({file, Name, Filename, CT, Data}) ->
     [<<"Content-Disposition: form-data; name=\"">>, Name, <<"\"; filename=\"">>, Filename,
      <<"\"\r\nContent-Type: ">>, CT, <<"\r\n\r\n">>, Data].
-
-pmap(F, L) ->
-    Self = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Self ! {Ref, F(X)} end),
-                Ref
-            end || X <- L],
-    [receive {Ref, R} -> R after 60000 -> ct:fail(pmap_timeout) end || Ref <- Refs].

@@ -123,7 +123,7 @@ workers_env(_Config) ->
     ok = application:set_env(erlang_python, workers, 2),
     restart(),
     ?assertMatch(#{running := true, workers := 2}, py:info()),
-    Idents = pmap(fun(_) -> py:call(?H, sleep_ident, [0.2]) end, lists:seq(1, 6)),
+    Idents = ep_test_lib:pmap(fun(_) -> py:call(?H, sleep_ident, [0.2]) end, lists:seq(1, 6)),
     ?assertEqual(6, length([I || {ok, I} <- Idents])),
     ?assertEqual(2, length(lists:usort(Idents))).
 
@@ -131,7 +131,7 @@ single_worker_serialises(_Config) ->
     ok = application:set_env(erlang_python, workers, 1),
     restart(),
     ?assertMatch(#{running := true, workers := 1}, py:info()),
-    Idents = pmap(fun(_) -> py:call(?H, sleep_ident, [0.05]) end, lists:seq(1, 4)),
+    Idents = ep_test_lib:pmap(fun(_) -> py:call(?H, sleep_ident, [0.05]) end, lists:seq(1, 4)),
     ?assertMatch([{ok, _}], lists:usort(Idents)).
 
 %% Stopping lets the running call finish (within stop_timeout) and answers the queued
@@ -144,9 +144,9 @@ stop_replies_to_queued_calls(Config) ->
     Running = spawn_link(fun() ->
                                  Self ! {running, py:call(?H, blocking_sleep, [0.5, Marker])}
                          end),
-    wait_until(fun() -> filelib:is_regular(Marker) end),
+    ep_test_lib:wait_until(fun() -> filelib:is_regular(Marker) end),
     Queued = spawn_link(fun() -> Self ! {queued, py:call(operator, add, [1, 2])} end),
-    wait_until(fun() -> maps:get(queued, py:info()) =:= 1 end),
+    ep_test_lib:wait_until(fun() -> maps:get(queued, py:info()) =:= 1 end),
     ok = application:stop(erlang_python),
     ?assertEqual({ok, <<"done">>}, receive {running, R1} -> R1 after 5000 -> none end),
     ?assertEqual({error, not_started}, receive {queued, R2} -> R2 after 5000 -> none end),
@@ -161,7 +161,7 @@ stop_timeout_leaves_busy_worker(Config) ->
     Self = self(),
     Marker = marker(Config),
     _ = spawn_link(fun() -> Self ! {slow, py:call(?H, blocking_sleep, [2, Marker])} end),
-    wait_until(fun() -> filelib:is_regular(Marker) end),
+    ep_test_lib:wait_until(fun() -> filelib:is_regular(Marker) end),
     ok = application:stop(erlang_python),
     %% stop returned after ~100 ms; the 2 s call is still running.
     ?assertEqual({messages, []}, process_info(self(), messages)),
@@ -282,23 +282,3 @@ marker(Config) ->
     Path = filename:join(?config(priv_dir, Config), "started"),
     _ = file:delete(Path),
     list_to_binary(Path).
-
-wait_until(F) ->
-    wait_until(F, 200).
-
-wait_until(_F, 0) ->
-    ct:fail(condition_never_true);
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.
-
-pmap(F, List) ->
-    Parent = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Parent ! {Ref, F(X)} end),
-                Ref
-            end || X <- List],
-    [receive {Ref, R} -> R after 30000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].

@@ -111,7 +111,7 @@ events(Config) ->
     lists:append(erlang_python_ct:each(module(Config), events, [])).
 
 %% Lifespan events: one of each per interpreter.
-lifespan_events(Config, Kinds) ->
+lifespan_events(Kinds) ->
     N = length(erlang_python_ct:each(e2e_common, events, [])),
     lists:append([lists:duplicate(N, K) || K <- Kinds]).
 
@@ -285,12 +285,12 @@ read_n(S, N) ->
 
 lifespan_state(Config) ->
     {ok, Pid} = start_srv(Config, #{lifespan => on}),
-    Startups = lifespan_events(Config, [<<"startup">>]),
+    Startups = lifespan_events([<<"startup">>]),
     Startups = lists:sort([E || [E] <- events(Config)]),
     S = ?TC:connect(py_web:port(Pid)),
     {ok, 200, _, <<"hello from lifespan">>} = ?TC:get(S, "/state"),
     ok = py_web:stop(Pid),
-    Both = lifespan_events(Config, [<<"shutdown">>, <<"startup">>]),
+    Both = lifespan_events([<<"shutdown">>, <<"startup">>]),
     Both = lists:sort([E || [E] <- events(Config)]).
 
 lifespan_shutdown_on_stop(Config) ->
@@ -307,13 +307,13 @@ lifespan_shutdown_on_stop(Config) ->
     spawn(fun() -> Self ! {stopped, py_web:stop(Pid)} end),
     wait_refused(Port),
     %% in flight: not shut down yet
-    Startups = lifespan_events(Config, [<<"startup">>]),
+    Startups = lifespan_events([<<"startup">>]),
     Startups = lists:sort([E || [E] <- events(Config)]),
     {ok, _} = py:call(e2e_common, open_gate, []),
     <<"second\n">> = read_chunk(S),
     <<>> = read_chunk(S),
     receive {stopped, ok} -> ok after 20000 -> ct:fail(not_stopped) end,
-    Both = lifespan_events(Config, [<<"shutdown">>, <<"startup">>]),
+    Both = lifespan_events([<<"shutdown">>, <<"startup">>]),
     Both = lists:sort([E || [E] <- events(Config)]).
 
 wait_refused(Port) ->
