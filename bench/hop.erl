@@ -21,7 +21,7 @@ main([Mode, Out, MsStr]) ->
             ok = application:set_env(erlang_python, mode, processes),
             ok = application:set_env(erlang_python, workers, 1);
         "nif" ->
-            ok
+            ok = application:set_env(erlang_python, mode, gil)
     end,
     {ok, _} = application:ensure_all_started(erlang_python),
     {ok, Fd} = file:open(Out, [append]),

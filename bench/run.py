@@ -3,9 +3,10 @@
 peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts.
 
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
-    make bench            full run (about 32 min on 2 cores)
-    make bench QUICK=1    short runs (about 8 min)
-Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,processes,hop (a subset of the phases);
+    make bench            full run (the report states how long it took)
+    make bench QUICK=1    short runs
+Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes,processes,hop (a subset of the
+phases; such a run is named after them and leaves latest.md, the last whole run);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
 missing).  Only 127.0.0.1 is loaded, every load is bounded in time.  Nothing here is a test.
@@ -36,13 +37,13 @@ WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 APPS = BENCH / "apps"
 LUA = BENCH / "lua"
-VENV = BENCH / ".venv"
+VENV = Path(os.environ.get("BENCH_VENV", BENCH / ".venv"))
 
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-PHASES = ("inproc", "http", "memory", "processes", "hop")
+PHASES = ("inproc", "http", "memory", "modes", "processes", "hop")
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
 PARTIAL = not set(PHASES) <= ONLY
 COMMAND = ("make bench" + (" QUICK=1" if QUICK else "")
@@ -56,7 +57,11 @@ PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
 ASGI_SERVERS = ["pyweb", "uvicorn", "granian", "hypercorn"]
 WSGI_SERVERS = ["pyweb", "granian", "gunicorn-sync", "gunicorn-gthread"]
 SERVER_NOTES = {
-    "pyweb": "bin/pyweb, defaults (4 Python worker threads under one GIL, BEAM on 2 schedulers)",
+    "pyweb": "bin/pyweb, defaults (4 Python workers in mode auto: sub-interpreters on 3.12+, "
+             "threads under one GIL before; BEAM on 2 schedulers)",
+    "pyweb-MODE-wN": "bin/pyweb --mode MODE --workers N",
+    "uvicorn-w2, granian-w2": "as below with --workers 2",
+    "gunicorn-w2": "2 workers, -k sync",
     "uvicorn": "1 worker, --loop uvloop --http httptools --no-access-log",
     "granian": "1 worker, --http 1 --no-ws, --loop uvloop (ASGI); WSGI with its default blocking threads",
     "hypercorn": "1 worker, -k uvloop",
@@ -65,32 +70,24 @@ SERVER_NOTES = {
 }
 
 
-# The processes phase's servers: pyweb in a mode with a worker count, peers with 2 workers.
-PROCESS_SERVERS = {
-    "pyweb-gil-1": ["--workers", "1"],
-    "pyweb-processes-1": ["--mode", "processes", "--workers", "1"],
-    "pyweb-processes-2": ["--mode", "processes", "--workers", "2"],
-}
-SERVER_NOTES.update({
-    "pyweb-gil-1": "bin/pyweb --workers 1 (the NIF, one Python thread)",
-    "pyweb-processes-N": "bin/pyweb --mode processes --workers N (N Python OS processes behind ports)",
-    "uvicorn-w2": "uvicorn --workers 2, --loop uvloop --http httptools",
-    "granian-w2": "granian --workers 2, --http 1 --no-ws, --loop uvloop (ASGI)",
-    "gunicorn-w2": "gunicorn -w 2 -k sync",
-})
-
-
 def server_argv(server, app, iface, port):
-    """The command line of `server` serving `app` ("module:callable")."""
+    """The command line of `server` serving `app` ("module:callable").  `server` may end in
+    `-wN` (N workers) and, for pyweb, name a mode: `pyweb-subinterpreters-w2`."""
     vbin = VENV / "bin"
     host = "127.0.0.1"
-    if server in PROCESS_SERVERS:
-        return server_argv("pyweb", app, iface, port) + PROCESS_SERVERS[server]
-    if server.endswith("-w2"):
-        argv = server_argv(server[:-3] + ("-sync" if server.startswith("gunicorn") else ""),
-                           app, iface, port)
-        flag = "-w" if server.startswith("gunicorn") else "--workers"
-        return argv[:argv.index(flag) + 1] + ["2"] + argv[argv.index(flag) + 2:]
+    m = re.fullmatch(r"(.*)-w(\d+)", server)
+    if m:
+        base, workers = m.group(1), m.group(2)
+        if base.startswith("pyweb-"):
+            return server_argv("pyweb", app, iface, port) + [
+                "--mode", base[len("pyweb-"):], "--workers", workers]
+        if base == "gunicorn":
+            return [str(vbin / "gunicorn"), "-w", workers, "-k", "sync", "-b",
+                    f"{host}:{port}", "--log-level", "warning", app]
+        argv = server_argv(base, app, iface, port)
+        i = argv.index("--workers") if "--workers" in argv else argv.index("-w")
+        argv[i + 1] = workers
+        return argv
     if server in ("pyweb", "pyweb+erlang_asyncio"):
         return PYWEB + [app, "--interface", iface, "--host", host, "--port", str(port),
                         "--app-dir", str(APPS), "--log-level", "warning"]
@@ -266,27 +263,40 @@ WORKLOADS = [
 ]
 
 
-CPU = get_probe(expect=b"Hello, World!")
-FASTAPI = get_probe(expect=b'{"message":"Hello, World!"}')
-
-# The processes phase: where Python OS processes stand against the NIF and the peers.
-PROCESS_WORKLOADS = [
-    dict(name="proc_hello_asgi", title="hello ASGI, 50 connections: processes vs gil",
-         iface="asgi", conns=50, app="bench_apps:hello_asgi", probe=HELLO,
-         servers=["pyweb-gil-1", "pyweb-processes-1", "pyweb-processes-2"]),
-    dict(name="proc_hello_wsgi", title="hello WSGI, 50 connections: processes vs gil",
-         iface="wsgi", conns=50, app="bench_apps:hello_wsgi", probe=HELLO,
-         servers=["pyweb-gil-1", "pyweb-processes-1", "pyweb-processes-2"]),
+# The execution modes (phase "modes"): a CPU-bound app at 1 and 2 workers in gil,
+# subinterpreters and processes modes against the peers with 2 workers (processes), and
+# the hello apps per mode.  The subinterpreters rows need Python 3.12+.
+PYWEB_MODES = ["pyweb-gil-w1", "pyweb-gil-w2", "pyweb-subinterpreters-w1",
+               "pyweb-subinterpreters-w2", "pyweb-processes-w1", "pyweb-processes-w2"]
+CPU = get_probe()
+MODE_WORKLOADS = [
     dict(name="cpu_asgi", title="CPU-bound ASGI (about 2 ms of Python per request), 20 connections",
-         iface="asgi", conns=20, app="bench_processes:cpu_asgi", probe=CPU,
-         servers=["pyweb", "pyweb-processes-1", "pyweb-processes-2", "uvicorn-w2", "granian-w2"]),
+         iface="asgi", conns=20, app="bench_apps:cpu_asgi", probe=CPU,
+         servers=PYWEB_MODES + ["uvicorn-w2", "granian-w2"]),
     dict(name="cpu_wsgi", title="CPU-bound WSGI (about 2 ms of Python per request), 20 connections",
-         iface="wsgi", conns=20, app="bench_processes:cpu_wsgi", probe=CPU,
-         servers=["pyweb", "pyweb-processes-1", "pyweb-processes-2", "granian-w2", "gunicorn-w2"]),
+         iface="wsgi", conns=20, app="bench_apps:cpu_wsgi", probe=CPU,
+         servers=PYWEB_MODES + ["granian-w2", "gunicorn-w2"]),
+    dict(name="hello_asgi_modes", title="hello ASGI per mode, 50 connections", iface="asgi",
+         conns=50, app="bench_apps:hello_asgi", probe=HELLO, servers=PYWEB_MODES),
+    dict(name="hello_wsgi_modes", title="hello WSGI per mode, 50 connections", iface="wsgi",
+         conns=50, app="bench_apps:hello_wsgi", probe=HELLO, servers=PYWEB_MODES),
+]
+
+# The processes phase: FastAPI (pydantic-core refuses sub-interpreters, so on more than one
+# core it runs in processes) against the peers with 2 workers; then the paired ratios of
+# the issue's targets (run_pairs) and the port hop in-process (run_hop).
+FASTAPI = get_probe(expect=b'{"message":"Hello, World!"}')
+PROCESS_WORKLOADS = [
     dict(name="fastapi_json", title="FastAPI JSON, 50 connections, 2 workers each",
          iface="asgi", conns=50, app="bench_processes:fastapi_app", probe=FASTAPI,
-         servers=["pyweb-processes-2", "uvicorn-w2", "granian-w2"]),
+         servers=["pyweb-processes-w2", "uvicorn-w2", "granian-w2"]),
 ]
+
+
+def has_subinterpreters():
+    """The bench's Python (the NIF's, and this driver's) has sub-interpreters with their
+    own GIL."""
+    return sys.version_info >= (3, 12)
 
 
 def wrk(port, conns, seconds, lua=None, extra_lua="", path="/"):
@@ -326,8 +336,12 @@ def run_http(results, notes, workloads=WORKLOADS, key="http"):
             base = server.split("+")[0]
             if sv_filter and server not in sv_filter and base not in sv_filter:
                 continue
-            if base == "pyweb" and not have_pyweb:
+            if base.startswith("pyweb") and not have_pyweb:
                 rows[server] = dict(skipped="bin/pyweb missing")
+                continue
+            if "subinterpreters" in server and not has_subinterpreters():
+                rows[server] = dict(skipped=f"Python {platform.python_version()}: no "
+                                            "sub-interpreters (3.12+)")
                 continue
             app = wl.get("app_for", {}).get(server, wl["app"])
             label = f"{wl['name']:15s} {server:22s}"
@@ -428,6 +442,101 @@ def run_memory(results, notes):
                  + (" (QUICK: not 1M)." if QUICK else "."))
 
 
+# ---- modes -----------------------------------------------------------------------------
+
+def cpu_work_ms():
+    """The CPU-bound apps' work per request, measured in this Python (median of 30)."""
+    sys.path.insert(0, str(APPS))
+    import bench_apps  # noqa: PLC0415 - the apps directory is added just above
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        bench_apps.cpu_work()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def run_modes(results, notes):
+    results["cpu_work_ms"] = cpu_work_ms()
+    print(f"{stamp()} CPU-bound apps: {results['cpu_work_ms']:.2f} ms of Python per request",
+          flush=True)
+    notes.append(f"Load average before the modes phase: {load_average()}")
+    run_interleaved(results, MODE_WORKLOADS, "modes")
+    if has_subinterpreters():
+        run_interp_memory(results)
+    notes.append(f"Load average after the modes phase: {load_average()}")
+
+
+def load_average():
+    """/proc/loadavg's 1, 5 and 15 minute averages: the machine is shared."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def run_interleaved(results, workloads, key):
+    """Like run_http, but the runs of every server of a workload interleave (run 1 of each
+    server, then run 2 of each, the order rotating), each server started afresh for its
+    run: the machine's drift spreads over all servers alike, so that the ratios compare
+    like with like."""
+    out = results.setdefault(key, {})
+    for wl in workloads:
+        servers = [s for s in wl["servers"]
+                   if "subinterpreters" not in s or has_subinterpreters()]
+        rows = out.setdefault(wl["name"], {})
+        for s in wl["servers"]:
+            if s not in servers:
+                rows[s] = dict(skipped=f"Python {platform.python_version()}: no "
+                                       "sub-interpreters (3.12+)")
+        runs = {s: [] for s in servers}
+        for i in range(CFG["runs"]):
+            for server in servers[i % len(servers):] + servers[:i % len(servers)]:
+                srv = None
+                try:
+                    srv = Server(server, wl["app"], wl["iface"])
+                    srv.wait_ready(wl["probe"])
+                    wrk(srv.port, wl["conns"], CFG["warm"])
+                    r = wrk(srv.port, wl["conns"], CFG["run"])
+                    runs[server].append(r)
+                    print(f"{stamp()} {wl['name']:16s} {server:26s} run {i + 1}: "
+                          f"{r['rps']:9.0f} req/s  p99 {r['p99']:7.2f} ms  errors {r['errors']}",
+                          flush=True)
+                except Exception as e:  # noqa: BLE001 - report and go on with the others
+                    rows[server] = dict(failed=str(e)[:300])
+                    print(f"{stamp()} {wl['name']} {server} FAILED: {e}", flush=True)
+                finally:
+                    if srv:
+                        srv.stop()
+        for server in servers:
+            if runs[server] and "failed" not in rows.get(server, {}):
+                rows[server] = summarize(runs[server])
+
+
+def run_interp_memory(results):
+    """RSS of bin/pyweb with 1 and 4 workers in each mode, once every worker has served
+    the app: (RSS at 4 - RSS at 1) / 3 is the cost of one more worker (one more
+    interpreter in subinterpreters mode)."""
+    out = results.setdefault("interp_memory", {})
+    for app, iface in [("bench_apps:hello_asgi", "asgi"), ("bench_frameworks:starlette_app", "asgi")]:
+        for mode in ("gil", "subinterpreters"):
+            for n in (1, 4):
+                srv = None
+                key = f"{app} {mode} w{n}"
+                try:
+                    srv = Server(f"pyweb-{mode}-w{n}", app, iface)
+                    srv.wait_ready(get_probe())
+                    wrk(srv.port, 20, 2)
+                    time.sleep(0.5)
+                    out[key] = dict(app=app, mode=mode, workers=n, rss=srv.rss_kib())
+                    print(f"{stamp()} memory {key:48s} {out[key]['rss'] / 1024:7.1f} MiB",
+                          flush=True)
+                except Exception as e:  # noqa: BLE001
+                    out[key] = dict(app=app, mode=mode, workers=n, failed=str(e)[:300])
+                    print(f"{stamp()} memory {key} FAILED: {e}", flush=True)
+                finally:
+                    if srv:
+                        srv.stop()
+
+
 # ---- in-process ------------------------------------------------------------------------
 
 def run_inproc(results, notes):
@@ -445,11 +554,17 @@ def run_inproc(results, notes):
     proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
-    meta, rows, pairs = {}, {}, {}
+    meta, rows, pairs, modes = {}, {}, {}, {}
     for line in tsv.read_text().splitlines():
         if line.startswith("# "):
             k, v = line[2:].split("\t", 1)
             meta[k] = v
+            continue
+        if line.startswith("mode\t"):
+            _, case, mode, i, calls, us, p50, p99, cpu_ms = line.split("\t")
+            modes.setdefault(case, {}).setdefault(int(i), {})[mode] = dict(
+                rps=int(calls) * 1e6 / int(us), p50=float(p50), p99=float(p99),
+                cpu=int(cpu_ms) * 1000 / int(us))
             continue
         if line.startswith("pair\t"):
             _, case, _callers, _i, cg, ug, cf, uf = line.split("\t")
@@ -461,6 +576,17 @@ def run_inproc(results, notes):
     out = results.setdefault("inproc", {"meta": meta, "main": [], "ablation": []})
     out["pairs"] = {case: dict(median=statistics.median(r), min=min(r), max=max(r), n=len(r))
                     for case, r in pairs.items()}
+    out["modes"] = {}
+    for case, by_pair in modes.items():
+        gil = [p["gil"]["rps"] for p in by_pair.values()]
+        sub = [p["subinterpreters"]["rps"] for p in by_pair.values()]
+        ratios = [p["subinterpreters"]["rps"] / p["gil"]["rps"] for p in by_pair.values()]
+        out["modes"][case] = dict(gil=statistics.median(gil), sub=statistics.median(sub),
+                                  ratio=statistics.median(ratios), min=min(ratios),
+                                  max=max(ratios), n=len(ratios),
+                                  gil_cpu=statistics.median(p["gil"]["cpu"] for p in by_pair.values()),
+                                  sub_cpu=statistics.median(p["subinterpreters"]["cpu"]
+                                                            for p in by_pair.values()))
     for (table, case, callers), runs in rows.items():
         s = summarize([dict(r, errors=0, requests=0) for r in runs])
         s.update(case=case, callers=callers)
@@ -469,18 +595,21 @@ def run_inproc(results, notes):
 
 # ---- processes mode: paired ratios -----------------------------------------------------
 
-# (label, workload, server A, server B, target of A / B or None)
+# (label, workload (of the modes or the processes phase), server A, server B, target of
+# A / B or None)
 PROCESS_PAIRS = [
-    ("CPU-bound ASGI, processes 2 / 1 workers", "cpu_asgi", "pyweb-processes-2", "pyweb-processes-1", 1.8),
-    ("CPU-bound WSGI, processes 2 / 1 workers", "cpu_wsgi", "pyweb-processes-2", "pyweb-processes-1", 1.8),
-    ("FastAPI JSON, processes 2 workers / uvicorn --workers 2", "fastapi_json", "pyweb-processes-2",
-     "uvicorn-w2", 1.0),
-    ("FastAPI JSON, processes 2 workers / granian --workers 2", "fastapi_json", "pyweb-processes-2",
-     "granian-w2", None),
-    ("hello ASGI, processes 1 worker / gil 1 worker", "proc_hello_asgi", "pyweb-processes-1",
-     "pyweb-gil-1", 0.7),
-    ("hello WSGI, processes 1 worker / gil 1 worker", "proc_hello_wsgi", "pyweb-processes-1",
-     "pyweb-gil-1", None),
+    ("CPU-bound ASGI, processes 2 / 1 workers", "cpu_asgi", "pyweb-processes-w2",
+     "pyweb-processes-w1", 1.8),
+    ("CPU-bound WSGI, processes 2 / 1 workers", "cpu_wsgi", "pyweb-processes-w2",
+     "pyweb-processes-w1", 1.8),
+    ("FastAPI JSON, processes 2 workers / uvicorn --workers 2", "fastapi_json",
+     "pyweb-processes-w2", "uvicorn-w2", 1.0),
+    ("FastAPI JSON, processes 2 workers / granian --workers 2", "fastapi_json",
+     "pyweb-processes-w2", "granian-w2", None),
+    ("hello ASGI, processes 1 worker / gil 1 worker", "hello_asgi_modes", "pyweb-processes-w1",
+     "pyweb-gil-w1", 0.7),
+    ("hello WSGI, processes 1 worker / gil 1 worker", "hello_wsgi_modes", "pyweb-processes-w1",
+     "pyweb-gil-w1", None),
 ]
 
 
@@ -490,7 +619,7 @@ def run_pairs(results, notes):
     the machine's drift over the whole run does not reach."""
     slices = 4 if QUICK else 6
     secs = CFG["run"] if QUICK else 2
-    by_name = {wl["name"]: wl for wl in PROCESS_WORKLOADS}
+    by_name = {wl["name"]: wl for wl in MODE_WORKLOADS + PROCESS_WORKLOADS}
     out = results.setdefault("pairs", [])
     for label, wlname, a, b, target in PROCESS_PAIRS:
         wl = by_name[wlname]
@@ -551,27 +680,12 @@ def run_hop(results, notes):
                       for (c, n, m), runs in sorted(rows.items())]
 
 
-def burn_ms():
-    """What bench_processes.burn() costs here (median of 20, ms)."""
-    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); import bench_processes as b\n"
-            "ts = []\n"
-            "for _ in range(20):\n"
-            "    t = time.perf_counter(); b.burn(); ts.append(time.perf_counter() - t)\n"
-            "print(sorted(ts)[10] * 1000)")
-    out = subprocess.run([str(VENV / "bin" / "python"), "-c", code, str(APPS)],
-                         capture_output=True, text=True)
-    return float(out.stdout) if out.returncode == 0 else None
-
-
 def report_processes(results, w):
     proc = results.get("processes", {})
     hop = results.get("hop", [])
     if not proc and not hop:
         return
     w("## Processes mode (Python OS processes behind Erlang ports)\n")
-    if results.get("burn_ms"):
-        w(f"The CPU-bound apps run `bench_processes.burn()`: {results['burn_ms']:.2f} ms of "
-          "Python per request on this machine during this run (median of 20).\n")
     for wl in PROCESS_WORKLOADS:
         rows = proc.get(wl["name"])
         if not rows:
@@ -737,6 +851,10 @@ def report(results, notes, stamp, started, elapsed):
                 w(f"- {wlname}: pyweb / {peer}: not measured")
         w("")
 
+    mres = results.get("modes", {})
+    if mres:
+        modes_section(w, results, mres)
+
     mem = results.get("memory", {})
     if mem:
         w("## Memory: RSS under load (hello apps, 50 connections)\n")
@@ -819,6 +937,95 @@ def report(results, notes, stamp, started, elapsed):
     path = RESULTS / f"{base}.md"
     path.write_text("\n".join(md) + "\n")
     return path
+
+
+def rps_of(rows, server):
+    return rows.get(server, {}).get("rps")
+
+
+def modes_section(w, results, mres):
+    """The execution modes: the CPU-bound app and the hello apps per mode, the in-process
+    ratio, the memory of one more interpreter, each against the issue's target."""
+    sub2 = "pyweb-subinterpreters-w2"
+    w("## Execution modes\n")
+    w(f"Each server started afresh for each of its {CFG['runs']} runs, the runs of a "
+      "workload's servers interleaved (the order rotating) so that the machine's drift "
+      "falls on all alike.\n")
+    w(f"`bin/pyweb --mode MODE --workers N`; the CPU-bound apps (`bench_apps:cpu_asgi`, "
+      f"`cpu_wsgi`) do {results.get('cpu_work_ms', 0):.2f} ms of pure-Python work per "
+      f"request (measured in this Python).  Peers: `uvicorn --workers 2`, `granian --workers 2`, "
+      "`gunicorn -w 2 -k sync` (processes).  Ratios are within this run.\n")
+    for wl in MODE_WORKLOADS:
+        rows = mres.get(wl["name"])
+        if not rows:
+            continue
+        ref = sub2 if sub2 in rows and "rps" in rows[sub2] else None
+        w(f"### {wl['title']}\n")
+        w(f"| server | req/s (median) | min-max | p50 ms | p99 ms | errors |"
+          f"{' ' + sub2 + ' / this |' if ref else ''}")
+        w("|---|---:|---:|---:|---:|---:|" + ("---:|" if ref else ""))
+        for server, r in rows.items():
+            if "rps" not in r:
+                w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | |"
+                  + (" |" if ref else ""))
+                continue
+            w(f"| {server} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-{fmt_rps(r['rps_max'])} "
+              f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |"
+              + (f" {ratio_str(rps_of(rows, ref), r['rps'])} |" if ref else ""))
+        w("")
+    w("Targets:\n")
+    checks = []
+    for wl, peers in [("cpu_asgi", ["uvicorn-w2", "granian-w2"]),
+                      ("cpu_wsgi", ["granian-w2", "gunicorn-w2"])]:
+        rows = mres.get(wl, {})
+        checks.append((f"{wl}: subinterpreters 2 workers / 1 worker",
+                       rps_of(rows, sub2), rps_of(rows, "pyweb-subinterpreters-w1"), 1.8))
+        checks += [(f"{wl}: subinterpreters 2 workers / {p}", rps_of(rows, sub2),
+                    rps_of(rows, p), 1.0) for p in peers]
+    for wl in ("hello_asgi_modes", "hello_wsgi_modes"):
+        rows = mres.get(wl, {})
+        a, b = rows.get("pyweb-subinterpreters-w1", {}), rows.get("pyweb-gil-w1", {})
+        if "rps" in a and "rps" in b:
+            noise = (b["rps_max"] - b["rps_min"]) / b["rps"]
+            w(f"- {wl}: subinterpreters / gil at 1 worker = {a['rps'] / b['rps']:.2f}x (target: "
+              f"no slower within the run's noise, gil's min-max spread being {noise:.0%}): "
+              f"{'met' if a['rps_max'] >= b['rps_min'] else 'MISSED'}")
+    for label, a, b, target in checks:
+        if a and b:
+            w(f"- {label} = {a / b:.2f}x (target {target}x): {'met' if a / b >= target else 'MISSED'}")
+        else:
+            w(f"- {label}: not measured")
+    inp = results.get("inproc", {}).get("modes", {})
+    if inp:
+        w("\nIn-process, 50 callers, 2 workers, gil and subinterpreters modes measured back to "
+          "back (the application restarted in each mode before its slice, the order "
+          "alternating):\n")
+        w("| path | gil calls/s | subinterpreters calls/s | subinterpreters / gil (paired median) "
+          "| min-max | pairs | workers' CPU s/s gil | subinterpreters | 1.5x target |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for case, m in inp.items():
+            target = "-" if "CPU" in case else ("met" if m["ratio"] >= 1.5 else "MISSED")
+            w(f"| `{case}` | {fmt_rps(m['gil'])} | {fmt_rps(m['sub'])} | {m['ratio']:.2f}x | "
+              f"{m['min']:.2f}-{m['max']:.2f}x | {m['n']} | {m['gil_cpu']:.2f} | "
+              f"{m['sub_cpu']:.2f} | {target} |")
+        w("\nWorkers' CPU s/s: CPU time of the worker threads per second of the slice.  Under "
+          "one GIL, Python runs on one core at a time (the workers' brief polls between jobs, "
+          "GIL released, add a little); clearly above 1.0, Python ran on both cores at once.  "
+          "It shows whether the mode ran in parallel whatever the other load of the shared "
+          "machine left to this run.")
+    mem = results.get("interp_memory", {})
+    if mem:
+        w("\nMemory of one more worker: RSS of bin/pyweb (process tree) with 1 and 4 workers "
+          "after each worker served the app; (4 workers - 1 worker) / 3.\n")
+        w("| app | mode | RSS 1 worker MiB | RSS 4 workers MiB | per extra worker MiB |")
+        w("|---|---|---:|---:|---:|")
+        for app in dict.fromkeys(r["app"] for r in mem.values()):
+            for mode in ("gil", "subinterpreters"):
+                one, four = mem.get(f"{app} {mode} w1", {}), mem.get(f"{app} {mode} w4", {})
+                if "rss" in one and "rss" in four:
+                    w(f"| `{app}` | {mode} | {one['rss'] / 1024:.1f} | {four['rss'] / 1024:.1f} | "
+                      f"{(four['rss'] - one['rss']) / 3 / 1024:.1f} |")
+    w("")
 
 
 def footer(fig, results):
@@ -948,8 +1155,9 @@ def main():
         run_http(results, notes)
     if "memory" in ONLY:
         run_memory(results, notes)
+    if "modes" in ONLY:
+        run_modes(results, notes)
     if "processes" in ONLY:
-        results["burn_ms"] = burn_ms()
         run_http(results, notes, PROCESS_WORKLOADS, "processes")
         run_pairs(results, notes)
     if "hop" in ONLY:

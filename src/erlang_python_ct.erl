@@ -25,7 +25,7 @@
 %% can also set up a shell or an EUnit fixture (give `base').
 -module(erlang_python_ct).
 
--export([start/1, start/2, stop/0, path/2, flush/0, mode/0, wait_until/1, pmap/2]).
+-export([start/1, start/2, stop/0, path/2, each/3, flush/0]).
 
 -export_type([opts/0]).
 
@@ -33,8 +33,7 @@
                   app_dir => file:filename(),
                   python_path => [file:filename() | {priv, atom()} | {priv, atom(), file:filename()}],
                   venv => file:filename() | false,
-                  env => #{atom() => term()},
-                  one_interpreter => boolean()}.
+                  env => #{atom() => term()}}.
 %% <ul>
 %% <li>`base': the directory relative paths are resolved against (default: the suite's
 %%     `data_dir'; itself relative to the current directory if relative).</li>
@@ -48,11 +47,6 @@
 %%     `$VIRTUAL_ENV'.</li>
 %% <li>`env': other application env of erlang_python to set for the run, such as
 %%     `#{workers => 2}'.</li>
-%% <li>`one_interpreter': `true' for a suite whose Python code keeps records in module
-%%     globals and reads them back with `py:call': every worker of the NIF modes shares
-%%     one interpreter's modules (`gil'), but each worker process of the `processes' mode
-%%     has its own, so in that mode the run gets one worker (`workers' = 1).  Default
-%%     `false'.</li>
 %% </ul>
 
 -define(SAVED, {?MODULE, saved}).
@@ -74,7 +68,7 @@ start(Config, Opts) ->
     AppDir = resolve(Base, maps:get(app_dir, Opts, ".")),
     Extra = [resolve(Base, P) || P <- maps:get(python_path, Opts, [])],
     Env0 = maps:get(env, Opts, #{}),
-    Env1 = one_interpreter(Opts, Env0#{python_path => [AppDir | Extra]}),
+    Env1 = Env0#{python_path => [AppDir | Extra]},
     Env = case Opts of
               #{venv := Venv} when Venv =/= false -> Env1#{venv => resolve(Base, Venv)};
               #{} -> Env1
@@ -106,55 +100,45 @@ stop() ->
 path(Config, Path) ->
     resolve(base(Config, #{}), Path).
 
+%% @doc `Module:Function(Args...)' run once in each interpreter the workers use, in
+%% worker order: the results.  Module globals are per interpreter in the
+%% `subinterpreters' mode (one interpreter per worker) and per worker process in the
+%% `processes' mode (in the other modes there is one interpreter), so a test that reads
+%% back what its app recorded in a global asks every interpreter and combines the
+%% answers.  Raises `error({each_failed, Module, Function, Reason})'
+%% when a call fails (`Reason' is the error shape of `py:call/3', or `timeout' after
+%% 30 s).
+-spec each(py:name(), py:name(), list()) -> [term()].
+each(Module, Function, Args) ->
+    case each_call(Module, Function, Args) of
+        {ok, Replies} ->
+            [case R of
+                 {ok, V} -> V;
+                 {error, Reason} -> error({each_failed, Module, Function, Reason})
+             end || R <- Replies];
+        {error, Reason} ->
+            error({each_failed, Module, Function, Reason})
+    end.
+
+each_call(Module, Function, Args) ->
+    case py_mode:backend() of
+        nif ->
+            Tag = make_ref(),
+            case py_nif:call_each(Tag, 30000, Module, Function, Args, #{}) of
+                {ok, _} -> receive {Tag, Reply} -> Reply end;
+                {error, _} = Error -> Error
+            end;
+        port ->
+            py_port:call_each(Module, Function, Args, #{}, 30000)
+    end.
+
 %% @doc The messages in the caller's mailbox, removed from it (for asserting that no stray
 %% or late reply arrived).
 -spec flush() -> [term()].
 flush() ->
     receive M -> [M | flush()] after 0 -> [] end.
 
-%% @doc The mode serving the run: `py:info()''s `mode' (`gil', `subinterpreters',
-%% `free_threaded' or `processes').  For a case that only makes sense in some modes:
-%% `{skip, Why}' from it in the others.
--spec mode() -> atom().
-mode() ->
-    maps:get(mode, py:info()).
-
-%% @doc Polls `F' every 10 ms until it returns `true'; fails the calling case
-%% (`error({condition_never_true, F})') after 10 s.
--spec wait_until(fun(() -> boolean())) -> ok.
-wait_until(F) ->
-    wait_until(F, 1000).
-
-wait_until(F, 0) ->
-    error({condition_never_true, F});
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.
-
-%% @doc `F' on each element, each in a process of its own (linked to the caller), all at
-%% once; the results in the order of `List'.  Fails (`error({pmap_timeout, X})') when one
-%% has not answered within 60 s.
--spec pmap(fun((T) -> R), [T]) -> [R].
-pmap(F, List) ->
-    Parent = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                _ = spawn_link(fun() -> Parent ! {Ref, F(X)} end),
-                {Ref, X}
-            end || X <- List],
-    [receive {Ref, R} -> R after 60000 -> error({pmap_timeout, X}) end || {Ref, X} <- Refs].
-
 %% ---- internals -----------------------------------------------------------------------
-
-one_interpreter(#{one_interpreter := true}, Env) ->
-    case py_mode:configured() of
-        processes -> Env#{workers => 1};
-        _ -> Env
-    end;
-one_interpreter(_Opts, Env) ->
-    Env.
 
 load() ->
     case application:load(erlang_python) of

@@ -11,7 +11,14 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    {ok, {#{strategy => one_for_one, intensity => 3, period => 10}, [runtime(py_mode:configured())]}}.
+    {ok, {#{strategy => one_for_one, intensity => 3, period => 10}, [runtime(configured())]}}.
+
+%% A mode that is no mode goes to py_runtime, whose start fails with the documented
+%% {badarg, {mode, Value}}.
+configured() ->
+    try py_mode:configured()
+    catch error:{badarg, {mode, _}} -> invalid
+    end.
 
 runtime(processes) ->
     #{id => py_port_sup,
@@ -20,7 +27,7 @@ runtime(processes) ->
       shutdown => infinity,
       type => supervisor,
       modules => [py_port_sup]};
-runtime(_NifMode) ->
+runtime(_NifModeOrInvalid) ->
     #{id => py_runtime,
       start => {py_runtime, start_link, []},
       restart => permanent,

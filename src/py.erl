@@ -33,10 +33,12 @@
 call(Module, Function, Args) ->
     call(Module, Function, Args, #{}).
 
-%% @doc Calls `Module.Function(*Args, **Kwargs)' on a Python worker thread.  `Function'
+%% @doc Calls `Module.Function(*Args, **Kwargs)' on a Python worker.  `Function'
 %% may be dotted (`<<"Path.home">>').  An async function is awaited on the worker's event
-%% loop.  Options: `timeout' (ms or infinity; default the application's `call_timeout'),
-%% `kwargs' (a map with atom or binary keys).
+%% loop.  The call runs on whichever worker is free: in `subinterpreters' mode, in any one
+%% of the interpreters, and in `processes' mode in any one of the worker processes, whose
+%% module globals are their own (see py_mode).  Options: `timeout' (ms or infinity;
+%% default the application's `call_timeout'), `kwargs' (a map with atom or binary keys).
 -spec call(name(), name(), list(), opts()) -> {ok, term()} | {error, error()}.
 call(Module, Function, Args, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
@@ -44,11 +46,14 @@ call(Module, Function, Args, Opts) when is_map(Opts) ->
             Kwargs = maps:get(kwargs, Opts, #{}),
             case py_mode:backend() of
                 nif ->
-                    Tag = make_ref(),
-                    case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
-                        {ok, _Job} -> ?PY_AWAIT(Tag);
-                        {error, _} = Error -> Error
-                    end;
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
+                                  {ok, _Job} -> ?PY_AWAIT(Tag);
+                                  {error, _} = Error -> Error
+                              end
+                      end);
                 port ->
                     py_port:call(Module, Function, Args, Kwargs, Timeout)
             end;
@@ -64,14 +69,25 @@ call(_Module, _Function, _Args, Opts) ->
 set_call_timeout(Timeout) ->
     py_opts:set_default_timeout(Timeout).
 
-%% @doc The interpreter and the worker pool: Python version (running and built for),
-%% libpython, worker count, queued jobs, GIL mode.  In the processes mode: `mode =>
-%% processes', `workers', `running', `python_version', `executable', `os_pids',
-%% `queued' (requests waiting for a worker process to start), `in_flight', `restarts'
-%% and `recycles' (see docs/processes.md).
+%% @doc The interpreter and the workers:
+%% <ul>
+%% <li>`mode': where Python runs now (`gil', `subinterpreters', `free_threaded' or
+%%     `processes'; see py_mode), `configured': the mode asked for (`auto' by default),
+%%     `fallback': present when `auto' left sub-interpreters, `#{module, message}' of the
+%%     module that refused them;</li>
+%% <li>`workers' (0 when stopped), `running', `queued' (calls waiting for a worker);</li>
+%% <li>in the NIF modes: `interpreters', one map per interpreter created, `#{id, main,
+%%     state (running | idle), threads}' (the sub-interpreters stay when the application
+%%     stops); `python_version', `build_python_version', `libpython',
+%%     `subinterpreters_supported', `free_threaded_build';</li>
+%% <li>in the processes mode: `python_version' and `executable' of the worker processes,
+%%     `os_pids', `in_flight', `restarts' and `recycles' (`queued': requests waiting for
+%%     a worker process to start; see docs/processes.md).</li>
+%% </ul>
 -spec info() -> #{atom() => term()}.
 info() ->
-    case py_mode:backend() of
-        nif -> py_nif:info();
-        port -> py_port:info()
-    end.
+    Backend = case py_mode:backend() of
+                  nif -> maps:remove(refused, py_nif:info());
+                  port -> py_port:info()
+              end,
+    maps:merge(Backend, py_mode:info()).

@@ -69,11 +69,15 @@ run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
             case py_mode:backend() of
                 nif ->
-                    Tag = make_ref(),
-                    case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope, Body) of
-                        {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                        {error, _} = Error -> Error
-                    end;
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope,
+                                                   Body) of
+                                  {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                                  {error, _} = Error -> Error
+                              end
+                      end);
                 port ->
                     py_port:asgi_run(Module, Callable, Runner, Scope, Body, Timeout)
             end;
@@ -175,15 +179,19 @@ lifespan_startup(Module, Callable, Opts) when is_map(Opts) ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
             case py_mode:backend() of
                 nif ->
-                    Tag = make_ref(),
-                    case py_nif:lifespan_startup(Tag, Timeout, Module, Callable, Runner) of
-                        {ok, _Job} ->
-                            case ?PY_AWAIT(Tag) of
-                                {ok, Lifespan} -> {ok, Lifespan, Lifespan};
-                                {error, _} = Error -> Error
-                            end;
-                        {error, _} = Error -> Error
-                    end;
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:lifespan_startup(Tag, Timeout, Module, Callable,
+                                                           Runner) of
+                                  {ok, _Job} ->
+                                      case ?PY_AWAIT(Tag) of
+                                          {ok, Lifespan} -> {ok, Lifespan, Lifespan};
+                                          {error, _} = Error -> Error
+                                      end;
+                                  {error, _} = Error -> Error
+                              end
+                      end);
                 port ->
                     py_port:lifespan_startup(Module, Callable, Runner, Timeout)
             end;

@@ -11,8 +11,9 @@
 %% for signal N; `killed' at a stop that could not wait for it).
 -module(py_port).
 
--export([call/5, wsgi_run/5, asgi_run/6, build_scope/1, asgi_start/6, wsgi_start/6,
-         send_body/3, ack/2, disconnect/1, lifespan_startup/4, lifespan_shutdown/2, info/0]).
+-export([call/5, call_each/5, wsgi_run/5, asgi_run/6, build_scope/1, asgi_start/6,
+         wsgi_start/6, send_body/3, ack/2, disconnect/1, lifespan_startup/4,
+         lifespan_shutdown/2, info/0]).
 
 -type stream() :: {py_port_stream, pid(), py_port_wire:id()}.
 -type scope_ref() :: {py_port_scope, binary()}.
@@ -21,17 +22,31 @@
 %% ---- py:call --------------------------------------------------------------------------
 
 -spec call(term(), term(), term(), term(), timeout()) -> {ok, term()} | {error, term()}.
-call(Module, _Function, _Args, _Kwargs, _Timeout) when not is_atom(Module), not is_binary(Module) ->
-    {error, {badarg, {module, Module}}};
-call(_Module, Function, _Args, _Kwargs, _Timeout) when not is_atom(Function), not is_binary(Function) ->
-    {error, {badarg, {function, Function}}};
-call(_Module, _Function, Args, _Kwargs, _Timeout) when not is_list(Args) ->
-    {error, {badarg, {args, Args}}};
-call(_Module, _Function, _Args, Kwargs, _Timeout) when not is_map(Kwargs) ->
-    {error, {badarg, {kwargs, Kwargs}}};
 call(Module, Function, Args, Kwargs, Timeout) ->
-    request(call, Timeout,
-            fun(Id) -> py_port_wire:call(Id, Timeout, Module, Function, Args, Kwargs) end).
+    case check_call(Module, Function, Args, Kwargs) of
+        ok ->
+            request(call, Timeout,
+                    fun(Id) -> py_port_wire:call(Id, Timeout, Module, Function, Args, Kwargs) end);
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc The call once on every worker process (each has its own interpreter), at once:
+%% `{ok, Replies}', one `{ok, Term} | {error, Reason}' per worker in worker order (what
+%% py_nif:call_each/6 answers in the NIF modes), or `{error, Reason}' for bad arguments.
+-spec call_each(term(), term(), term(), term(), timeout()) ->
+          {ok, [{ok, term()} | {error, term()}]} | {error, term()}.
+call_each(Module, Function, Args, Kwargs, Timeout) ->
+    case check_call(Module, Function, Args, Kwargs) of
+        ok ->
+            {ok, on_every_worker(call, Timeout,
+                                 fun(Id) ->
+                                         py_port_wire:call(Id, Timeout, Module, Function, Args,
+                                                           Kwargs)
+                                 end)};
+        {error, _} = Error ->
+            Error
+    end.
 
 %% ---- WSGI -----------------------------------------------------------------------------
 
@@ -172,7 +187,7 @@ lifespan_startup(Module, Callable, Runner, Timeout) ->
     case check_names(Names) of
         ok ->
             Lid = erlang:unique_integer([positive]),
-            Results = on_every_worker(Timeout, fun(Id) ->
+            Results = on_every_worker(lifespan, Timeout, fun(Id) ->
                                                        py_port_wire:lifespan_startup(Id, Timeout, Lid, Names)
                                                end),
             case [E || {error, _} = E <- Results] of
@@ -181,7 +196,7 @@ lifespan_startup(Module, Callable, Runner, Timeout) ->
                     ok = py_port_pool:lifespan_add(Ref, Lid, Names),
                     {ok, Ref, Ref};
                 [Error | _] ->
-                    _ = on_every_worker(Timeout, fun(Id) -> py_port_wire:lifespan_shutdown(Id, Timeout, Lid) end),
+                    _ = on_every_worker(lifespan, Timeout, fun(Id) -> py_port_wire:lifespan_shutdown(Id, Timeout, Lid) end),
                     Error
             end;
         {error, _} = Error -> Error
@@ -193,7 +208,7 @@ lifespan_shutdown(Lifespan, Timeout) ->
         none ->
             {error, {badarg, Lifespan}};
         Lid ->
-            Results = on_every_worker(Timeout, fun(Id) -> py_port_wire:lifespan_shutdown(Id, Timeout, Lid) end),
+            Results = on_every_worker(lifespan, Timeout, fun(Id) -> py_port_wire:lifespan_shutdown(Id, Timeout, Lid) end),
             case [E || {error, _} = E <- Results] of
                 [] -> ok;
                 [Error | _] -> Error
@@ -201,10 +216,10 @@ lifespan_shutdown(Lifespan, Timeout) ->
     end.
 
 %% The same request to every worker at once; the replies in worker order.
-on_every_worker(Timeout, Frame) ->
+on_every_worker(Kind, Timeout, Frame) ->
     Pending = [begin
-                   ok = py_port_pool:count(I, lifespan),
-                   send_request(py_port_pool:worker_name(I), lifespan, Timeout, Frame)
+                   ok = py_port_pool:count(I, Kind),
+                   send_request(py_port_pool:worker_name(I), Kind, Timeout, Frame)
                end || I <- lists:seq(1, length(py_port_pool:workers()))],
     Deadline = case Timeout of
                    infinity -> infinity;
@@ -257,6 +272,17 @@ down({shutdown, _}) -> not_started;
 down(Reason) -> {worker_exit, {crashed, Reason}}.
 
 %% ---- checks ---------------------------------------------------------------------------
+
+check_call(Module, _Function, _Args, _Kwargs) when not is_atom(Module), not is_binary(Module) ->
+    {error, {badarg, {module, Module}}};
+check_call(_Module, Function, _Args, _Kwargs) when not is_atom(Function), not is_binary(Function) ->
+    {error, {badarg, {function, Function}}};
+check_call(_Module, _Function, Args, _Kwargs) when not is_list(Args) ->
+    {error, {badarg, {args, Args}}};
+check_call(_Module, _Function, _Args, Kwargs) when not is_map(Kwargs) ->
+    {error, {badarg, {kwargs, Kwargs}}};
+check_call(_Module, _Function, _Args, _Kwargs) ->
+    ok.
 
 check_names({M, C, R}) ->
     case [N || N <- [M, C, R], not is_atom(N), not is_binary(N)] of

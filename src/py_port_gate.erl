@@ -16,6 +16,7 @@ start_link() ->
 -spec init([]) -> {ok, #{}}.
 init([]) ->
     process_flag(trap_exit, true),
+    ok = py_mode:publish(#{configured => processes, fallback => undefined}),
     ok = py_mode:set_backend(port),
     {ok, #{}}.
 

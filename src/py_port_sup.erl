@@ -6,13 +6,15 @@
 
 -export([start_link/0, init/1]).
 
-%% @doc Starts the pool.  The workers' interpreter is the one py_python's rule picks (as
-%% for the NIF modes), run as the real executable behind it; their `sys.path' and venv
-%% are py_runtime's configuration, as the embedded interpreter's.  Errors are those of
-%% py_python:find/0 and `{badarg, {python_path, Entry}}'.
+%% @doc Starts the pool.  The workers run the interpreter whose libpython the VM loaded
+%% (py_python:load/0: the rule of py_python, applied once per VM as for the NIF modes,
+%% whose argument checks this mode uses), as the real executable behind it; their
+%% `sys.path' and venv are py_runtime's configuration, read at each start as for the
+%% embedded interpreter.  Errors are those of py_python:load/0 and
+%% `{badarg, {python_path, Entry}}'.
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() ->
-    case py_python:find() of
+    case py_python:load() of
         {ok, #{executable := Python}} ->
             try py_runtime:config() of
                 #{workers := N, paths := Paths, venv := Venv} ->

@@ -69,11 +69,15 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
             case py_mode:backend() of
                 nif ->
-                    Tag = make_ref(),
-                    case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
-                        {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                        {error, _} = Error -> Error
-                    end;
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner,
+                                                   Environ) of
+                                  {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                                  {error, _} = Error -> Error
+                              end
+                      end);
                 port ->
                     py_port:wsgi_run(Module, Callable, Runner, Environ, Timeout)
             end;

@@ -3,7 +3,7 @@
 %% call, an async app blocking its loop, kill -9 mid-stream, bad bytes on the port), the
 %% process comes back, recycling after max_requests and above max_memory loses no
 %% request, lifespans are replayed on new processes, least-in-flight balancing with WSGI
-%% busy workers avoided, draining at stop, and a Python that cannot start.
+%% busy workers avoided, draining at stop, and a worker process that cannot start.
 %%
 %% Python side: py_port_SUITE_data/ep_port_helper.py.
 -module(py_port_SUITE).
@@ -23,8 +23,7 @@
 
 -define(H, ep_port_helper).
 -define(ENV, [{workers, 2}, {max_requests, infinity}, {max_requests_jitter, 0},
-              {max_memory, infinity}, {kill_grace, 1000}, {stop_timeout, 5000},
-              {python, undefined}]).
+              {max_memory, infinity}, {kill_grace, 1000}, {stop_timeout, 5000}]).
 
 all() ->
     [{group, faults}, {group, recycling}, {group, balancing}, {group, lifecycle}].
@@ -74,8 +73,8 @@ segfault_under_load() ->
     Crashes = [begin
                    #{restarts := R0} = py:info(),
                    Result = py:call(?H, segfault, []),
-                   erlang_python_ct:wait_until(fun() -> #{restarts := R} = py:info(), R > R0 end),
-                   erlang_python_ct:wait_until(fun() -> all_up() end),
+                   ep_test_lib:wait_until(fun() -> #{restarts := R} = py:info(), R > R0 end),
+                   ep_test_lib:wait_until(fun() -> all_up() end),
                    Result
                end || _ <- lists:seq(1, 5)],
     Results = lists:append([receive {done, P, R} -> R end || P <- Callers]),
@@ -106,11 +105,11 @@ hung_sync_call_killed(_Config) ->
     #{os_pids := Pids0} = py:info(),
     Self = self(),
     spawn_link(fun() -> Self ! {hung, py:call(?H, sleep_pid, [60], #{timeout => 300})} end),
-    erlang_python_ct:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
+    ep_test_lib:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
     {ok, Other} = py:call(?H, sleep_async, [0.5]),
     ?assertEqual({error, timeout}, receive {hung, R} -> R end),
-    erlang_python_ct:wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
-    erlang_python_ct:wait_until(fun() -> all_up() end),
+    ep_test_lib:wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
+    ep_test_lib:wait_until(fun() -> all_up() end),
     #{os_pids := Pids1} = py:info(),
     ?assertEqual(1, length(Pids0 -- Pids1)),
     ?assert(lists:member(Other, Pids1)),
@@ -123,8 +122,8 @@ blocked_loop_killed(_Config) ->
     ?assertEqual({error, timeout},
                  py_asgi:run(?H, blocks_loop, #{type => <<"http">>, path => <<"/">>}, <<>>,
                              #{timeout => 200})),
-    erlang_python_ct:wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
-    erlang_python_ct:wait_until(fun() -> all_up() end),
+    ep_test_lib:wait_until(fun() -> #{restarts := R} = py:info(), R =:= 1 end),
+    ep_test_lib:wait_until(fun() -> all_up() end),
     ?assertMatch({ok, {200, _, <<"hello /after">>}},
                  py_asgi:run(?H, hello, #{type => <<"http">>, path => <<"/after">>}, <<>>)).
 
@@ -140,7 +139,7 @@ kill9_mid_stream(_Config) ->
     ?assertEqual({error, {worker_exit, 137}}, receive {asgi, S1, Ev} -> Ev after 10000 -> none end),
     ok = py_asgi:disconnect(S2),
     ?assertEqual(done, receive {asgi, S2, Ev2} -> Ev2 after 10000 -> none end),
-    erlang_python_ct:wait_until(fun() -> all_up() end),
+    ep_test_lib:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())).
 
 stream_pid(S) ->
@@ -156,7 +155,7 @@ stream_pid(S) ->
 %% caller gets worker_exit), starts another, and the node and the other worker serve.
 bad_bytes_on_the_port(_Config) ->
     ?assertEqual({error, {worker_exit, 137}}, py:call(?H, bad_frame, [])),
-    erlang_python_ct:wait_until(fun() -> all_up() end),
+    ep_test_lib:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())),
     ?assertMatch({ok, _}, py:call(?H, pid, [])).
 
@@ -165,7 +164,7 @@ bad_bytes_on_the_port(_Config) ->
 python_exit_status(_Config) ->
     ?assertEqual({error, {worker_exit, 3}}, py:call(os, '_exit', [3])),
     ?assertMatch({error, {python, <<"SystemExit">>, <<"4">>, _}}, py:call(sys, exit, [4])),
-    erlang_python_ct:wait_until(fun() -> all_up() end),
+    ep_test_lib:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())).
 
 %% ---- recycling ------------------------------------------------------------------------
@@ -178,7 +177,7 @@ recycle_max_requests(_Config) ->
     ok = application:set_env(erlang_python, max_requests_jitter, 5),
     restart(),
     Served = ets:new(served, [public, set]),
-    Results = erlang_python_ct:pmap(fun(I) -> until_served(I, 1, 6, Served, []) end,
+    Results = ep_test_lib:pmap(fun(I) -> until_served(I, 1, 6, Served, []) end,
                                     lists:seq(1, 10)),
     All = lists:append(Results),
     ?assertEqual([], [R || R <- All, element(1, R) =/= ok]),
@@ -228,7 +227,7 @@ lifespan_replayed(_Config) ->
     {ok, {200, _, Before}} = py_asgi:run(?H, lifespan_app, Scope, <<>>),
     [<<"connected">>, P, P] = binary:split(Before, <<" ">>, [global]),
     _ = os:cmd("kill -9 " ++ binary_to_list(P)),
-    erlang_python_ct:wait_until(fun() -> all_up() andalso maps:get(restarts, py:info()) =:= 1 end),
+    ep_test_lib:wait_until(fun() -> all_up() andalso maps:get(restarts, py:info()) =:= 1 end),
     Bodies = [B || _ <- lists:seq(1, 20),
                    {ok, {200, _, B}} <- [py_asgi:run(?H, lifespan_app, Scope, <<>>)]],
     ?assertEqual(20, length(Bodies)),
@@ -267,7 +266,7 @@ drain_at_stop(_Config) ->
     Self = self(),
     spawn_link(fun() -> Self ! {sync, py:call(?H, sleep_pid, [0.5])} end),
     spawn_link(fun() -> Self ! {async, py:call(?H, sleep_async, [0.5])} end),
-    erlang_python_ct:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 2 end),
+    ep_test_lib:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 2 end),
     ok = application:stop(erlang_python),
     ?assertMatch({ok, P} when is_integer(P), receive {sync, R1} -> R1 after 10000 -> none end),
     ?assertMatch({ok, P} when is_integer(P), receive {async, R2} -> R2 after 10000 -> none end),
@@ -279,22 +278,33 @@ stop_timeout_kills(_Config) ->
     ok = application:set_env(erlang_python, stop_timeout, 200),
     Self = self(),
     spawn_link(fun() -> Self ! {slow, py:call(?H, sleep_pid, [30], #{timeout => infinity})} end),
-    erlang_python_ct:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
+    ep_test_lib:wait_until(fun() -> #{in_flight := N} = py:info(), N =:= 1 end),
     ok = application:stop(erlang_python),
     ?assertEqual({error, {worker_exit, 137}}, receive {slow, R} -> R after 10000 -> none end),
     {ok, _} = application:ensure_all_started(erlang_python).
 
-%% A Python that cannot be found fails the application's start with py_python's reason
-%% (the workers' interpreter follows the same rule as the embedded one).
-python_cannot_start(_Config) ->
+%% A worker process that cannot start (here: a venv whose .pth file exits at start-up)
+%% fails the application's start with the reason.
+python_cannot_start(Config) ->
+    #{python_version := Version} = py:info(),
+    [Major, Minor | _] = binary:split(Version, <<".">>, [global]),
+    Venv = filename:join(?config(priv_dir, Config), "exiting_venv"),
+    SitePackages = filename:join([Venv, "lib", <<"python", Major/binary, ".", Minor/binary>>,
+                                  "site-packages"]),
+    ok = filelib:ensure_dir(filename:join(SitePackages, "x")),
+    ok = file:write_file(filename:join(SitePackages, "exit.pth"), "import os; os._exit(3)\n"),
+    Old = application:get_env(erlang_python, venv),
     ok = application:stop(erlang_python),
-    ok = application:set_env(erlang_python, python, "/nonexistent/python3"),
-    {error, Reason} = application:start(erlang_python),
-    ok = application:unset_env(erlang_python, python),
-    ?assert(contains(Reason, fun({python_not_found, Text}) ->
-                                     nomatch =/= string:find(Text, "/nonexistent/python3");
-                                (_) -> false
-                             end)),
+    ok = application:set_env(erlang_python, venv, Venv),
+    Start = application:start(erlang_python),
+    case Old of
+        {ok, V} -> ok = application:set_env(erlang_python, venv, V);
+        undefined -> ok = application:unset_env(erlang_python, venv)
+    end,
+    ?assertMatch({error, _}, Start),
+    ?assert(contains(Start, fun({python_start_failed, {exit_status, 3, _}}) -> true;
+                               (_) -> false
+                            end)),
     ok = application:start(erlang_python).
 
 %% ---- helpers --------------------------------------------------------------------------

@@ -14,7 +14,8 @@ all_options(_) ->
     {ok, Cli} = py_web_cli:parse(
                   ["m:application", "--interface", "wsgi", "--host", "0.0.0.0",
                    "--port", "9000", "--app-dir", "a", "--app-dir", "b",
-                   "--workers", "4", "--mode", "processes", "--lifespan", "off", "--timeout-keep-alive", "7",
+                   "--workers", "4", "--mode", "processes", "--lifespan", "off",
+                   "--timeout-keep-alive", "7",
                    "--timeout-request", "30", "--limit-max-body", "1000",
                    "--root-path", "/api", "--access-log", "--log-level", "debug",
                    "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem"]),
@@ -33,10 +34,10 @@ errors(_) ->
     {error, _} = py_web_cli:parse(["m:a", "--port", "x"]),
     {error, _} = py_web_cli:parse(["m:a", "--port", "70000"]),
     {error, _} = py_web_cli:parse(["m:a", "--interface", "cgi"]),
+    {error, _} = py_web_cli:parse(["m:a", "--mode", "fast"]),
     {error, _} = py_web_cli:parse(["m:a", "--host", "nope"]),
     {error, _} = py_web_cli:parse(["m:a", "--bogus"]),
     {error, _} = py_web_cli:parse(["m:a", "--port"]),
-    {error, _} = py_web_cli:parse(["m:a", "--mode", "threads"]),
     {error, _} = py_web_cli:parse(["m:a", "extra"]).
 
 help(_) ->
@@ -57,10 +58,14 @@ help_defaults(_) ->
     {ok, O} = py_web_opts:validate(#{app => <<"m:a">>}),
     _ = application:load(erlang_python),
     {ok, Workers} = application:get_env(erlang_python, workers),
-    Modes = lists:join("\\|", [atom_to_list(M) || M <- py_mode:modes()]),
+    %% --mode's paragraph: the default, and every mode (up to the next option)
+    {match, [Mode]} = re:run(U, "\n  --mode MODE(.*?)\n  --", [dotall, {capture, [1], list}]),
+    match = re:run(Mode, "default\\s+\\$ERLANG_PYTHON_MODE,\\s+else\\s+auto\\)",
+                   [{capture, none}]),
+    [{M, match} = {M, re:run(Mode, "\\s" ++ atom_to_list(M) ++ "\\s+\\(", [{capture, none}])}
+     || M <- py_mode:modes()],
     [match = re:run(U, Re, [{capture, none}])
      || Re <- ["--workers N .*\\(default " ++ integer_to_list(Workers) ++ "\\)",
-               "--mode M .*\\(default auto\\), one of\n *" ++ Modes ++ "\n",
                "--port N .*\\(default " ++ integer_to_list(maps:get(port, O)) ++ ";",
                "\\(default " ++ integer_to_list(maps:get(max_body, O)) ++ "\\)",
                "after S seconds\n *\\(default " ++

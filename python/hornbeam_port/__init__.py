@@ -18,11 +18,12 @@ import importlib.machinery as machinery
 import os
 import selectors
 import signal
-import site
 import struct
 import sys
 import types
 from typing import Any
+
+import erlang_python_runtime
 
 from . import _codec, terms, wire
 from .terms import RAW, Atom, Term, decode, encode
@@ -52,53 +53,23 @@ class _FlushingSelector(selectors.EpollSelector):
         return super().select(timeout)
 
 
-class _SourceOnlyLoader(machinery.SourceFileLoader):
-    """Imports source files without writing their bytecode beside them."""
-
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
-        pass
-
-
-def _source_only(directory: str) -> None:
-    """Imports from ``directory`` never write ``__pycache__`` into it."""
-    sys.path_importer_cache[directory] = machinery.FileFinder(
-        directory,
-        (_SourceOnlyLoader, machinery.SOURCE_SUFFIXES),
-        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES))
-
-
 def configure(paths: list[str], venv: str | None) -> str:
-    """sys.path as the NIF sets it: ``paths`` in front, then a virtualenv's
-    site-packages processed like site.addsitedir.  Returns a warning or ''.
+    """sys.path as the NIF sets it (erlang_python_runtime.configure: ``paths`` in front,
+    then a virtualenv's site-packages; priv/python, ``paths[0]``, source-only).  Returns a
+    warning or ''.
 
-    ``paths[0]`` is the python/ package (priv/python, which a release copies as it is):
-    as in the NIF, modules imported from it, and from this package, write no bytecode
-    there.  Erlang starts the process with ``-B`` so that loading this package wrote
-    none either; bytecode writing is then turned back on for everything else (the app),
-    unless PYTHONDONTWRITEBYTECODE asks otherwise."""
-    if paths:
-        _source_only(paths[0])
-    _source_only(os.path.dirname(os.path.abspath(__file__)))
+    This package is shipped in priv/python too: its directory is made source-only as
+    well.  Erlang starts the process with ``-B`` so that loading this package wrote no
+    bytecode there; bytecode writing is then turned back on for everything else (the
+    app), unless PYTHONDONTWRITEBYTECODE asks otherwise."""
+    warning = erlang_python_runtime.configure(paths, venv, "%d.%d" % sys.version_info[:2])
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path_importer_cache[here] = machinery.FileFinder(
+        here,
+        (erlang_python_runtime.SourceOnlyLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES))
     sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
-    for p in reversed(paths):
-        if p in sys.path:
-            sys.path.remove(p)
-        sys.path.insert(0, p)
-    if not venv:
-        return ""
-    version = "%d.%d" % sys.version_info[:2]
-    sp = os.path.join(venv, "lib", "python" + version, "site-packages")
-    if not os.path.isdir(sp):
-        return f"virtualenv {venv} has no {sp}: is it a Python {version} venv?"
-    if sp in sys.path:
-        return ""
-    before = set(sys.path)
-    site.addsitedir(sp)
-    added = [p for p in sys.path if p not in before]
-    for p in added:
-        sys.path.remove(p)
-    sys.path[len(paths):len(paths)] = added
-    return ""
+    return warning
 
 
 def _erlang_module(w: Worker) -> types.ModuleType:

@@ -14,32 +14,14 @@ import threading
 from collections import deque
 from typing import Any, Callable
 
+from hornbeam_wsgi_runner import ErrorStream
+
 from .asgi import BadResponse, body_chunks
 from .terms import RAW, encode
 
 HIGH_WATER = 1 << 20
 
 Environ = dict[str, Any]
-
-
-class ErrorStream:
-    """wsgi.errors: text written here goes to the Erlang logger at level error."""
-
-    def __init__(self, log: Callable[[str, str], None]) -> None:
-        self._log = log
-
-    def write(self, s: str) -> None:
-        if not isinstance(s, str):
-            raise TypeError("wsgi.errors.write() takes str")
-        if s.strip():
-            self._log("error", s)
-
-    def writelines(self, seq: Any) -> None:
-        for s in seq:
-            self.write(s)
-
-    def flush(self) -> None:
-        pass
 
 
 def build_environ(fields: Environ, wsgi_input: Any, errors: ErrorStream) -> Environ:

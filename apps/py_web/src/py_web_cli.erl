@@ -9,7 +9,7 @@
 -export([main/1, parse/1, usage/0]).
 
 -type cli() :: #{opts := map(), app_dirs := [string()], workers => pos_integer(),
-                 mode => py_mode:mode(), log_level => logger:level()}.
+                 mode => py_mode:configured(), log_level => logger:level()}.
 
 %% @doc Options of the command line as py_web:start/1 options plus the
 %% settings that belong to erlang_python and logging.
@@ -118,14 +118,24 @@ usage() ->
       "  --app-dir DIR               Directory added to the Python path, after the\n"
       "                              current directory, to import MODULE from\n"
       "                              (repeatable, searched in the order given)\n"
-      "  --workers N                 Python workers (default ~B): threads, or OS\n"
-      "                              processes with --mode processes. ASGI requests\n"
-      "                              share them; each WSGI request holds one while\n"
-      "                              it runs\n"
-      "  --mode M                    Where Python runs (default ~s), one of\n"
-      "                              ~s\n"
-      "                              (processes: --workers OS processes; a crash\n"
-      "                              fails only its requests, answered 502)\n"
+      "  --workers N                 Python workers (default ~B): threads,\n"
+      "                              sub-interpreters or OS processes (--mode). ASGI\n"
+      "                              requests share them; each WSGI request holds\n"
+      "                              one while it runs\n"
+      "  --mode MODE                 Where Python runs (erlang_python's mode; default\n"
+      "                              $ERLANG_PYTHON_MODE, else ~s): gil (threads, one\n"
+      "                              GIL), subinterpreters (Python 3.12+: one\n"
+      "                              interpreter with its own GIL per worker, so\n"
+      "                              Python uses every core; module globals are per\n"
+      "                              worker), free_threaded (a free-threaded CPython\n"
+      "                              build; untested), processes (--workers Python OS\n"
+      "                              processes behind ports: a crash fails only its\n"
+      "                              requests, answered 502; every core for any app;\n"
+      "                              module globals are per worker), auto\n"
+      "                              (subinterpreters on 3.12+, gil if a module of the\n"
+      "                              app refuses sub-interpreters, e.g. FastAPI's\n"
+      "                              pydantic-core; the log says which; never\n"
+      "                              processes)\n"
       "  --lifespan auto|on|off      ASGI lifespan (default ~s: used if the app\n"
       "                              supports it; on: required). A startup failure\n"
       "                              stops the server with the app's error\n"
@@ -151,8 +161,7 @@ usage() ->
       "clean stop, 1 if the server cannot start (the app's error is printed),\n"
       "2 for a command-line error.\n",
       [D(interface), inet:ntoa(D(ip)), D(port), py_web_opts:python_default(workers),
-       py_web_opts:python_default(mode),
-       lists:join("|", [atom_to_list(M) || M <- py_web_opts:python_modes()]), D(lifespan),
+       py_web_opts:python_default(mode), D(lifespan),
        D(idle_timeout) div 1000, D(request_timeout) div 1000, D(max_body),
        D(shutdown_timeout) div 1000])).
 
@@ -190,7 +199,7 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
         error -> ok
     end,
     case maps:find(mode, Cli) of
-        {ok, M} -> ok = application:set_env(erlang_python, mode, M);
+        {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
         error -> ok
     end,
     case application:ensure_all_started(py_web) of

@@ -100,16 +100,12 @@ lower(Headers) ->
 
 %% @doc (Re)starts erlang_python with `Dirs' (absolute) prepended to sys.path, then
 %% py_web.  The venv is the application env's or `$VIRTUAL_ENV' (Flask, Django, ...).
-%% The suites read what their apps record (and open their gates) with py:call, so the
-%% run has one interpreter: one worker in the `processes' mode (see
-%% `erlang_python_ct''s `one_interpreter').
 -spec start_python([file:filename()]) -> ok.
 start_python([]) ->
     {ok, Cwd} = file:get_cwd(),
     start_python([Cwd]);
 start_python([First | Rest]) ->
-    ok = erlang_python_ct:start([], #{base => First, python_path => Rest,
-                                      one_interpreter => true}),
+    ok = erlang_python_ct:start([], #{base => First, python_path => Rest}),
     _ = application:ensure_all_started(py_web),
     ok.
 

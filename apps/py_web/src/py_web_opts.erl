@@ -55,7 +55,7 @@ python_default(mode) ->
     py_mode:default().
 
 %% @doc The values of erlang_python's `mode' setting (`--mode').
--spec python_modes() -> [py_mode:mode()].
+-spec python_modes() -> [py_mode:configured()].
 python_modes() ->
     py_mode:modes().
 
