@@ -540,6 +540,10 @@ def run_inproc(results, notes):
              f'inproc:main(["{tsv}", "{CFG["inproc_ms"]}", "{CFG["runs"]}"])']
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
+    # The interpreter this driver's venv was made from: the NIF's (bench.sh makes both
+    # with PYTHON), which python3.X on PATH need not be (pyenv answers for its global
+    # version only).
+    env["ERLANG_PYTHON"] = os.path.realpath(sys.executable)
     proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
