@@ -43,13 +43,13 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-PHASES = ("inproc", "http", "memory", "modes", "processes", "hop")
+PHASES = ["inproc", "http", "memory", "modes", "processes", "hop"]
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
-PARTIAL = not set(PHASES) <= ONLY
-COMMAND = ("make bench" + (" QUICK=1" if QUICK else "")
-           + (f" BENCH_ONLY={','.join(p for p in PHASES if p in ONLY)}" if PARTIAL else ""))
-# A run of some phases only is named after them and leaves latest.md (the last whole run).
-SUFFIX = ("-quick" if QUICK else "") + ("-" + "-".join(p for p in PHASES if p in ONLY) if PARTIAL else "")
+# A run of some phases only says so in its command and its files' names, and leaves
+# bench/results/latest.md (the last full run) alone.
+SUBSET = [p for p in PHASES if p in ONLY] if ONLY != set(PHASES) else []
+COMMAND = ((f"BENCH_ONLY={','.join(SUBSET)} " if SUBSET else "") + "make bench"
+           + (" QUICK=1" if QUICK else ""))
 PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
 
 # ---- servers ---------------------------------------------------------------------------
@@ -539,6 +539,18 @@ def run_interp_memory(results):
 
 # ---- in-process ------------------------------------------------------------------------
 
+def erl_env():
+    """The environment of the in-process VMs (inproc.erl, hop.erl): no virtualenv, no
+    ERLANG_PYTHON_MODE (they set the modes they measure), and the interpreter this driver's venv was made from: the
+    NIF's (bench.sh makes both with PYTHON), which python3.X on PATH need not be (pyenv
+    answers for its global version only)."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("ERLANG_PYTHON_MODE", None)
+    env["ERLANG_PYTHON"] = os.path.realpath(sys.executable)
+    return env
+
+
 def run_inproc(results, notes):
     ebin = WORK / "ebin"
     ebin.mkdir(parents=True, exist_ok=True)
@@ -549,9 +561,7 @@ def run_inproc(results, notes):
         argv += ["-pa", d]
     argv += ["-pa", str(ebin), "-eval",
              f'inproc:main(["{tsv}", "{CFG["inproc_ms"]}", "{CFG["runs"]}"])']
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
+    proc = subprocess.run(argv, cwd=ROOT, env=erl_env(), timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
     meta, rows, pairs, modes = {}, {}, {}, {}
@@ -658,9 +668,7 @@ def run_hop(results, notes):
     subprocess.run(["erlc", "-o", str(ebin), str(BENCH / "hop.erl")], check=True)
     tsv = WORK / "hop.tsv"
     tsv.unlink(missing_ok=True)
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    env.pop("ERLANG_PYTHON_MODE", None)
+    env = erl_env()
     for _ in range(CFG["runs"]):
         for mode in ("nif", "processes"):
             argv = ["erl", "-noshell"]
@@ -782,7 +790,7 @@ def ratio_str(a, b):
 
 def report(results, notes, stamp, started, elapsed):
     m, v = results["machine"], results["versions"]
-    base = stamp + SUFFIX
+    base = file_base(stamp)
     md = []
     w = md.append
     w(f"# Benchmarks {stamp}{' (QUICK)' if QUICK else ''}\n")
@@ -1163,16 +1171,21 @@ def main():
     if "hop" in ONLY:
         run_hop(results, notes)
     elapsed = time.monotonic() - t0
-    base = stamp + SUFFIX
+    base = file_base(stamp)
     results["notes"] = notes
     results["elapsed_s"] = elapsed
     (RESULTS / f"{base}.json").write_text(json.dumps(results, indent=1, default=str))
     charts(results, base)
     path = report(results, notes, stamp, results["date"], elapsed)
-    if not PARTIAL:
+    if not SUBSET:
         shutil.copyfile(path, RESULTS / "latest.md")
-    print(f"\nwrote {path.relative_to(ROOT)}{'' if PARTIAL else ' (and bench/results/latest.md)'} in "
-          f"{elapsed / 60:.1f} min", flush=True)
+    print(f"\nwrote {path.relative_to(ROOT)}{'' if SUBSET else ' (and bench/results/latest.md)'}"
+          f" in {elapsed / 60:.1f} min", flush=True)
+
+
+def file_base(stamp):
+    """The results' file names: the date, then the phases of a partial run, then -quick."""
+    return stamp + "".join(f"-{p}" for p in SUBSET) + ("-quick" if QUICK else "")
 
 
 if __name__ == "__main__":

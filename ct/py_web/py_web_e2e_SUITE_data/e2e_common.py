@@ -1,10 +1,10 @@
 """Shared helpers of the e2e apps: an event log read back from Erlang with
-py:call(Module, events, []) (per interpreter: the suite asks each one), and a gate
-that a streaming response waits on until the test opens it
-(py:call(Module, open_gate, [])), which shows that the first chunk reached the
-client before the stream ended without timing.  The gate is a file beside this
-module, so that any interpreter (a sub-interpreter, or a worker process in the
-processes mode) can open it for the one running the response."""
+erlang_python_ct:each(Module, events, []) (module globals are per interpreter:
+the suite asks each one), and a gate that a streaming response waits on until
+the test opens it (py:call(Module, open_gate, [])), which shows that the first
+chunk reached the client before the stream ended without timing.  The gate is a
+file beside this module, so that any interpreter (a sub-interpreter, or a worker
+process in the processes mode) can open it for the one running the response."""
 
 import hashlib
 import os
@@ -23,8 +23,10 @@ def record(*event: str) -> None:
 
 
 def reset() -> None:
+    """Runs in every interpreter at once (erlang_python_ct:each): the gate may be
+    gone by the time this one removes it."""
     EVENTS.clear()
-    try:  # every interpreter runs this at once (erlang_python_ct:each)
+    try:
         os.remove(GATE)
     except FileNotFoundError:
         pass
