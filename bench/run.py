@@ -462,8 +462,7 @@ def run_modes(results, notes):
           flush=True)
     notes.append(f"Load average before the modes phase: {load_average()}")
     run_interleaved(results, MODE_WORKLOADS, "modes")
-    if has_subinterpreters():
-        run_interp_memory(results)
+    run_interp_memory(results)
     notes.append(f"Load average after the modes phase: {load_average()}")
 
 
@@ -511,13 +510,18 @@ def run_interleaved(results, workloads, key):
                 rows[server] = summarize(runs[server])
 
 
+def memory_modes():
+    """The modes whose cost of one more worker the modes phase measures."""
+    return ["gil"] + (["subinterpreters"] if has_subinterpreters() else []) + ["processes"]
+
+
 def run_interp_memory(results):
     """RSS of bin/pyweb with 1 and 4 workers in each mode, once every worker has served
     the app: (RSS at 4 - RSS at 1) / 3 is the cost of one more worker (one more
-    interpreter in subinterpreters mode)."""
+    interpreter in subinterpreters mode, one more OS process in processes mode)."""
     out = results.setdefault("interp_memory", {})
     for app, iface in [("bench_apps:hello_asgi", "asgi"), ("bench_frameworks:starlette_app", "asgi")]:
-        for mode in ("gil", "subinterpreters"):
+        for mode in memory_modes():
             for n in (1, 4):
                 srv = None
                 key = f"{app} {mode} w{n}"
@@ -1024,11 +1028,13 @@ def modes_section(w, results, mres):
     mem = results.get("interp_memory", {})
     if mem:
         w("\nMemory of one more worker: RSS of bin/pyweb (process tree) with 1 and 4 workers "
-          "after each worker served the app; (4 workers - 1 worker) / 3.\n")
+          "after each worker served the app; (4 workers - 1 worker) / 3.  In the processes "
+          "mode the tree's RSS is summed over the worker processes: pages they share (the "
+          "interpreter's code) count once per process.\n")
         w("| app | mode | RSS 1 worker MiB | RSS 4 workers MiB | per extra worker MiB |")
         w("|---|---|---:|---:|---:|")
         for app in dict.fromkeys(r["app"] for r in mem.values()):
-            for mode in ("gil", "subinterpreters"):
+            for mode in ("gil", "subinterpreters", "processes"):
                 one, four = mem.get(f"{app} {mode} w1", {}), mem.get(f"{app} {mode} w4", {})
                 if "rss" in one and "rss" in four:
                     w(f"| `{app}` | {mode} | {one['rss'] / 1024:.1f} | {four['rss'] / 1024:.1f} | "
