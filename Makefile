@@ -3,9 +3,12 @@
 #
 #   make run        serve the example app on 127.0.0.1:8000
 #   make test       all suites (EUnit, Common Test, pytest)
-#   make build      the NIF and the Erlang apps
+#   make build      the NIF and the Erlang apps (plain `rebar3 compile` does the same)
+#   make docs       the API reference (rebar3 edoc): doc/index.html, apps/py_web/doc/index.html
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
-#   make test-subinterpreters  the Common Test suites on Python 3.13 in subinterpreters mode
+#   make test-subinterpreters  the erlang_python and py_web suites on Python 3.13 in
+#                   subinterpreters mode
+#   make fuzz       the HTTP/1.1 parser's property suite and the socket fuzzer at length
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
@@ -23,11 +26,14 @@ VENV_ABS := $(abspath $(VENV))
 
 APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
                 erlang-proper erlang-tools erlang-inets erlang-ssl erlang-public-key \
-                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make
+                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make \
+                git elixir
 # One VM per folder: the interpreter lives as long as the VM, and process-wide Python
 # state (Django's settings.configure, for one) must not leak from one folder's apps to
 # the other's.
-CT_DIRS := ct/erlang_python ct/py_web
+# ct/dependency builds a new rebar3 project, a release and a Mix project that depend on a
+# clone of this repository's HEAD (commit first: it tests what is committed).
+CT_DIRS := ct/erlang_python ct/py_web ct/dependency
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
 MODE ?=
 TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON) $(if $(MODE),ERLANG_PYTHON_MODE=$(MODE))
@@ -35,8 +41,8 @@ TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON) $(if $(MODE),ERLANG_PYTHON_
 SUBINTERP_PYTHON ?= $(shell p=$$(pyenv prefix 3.13.0 2>/dev/null) && echo "$$p/bin/python3" \
                       || command -v python3.13)
 
-.PHONY: all deps venv nif build test test-eunit test-ct test-python test-asan valgrind \
-        test-subinterpreters run shell clean
+.PHONY: all deps venv nif build docs test test-eunit test-ct test-python test-docs \
+        test-subinterpreters test-asan valgrind fuzz bench-h1 run shell clean
 
 all: build
 
@@ -64,36 +70,44 @@ $(VENV)/.installed: python/pyproject.toml
 
 # ---- build -----------------------------------------------------------------------------
 
+# The NIF alone.  rebar3 compile builds it too (a pre_hook in rebar.config runs c_src/Makefile
+# with the PYTHON of its environment).
 nif: deps
 	$(MAKE) -C c_src PYTHON=$(PYTHON)
 
-build: nif
-	rebar3 compile
+build: deps
+	PYTHON=$(PYTHON) rebar3 compile
+
+docs: deps
+	PYTHON=$(PYTHON) rebar3 edoc
 
 # ---- tests -----------------------------------------------------------------------------
 
 # Runs every suite even when one fails, then fails if any did.  The default Python's
-# suites run in the default mode (auto), then the Common Test suites again on Python 3.13
-# in subinterpreters mode.
+# suites run in the default mode (auto), then the erlang_python and py_web Common Test
+# suites again on Python 3.13 in subinterpreters mode.
 test: build venv
 	@rc=0; \
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
+	$(MAKE) --no-print-directory test-docs || rc=1; \
 	$(MAKE) --no-print-directory test-subinterpreters || rc=1; \
 	$(MAKE) --no-print-directory nif; \
 	exit $$rc
 
 # The erlang_python and py_web suites on Python 3.13 (its own venv, .venv-3.13) with one
-# sub-interpreter per worker.  Leaves priv/ built for 3.13: `make nif` rebuilds for PYTHON.
+# sub-interpreter per worker (ct/dependency, which does not depend on the mode, runs once,
+# above).  Leaves priv/ built for 3.13: `make nif` rebuilds for PYTHON.
 test-subinterpreters:
 	@if [ -z "$(SUBINTERP_PYTHON)" ] || [ ! -x "$(SUBINTERP_PYTHON)" ]; then \
 	  echo "test-subinterpreters: no Python 3.13 (pyenv 3.13.0 or python3.13) found" >&2; \
 	  exit 1; \
 	fi
-	$(MAKE) --no-print-directory test-ct PYTHON="$(SUBINTERP_PYTHON)" MODE=subinterpreters
+	$(MAKE) --no-print-directory test-ct PYTHON="$(SUBINTERP_PYTHON)" MODE=subinterpreters \
+	  CT_DIRS="ct/erlang_python ct/py_web"
 
-test-eunit: build
+test-eunit: build venv
 	$(TEST_ENV) rebar3 eunit --dir test
 
 test-ct: build venv
@@ -102,14 +116,30 @@ test-ct: build venv
 test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q
 
+# The request parser's PropEr suite (test/py_web_h1_prop_tests.erl) with many cases per
+# property, and the socket-level fuzzer (test/py_web_h1_socket_tests.erl: the same
+# generators' requests sent to running servers); `make test' runs them with 1000 cases.
+# Seeded: PY_WEB_FUZZ_SEED=A,B,C (default 1,2,3).
+PY_WEB_FUZZ_N ?= 100000
+PY_WEB_SOCKET_FUZZ_N ?= 100000
+PY_WEB_FUZZ_SEED ?= 1,2,3
+fuzz: deps
+	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_SOCKET_FUZZ_N=$(PY_WEB_SOCKET_FUZZ_N) \
+	  PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
+	  rebar3 eunit --module=py_web_h1_prop_tests,py_web_h1_socket_tests
+
+# Every module's edoc must build.
+test-docs: docs
+
 # The NIF built with ASan+UBSan, loaded into a normal beam.smp with the sanitizer runtime
 # preloaded.  Leak detection is off: the interpreter is never finalised by design.
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
+# SANITIZE=1 in rebar3's environment: its compile hook then keeps the sanitizer build.
 test-asan: deps venv
 	$(MAKE) -C c_src PYTHON=$(PYTHON) SANITIZE=1
-	rebar3 compile
-	$(TEST_ENV) LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
+	SANITIZE=1 PYTHON=$(PYTHON) rebar3 compile
+	$(TEST_ENV) SANITIZE=1 LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  rebar3 ct --dir ct/erlang_python
@@ -145,6 +175,17 @@ bench: deps
 	$(MAKE) --no-print-directory build PYTHON="$(BENCH_PYTHON)"
 	@rc=0; QUICK=$(QUICK) PYTHON="$(BENCH_PYTHON)" bash bench/bench.sh || rc=1; \
 	$(MAKE) --no-print-directory nif; exit $$rc
+
+# Request-head parsing, the strict py_web_h1_request against bare decode_packet, paired
+# in one process (bench/h1_parse.erl).  Not a test: nothing asserts timings.
+RUNS ?= 15
+ITER ?= 20000
+bench-h1: deps
+	rebar3 compile
+	@mkdir -p bench/work/ebin
+	erlc -o bench/work/ebin bench/h1_parse.erl
+	erl -noshell -pa _build/default/lib/*/ebin -pa bench/work/ebin \
+	  -eval 'h1_parse:main(["$(RUNS)", "$(ITER)"])'
 
 clean:
 	$(MAKE) -C c_src clean

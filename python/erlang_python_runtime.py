@@ -9,6 +9,7 @@ they are plain Python so that they can be read and tested outside the VM.
 """
 
 import asyncio
+import importlib.machinery
 import os
 import site
 import sys
@@ -29,11 +30,18 @@ def configure(
     ``os._exit`` (the NIF passes ``_erlang._blocked_exit``, which raises SystemExit:
     an app must not end the VM's process).
 
+    ``paths[0]`` is the python/ package as the application ships it (``priv/python``):
+    its modules are imported without writing ``__pycache__`` there, so that the
+    installed application stays as built (a release made from it ships no caches, and
+    it may be read-only).
+
     Idempotent: the application runs it again at each start.  Returns a warning for the
     Erlang log ("" if none): a venv without site-packages for this Python is not fatal.
     """
     if blocked_exit is not None:
         os._exit = blocked_exit  # type: ignore[assignment]
+    if paths:
+        sys.path_importer_cache[paths[0]] = source_only_finder(paths[0])
     for p in reversed(paths):
         if p in sys.path:
             sys.path.remove(p)
@@ -52,6 +60,21 @@ def configure(
         sys.path.remove(p)
     sys.path[len(paths) : len(paths)] = added
     return ""
+
+
+class SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Imports a module from its source and never writes its bytecode cache."""
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        pass
+
+
+def source_only_finder(directory: str) -> importlib.machinery.FileFinder:
+    """A path-entry finder for ``directory`` that imports its ``.py`` modules with
+    :class:`SourceOnlyLoader` (and nothing else: the package has no extensions)."""
+    return importlib.machinery.FileFinder(
+        directory, (SourceOnlyLoader, importlib.machinery.SOURCE_SUFFIXES)
+    )
 
 
 def teardown_loop(loop: asyncio.AbstractEventLoop, grace: float = 1.0) -> None:

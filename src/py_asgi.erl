@@ -10,9 +10,9 @@
 %% request path as received (it may be percent-encoded): the app's scope["path"] is its
 %% percent-decoded UTF-8 str, and scope["raw_path"] the bytes as given (unless `raw_path'
 %% is set).  Optional, with defaults: `asgi' (map, default version "3.0", spec_version
-%% "2.4"), `http_version' (<<"1.1">>), `method' (<<"GET">>), `scheme' (<<"http">>),
-%% `raw_path' (= path), `query_string' (<<>>, reaches the app as bytes), `root_path'
-%% (<<>>), `headers' (`[{Name, Value}]' or `[[Name, Value]]' binaries, arrival order,
+%% "2.4"), `http_version' (`<<"1.1">>'), `method' (`<<"GET">>'), `scheme' (`<<"http">>'),
+%% `raw_path' (= path), `query_string' (`<<>>', reaches the app as bytes), `root_path'
+%% (`<<>>'), `headers' (`[{Name, Value}]' or `[[Name, Value]]' binaries, arrival order,
 %% duplicates kept; names are lower-cased; both reach the app as bytes), `server' and
 %% `client' (`{Host, Port}' or `undefined'; default None), `state' (map, default a new
 %% dict for each request), `extensions' (map).  Anything else, or a value of the wrong
@@ -121,7 +121,7 @@ build_scope(_Scope, Opts) ->
 %% <li>`done' when the app returned with its response complete, or
 %%     `{error, Reason}' (as for run/5; the app raised or broke the protocol).</li>
 %% </ul>
-%% Options: `runner', `body' (request body already read, default <<>>), `more_body'
+%% Options: `runner', `body' (request body already read, default `<<>>'), `more_body'
 %% (whether more will follow through send_body, default false).  After
 %% `disconnect(Stream)' the app's receive() returns http.disconnect and its send()
 %% raises.

@@ -17,7 +17,7 @@
 %% </ul>
 -module(py_mode).
 
--export([configured/0, resolve/2, with_fallback/1, publish/1, info/0]).
+-export([configured/0, default/0, resolve/2, with_fallback/1, publish/1, info/0]).
 
 -type configured() :: auto | gil | subinterpreters | free_threaded | processes.
 -type mode() :: gil | subinterpreters | free_threaded.
@@ -34,11 +34,16 @@ configured() ->
         {ok, Mode} -> check(Mode);
         undefined ->
             case os:getenv("ERLANG_PYTHON_MODE") of
-                false -> auto;
-                "" -> auto;
+                false -> default();
+                "" -> default();
                 Name -> check(Name)
             end
     end.
+
+%% @doc The mode when neither the application env nor `ERLANG_PYTHON_MODE' sets one.
+-spec default() -> auto.
+default() ->
+    auto.
 
 check(Mode) when is_atom(Mode) ->
     case lists:member(Mode, ?MODES) of

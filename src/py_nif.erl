@@ -13,22 +13,33 @@
          timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
 
 -type job() :: reference().
--export_type([job/0]).
+-export_type([job/0, config/0]).
 
 -define(NOT_LOADED, erlang:nif_error({nif_not_loaded, ?MODULE})).
 
-%% @doc Loads priv/py_nif.so.  Idempotent.  A failure names the library and the
-%% interpreter it was built for (from priv/py_nif.info).
--spec load() -> ok | {error, {nif_load_failed, string()}}.
+%% @doc Loads priv/py_nif.so.  Idempotent.  First the Python is chosen and its libpython
+%% loaded by {@link py_python:load/0} (the documented rule for which Python runs; its
+%% errors are returned as they are); then the NIF, which is told that interpreter's home
+%% and executable.  A NIF load failure names the library and the interpreter it was built
+%% for (from priv/py_nif.info).
+-spec load() -> ok | {error, {nif_load_failed, string()} |
+                             {python_not_found | python_mismatch | nif_not_built, binary()}}.
 load() ->
-    Priv = priv_dir(),
-    Lib = filename:join(Priv, "py_nif"),
-    case erlang:load_nif(Lib, 0) of
-        ok -> ok;
-        {error, {reload, _}} -> ok;
-        {error, {upgrade, _}} -> ok;
-        {error, {_, Text}} ->
-            {error, {nif_load_failed, lists:flatten([Text, build_note(Priv)])}}
+    case py_python:load() of
+        {ok, #{home := Home, executable := Executable}} ->
+            Priv = priv_dir(),
+            Lib = filename:join(Priv, "py_nif"),
+            LoadInfo = #{home => unicode:characters_to_binary(Home),
+                         executable => unicode:characters_to_binary(Executable)},
+            case erlang:load_nif(Lib, LoadInfo) of
+                ok -> ok;
+                {error, {reload, _}} -> ok;
+                {error, {upgrade, _}} -> ok;
+                {error, {_, Text}} ->
+                    {error, {nif_load_failed, lists:flatten([Text, build_note(Priv)])}}
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
 %% @doc The application's priv directory, found from this module's own location (so a
@@ -40,8 +51,8 @@ priv_dir() ->
 build_note(Priv) ->
     case file:read_file(filename:join(Priv, "py_nif.info")) of
         {ok, Info} -> [" (built for: ", string:replace(string:trim(Info), "\n", ", ", all),
-                       "; rebuild with `make build`)"];
-        {error, _} -> " (priv/py_nif.info missing: run `make build`)"
+                       "; rebuild with `rebar3 compile`)"];
+        {error, _} -> " (priv/py_nif.info missing: `rebar3 compile` builds the NIF)"
     end.
 
 -type config() :: #{workers := pos_integer(), paths := [binary()],
@@ -104,7 +115,7 @@ asgi_run(_Tag, _Timeout, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOA
 -spec asgi_build_scope(map()) -> {ok, reference()} | {error, {bad_scope, term()}}.
 asgi_build_scope(_Scope) -> ?NOT_LOADED.
 
-%% @doc Starts an ASGI stream owned (and monitored) by the caller; see py_asgi:start/5.
+%% @doc Starts an ASGI stream owned (and monitored) by the caller; see py_asgi:start/4.
 -spec asgi_start(py:name(), py:name(), py:name(), map() | reference(), binary(), boolean()) ->
           {ok, job()} | {error, term()}.
 asgi_start(_Module, _Callable, _Runner, _Scope, _Body, _MoreBody) -> ?NOT_LOADED.

@@ -15,31 +15,50 @@
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc The configuration handed to the NIF, from the application environment:
-%% `workers', `python_path', `venv' (default: $VIRTUAL_ENV).  sys.path gets the python/
-%% package first, then the current directory, then `python_path'.
+%% @doc The configuration handed to the NIF, from the application environment, with every
+%% path made absolute when the application starts:
+%% `workers'; `paths', which `sys.path' gets in front, in order: the `python/' package
+%% (`priv/python'), the current directory, then the `python_path' entries; `venv' (see
+%% {@link py_python:venv/0}).
+%%
+%% A `python_path' entry is a directory: an absolute path; a relative path, taken from the
+%% current directory at the application's start (in a release made by relx: the release's
+%% root; note that Common Test changes the current directory, see `erlang_python_ct'); or
+%% `{priv, App}' / `{priv, App, SubDir}', the priv directory of application `App' (the
+%% form that works wherever the code is installed).
 -spec config() -> #{workers := pos_integer(), paths := [binary()], venv := binary() | undefined}.
 config() ->
     Workers = application:get_env(erlang_python, workers, 4),
-    Extra = application:get_env(erlang_python, python_path, []),
+    Extra = [python_path_entry(E) || E <- application:get_env(erlang_python, python_path, [])],
     {ok, Cwd} = file:get_cwd(),
-    Paths = [python_dir(), Cwd | Extra],
+    Paths = [py_python:package_dir(), Cwd | Extra],
     #{workers => Workers,
       paths => [unicode:characters_to_binary(P) || P <- Paths],
-      venv => venv()}.
+      venv => case py_python:venv() of
+                  undefined -> undefined;
+                  Dir -> unicode:characters_to_binary(Dir)
+              end}.
 
-python_dir() ->
-    filename:absname(filename:join(py_nif:priv_dir(), "python")).
+%% An entry that is none of the documented forms, or names an unknown application,
+%% raises `{badarg, {python_path, Entry}}' (the application's start fails with it).
+python_path_entry(Entry) ->
+    try resolve_entry(Entry)
+    catch error:_ -> error({badarg, {python_path, Entry}})
+    end.
 
-venv() ->
-    case application:get_env(erlang_python, venv, undefined) of
-        undefined ->
-            case os:getenv("VIRTUAL_ENV") of
-                false -> undefined;
-                "" -> undefined;
-                Dir -> unicode:characters_to_binary(Dir)
-            end;
-        Dir -> unicode:characters_to_binary(Dir)
+resolve_entry({priv, App}) ->
+    {ok, Dir} = priv_dir(App),
+    Dir;
+resolve_entry({priv, App, Sub}) ->
+    {ok, Dir} = priv_dir(App),
+    filename:join(Dir, Sub);
+resolve_entry(Dir) when is_list(Dir); is_binary(Dir) ->
+    filename:absname(Dir).
+
+priv_dir(App) when is_atom(App) ->
+    case code:priv_dir(App) of
+        {error, bad_name} -> error;
+        Dir -> {ok, Dir}
     end.
 
 %% @doc After a call failed with an ImportError: `retry' when `auto' mode has replaced
@@ -52,24 +71,25 @@ fallback() ->
     end.
 
 -type state() :: #{configured := py_mode:configured(), mode := py_mode:mode(),
+                   config := py_nif:config(),
                    fallback := undefined | #{module := binary(), message := binary()},
                    refusal_logged := boolean()}.
 
 -spec init([]) -> {ok, state()} | {stop, term()}.
 init([]) ->
     process_flag(trap_exit, true),
-    try py_mode:configured() of
-        Configured ->
+    try {py_mode:configured(), config()} of
+        {Configured, Config} ->
             case py_mode:resolve(Configured, py_nif:info()) of
-                {ok, Mode, Why} -> start(Configured, Mode, Why);
+                {ok, Mode, Why} -> start(Configured, Config#{mode => Mode}, Why);
                 {error, Reason} -> {stop, Reason}
             end
     catch
         error:{badarg, _} = Bad -> {stop, Bad}
     end.
 
-start(Configured, Mode, Why) ->
-    case py_nif:start((config())#{mode => Mode}) of
+start(Configured, #{mode := Mode} = Config, Why) ->
+    case py_nif:start(Config) of
         {ok, Warnings} ->
             ok = py_opts:load_default_timeout(),
             [logger:warning("erlang_python: ~ts", [W], #{erlang_python => runtime})
@@ -77,8 +97,8 @@ start(Configured, Mode, Why) ->
             logger:notice("erlang_python: mode ~s (~ts), ~b workers",
                           [Mode, Why, maps:get(workers, py_nif:info())],
                           #{erlang_python => runtime}),
-            State = #{configured => Configured, mode => Mode, fallback => undefined,
-                      refusal_logged => false},
+            State = #{configured => Configured, mode => Mode, config => Config,
+                      fallback => undefined, refusal_logged => false},
             publish(State),
             {ok, State};
         {error, Reason} ->
@@ -105,14 +125,16 @@ handle_call(_Request, _From, State) ->
 
 %% A module refused sub-interpreters: auto falls back to gil; an explicit subinterpreters
 %% mode cannot run it, which is logged once (the call gets the ImportError).
-refused(Module, Message, #{configured := auto, mode := subinterpreters} = State) ->
-    Config = (config())#{mode => gil},
+refused(Module, Message, #{configured := auto, mode := subinterpreters,
+                           config := Config0} = State) ->
+    Config = Config0#{mode := gil},
     case py_nif:switch_mode(Config, application:get_env(erlang_python, stop_timeout, 5000)) of
         ok ->
             logger:warning("erlang_python: auto mode: ~ts does not support sub-interpreters "
                            "(~ts); serving in gil mode", [Module, Message],
                            #{erlang_python => runtime}),
-            State1 = State#{mode := gil, fallback := #{module => Module, message => Message}},
+            State1 = State#{mode := gil, config := Config,
+                            fallback := #{module => Module, message => Message}},
             publish(State1),
             {ok, State1};
         {error, Reason} ->

@@ -152,8 +152,33 @@ str_list(char **items, int n)
     return list;
 }
 
+/* Imports `name` with sys.dont_write_bytecode set, then puts the flag back. */
+static PyObject *
+import_without_bytecode(const char *name)
+{
+    PyObject *before = PySys_GetObject("dont_write_bytecode"); /* borrowed */
+    Py_XINCREF(before);
+    PyObject *mod = PySys_SetObject("dont_write_bytecode", Py_True) == 0
+                        ? PyImport_ImportModule(name)
+                        : NULL;
+    PyObject *exc = compat_take_exception();
+    if (PySys_SetObject("dont_write_bytecode", before != NULL ? before : Py_False) < 0) {
+        Py_XDECREF(exc);
+        Py_CLEAR(mod);
+        exc = compat_take_exception();
+    }
+    Py_XDECREF(before);
+    if (exc != NULL) {
+        compat_restore_exception(exc);
+    }
+    return mod;
+}
+
 /* sys.path gets cfg->paths[0] (the erlang_python package) first if it lacks it, so that
- * erlang_python_runtime imports; configure() then puts every path in its place. */
+ * erlang_python_runtime imports; configure() then puts every path in its place.  The
+ * package directory is the application's priv/python, which must stay as built: this
+ * import writes no bytecode there, and configure() makes the package's other imports do
+ * the same. */
 static PyObject *
 runtime_module(const runtime_config_t *cfg)
 {
@@ -167,7 +192,7 @@ runtime_module(const runtime_config_t *cfg)
             return NULL;
         }
     }
-    return PyImport_ImportModule("erlang_python_runtime");
+    return import_without_bytecode("erlang_python_runtime");
 }
 
 int

@@ -1,9 +1,9 @@
 #include "core/runtime.h"
 
 #include "core/interp.h"
+#include "core/pyhome.h"
 
 #include <Python.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +29,6 @@ static struct {
 };
 
 static char running_version[32] = "";
-static void *libpython_handle = NULL;
 static const char *builtin_name = NULL;
 static PyObject *(*builtin_init)(void) = NULL;
 
@@ -52,10 +51,12 @@ runtime_version(void)
     return running_version;
 }
 
+/* issue-14: the libpython actually loaded (py_libpython loaded it from the path the
+ * Erlang side resolved), not a path recorded at build time. */
 const char *
 runtime_libpython(void)
 {
-    return PY_NIF_LIBPYTHON;
+    return pyhome_libpython();
 }
 
 int
@@ -80,17 +81,9 @@ runtime_initialized(void)
 int
 runtime_load_check(char *err, size_t errlen)
 {
-    if (libpython_handle == NULL) {
-        libpython_handle = dlopen(PY_NIF_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
-        if (libpython_handle == NULL) {
-            libpython_handle = dlopen(PY_NIF_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL);
-        }
-        if (libpython_handle == NULL) {
-            snprintf(err, errlen, "cannot load %s with global symbols: %s", PY_NIF_LIBPYTHON,
-                     dlerror());
-            return -1;
-        }
-    }
+    /* issue-14: no dlopen here.  This library is not linked against libpython; that it
+     * loaded at all means a libpython was already global in the process (py_libpython
+     * loads it with RTLD_GLOBAL before erlang:load_nif). */
     const char *v = Py_GetVersion();
     size_t n = strcspn(v, " ");
     if (n >= sizeof(running_version)) {
@@ -102,9 +95,9 @@ runtime_load_check(char *err, size_t errlen)
     if (sscanf(running_version, "%d.%d", &major, &minor) != 2 || major != PY_MAJOR_VERSION ||
         minor != PY_MINOR_VERSION) {
         snprintf(err, errlen,
-                 "the NIF was built for Python %s (%s) but the loaded libpython is %s; "
-                 "rebuild with `make` for this interpreter",
-                 PY_VERSION, PY_NIF_LIBPYTHON, running_version);
+                 "the NIF was built for Python %s but the loaded libpython (%s) is %s; "
+                 "rebuild the NIF for this interpreter",
+                 PY_VERSION, pyhome_libpython(), running_version);
         return -1;
     }
     return 0;
@@ -133,8 +126,8 @@ restore_sigint(void)
 }
 
 /* Py_InitializeFromConfig with the VM-friendly settings: no signal handlers (the BEAM
- * owns the signals), argv set, the build's prefix as home so the stdlib is found from
- * inside beam.smp. */
+ * owns the signals), argv set, and (issue-14) the home and executable of the interpreter
+ * resolved at run time (pyhome.h), so that the stdlib is found from inside beam.smp. */
 static int
 init_interpreter(char *err, size_t errlen)
 {
@@ -151,11 +144,11 @@ init_interpreter(char *err, size_t errlen)
     config.safe_path = 1;
     char *argv[] = {"erlang_python"};
     PyStatus status = PyConfig_SetBytesArgv(&config, 1, argv);
-    if (!PyStatus_Exception(status)) {
-        status = PyConfig_SetBytesString(&config, &config.home, PY_NIF_PREFIX);
+    if (!PyStatus_Exception(status) && pyhome_home() != NULL) {
+        status = PyConfig_SetBytesString(&config, &config.home, pyhome_home());
     }
-    if (!PyStatus_Exception(status)) {
-        status = PyConfig_SetBytesString(&config, &config.executable, PY_NIF_EXECUTABLE);
+    if (!PyStatus_Exception(status) && pyhome_executable() != NULL) {
+        status = PyConfig_SetBytesString(&config, &config.executable, pyhome_executable());
     }
     if (!PyStatus_Exception(status)) {
         status = Py_InitializeFromConfig(&config);

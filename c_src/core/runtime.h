@@ -19,9 +19,9 @@ typedef struct {
  * no Python called. */
 void runtime_builtin_module(const char *name, PyObject *(*init)(void));
 
-/* At NIF load: makes libpython's symbols global (for C extension modules) and checks that
- * the running libpython is the one the NIF was compiled for.  Returns 0, or -1 with a
- * message in err; the NIF still loads and reports the message from start. */
+/* At NIF load: checks that the libpython loaded (globally, by py_libpython) has the
+ * major.minor the NIF was compiled for.  Returns 0, or -1 with a message in err; the NIF
+ * still loads and reports the message from start. */
 int runtime_load_check(char *err, size_t errlen);
 
 /* Initialises the interpreter if needed, then applies `cfg`.  Blocks until done.  Returns

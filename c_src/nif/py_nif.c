@@ -9,6 +9,7 @@
 #include "call/call.h"
 #include "core/atoms.h"
 #include "core/options.h"
+#include "core/pyhome.h"
 #include "core/runtime.h"
 #include "exec/deadline.h"
 #include "exec/job.h"
@@ -99,6 +100,10 @@ static int
 load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
     atoms_init(env);
+    /* The interpreter's home and executable, resolved at run time by py_python. */
+    if (pyhome_load(env, load_info) < 0) {
+        return 1;
+    }
     wsgi_load();
     scope_load();
     runtime_builtin_module("_erlang", erlmod_init);

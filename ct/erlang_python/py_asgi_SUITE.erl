@@ -81,16 +81,16 @@ groups() ->
      {options, [], [options_each_off, options_all_off]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 %% FastAPI's pydantic-core refuses sub-interpreters: in subinterpreters mode its requests
 %% fail with that ImportError (py_mode_SUITE checks it, and auto's fall back to gil).
 init_per_group(fastapi, Config) ->
-    case ep_ct:mode() of
+    case ep_test_lib:mode() of
         subinterpreters -> {skip, "pydantic-core refuses sub-interpreters (see py_mode_SUITE)"};
         _ -> Config
     end;
@@ -103,7 +103,7 @@ end_per_group(_Group, _Config) ->
     ok.
 
 init_per_testcase(_TC, Config) ->
-    _ = ep_ct:each(?APPS, reset, []),
+    _ = erlang_python_ct:each(?APPS, reset, []),
     Config.
 
 %% Every test leaves the caller's mailbox empty: no stray or late replies.
@@ -275,7 +275,7 @@ scope_state_fresh_per_request(_Config) ->
              || _ <- lists:seq(1, 3)],
     ?assertEqual([], [G || #{<<"keys">> := Keys, <<"ids">> := Ids, <<"n">> := N} = G <- Given,
                            Keys =/= [<<"given">>] orelse Ids =/= N]),
-    ?assertEqual(8, lists:sum(ep_ct:each(?APPS, states_seen, []))).
+    ?assertEqual(8, lists:sum(erlang_python_ct:each(?APPS, states_seen, []))).
 
 %% extensions are passed through as given (and absent unless given).
 scope_extensions_passed_through(_Config) ->
@@ -471,7 +471,7 @@ receive_waits_for_response(_Config) ->
     Key = <<"/rw1">>,
     ?assertEqual({ok, {200, [], <<"part1part2">>}},
                  py_asgi:run(?APPS, receive_waits, #{type => <<"http">>, path => Key}, <<>>)),
-    #{<<"first">> := First, <<"events">> := Events} = ep_ct:one(?APPS, record, [Key]),
+    #{<<"first">> := First, <<"events">> := Events} = ep_test_lib:one(?APPS, record, [Key]),
     ?assertEqual([<<"http.request">>, <<>>, false], First),
     check_receive_events(Events).
 
@@ -480,7 +480,7 @@ receive_waits_with_body(_Config) ->
     ?assertEqual({ok, {200, [], <<"part1part2">>}},
                  py_asgi:run(?APPS, receive_waits, #{type => <<"http">>, path => Key,
                                                      method => <<"POST">>}, <<"abc">>)),
-    #{<<"first">> := First, <<"events">> := Events} = ep_ct:one(?APPS, record, [Key]),
+    #{<<"first">> := First, <<"events">> := Events} = ep_test_lib:one(?APPS, record, [Key]),
     ?assertEqual([<<"http.request">>, <<"616263">>, false], First),
     check_receive_events(Events).
 
@@ -622,7 +622,7 @@ starlette_streaming(_Config) ->
 starlette_background(_Config) ->
     Tag = unique(<<"bg">>),
     ?assertMatch({ok, {200, _, <<"queued">>}}, http_get(?STAR, <<"/background">>, <<"tag=", Tag/binary>>, [])),
-    Log = lists:append(ep_ct:each(?STAR, background_log, [])),
+    Log = lists:append(erlang_python_ct:each(?STAR, background_log, [])),
     ?assertEqual(1, length([T || T <- Log, T =:= Tag])).
 
 starlette_http_exception(_Config) ->
@@ -641,11 +641,11 @@ starlette_lifespan(_Config) ->
     {ok, {200, _, Body}} =
         py_asgi:run(?STAR, app, #{type => <<"http">>, path => <<"/state">>, state => State}, <<>>),
     ?assertEqual(#{<<"greeting">> => <<"hello from lifespan">>}, json(Body)),
-    Log1 = lists:append(ep_ct:each(?STAR, background_log, [])),
+    Log1 = lists:append(erlang_python_ct:each(?STAR, background_log, [])),
     ?assertEqual(true, lists:member(<<"lifespan-start">>, Log1)),
     ?assertEqual(false, lists:member(<<"lifespan-stop">>, Log1)),
     ?assertEqual(ok, py_asgi:lifespan_shutdown(Lifespan)),
-    Log2 = lists:append(ep_ct:each(?STAR, background_log, [])),
+    Log2 = lists:append(erlang_python_ct:each(?STAR, background_log, [])),
     ?assertEqual(true, lists:member(<<"lifespan-stop">>, Log2)).
 
 %% ---- FastAPI -------------------------------------------------------------------------
@@ -710,7 +710,7 @@ fastapi_background(_Config) ->
     Tag = unique(<<"fbg">>),
     {ok, {200, _, Body}} = http_get(?FAPI, <<"/background">>, <<"tag=", Tag/binary>>, []),
     ?assertEqual(#{<<"queued">> => Tag}, json(Body)),
-    Log = lists:append(ep_ct:each(?FAPI, background_log, [])),
+    Log = lists:append(erlang_python_ct:each(?FAPI, background_log, [])),
     ?assertEqual([Tag], [T || T <- Log, T =:= Tag]).
 
 fastapi_http_exception(_Config) ->
@@ -728,7 +728,7 @@ fastapi_unhandled(_Config) ->
 concurrent_200_sleepers(_Config) ->
     N = 200,
     T0 = erlang:monotonic_time(millisecond),
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            Path = <<"/c/", (integer_to_binary(I))/binary>>,
                            {I, py_asgi:run(?APPS, sleep_100ms, #{type => <<"http">>, path => Path},
                                            <<>>)}
@@ -766,7 +766,7 @@ is_counted(_) -> false.
 %% The same, 250 requests at once, mixing all five.
 stepping_concurrent_mix(_Config) ->
     Hows = [<<"plain">>, <<"done_future">>, <<"task">>, <<"sleep0">>, <<"sleep">>],
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            How = lists:nth(1 + I rem 5, Hows),
                            Key = <<"/mix/", How/binary>>,
                            case py_asgi:run(?APPS, counted, #{type => <<"http">>, path => Key,
@@ -792,27 +792,27 @@ timeout_cancels_task(_Config) ->
     Ms = erlang:monotonic_time(millisecond) - T0,
     ?assert(Ms >= 100 andalso Ms < 1000),
     timer:sleep(200),
-    ?assertEqual([<<"started">>, <<"cancelled">>, <<"finally">>], ep_ct:one(?APPS, record, [Key])),
+    ?assertEqual([<<"started">>, <<"cancelled">>, <<"finally">>], ep_test_lib:one(?APPS, record, [Key])),
     %% The next call works, and no late reply shows up.
     ?assertEqual({ok, {200, [{<<"content-type">>, <<"text/plain">>}], <<"hello">>}}, hello()),
     timer:sleep(100),
-    ?assertEqual([], ep_ct:flush()).
+    ?assertEqual([], erlang_python_ct:flush()).
 
 %% 50 requests time out at once: each task is cancelled, nothing arrives late.
 timeouts_concurrent(_Config) ->
     Keys = [<<"/timeout/c", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 50)],
     Self = self(),
-    Results = pmap(fun(Key) ->
+    Results = ep_test_lib:pmap(fun(Key) ->
                            R = py_asgi:run(?APPS, sleep_long, #{type => <<"http">>, path => Key},
                                            <<>>, #{timeout => 150}),
                            timer:sleep(300),
-                           {R, ep_ct:flush()}
+                           {R, erlang_python_ct:flush()}
                    end, Keys),
     ?assertEqual([{{error, timeout}, []} || _ <- Keys], Results),
     timer:sleep(100),
     ?assertEqual([[<<"started">>, <<"cancelled">>, <<"finally">>] || _ <- Keys],
-                 [ep_ct:one(?APPS, record, [K]) || K <- Keys]),
-    ?assertEqual([], ep_ct:flush()),
+                 [ep_test_lib:one(?APPS, record, [K]) || K <- Keys]),
+    ?assertEqual([], erlang_python_ct:flush()),
     _ = Self.
 
 %% ---- build_scope ----------------------------------------------------------------------
@@ -829,7 +829,8 @@ ref_reused(_Config) ->
                  py_asgi:run(?APPS, hello, Ref, <<>>)),
     %% A ref with the default options map, and from several processes at once.
     {ok, Ref2} = py_asgi:build_scope(Scope, #{}),
-    ?assertEqual(lists:duplicate(50, FromMap), pmap(fun(_) -> echo(Ref2) end, lists:seq(1, 50))).
+    ?assertEqual(lists:duplicate(50, FromMap),
+                 ep_test_lib:pmap(fun(_) -> echo(Ref2) end, lists:seq(1, 50))).
 
 %% The app appends a header, sets state keys, changes method, path, asgi and
 %% extensions and adds a key: the next request with the same ref sees none of it.
@@ -881,7 +882,7 @@ two_refs_never_mix(_Config) ->
     EA = mutate(A),
     EB = mutate(B),
     ?assertNotEqual(EA, EB),
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            case I rem 2 of
                                0 -> {a, mutate(RA) =:= EA};
                                1 -> {b, mutate(RB) =:= EB}
@@ -906,13 +907,13 @@ ref_state_fresh_per_request(_Config) ->
 %% state).
 lifespan_state_shallow_copy(_Config) ->
     {ok, Lifespan, State} = py_asgi:lifespan_startup(?APPS, lifespan_app, #{}),
-    ?assertEqual([[<<"startup">>] || _ <- interpreters()], ep_ct:each(?APPS, record, [<<"lifespan">>])),
+    ?assertEqual([[<<"startup">>] || _ <- interpreters()], erlang_python_ct:each(?APPS, record, [<<"lifespan">>])),
     Scope = #{type => <<"http">>, path => <<"/ls">>, state => State},
     Seen = [json(body(py_asgi:run(?APPS, lifespan_app, Scope, <<>>))) || _ <- lists:seq(1, 3)],
     check_lifespan_states(Seen),
     ?assertEqual(ok, py_asgi:lifespan_shutdown(Lifespan)),
     ?assertEqual([[<<"startup">>, <<"shutdown">>] || _ <- interpreters()],
-                 ep_ct:each(?APPS, record, [<<"lifespan">>])).
+                 erlang_python_ct:each(?APPS, record, [<<"lifespan">>])).
 
 %% The same through a build_scope ref and with a timeout option.
 lifespan_state_through_ref(_Config) ->
@@ -922,7 +923,7 @@ lifespan_state_through_ref(_Config) ->
     check_lifespan_states(Seen),
     ?assertEqual(ok, py_asgi:lifespan_shutdown(Lifespan, #{timeout => 5000})),
     ?assertEqual([[<<"startup">>, <<"shutdown">>] || _ <- interpreters()],
-                 ep_ct:each(?APPS, record, [<<"lifespan">>])).
+                 erlang_python_ct:each(?APPS, record, [<<"lifespan">>])).
 
 %% In each interpreter, the requests saw the startup state, its shared list grown by one
 %% per earlier request there.
@@ -991,7 +992,7 @@ option_requests() ->
         {violation, without_runner_frames(py_asgi:run(?APPS, start_twice, Scope, <<>>))},
         {starlette_cookies, http_get(?STAR, <<"/cookies">>, <<>>, [{<<"cookie">>, <<"a=1">>}])},
         {starlette_stream, http_get(?STAR, <<"/stream">>, <<>>, [])},
-        {fastapi_item, case ep_ct:mode() of
+        {fastapi_item, case ep_test_lib:mode() of
                            subinterpreters -> skipped; % pydantic-core refuses them
                            _ -> http_get(?FAPI, <<"/items/7">>, <<"q=x">>, [])
                        end}].
@@ -1029,11 +1030,11 @@ restore_options() ->
 
 %% The app's count for Key, over every interpreter.
 count(Key) ->
-    lists:sum(ep_ct:each(?APPS, count, [Key])).
+    lists:sum(erlang_python_ct:each(?APPS, count, [Key])).
 
 %% One element per interpreter the workers run in.
 interpreters() ->
-    ep_ct:each(?APPS, count, [<<"no such key">>]).
+    erlang_python_ct:each(?APPS, count, [<<"no such key">>]).
 
 %% Results (maps with <<"interp">>) grouped by the interpreter that answered them, each
 %% group in order; the groups in order of first appearance, without the interp key.
@@ -1125,12 +1126,3 @@ part({field, Name, Value}) ->
 part({file, Name, Filename, CT, Data}) ->
     [<<"Content-Disposition: form-data; name=\"">>, Name, <<"\"; filename=\"">>, Filename,
      <<"\"\r\nContent-Type: ">>, CT, <<"\r\n\r\n">>, Data].
-
-pmap(F, L) ->
-    Self = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Self ! {Ref, F(X)} end),
-                Ref
-            end || X <- L],
-    [receive {Ref, R} -> R after 60000 -> ct:fail(pmap_timeout) end || Ref <- Refs].

@@ -40,11 +40,11 @@ groups() ->
                        prop_bignums]}].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 end_per_testcase(_TC, _Config) ->
     ?assertEqual({messages, []}, process_info(self(), messages)),

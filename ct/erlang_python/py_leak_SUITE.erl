@@ -23,11 +23,11 @@ all() ->
      asgi_stream, wsgi_stream].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 end_per_testcase(_TC, _Config) ->
     ok = py_nif:set_options(#{native_runner => true}).
@@ -68,7 +68,7 @@ wsgi_stream(_Config) ->
               end).
 
 no_growth(F) ->
-    Interpreters = length(ep_ct:each(?M, tracked, [])),
+    Interpreters = length(erlang_python_ct:each(?M, tracked, [])),
     [F() || _ <- lists:seq(1, 500 * Interpreters)],
     [Objects0, Blocks0] = tracked(),
     [F() || _ <- lists:seq(1, ?N)],
@@ -80,7 +80,7 @@ no_growth(F) ->
 
 tracked() ->
     lists:foldl(fun([O, B], [OS, BS]) -> [OS + O, BS + B] end, [0, 0],
-                ep_ct:each(?M, tracked, [])).
+                erlang_python_ct:each(?M, tracked, [])).
 
 environ() ->
     #{<<"REQUEST_METHOD">> => <<"POST">>, <<"SCRIPT_NAME">> => <<>>, <<"PATH_INFO">> => <<"/">>,

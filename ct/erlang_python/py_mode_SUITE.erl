@@ -29,24 +29,20 @@ all() ->
      thousand_concurrent_callers].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
-    %% The FastAPI app of py_asgi_SUITE.
-    ok = application:set_env(erlang_python, python_path,
-                             [?config(data_dir, Config),
-                              filename:join(filename:dirname(filename:dirname(
-                                                               ?config(data_dir, Config))),
-                                            "py_asgi_SUITE_data")]),
-    restart(),
+    %% The FastAPI app of py_asgi_SUITE too.
+    AsgiData = filename:join(filename:dirname(filename:absname(?config(data_dir, Config))),
+                             "py_asgi_SUITE_data"),
+    ok = erlang_python_ct:start(Config, #{python_path => [AsgiData]}),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Log = filename:join(?config(priv_dir, Config), "lifespan.log"),
     _ = file:delete(Log),
     _ = file:delete(Log ++ ".first"),
-    _ = ep_ct:each(?H, set_log, [list_to_binary(Log)]),
+    _ = erlang_python_ct:each(?H, set_log, [list_to_binary(Log)]),
     [{log, Log} | Config].
 
 end_per_testcase(_TC, _Config) ->
@@ -119,11 +115,11 @@ unavailable_mode_stops_start(_Config) ->
 
 %% Calls go to any worker: with sub-interpreters, to several interpreters.
 calls_spread_over_interpreters(_Config) ->
-    Seen = ep_ct:pmap(fun(_) -> {ok, I} = py:call(?H, busy_interpreter, [20]), I end,
+    Seen = ep_test_lib:pmap(fun(_) -> {ok, I} = py:call(?H, busy_interpreter, [20]), I end,
                 lists:seq(1, 40)),
-    Interpreters = lists:usort(ep_ct:each(?H, interpreter, [])),
+    Interpreters = lists:usort(erlang_python_ct:each(?H, interpreter, [])),
     ?assertEqual([], lists:usort(Seen) -- Interpreters),
-    case ep_ct:mode() of
+    case ep_test_lib:mode() of
         subinterpreters ->
             ?assertEqual(4, length(Interpreters)),
             ?assert(length(lists:usort(Seen)) > 1);
@@ -133,9 +129,9 @@ calls_spread_over_interpreters(_Config) ->
 
 %% A module global set in one interpreter is not seen in another.
 globals_per_interpreter(_Config) ->
-    _ = ep_ct:each(?H, set_value, [none]),
+    _ = erlang_python_ct:each(?H, set_value, [none]),
     {ok, Where} = py:call(?H, set_value, [<<"here">>]),
-    Values = lists:zip(ep_ct:each(?H, interpreter, []), ep_ct:each(?H, get_value, [])),
+    Values = lists:zip(erlang_python_ct:each(?H, interpreter, []), erlang_python_ct:each(?H, get_value, [])),
     ?assertEqual([{Where, <<"here">>}], [{I, V} || {I, V} <- Values, V =/= none]),
     ?assertEqual(length(Values) - 1, length([V || {_, V} <- Values, V =:= none])).
 
@@ -145,7 +141,7 @@ explicit_gil_mode(_Config) ->
         ?assertMatch(#{mode := gil, configured := gil, workers := 4}, py:info()),
         ?assertMatch([#{main := true, state := running, threads := 4}],
                      [I || #{state := running} = I <- maps:get(interpreters, py:info())]),
-        ?assertEqual(1, length(ep_ct:each(?H, interpreter, []))),
+        ?assertEqual(1, length(erlang_python_ct:each(?H, interpreter, []))),
         ?assertEqual({ok, 3}, py:call(operator, add, [1, 2]))
     end, fun(Start) -> ?assertEqual(ok, Start) end).
 
@@ -153,7 +149,7 @@ explicit_gil_mode(_Config) ->
 
 %% Startup runs once in each interpreter, shutdown too.
 lifespan_once_per_interpreter(Config) ->
-    Interpreters = lists:sort(ep_ct:each(?H, interpreter, [])),
+    Interpreters = lists:sort(erlang_python_ct:each(?H, interpreter, [])),
     {ok, Lifespan, _State} = py_asgi:lifespan_startup(?H, lifespan_app, #{}),
     ?assertEqual([{<<"startup">>, I} || I <- Interpreters], lists:sort(log_lines(Config))),
     ok = py_asgi:lifespan_shutdown(Lifespan),
@@ -164,13 +160,13 @@ lifespan_once_per_interpreter(Config) ->
 %% When the startup fails in one interpreter, start-up fails with the app's message and
 %% the interpreters where it succeeded are shut down again.
 lifespan_failure_stops_startup(Config) ->
-    case length(ep_ct:each(?H, interpreter, [])) of
+    case length(erlang_python_ct:each(?H, interpreter, [])) of
         1 ->
             {skip, "one interpreter: the lifespan cannot fail in only some of them"};
         N ->
             {error, {python, _, <<"not the first">>, _}} =
                 py_asgi:lifespan_startup(?H, first_only_lifespan, #{}),
-            ep_ct:wait_until(fun() -> length(log_lines(Config)) =:= 2 end),
+            ep_test_lib:wait_until(fun() -> length(log_lines(Config)) =:= 2 end),
             [{<<"startup">>, I}, {<<"shutdown">>, I}] = log_lines(Config),
             ?assert(N > 1)
     end.
@@ -179,7 +175,7 @@ lifespan_failure_stops_startup(Config) ->
 lifespan_state_per_interpreter(_Config) ->
     {ok, Lifespan, State} = py_asgi:lifespan_startup(?H, lifespan_app, #{}),
     Scope = #{type => <<"http">>, path => <<"/">>, state => State},
-    Answers = ep_ct:pmap(fun(_) ->
+    Answers = ep_test_lib:pmap(fun(_) ->
                            {ok, {200, _, Body}} = py_asgi:run(?H, lifespan_app, Scope, <<>>),
                            words(Body)
                    end, lists:seq(1, 40)),
@@ -191,7 +187,7 @@ lifespan_state_per_interpreter(_Config) ->
 %% Body chunks fed after the start reach the worker that runs the stream, for many
 %% streams at once over every worker.
 stream_followups_reach_their_worker(_Config) ->
-    Results = ep_ct:pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            {ok, S} = py_asgi:start(?H, stream_app,
                                                    #{type => <<"http">>, path => <<"/">>},
                                                    #{more_body => true}),
@@ -219,9 +215,9 @@ stream_body(S, Acc) ->
 
 %% Explicit subinterpreters mode: the app's ImportError, and a logged explanation.
 fastapi_refused_in_subinterpreters(_Config) ->
-    case ep_ct:mode() of
+    case ep_test_lib:mode() of
         subinterpreters ->
-            ok = logger:add_handler(py_mode_suite_h, ep_ct,
+            ok = logger:add_handler(py_mode_suite_h, ep_test_lib,
                                     #{config => #{pid => self()}, level => error}),
             try
                 {error, {python, <<"ImportError">>, Msg, _}} = fastapi_get(),
@@ -229,7 +225,7 @@ fastapi_refused_in_subinterpreters(_Config) ->
                 Log = receive {log, error, L} -> L after 5000 -> none end,
                 ?assertMatch({match, _}, re:run(Log, "does not support sub-interpreters.*use "
                                                      "mode gil, or auto")),
-                ?assertEqual(subinterpreters, ep_ct:mode())
+                ?assertEqual(subinterpreters, ep_test_lib:mode())
             after
                 logger:remove_handler(py_mode_suite_h)
             end;
@@ -245,7 +241,7 @@ fastapi_auto_falls_back(_Config) ->
         false ->
             {skip, "no sub-interpreters on this Python: auto is gil from the start"};
         true ->
-            ok = logger:add_handler(py_mode_suite_h, ep_ct,
+            ok = logger:add_handler(py_mode_suite_h, ep_test_lib,
                                     #{config => #{pid => self()}, level => warning}),
             try
                 with_mode(auto, fun() ->
@@ -273,18 +269,18 @@ fastapi_get() ->
 %% Stop and start again, several times: same mode, same interpreters, calls served.
 start_stop_start(_Config) ->
     Before = maps:get(interpreters, py:info()),
-    Mode = ep_ct:mode(),
+    Mode = ep_test_lib:mode(),
     [begin
          restart(),
          ?assertEqual({ok, 6}, py:call(operator, mul, [2, 3])),
-         ?assertEqual(Mode, ep_ct:mode())
+         ?assertEqual(Mode, ep_test_lib:mode())
      end || _ <- lists:seq(1, 3)],
     ?assertEqual([maps:with([id, main], I) || I <- Before],
                  [maps:with([id, main], I) || I <- maps:get(interpreters, py:info())]).
 
 %% 1,000 callers at once, each a py:call and an ASGI request.
 thousand_concurrent_callers(_Config) ->
-    Results = ep_ct:pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            {py:call(operator, add, [I, 1]),
                             py_asgi:run(?H, lifespan_app, #{type => <<"http">>, path => <<"/">>,
                                                             state => #{}}, <<>>)}

@@ -24,11 +24,11 @@ all() ->
      venv_site_packages, venv_warning, python_log_passes_default_filters].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
     Config.
@@ -102,12 +102,12 @@ not_started_while_stopped(_Config) ->
 %% The interpreters live as long as the VM: module globals survive a restart, in each.
 state_survives_restart(_Config) ->
     Value = {make_ref(), [1, <<"two">>, #{three => 3.0}]},
-    Puts = ep_ct:each(?H, put, [<<"k">>, Value]),
+    Puts = erlang_python_ct:each(?H, put, [<<"k">>, Value]),
     ?assert(lists:all(fun is_integer/1, Puts)),
     restart(),
-    ?assertEqual([Value || _ <- Puts], ep_ct:each(?H, get, [<<"k">>])),
+    ?assertEqual([Value || _ <- Puts], erlang_python_ct:each(?H, get, [<<"k">>])),
     restart(),
-    ?assertEqual([Value || _ <- Puts], ep_ct:each(?H, get, [<<"k">>])),
+    ?assertEqual([Value || _ <- Puts], erlang_python_ct:each(?H, get, [<<"k">>])),
     ?assertEqual({ok, none}, py:call(?H, get, [<<"missing">>])).
 
 restart_many_times(_Config) ->
@@ -123,7 +123,7 @@ workers_env(_Config) ->
     ok = application:set_env(erlang_python, workers, 2),
     restart(),
     ?assertMatch(#{running := true, workers := 2}, py:info()),
-    Idents = pmap(fun(_) -> py:call(?H, sleep_ident, [0.2]) end, lists:seq(1, 6)),
+    Idents = ep_test_lib:pmap(fun(_) -> py:call(?H, sleep_ident, [0.2]) end, lists:seq(1, 6)),
     ?assertEqual(6, length([I || {ok, I} <- Idents])),
     ?assertEqual(2, length(lists:usort(Idents))).
 
@@ -131,7 +131,7 @@ single_worker_serialises(_Config) ->
     ok = application:set_env(erlang_python, workers, 1),
     restart(),
     ?assertMatch(#{running := true, workers := 1}, py:info()),
-    Idents = pmap(fun(_) -> py:call(?H, sleep_ident, [0.05]) end, lists:seq(1, 4)),
+    Idents = ep_test_lib:pmap(fun(_) -> py:call(?H, sleep_ident, [0.05]) end, lists:seq(1, 4)),
     ?assertMatch([{ok, _}], lists:usort(Idents)).
 
 %% Stopping lets the running call finish (within stop_timeout) and answers the queued
@@ -144,9 +144,9 @@ stop_replies_to_queued_calls(Config) ->
     Running = spawn_link(fun() ->
                                  Self ! {running, py:call(?H, blocking_sleep, [0.5, Marker])}
                          end),
-    wait_until(fun() -> filelib:is_regular(Marker) end),
+    ep_test_lib:wait_until(fun() -> filelib:is_regular(Marker) end),
     Queued = spawn_link(fun() -> Self ! {queued, py:call(operator, add, [1, 2])} end),
-    wait_until(fun() -> maps:get(queued, py:info()) =:= 1 end),
+    ep_test_lib:wait_until(fun() -> maps:get(queued, py:info()) =:= 1 end),
     ok = application:stop(erlang_python),
     ?assertEqual({ok, <<"done">>}, receive {running, R1} -> R1 after 5000 -> none end),
     ?assertEqual({error, not_started}, receive {queued, R2} -> R2 after 5000 -> none end),
@@ -161,7 +161,7 @@ stop_timeout_leaves_busy_worker(Config) ->
     Self = self(),
     Marker = marker(Config),
     _ = spawn_link(fun() -> Self ! {slow, py:call(?H, blocking_sleep, [2, Marker])} end),
-    wait_until(fun() -> filelib:is_regular(Marker) end),
+    ep_test_lib:wait_until(fun() -> filelib:is_regular(Marker) end),
     ok = application:stop(erlang_python),
     %% stop returned after ~100 ms; the 2 s call is still running.
     ?assertEqual({messages, []}, process_info(self(), messages)),
@@ -175,11 +175,11 @@ stop_timeout_leaves_busy_worker(Config) ->
 sys_path_defaults(Config) ->
     PythonDir = filename:join(code:priv_dir(erlang_python), "python"),
     {ok, Cwd} = file:get_cwd(),
-    DataDir = ?config(data_dir, Config),
+    DataDir = filename:absname(?config(data_dir, Config)),
     {ok, Path} = py:call(?H, sys_path, []),
     ?assertEqual([list_to_binary(D) || D <- [PythonDir, Cwd, DataDir]],
                  lists:sublist(Path, 3)),
-    %% erlang_asyncio comes from the python/ package (priv/python links to it).
+    %% erlang_asyncio comes from the python/ package (the build copies it to priv/python).
     {ok, Real} = py:call(os, <<"path.realpath">>,
                          [list_to_binary(filename:join(PythonDir, "erlang_asyncio.py"))]),
     ?assertEqual({ok, Real}, py:call(?H, module_file, [erlang_asyncio])).
@@ -209,7 +209,7 @@ extension_modules(_Config) ->
     %% Python 3.12 runs single-phase modules' init before refusing them in a
     %% sub-interpreter, which corrupts memory for _decimal, _datetime and _ctypes: they are
     %% loaded in the main interpreter first, and refused (cleanly) in sub-interpreters.
-    case {ep_ct:mode(), maps:get(python_version, py:info())} of
+    case {ep_test_lib:mode(), maps:get(python_version, py:info())} of
         {subinterpreters, <<"3.12.", _/binary>>} ->
             ?assertMatch({error, {python, <<"ImportError">>,
                                   <<"module _decimal does not support loading in "
@@ -240,7 +240,7 @@ venv_site_packages(_Config) ->
 
 %% A venv without site-packages for this Python: a logged warning, not a failed start.
 venv_warning(_Config) ->
-    ok = logger:add_handler(ep_runtime_suite_h, ep_ct, #{config => #{pid => self()},
+    ok = logger:add_handler(ep_runtime_suite_h, ep_test_lib, #{config => #{pid => self()},
                                                           level => warning}),
     try
         ok = application:set_env(erlang_python, venv, "/nonexistent/venv"),
@@ -261,7 +261,7 @@ python_log_passes_default_filters(_Config) ->
     Filters = [{remote_gl, {fun logger_filters:remote_gl/2, stop}},
                {domain, {fun logger_filters:domain/2, {log, super, [otp, sasl]}}},
                {no_domain, {fun logger_filters:domain/2, {log, undefined, []}}}],
-    ok = logger:add_handler(ep_runtime_suite_h, ep_ct,
+    ok = logger:add_handler(ep_runtime_suite_h, ep_test_lib,
                             #{config => #{pid => self()}, filters => Filters,
                               filter_default => stop}),
     try
@@ -282,23 +282,3 @@ marker(Config) ->
     Path = filename:join(?config(priv_dir, Config), "started"),
     _ = file:delete(Path),
     list_to_binary(Path).
-
-wait_until(F) ->
-    wait_until(F, 200).
-
-wait_until(_F, 0) ->
-    ct:fail(condition_never_true);
-wait_until(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(10), wait_until(F, N - 1)
-    end.
-
-pmap(F, List) ->
-    Parent = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Parent ! {Ref, F(X)} end),
-                Ref
-            end || X <- List],
-    [receive {Ref, R} -> R after 30000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].

@@ -17,7 +17,7 @@
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([log/2]).
 -export([environ_types/1, environ_defaults_and_overrides/1, wsgi_errors_to_logger/1,
-         input_methods/1,
+         input_methods/1, stream_body_file/1,
          bodies_byte_exact/1, latin1_path_and_headers/1, response_headers_order/1,
          write_callable/1, file_wrapper_and_generator/1, names_as_atoms_and_dotted/1,
          flask_routing_json/1, flask_query_utf8/1, flask_json_post/1,
@@ -47,7 +47,7 @@ all() ->
 
 groups() ->
     [{environ, [], [environ_types, environ_defaults_and_overrides, wsgi_errors_to_logger,
-                    input_methods,
+                    input_methods, stream_body_file,
                     bodies_byte_exact, latin1_path_and_headers, response_headers_order,
                     write_callable, file_wrapper_and_generator, names_as_atoms_and_dotted]},
      {flask, [], [flask_routing_json, flask_query_utf8, flask_json_post,
@@ -67,20 +67,11 @@ groups() ->
      {options, [], [options_direct_response_off, options_caches_off]}].
 
 init_per_suite(Config) ->
-    DataDir = ?config(data_dir, Config),
-    demote_suite_dir(),
-    case application:load(erlang_python) of
-        ok -> ok;
-        {error, {already_loaded, erlang_python}} -> ok
-    end,
-    ok = application:set_env(erlang_python, python_path, [DataDir]),
-    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    _ = application:stop(erlang_python),
-    ok = application:set_env(erlang_python, python_path, []),
-    ok.
+    erlang_python_ct:stop().
 
 init_per_group(_Group, Config) ->
     Config.
@@ -236,6 +227,38 @@ input_methods(_Config) ->
     ?assertEqual(<<"[b'line one\\nline two\\r\\n\\nlast without newline', b'', b'']">>,
                  Run(<<"raw_readall">>)).
 
+%% py_wsgi:start/4 with `body_file': wsgi.input is that file, with the methods of the
+%% in-memory input and the same results; a path that is not a binary is badarg.
+stream_body_file(Config) ->
+    Body = <<"line one\nline two\r\n\nlast without newline">>,
+    Path = filename:join(?config(priv_dir, Config), "body"),
+    ok = file:write_file(Path, Body),
+    Run = fun(Mode) ->
+              Env = maps:remove(<<"wsgi.input">>,
+                                env(<<"POST">>, <<"/input?", Mode/binary>>,
+                                    [{<<"content-type">>, <<"text/plain">>}], Body)),
+              {ok, S} = py_wsgi:start(?APPS, input_methods, Env,
+                                      #{body_file => list_to_binary(Path)}),
+              stream_body(S, [])
+          end,
+    Lines = <<"[b'line one\\n', b'line two\\r\\n', b'\\n', b'last without newline']">>,
+    ?assertEqual(Lines, Run(<<"readlines">>)),
+    ?assertEqual(Lines, Run(<<"iter">>)),
+    ?assertEqual(<<"[b'line one\\n', b'li', b'ne two\\r\\n', b'\\nlast without newline']">>,
+                 Run(<<"readline">>)),
+    ?assertEqual({error, {badarg, {options, #{body_file => "body"}}}},
+                 py_wsgi:start(?APPS, input_methods, env(<<"GET">>, <<"/">>, [], <<>>),
+                               #{body_file => "body"})).
+
+stream_body(S, Acc) ->
+    receive
+        {wsgi, S, {start, <<"200 OK">>, _}} -> stream_body(S, Acc);
+        {wsgi, S, {body, B}} -> py_wsgi:ack(S, byte_size(B)), stream_body(S, [Acc, B]);
+        {wsgi, S, done} -> iolist_to_binary(Acc);
+        {wsgi, S, Other} -> ct:fail({unexpected, Other})
+    after 10000 -> ct:fail(no_stream_event)
+    end.
+
 %% Bodies arrive byte-exact in wsgi.input (length and sha256 computed in Python, nothing
 %% left after CONTENT_LENGTH bytes) and come back byte-exact.
 bodies_byte_exact(_Config) ->
@@ -298,7 +321,7 @@ write_callable(_Config) ->
 
 %% wsgi.file_wrapper (the runner's default) in blocks, closing its file; a generator app.
 file_wrapper_and_generator(_Config) ->
-    _ = ep_ct:each(?APPS, reset_closed, []),
+    _ = erlang_python_ct:each(?APPS, reset_closed, []),
     Body = pattern(1000),
     ?assertEqual({ok, {<<"200 OK">>, [{<<"Content-Type">>, <<"application/octet-stream">>}], Body}},
                  py_wsgi:run(?APPS, file_wrapper, env(<<"POST">>, <<"/?fw">>, [], Body))),
@@ -522,7 +545,7 @@ raising_app(Config) ->
 
 %% close() is called on the iterable when its iteration raises (second chunk or first).
 iterable_raises_close_called(_Config) ->
-    _ = ep_ct:each(?APPS, reset_closed, []),
+    _ = erlang_python_ct:each(?APPS, reset_closed, []),
     ?assertMatch({error, {python, <<"RuntimeError">>, <<"iterable failed at chunk 2">>, _}},
                  py_wsgi:run(?APPS, close_raising, env(<<"GET">>, <<"/?second">>, [], <<>>))),
     ?assertEqual([<<"second">>], closed()),
@@ -531,7 +554,7 @@ iterable_raises_close_called(_Config) ->
     ?assertEqual([<<"first">>, <<"second">>], lists:sort(closed())).
 
 close_called_on_success(_Config) ->
-    _ = ep_ct:each(?APPS, reset_closed, []),
+    _ = erlang_python_ct:each(?APPS, reset_closed, []),
     ?assertEqual({ok, {<<"200 OK">>, [{<<"Content-Type">>, <<"text/plain">>}],
                        <<"chunk1;chunk2;chunk3;">>}},
                  py_wsgi:run(?APPS, close_ok, env(<<"GET">>, <<"/?ok">>, [], <<>>))),
@@ -832,11 +855,11 @@ restore_options() ->
 
 %% Calls of the custom runner, in every interpreter.
 runner_calls() ->
-    lists:sum(ep_ct:each(?RUNNER, call_count, [])).
+    lists:sum(erlang_python_ct:each(?RUNNER, call_count, [])).
 
 %% What the apps recorded as closed, in every interpreter.
 closed() ->
-    lists:append(ep_ct:each(?APPS, get_closed, [])).
+    lists:append(erlang_python_ct:each(?APPS, get_closed, [])).
 
 http_get(Module, Target) ->
     request(Module, <<"GET">>, Target, [], <<>>).
@@ -939,17 +962,3 @@ upload_request() ->
               Data, <<"\r\n">>,
               <<"--">>, Boundary, <<"--\r\n">>]),
     {<<"multipart/form-data; boundary=", Boundary/binary>>, Body, Data}.
-
-%% `rebar3 ct --dir ct/erlang_python' puts this directory, named like the application, on
-%% the code path ahead of the application; code:priv_dir(erlang_python) would then point
-%% here.  Move it to the end of the path so that the application's own directory wins.
-demote_suite_dir() ->
-    Dir = filename:dirname(code:which(?MODULE)),
-    case filename:basename(Dir) of
-        "erlang_python" ->
-            true = code:del_path(Dir),
-            true = code:add_pathz(Dir),
-            ok;
-        _ ->
-            ok
-    end.

@@ -1,14 +1,13 @@
-%% The bin/pyweb command line (py_web_cli:parse/1, pure) and the
-%% Set-Cookie splitting used by the Cowboy adapter.
+%% The bin/pyweb command line (py_web_cli:parse/1, pure) and its help text.
 -module(py_web_cli_SUITE).
 -compile(nowarn_missing_spec).
 -compile([export_all, nowarn_export_all]).
 
-all() -> [defaults, all_options, errors, help, cookie_opts].
+all() -> [defaults, all_options, errors, help, help_defaults].
 
 defaults(_) ->
     {ok, #{opts := #{app := {<<"examples.hello">>, <<"app">>}} = O,
-           app_dirs := ["."]}} = py_web_cli:parse(["examples.hello:app"]),
+           app_dirs := []}} = py_web_cli:parse(["examples.hello:app"]),
     1 = map_size(O).
 
 all_options(_) ->
@@ -27,7 +26,7 @@ all_options(_) ->
                 certfile := "c.pem", keyfile := "k.pem"},
       app_dirs := ["a", "b"], workers := 4, mode := subinterpreters, log_level := debug} = Cli,
     %% every parsed option set is accepted by the server's validation
-    {ok, _} = py_web_listener:config(maps:get(opts, Cli)).
+    {ok, _} = py_web_opts:validate(maps:get(opts, Cli)).
 
 errors(_) ->
     {error, _} = py_web_cli:parse([]),
@@ -52,9 +51,13 @@ help(_) ->
               "--access-log", "--log-level", "--ssl-certfile", "--ssl-keyfile",
               "--timeout-request", "--root-path", "--help"]].
 
-cookie_opts(_) ->
-    {<<"sid">>, <<"abc">>, #{path := <<"/">>, http_only := true, secure := true,
-                             max_age := 3600, same_site := lax, domain := <<"x.org">>}} =
-        py_web_cowboy:cookie_opts(<<"sid=abc; Path=/; HttpOnly; Secure; Max-Age=3600; "
-                                    "SameSite=Lax; Domain=x.org; Expires=Wed, 21 Oct 2015 07:28:00 GMT">>),
-    {<<"a">>, <<>>, #{}} = py_web_cowboy:cookie_opts(<<"a=">>).
+%% The help text states the defaults the server has (py_web_opts).
+help_defaults(_) ->
+    U = py_web_cli:usage(),
+    {ok, O} = py_web_opts:validate(#{app => <<"m:a">>}),
+    [match = re:run(U, Re, [{capture, none}])
+     || Re <- ["--port N .*\\(default " ++ integer_to_list(maps:get(port, O)) ++ ";",
+               "\\(default " ++ integer_to_list(maps:get(max_body, O)) ++ "\\)",
+               "after S seconds\n *\\(default " ++
+                   integer_to_list(maps:get(idle_timeout, O) div 1000) ++ "\\)",
+               "--host IP .*\\(default 127\\.0\\.0\\.1;"]].

@@ -76,7 +76,7 @@ group_app(G, Config) ->
 end_per_group(_, _Config) -> ok.
 
 init_per_testcase(_, Config) ->
-    _ = py_each(e2e_common, reset),
+    _ = erlang_python_ct:each(e2e_common, reset, []),
     Config.
 
 end_per_testcase(_, _Config) ->
@@ -108,16 +108,11 @@ compact(B) -> iolist_to_binary(re:replace(B, "\\s", "", [global])).
 %% What the app recorded, in every interpreter (module globals are per interpreter in
 %% subinterpreters mode).
 events(Config) ->
-    lists:append(py_each(module(Config), events)).
-
-py_each(Module, Function) ->
-    Tag = make_ref(),
-    {ok, _} = py_nif:call_each(Tag, 10000, Module, Function, [], #{}),
-    receive {Tag, {ok, Replies}} -> [R || {ok, R} <- Replies] end.
+    lists:append(erlang_python_ct:each(module(Config), events, [])).
 
 %% Lifespan events: one of each per interpreter.
-lifespan_events(Config, Kinds) ->
-    N = length(py_each(e2e_common, events)),
+lifespan_events(Kinds) ->
+    N = length(erlang_python_ct:each(e2e_common, events, [])),
     lists:append([lists:duplicate(N, K) || K <- Kinds]).
 
 wait_event(Config, Want) ->
@@ -190,13 +185,13 @@ upload_10mb(Config) ->
     Hex = hex(crypto:hash(sha256, Data)),
     Expect = <<"note=hello size=", (integer_to_binary(?MB10))/binary, " sha256=", Hex/binary>>,
     ?assertEqual(Expect, Resp),
-    upload_chunked(?config(app, Config), S, Boundary, Body, Expect).
+    upload_chunked(S, Boundary, Body, Expect).
 
-%% Django reads CONTENT_LENGTH only (it ignores wsgi.input_terminated):
-%% a chunked upload reaches it as an empty body, as under gunicorn.
-upload_chunked({<<"e2e_django">>, _, _}, _S, _Boundary, _Body, _Expect) ->
-    ok;
-upload_chunked(_App, S, Boundary, Body, Expect) ->
+%% The same upload chunked. Django reads CONTENT_LENGTH only (it ignores
+%% wsgi.input_terminated; under gunicorn it gets an empty body): it gets the
+%% whole body because the server reads a WSGI body whole and gives its
+%% length.
+upload_chunked(S, Boundary, Body, Expect) ->
     Chunks = [[integer_to_list(byte_size(P), 16), "\r\n", P, "\r\n"]
               || P <- split(Body, 1 bsl 20)],
     ?TC:send(S, ["POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
@@ -290,12 +285,12 @@ read_n(S, N) ->
 
 lifespan_state(Config) ->
     {ok, Pid} = start_srv(Config, #{lifespan => on}),
-    Startups = lifespan_events(Config, [<<"startup">>]),
+    Startups = lifespan_events([<<"startup">>]),
     Startups = lists:sort([E || [E] <- events(Config)]),
     S = ?TC:connect(py_web:port(Pid)),
     {ok, 200, _, <<"hello from lifespan">>} = ?TC:get(S, "/state"),
     ok = py_web:stop(Pid),
-    Both = lifespan_events(Config, [<<"shutdown">>, <<"startup">>]),
+    Both = lifespan_events([<<"shutdown">>, <<"startup">>]),
     Both = lists:sort([E || [E] <- events(Config)]).
 
 lifespan_shutdown_on_stop(Config) ->
@@ -312,13 +307,13 @@ lifespan_shutdown_on_stop(Config) ->
     spawn(fun() -> Self ! {stopped, py_web:stop(Pid)} end),
     wait_refused(Port),
     %% in flight: not shut down yet
-    Startups = lifespan_events(Config, [<<"startup">>]),
+    Startups = lifespan_events([<<"startup">>]),
     Startups = lists:sort([E || [E] <- events(Config)]),
     {ok, _} = py:call(e2e_common, open_gate, []),
     <<"second\n">> = read_chunk(S),
     <<>> = read_chunk(S),
     receive {stopped, ok} -> ok after 20000 -> ct:fail(not_stopped) end,
-    Both = lifespan_events(Config, [<<"shutdown">>, <<"startup">>]),
+    Both = lifespan_events([<<"shutdown">>, <<"startup">>]),
     Both = lists:sort([E || [E] <- events(Config)]).
 
 wait_refused(Port) ->

@@ -20,6 +20,24 @@
 %%   /badheader        a header value containing CRLF
 %%   /sleep?ms=N       answers after N ms
 %%   /big?size=N       N bytes in one chunk
+%%   /cl13             content-length: 13 and Hello, World! (no body for HEAD,
+%%                     as Flask and Starlette answer HEAD)
+%%   /cl1              content-length: 5, body in one piece (WSGI: one chunk)
+%%   /cl_bad           content-length: 10, body of 5 bytes (an app bug)
+%%   /cookies2         Set-Cookie values Cowboy's cookie API cannot express
+%%                     (a quoted value with a space, Expires)
+%%   /read_error       reads the whole body, then an error
+%%
+%% Every request an app sees is recorded when a test made the ETS table
+%% py_web_fake_requests (record/2). A WSGI body given as a file (body_file)
+%% is read from it at start, as the runner opens it; /echo then says
+%% x-input-type: BufferedReader, as the Python app does.
+%%
+%% For ASGI the scope's `path' is given as received (percent-encoded) and
+%% py_asgi's NIF decodes it: this double does the same (scope_path/1), so
+%% the scope it reports is the one an app would see.
+%%
+%% As with py_asgi and py_wsgi, the owner's death counts as a disconnect.
 %%
 %% Tests may register a process as py_web_fake_observer to get
 %% {fake, disconnected, Path}, {fake, lifespan_startup, C} and
@@ -33,14 +51,16 @@
 -define(HELLO, <<"Hello, World!">>).
 
 %% Hello fast path: what a trivial app costs (for wrk).
-start(asgi, _M, _C, #{path := <<"/">>}, _Opts) ->
+start(asgi, _M, _C, Env = #{path := <<"/">>}, _Opts) ->
+    record(asgi, Env),
     S = {fake, asgi, make_ref(), undefined},
     Self = self(),
     Self ! {asgi, S, {start, 200, [{<<"content-type">>, <<"text/plain">>}]}},
     Self ! {asgi, S, {body, ?HELLO, false}},
     Self ! {asgi, S, done},
     {ok, S};
-start(wsgi, _M, _C, #{<<"PATH_INFO">> := <<"/">>}, _Opts) ->
+start(wsgi, _M, _C, Env = #{<<"PATH_INFO">> := <<"/">>}, _Opts) ->
+    record(wsgi, Env),
     S = {fake, wsgi, make_ref(), undefined},
     Self = self(),
     Self ! {wsgi, S, {start, <<"200 OK">>, [{<<"content-type">>, <<"text/plain">>}]}},
@@ -49,7 +69,13 @@ start(wsgi, _M, _C, #{<<"PATH_INFO">> := <<"/">>}, _Opts) ->
     {ok, S};
 start(Kind, _M, _C, Env, Opts) ->
     {Path, Qs} = path(Kind, Env),
-    Body = maps:get(body, Opts, <<>>),
+    record(Kind, Env),
+    %% a WSGI body spooled to a file is read as the runner would: the file
+    %% is opened when the app starts
+    Body = case Opts of
+               #{body_file := File} -> {ok, B} = file:read_file(File), B;
+               _ -> maps:get(body, Opts, <<>>)
+           end,
     More = maps:get(more_body, Opts, false),
     Caller = self(),
     Ref = make_ref(),
@@ -67,7 +93,8 @@ start(Kind, _M, _C, Env, Opts) ->
                                 receive {go, S} -> ok end,
                                 put(path, Path),
                                 Fun(#{kind => Kind, s => S, caller => Caller,
-                                      qs => Qs, body => Body, more => More})
+                                      qs => Qs, body => Body, more => More,
+                                      file => is_map_key(body_file, Opts)})
                         end),
             S = {fake, Kind, Ref, Pid},
             Pid ! {go, S},
@@ -101,16 +128,51 @@ lifespan_shutdown(L) ->
     observe({fake, lifespan_shutdown, L}),
     ok.
 
+%% Every request an app sees, for the tests that check that a request did
+%% not reach the app: {Method, RawPath} in the public ETS table
+%% py_web_fake_requests when a test made it (requests/0 reads it).
+record(Kind, Env) ->
+    case ets:whereis(py_web_fake_requests) of
+        undefined -> ok;
+        _ ->
+            {M, P} = case Kind of
+                         asgi -> {maps:get(method, Env), maps:get(raw_path, Env)};
+                         wsgi -> {maps:get(<<"REQUEST_METHOD">>, Env),
+                                  maps:get(<<"PATH_INFO">>, Env)}
+                     end,
+            ets:insert(py_web_fake_requests, {erlang:unique_integer([monotonic]), M, P}),
+            ok
+    end.
+
 %%--------------------------------------------------------------------
 
-path(asgi, #{path := P, query_string := Q}) -> {P, Q};
+path(asgi, #{path := P, query_string := Q}) -> {scope_path(P), Q};
 path(wsgi, #{<<"PATH_INFO">> := P, <<"QUERY_STRING">> := Q}) -> {P, Q}.
+
+%% What py_asgi's NIF does with the scope's path (c_src/scope.c): %XX decoded.
+scope_path(P) -> scope_path(P, <<>>).
+
+scope_path(<<$%, H, L, R/binary>>, Acc) ->
+    case {unhex(H), unhex(L)} of
+        {Hi, Lo} when is_integer(Hi), is_integer(Lo) -> scope_path(R, <<Acc/binary, (Hi * 16 + Lo)>>);
+        _ -> scope_path(<<H, L, R/binary>>, <<Acc/binary, $%>>)
+    end;
+scope_path(<<C, R/binary>>, Acc) -> scope_path(R, <<Acc/binary, C>>);
+scope_path(<<>>, Acc) -> Acc.
+
+unhex(C) when C >= $0, C =< $9 -> C - $0;
+unhex(C) when C >= $a, C =< $f -> C - $a + 10;
+unhex(C) when C >= $A, C =< $F -> C - $A + 10;
+unhex(_) -> error.
+
+method(asgi, Env) -> maps:get(method, Env, <<"GET">>);
+method(wsgi, Env) -> maps:get(<<"REQUEST_METHOD">>, Env, <<"GET">>).
 
 %% Events in a neutral form, translated per interface by ev/2:
 %% {start, Code, Headers} | {body, Chunk, More} | done | need_body | {error, R}
 route(<<"/scope", _/binary>>) ->
     {now, fun(Env, Opts) ->
-                  B = term_to_binary({Env, Opts}),
+                  B = term_to_binary({app_view(Env), Opts}),
                   [{start, 200, [{<<"content-type">>, <<"application/x-erlang">>}]},
                    {body, B, false}, done]
           end};
@@ -141,6 +203,35 @@ route(<<"/cl">>) ->
                   [{start, 200, [{<<"content-length">>, <<"5">>}]},
                    {body, <<"hel">>, true}, {body, <<"lo">>, false}, done]
           end};
+route(<<"/cl13">>) ->
+    {now, fun(Env, _) ->
+                  Body = case method(kind(Env), Env) of
+                             <<"HEAD">> -> <<>>;
+                             _ -> ?HELLO
+                         end,
+                  [{start, 200, [{<<"content-type">>, <<"text/plain">>},
+                                 {<<"content-length">>, <<"13">>}]},
+                   {body, Body, false}, done]
+          end};
+route(<<"/cl1">>) ->
+    {now, fun(_, _) ->
+                  [{start, 200, [{<<"Content-Length">>, <<"5">>},
+                                 {<<"content-type">>, <<"text/plain">>}]},
+                   {body, <<"hello">>, false}, done]
+          end};
+route(<<"/cl_bad">>) ->
+    {now, fun(_, _) ->
+                  [{start, 200, [{<<"content-length">>, <<"10">>}]},
+                   {body, <<"short">>, false}, done]
+          end};
+route(<<"/cookies2">>) ->
+    {now, fun(_, _) ->
+                  [{start, 200, [{<<"content-type">>, <<"text/plain">>},
+                                 {<<"set-cookie">>, <<"msg=\"hello world\"; Path=/; SameSite=lax">>},
+                                 {<<"set-cookie">>,
+                                  <<"c=3; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly; Path=/">>}]},
+                   {body, <<"cookies">>, false}, done]
+          end};
 route(<<"/nostart">>) ->
     {now, fun(_, _) -> [done] end};
 route(<<"/badheader">>) ->
@@ -158,10 +249,20 @@ route(<<"/big">>) ->
 route(<<"/echo">>) ->
     {proc, fun(A) ->
                    {Body, N} = read_body(A),
+                   Input = case A of
+                               #{file := true} -> [{<<"x-input-type">>, <<"BufferedReader">>}];
+                               _ -> []
+                           end,
                    emit(A, {start, 200, [{<<"content-type">>, <<"application/octet-stream">>},
-                                         {<<"x-body-chunks">>, integer_to_binary(N)}]}),
+                                         {<<"x-body-chunks">>, integer_to_binary(N)}
+                                         | Input]}),
                    emit(A, {body, Body, false}),
                    emit(A, done)
+           end};
+route(<<"/read_error">>) ->
+    {proc, fun(A) ->
+                   _ = read_body(A),
+                   emit(A, {error, python_error()})
            end};
 route(<<"/chunks_echo">>) ->
     {proc, fun(A = #{body := B0, more := M0}) ->
@@ -210,6 +311,12 @@ route(_) ->
                    {body, ?HELLO, false}, done]
           end}.
 
+kind(#{type := _}) -> asgi;
+kind(_) -> wsgi.
+
+app_view(Env = #{path := P}) -> Env#{path := scope_path(P)};
+app_view(Env) -> Env.
+
 python_error() ->
     {python, <<"ValueError">>, <<"secret internal detail">>,
      [<<"Traceback (most recent call last):">>,
@@ -236,7 +343,7 @@ wait_ack(A) ->
     receive
         {fake_ack, _} -> ok;
         fake_disconnect -> gone();
-        {'DOWN', _, _, _, _} -> exit(normal)
+        {'DOWN', _, _, _, _} -> gone()
     after 30000 -> exit(no_ack)
     end,
     A.
@@ -251,7 +358,7 @@ read_body(A, Acc, N) ->
         {fake_body, C, true} -> read_body(A, [C | Acc], N + 1);
         {fake_body, C, false} -> {iolist_to_binary(lists:reverse([C | Acc])), N + 1};
         fake_disconnect -> gone();
-        {'DOWN', _, _, _, _} -> exit(normal)
+        {'DOWN', _, _, _, _} -> gone()
     after 30000 -> exit(no_body)
     end.
 
@@ -269,7 +376,7 @@ chunks_echo(A, B, More) ->
             receive
                 {fake_body, C, M} -> chunks_echo(A, C, M);
                 fake_disconnect -> gone();
-                {'DOWN', _, _, _, _} -> exit(normal)
+                {'DOWN', _, _, _, _} -> gone()
             after 30000 -> exit(no_body)
             end
     end.
@@ -277,7 +384,7 @@ chunks_echo(A, B, More) ->
 wait_disconnect() ->
     receive
         fake_disconnect -> gone();
-        {'DOWN', _, _, _, _} -> exit(normal)
+        {'DOWN', _, _, _, _} -> gone()
     after 60000 -> exit(normal)
     end.
 

@@ -56,6 +56,23 @@ def test_blocked_exit_replaces_os_exit(sys_path: list[str], monkeypatch: pytest.
         os._exit(0)
 
 
+def test_package_imports_write_no_bytecode(
+    sys_path: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "ep_no_cache_probe.py").write_text("VALUE = 42\n")
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.setattr(sys, "path_importer_cache", {})
+    monkeypatch.delitem(sys.modules, "ep_no_cache_probe", raising=False)
+    rt.configure([str(package)], None, VERSION)
+    import ep_no_cache_probe  # type: ignore[import-not-found]
+
+    assert ep_no_cache_probe.VALUE == 42
+    assert sorted(p.name for p in package.iterdir()) == ["ep_no_cache_probe.py"]
+    del sys.modules["ep_no_cache_probe"]
+
+
 def test_teardown_cancels_tasks_and_closes_the_loop() -> None:
     loop = asyncio.new_event_loop()
     unwound: list[str] = []

@@ -14,7 +14,8 @@
 %% Date header ticker) should be started first:
 %% `application:ensure_all_started(py_web)' starts both.
 %%
-%% Options (all optional except `app'):
+%% Options (all optional except `app'; the defaults are py_web_opts's, and
+%% the Cowboy and Elli handlers take the same options):
 %% <ul>
 %% <li>`app' — `{Module, Callable}' (binaries, atoms or strings) or
 %%     `<<"module:callable">>'.</li>
@@ -23,9 +24,9 @@
 %%     (default 8000; 0 picks a free port, see port/1).</li>
 %% <li>`lifespan' — `auto | on | off' (ASGI; default `auto').</li>
 %% <li>`access_log' — `true' to log each request at info level
-%%     (metadata `#{py_web => access}'); default `false'. Other log events
-%%     carry `#{py_web => server}' (no logger domain, so that OTP's default
-%%     handler shows them: it drops events of domains outside `[otp]').</li>
+%%     (metadata `#{py_web => access}'); default `false'. App failures
+%%     carry `#{py_web => app}', other events `#{py_web => server}' (see
+%%     py_web_log).</li>
 %% <li>`certfile', `keyfile', or `ssl' (a list of ssl server options):
 %%     serve HTTPS.</li>
 %% <li>Limits: `max_request_line' (8192, else 414), `max_header_size'
@@ -36,11 +37,24 @@
 %%     `request_timeout' (app silent before its response starts, 60000,
 %%     else 504), `body_timeout' (waiting for request body, 30000),
 %%     `shutdown_timeout' (graceful drain, 10000).</li>
+%% <li>WSGI request bodies: read whole before the app takes a Python worker
+%%     thread (a slow client does not hold one): in memory up to
+%%     `spool_threshold' bytes (1 MiB), beyond that in a file in a private
+%%     directory of the VM inside `spool_dir' (an existing directory;
+%%     default `tmpdir': $TMPDIR, else /tmp), which wsgi.input then reads
+%%     and which is deleted when the request ends (py_web_spool). The
+%%     limits above still apply (`max_body', `body_timeout' for each
+%%     read). ASGI apps get the body as it arrives.</li>
 %% <li>`root_path' (ASGI root_path / WSGI SCRIPT_NAME), `server_header'
 %%     (binary or `false'), `acceptors' (10), `backlog' (1024),
 %%     `name' (register the server), `runner' and `timeout' (passed to
 %%     the py_asgi/py_wsgi calls), `asgi_backend'/`wsgi_backend'
-%%     (modules with the py_asgi/py_wsgi streaming API; for tests).</li>
+%%     (py_web_backend modules; default py_asgi/py_wsgi), `read_buffer'
+%%     (65536: request bytes buffered ahead), `wsgi_hold' (2 ms: how long
+%%     the first chunk of a WSGI body without Content-Length waits for the
+%%     app's return, to be sent with a Content-Length, see
+%%     py_web_exchange).</li>
+%% <li>Handlers only: `state', the lifespan state to put in each scope.</li>
 %% </ul>
 -module(py_web).
 
@@ -107,8 +121,8 @@ stop(Server) ->
 %% graceful drain.
 -spec child_spec(opts()) -> supervisor:child_spec().
 child_spec(Opts) ->
-    Drain = maps:get(shutdown_timeout, Opts, 10000),
-    #{id => {py_web, maps:get(name, Opts, maps:get(port, Opts, 8000))},
+    Drain = maps:get(shutdown_timeout, Opts, py_web_opts:default(shutdown_timeout)),
+    #{id => {py_web, maps:get(name, Opts, maps:get(port, Opts, py_web_opts:default(port)))},
       start => {py_web, start_link, [Opts]},
       restart => permanent,
       shutdown => Drain + 5000,
@@ -132,8 +146,7 @@ info(Server) ->
 detect_interface(Module, Callable) ->
     try py:call(hornbeam_detect, interface, [Module, Callable]) of
         {ok, I} -> interface_name(I);
-        {error, _} = E -> E;
-        I -> interface_name(I)
+        {error, _} = E -> E
     catch
         error:undef -> {error, {not_available, hornbeam_detect}};
         C:R -> {error, {C, R}}

@@ -1,6 +1,8 @@
 %% Internal records of py_web. Not a public header.
 
-%% One parsed request (head only; the body is read by py_web_conn).
+%% One request as the app will see it: parsed by py_web_h1_request (the server) or
+%% built by py_web_req:new/1 (the Cowboy and Elli handlers). The defaults
+%% are the parser's starting point, not configuration.
 -record(req, {
     method = <<"GET">> :: binary(),
     version = {1, 1} :: {1, 0} | {1, 1},
@@ -16,29 +18,32 @@
     scheme = <<"http">> :: binary()
 }).
 
-%% Static configuration of one server, copied once into each connection.
+%% The configuration of one server or handler route, made by py_web_opts
+%% (every field set there: defaults live in py_web_opts only).
 -record(cfg, {
-    listener :: pid() | undefined,
-    interface = asgi :: asgi | wsgi,
+    listener :: pid() | undefined,  %% the server's listener (undefined in handlers)
+    interface :: asgi | wsgi,
     module :: binary(),
     callable :: binary(),
-    backend :: module(),            %% py_asgi | py_wsgi | a test double
-    call_opts = #{} :: map(),       %% runner, timeout passed to Backend:start/4
-    state :: undefined | term(),    %% lifespan state (ASGI)
-    root_path = <<>> :: binary(),
-    scheme = <<"http">> :: binary(),
-    transport = gen_tcp :: gen_tcp | ssl,
-    server_line = <<>> :: binary(), %% <<"server: py_web\r\n">> or <<>>
-    access_log = false :: boolean(),
-    max_request_line = 8192 :: pos_integer(),
-    max_header_size = 32768 :: pos_integer(),
-    max_headers = 100 :: pos_integer(),
-    max_body = 67108864 :: non_neg_integer() | infinity,
-    idle_timeout = 5000 :: timeout(),
-    header_timeout = 10000 :: timeout(),
-    request_timeout = 60000 :: timeout(),
-    body_timeout = 30000 :: timeout(),
-    handshake_timeout = 10000 :: timeout(),
-    read_buffer = 65536 :: pos_integer(),
-    wsgi_hold = 2 :: non_neg_integer()
+    backend :: module(),            %% a py_web_backend: py_asgi | py_wsgi | a test double
+    call_opts :: map(),             %% runner, timeout passed to Backend:start/4
+    state :: undefined | map(),     %% lifespan state (ASGI)
+    root_path :: binary(),
+    scheme :: binary(),
+    transport :: py_web_transport:t() | undefined,
+    server_header :: binary() | false,
+    access_log :: boolean(),
+    max_request_line :: pos_integer(),
+    max_header_size :: pos_integer(),
+    max_headers :: pos_integer(),
+    max_body :: non_neg_integer() | infinity,
+    idle_timeout :: timeout(),
+    header_timeout :: timeout(),
+    request_timeout :: timeout(),
+    body_timeout :: timeout(),
+    handshake_timeout :: timeout(),
+    read_buffer :: pos_integer(),
+    wsgi_hold :: non_neg_integer(),
+    spool_threshold :: non_neg_integer(),
+    spool_dir :: binary()
 }).

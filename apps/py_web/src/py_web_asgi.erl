@@ -1,14 +1,14 @@
-%% @doc ASGI side of py_web: the HTTP scope of a request, and starting the
-%% app through the streaming API of py_asgi (or the configured backend).
+%% @doc The ASGI HTTP scope of a request, as py_asgi takes it (atom keys).
 -module(py_web_asgi).
 
 -include("py_web.hrl").
 
--export([scope/2, start/4]).
+-export([scope/2]).
 
-%% @doc The ASGI HTTP scope (atom keys, as py_asgi expects). `path' is the
-%% percent-decoded path; raw_path, query_string and headers are bytes as
-%% received; headers keep arrival order and duplicates.
+%% @doc The scope of Req. `path' is the path as received: py_asgi decodes
+%% it (percent-decoding, then UTF-8) where it builds the app's scope, the
+%% one place it is decoded; `raw_path', `query_string' and the headers are
+%% the bytes received, headers in arrival order with duplicates.
 -spec scope(#req{}, #cfg{}) -> map().
 scope(#req{method = M, version = V, raw_path = Raw, qs = Qs, headers = Hs,
            peer = Peer, local = Local, scheme = Scheme},
@@ -17,7 +17,7 @@ scope(#req{method = M, version = V, raw_path = Raw, qs = Qs, headers = Hs,
           http_version => case V of {1, 1} -> <<"1.1">>; {1, 0} -> <<"1.0">> end,
           method => M,
           scheme => Scheme,
-          path => py_web_http:percent_decode(Raw),
+          path => Raw,
           raw_path => Raw,
           query_string => Qs,
           root_path => Root,
@@ -28,9 +28,3 @@ scope(#req{method = M, version = V, raw_path = Raw, qs = Qs, headers = Hs,
         undefined -> S;
         _ -> S#{state => State}
     end.
-
-%% @doc Start the app on a request. Body is the part of the request body
-%% already read; More says whether more will follow (need_body events).
--spec start(#req{}, #cfg{}, binary(), boolean()) -> {ok, term()} | {error, term()}.
-start(Req, Cfg = #cfg{backend = B, module = M, callable = C, call_opts = O}, Body, More) ->
-    B:start(M, C, scope(Req, Cfg), O#{body => Body, more_body => More}).

@@ -9,7 +9,7 @@
 -export([main/1, parse/1, usage/0]).
 
 -type cli() :: #{opts := map(), app_dirs := [string()], workers => pos_integer(),
-                 mode => atom(), log_level => logger:level()}.
+                 mode => py_mode:configured(), log_level => logger:level()}.
 
 %% @doc Options of the command line as py_web:start/1 options plus the
 %% settings that belong to erlang_python and logging.
@@ -27,8 +27,7 @@ parse(Args) ->
 parse([], undefined, _) ->
     throw({cli, "missing MODULE:CALLABLE (see --help)"});
 parse([], App, Acc = #{opts := O, app_dirs := Dirs}) ->
-    Acc#{opts := O#{app => App},
-         app_dirs := case Dirs of [] -> ["."]; _ -> lists:reverse(Dirs) end};
+    Acc#{opts := O#{app => App}, app_dirs := lists:reverse(Dirs)};
 parse(["--interface", V | T], App, Acc) ->
     parse(T, App, opt(interface, atom(V, [auto, asgi, wsgi], "--interface"), Acc));
 parse(["--host", V | T], App, Acc) ->
@@ -94,65 +93,79 @@ int(V, Min, Max, Flag) ->
                          integer_to_list(Min) ++ " to " ++ integer_to_list(Max)})
     end.
 
-%% @doc The --help text.
+%% @doc The --help text (defaults as py_web_opts and erlang_python have them).
 -spec usage() -> string().
 usage() ->
-    "Usage: pyweb MODULE:CALLABLE [options]\n"
-    "\n"
-    "Serve a Python ASGI or WSGI app from the BEAM (py_web on erlang_python).\n"
-    "MODULE is imported from the current directory, the --app-dir directories\n"
-    "and $VIRTUAL_ENV's site-packages; CALLABLE may be dotted.\n"
-    "\n"
-    "Examples (from the repository root):\n"
-    "  bin/pyweb examples.hello:app\n"
-    "  bin/pyweb examples.hello:wsgi_app --interface wsgi --port 8080\n"
-    "  VIRTUAL_ENV=$PWD/.venv bin/pyweb examples.showcase:app --access-log\n"
-    "\n"
-    "Options:\n"
-    "  --interface auto|asgi|wsgi  App interface (default auto: detected from the\n"
-    "                              callable: coroutine function or async __call__\n"
-    "                              is ASGI, anything else WSGI)\n"
-    "  --host IP                   Address to bind (default 127.0.0.1; 0.0.0.0 or\n"
-    "                              :: for every interface)\n"
-    "  --port N                    Port to bind (default 8000; 0 = any free port)\n"
-    "  --app-dir DIR               Directory put first on the Python path to import\n"
-    "                              MODULE from (repeatable; default .)\n"
-    "  --workers N                 Python workers (default 4): threads, or\n"
-    "                              sub-interpreters (--mode). ASGI requests share\n"
-    "                              them; each WSGI request holds one while it runs\n"
-    "  --mode MODE                 Where Python runs (erlang_python's mode; default\n"
-    "                              auto): gil (threads, one GIL), subinterpreters\n"
-    "                              (Python 3.12+: one interpreter with its own GIL\n"
-    "                              per worker, so Python uses every core; module\n"
-    "                              globals are per worker), free_threaded (a\n"
-    "                              free-threaded CPython build; untested), auto\n"
-    "                              (subinterpreters on 3.12+, gil if a module of the\n"
-    "                              app refuses sub-interpreters, e.g. FastAPI's\n"
-    "                              pydantic-core; the log says which)\n"
-    "  --lifespan auto|on|off      ASGI lifespan (default auto: used if the app\n"
-    "                              supports it; on: required). A startup failure\n"
-    "                              stops the server with the app's error\n"
-    "  --timeout-keep-alive S      Close idle keep-alive connections after S seconds\n"
-    "                              (default 5)\n"
-    "  --timeout-request S         Answer 504 if the app has not started its\n"
-    "                              response after S seconds (default 60)\n"
-    "  --limit-max-body BYTES      Largest request body accepted, else 413\n"
-    "                              (default 67108864)\n"
-    "  --root-path PATH            ASGI root_path / WSGI SCRIPT_NAME (an app\n"
-    "                              mounted below a proxy prefix)\n"
-    "  --access-log                Log one line per request (info level: sets the\n"
-    "                              log level to info unless --log-level is given)\n"
-    "  --no-access-log             Do not (the default)\n"
-    "  --log-level LEVEL           critical|error|warning|notice|info|debug\n"
-    "                              (default notice; info with --access-log)\n"
-    "  --ssl-certfile FILE         Serve HTTPS with this certificate (PEM) ...\n"
-    "  --ssl-keyfile FILE          ... and this private key (PEM)\n"
-    "  -h, --help                  Show this help and exit\n"
-    "\n"
-    "Ctrl-C or SIGTERM stops gracefully: no new connections, in-flight requests\n"
-    "finish (up to 10 s), then ASGI lifespan shutdown. Exit status: 0 after a\n"
-    "clean stop, 1 if the server cannot start (the app's error is printed),\n"
-    "2 for a command-line error.\n".
+    D = fun py_web_opts:default/1,
+    lists:flatten(io_lib:format(
+      "Usage: pyweb MODULE:CALLABLE [options]\n"
+      "\n"
+      "Serve a Python ASGI or WSGI app from the BEAM (py_web on erlang_python).\n"
+      "MODULE is imported from the current directory, the --app-dir directories\n"
+      "and $VIRTUAL_ENV's site-packages; CALLABLE may be dotted.\n"
+      "\n"
+      "Examples (from the repository root):\n"
+      "  bin/pyweb examples.hello:app\n"
+      "  bin/pyweb examples.hello:wsgi_app --interface wsgi --port 8080\n"
+      "  VIRTUAL_ENV=$PWD/.venv bin/pyweb examples.showcase:app --access-log\n"
+      "\n"
+      "Options:\n"
+      "  --interface auto|asgi|wsgi  App interface (default ~s: detected from the\n"
+      "                              callable: coroutine function or async __call__\n"
+      "                              is ASGI, anything else WSGI)\n"
+      "  --host IP                   Address to bind (default ~s; 0.0.0.0 or\n"
+      "                              :: for every interface)\n"
+      "  --port N                    Port to bind (default ~B; 0 = any free port)\n"
+      "  --app-dir DIR               Directory added to the Python path, after the\n"
+      "                              current directory, to import MODULE from\n"
+      "                              (repeatable, searched in the order given)\n"
+      "  --workers N                 Python workers (default ~B): threads, or\n"
+      "                              sub-interpreters (--mode). ASGI requests share\n"
+      "                              them; each WSGI request holds one while it runs\n"
+      "  --mode MODE                 Where Python runs (erlang_python's mode; default\n"
+      "                              $ERLANG_PYTHON_MODE, else ~s): gil (threads, one\n"
+      "                              GIL), subinterpreters (Python 3.12+: one\n"
+      "                              interpreter with its own GIL per worker, so\n"
+      "                              Python uses every core; module globals are per\n"
+      "                              worker), free_threaded (a free-threaded CPython\n"
+      "                              build; untested), auto (subinterpreters on 3.12+,\n"
+      "                              gil if a module of the app refuses\n"
+      "                              sub-interpreters, e.g. FastAPI's pydantic-core;\n"
+      "                              the log says which)\n"
+      "  --lifespan auto|on|off      ASGI lifespan (default ~s: used if the app\n"
+      "                              supports it; on: required). A startup failure\n"
+      "                              stops the server with the app's error\n"
+      "  --timeout-keep-alive S      Close idle keep-alive connections after S seconds\n"
+      "                              (default ~B)\n"
+      "  --timeout-request S         Answer 504 if the app has not started its\n"
+      "                              response after S seconds (default ~B)\n"
+      "  --limit-max-body BYTES      Largest request body accepted, else 413\n"
+      "                              (default ~B)\n"
+      "  --root-path PATH            ASGI root_path / WSGI SCRIPT_NAME (an app\n"
+      "                              mounted below a proxy prefix)\n"
+      "  --access-log                Log one line per request (info level: sets the\n"
+      "                              log level to info unless --log-level is given)\n"
+      "  --no-access-log             Do not (the default)\n"
+      "  --log-level LEVEL           critical|error|warning|notice|info|debug\n"
+      "                              (default notice; info with --access-log)\n"
+      "  --ssl-certfile FILE         Serve HTTPS with this certificate (PEM) ...\n"
+      "  --ssl-keyfile FILE          ... and this private key (PEM)\n"
+      "  -h, --help                  Show this help and exit\n"
+      "\n"
+      "Ctrl-C or SIGTERM stops gracefully: no new connections, in-flight requests\n"
+      "finish (up to ~B s), then ASGI lifespan shutdown. Exit status: 0 after a\n"
+      "clean stop, 1 if the server cannot start (the app's error is printed),\n"
+      "2 for a command-line error.\n",
+      [D(interface), inet:ntoa(D(ip)), D(port), python_workers(), py_mode:default(),
+       D(lifespan),
+       D(idle_timeout) div 1000, D(request_timeout) div 1000, D(max_body),
+       D(shutdown_timeout) div 1000])).
+
+%% erlang_python's default number of workers (its application env).
+python_workers() ->
+    _ = application:load(erlang_python),
+    {ok, N} = application:get_env(erlang_python, workers),
+    N.
 
 %% @doc Entry point for bin/pyweb (e.g. `erl -noshell -s py_web_cli main
 %% -extra ARGS' or `-eval "py_web_cli:main(init:get_plain_arguments())"').
@@ -170,6 +183,7 @@ main(Args0) ->
             run(Cli)
     end.
 
+-spec run(cli()) -> no_return().
 run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
     %% Access log lines are info events: --access-log alone shows them.
     Default = case maps:get(access_log, Opts, false) of
@@ -177,8 +191,9 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
                   false -> notice
               end,
     logging(maps:get(log_level, Cli, Default)),
-    %% erlang_python puts the current directory on sys.path and imports from
-    %% $VIRTUAL_ENV itself; the --app-dir directories go first.
+    %% erlang_python puts its python/ package, then the current directory on
+    %% sys.path, then python_path (the --app-dir directories, in their
+    %% order), and imports from $VIRTUAL_ENV itself.
     _ = application:load(erlang_python),
     ok = application:set_env(erlang_python, python_path, [filename:absname(D) || D <- Dirs]),
     case maps:find(workers, Cli) of
@@ -213,7 +228,7 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
 %% drops events whose domain is not under [otp].
 logging(Level) ->
     ok = logger:set_primary_config(level, Level),
-    case Level of
+    _ = case Level of
         debug -> ok;
         _ -> _ = logger:add_primary_filter(pyweb_no_progress,
                                            {fun logger_filters:progress/2, stop})
@@ -235,6 +250,7 @@ reason({Tag, {Tag2, {python, _, _, _} = P}}) ->
 reason(R) ->
     io_lib:format("~0p", [R]).
 
+-spec fail(string(), list()) -> no_return().
 fail(Fmt, Args) ->
     io:format(standard_error, "pyweb: " ++ Fmt ++ "~n", Args),
     halt(1).

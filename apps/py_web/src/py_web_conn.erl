@@ -1,14 +1,20 @@
-%% @doc One HTTP/1.1 connection: one process, requests handled in order
-%% (keep-alive and pipelining), no extra process per request.
+%% @doc One HTTP/1.1 connection of the embedded server: one process,
+%% requests handled in order (keep-alive and pipelining), no extra process
+%% per request.
 %%
-%% The socket is in raw passive mode and read with `{active, once}' so
-%% that the process can wait on the socket, the app's stream events
-%% (`{asgi | wsgi, Stream, Event}') and the listener's drain message at
-%% the same time. Request heads are parsed with erlang:decode_packet/3
-%% (py_web_http); the body is handed to the app incrementally
-%% (`need_body' / send_body) and the response is written as the app
-%% produces it, acknowledging each chunk after it is written
-%% (backpressure).
+%% The socket is read with `{active, once}' so that the process waits on
+%% the socket, the app's stream events (`{asgi | wsgi, Stream, Event}') and
+%% the listener's drain message at once. Request heads are parsed by
+%% py_web_h1_request, chunked bodies decoded by py_web_h1_chunked (strict
+%% RFC 9112: anything else is answered 4xx/5xx and the connection closed,
+%% before the app sees the request). An ASGI app gets the body as it
+%% arrives, as far as it asked for it (`need_body', then a window of
+%% ?BODY_WINDOW bytes). A WSGI app gets the whole body at once: it is read
+%% here before the app takes a worker thread (a slow client must not hold
+%% one), in memory up to `spool_threshold' bytes, beyond that in a file
+%% (py_web_spool) whose path the app reads. What to send is
+%% py_web_exchange's decision, carried out here on the socket, each body
+%% chunk acknowledged once written (backpressure).
 -module(py_web_conn).
 
 -include("py_web.hrl").
@@ -18,42 +24,53 @@
 %% (no round trip per read) while the app still bounds what is buffered ahead for it.
 -define(BODY_WINDOW, 1048576).
 
+%% After a response, up to this much of a request body the app left unread is read and
+%% dropped so that the connection can be kept.
+-define(DISCARD_LIMIT, 1048576).
+
 -export([start/2, init/2]).
 
 -record(st, {
-    sock :: inet:socket() | ssl:sslsocket(),
+    sock :: py_web_transport:socket(),
     cfg :: #cfg{},
+    t :: py_web_transport:t(),
     ok :: tcp | ssl,
     closed :: tcp_closed | ssl_closed,
     error :: tcp_error | ssl_error,
+    limits :: py_web_h1_request:limits(),
     buf = <<>> :: binary(),
     armed = false :: boolean(),
+    spool :: py_web_spool:t() | undefined,     %% the WSGI request body's file
     peer :: {binary(), inet:port_number()},
     local :: {binary(), inet:port_number()},
     draining = false :: boolean()
 }).
 
-%% One request/response exchange with the app.
+%% The request being answered.
 -record(x, {
+    ex :: py_web_exchange:t(),
     stream :: term(),
     backend :: module(),
     req :: #req{},
-    body :: done | {cl, pos_integer()} | {chunked, py_web_http:chunk_state()},
+    body :: body(),
     total = 0 :: non_neg_integer(),        %% request body bytes read
     continue = false :: boolean(),         %% 100 Continue still owed
     want = false :: boolean(),             %% app waits for body
     credit = 0 :: non_neg_integer(),       %% body bytes that may be sent ahead
-    resp = none :: none
-                 | {pending, binary(), py_web_http:resp_info()}
-                 | {held, binary(), py_web_http:resp_info(), binary()}
-                 | sending | complete,
-    framing = none :: none | cl | chunked | close,
-    code = 0 :: integer(),
-    head = false :: boolean(),             %% HEAD request: no body sent
-    close = false :: boolean(),
-    sent = 0 :: non_neg_integer(),         %% response body bytes
-    clen :: undefined | non_neg_integer(), %% app's Content-Length
+    chunked = false :: boolean(),          %% the response body is chunked
+    close = false :: boolean(),            %% close the connection after the response
     t0 :: integer() | undefined
+}).
+
+%% What is left to read of a request body.
+-type body() :: done | {cl, pos_integer()} | {chunked, py_web_h1_chunked:state()}.
+
+%% A WSGI request body being read before the app starts: in memory (Acc,
+%% reversed), or in the connection's spool file once it has one.
+-record(pre, {
+    body :: body(),
+    total :: non_neg_integer(),
+    acc = [] :: [binary()]
 }).
 
 %%====================================================================
@@ -63,13 +80,13 @@
 %% @doc Spawn a connection process for an accepted socket. The caller
 %% must then hand the socket over (controlling_process) and send
 %% `{py_web_go, Socket}'.
--spec start(#cfg{}, term()) -> {ok, pid()}.
+-spec start(#cfg{}, py_web_transport:socket()) -> {ok, pid()}.
 start(Cfg, Sock) ->
     {ok, proc_lib:spawn(?MODULE, init, [Cfg, Sock])}.
 
 %% @private
--spec init(#cfg{}, term()) -> no_return().
-init(Cfg = #cfg{listener = L}, Sock0) ->
+-spec init(#cfg{}, py_web_transport:socket()) -> no_return().
+init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
     case L of
         undefined -> ok;
         _ -> L ! {py_web_conn, self()}, link(L)
@@ -79,38 +96,23 @@ init(Cfg = #cfg{listener = L}, Sock0) ->
     after 10000 ->
         exit(normal)
     end,
-    Sock = handshake(Cfg, Sock0),
-    case addresses(Cfg#cfg.transport, Sock) of
+    Sock = case py_web_transport:handshake(T, Sock0, Cfg#cfg.handshake_timeout) of
+               {ok, S} -> S;
+               {error, _} -> exit(normal)
+           end,
+    case py_web_transport:names(T, Sock) of
         {ok, Peer, Local} ->
-            {Ok, Closed, Error} = tags(Cfg#cfg.transport),
-            St = #st{sock = Sock, cfg = Cfg, ok = Ok, closed = Closed,
-                     error = Error, peer = Peer, local = Local},
-            request(St, undefined);
+            {Ok, Closed, Error} = py_web_transport:messages(T),
+            Limits = #{max_request_line => Cfg#cfg.max_request_line,
+                       max_header_size => Cfg#cfg.max_header_size,
+                       max_headers => Cfg#cfg.max_headers},
+            request(#st{sock = Sock, cfg = Cfg, t = T, ok = Ok, closed = Closed,
+                        error = Error, peer = Peer, local = Local, limits = Limits},
+                    undefined);
         error ->
-            close(Cfg#cfg.transport, Sock),
+            py_web_transport:close(T, Sock),
             exit(normal)
     end.
-
-handshake(#cfg{transport = gen_tcp}, Sock) -> Sock;
-handshake(#cfg{transport = ssl, handshake_timeout = T}, Sock) ->
-    case ssl:handshake(Sock, T) of
-        {ok, S} -> S;
-        {error, _} -> exit(normal)
-    end.
-
-tags(gen_tcp) -> {tcp, tcp_closed, tcp_error};
-tags(ssl) -> {ssl, ssl_closed, ssl_error}.
-
-addresses(gen_tcp, S) -> addrs(inet:peername(S), inet:sockname(S));
-addresses(ssl, S) -> addrs(ssl:peername(S), ssl:sockname(S)).
-
-addrs({ok, {PIp, PPort}}, {ok, {LIp, LPort}}) ->
-    {ok, {ip(PIp), PPort}, {ip(LIp), LPort}};
-addrs(_, _) ->
-    error.
-
-ip({127, 0, 0, 1}) -> <<"127.0.0.1">>;
-ip(Ip) -> list_to_binary(inet:ntoa(Ip)).
 
 %%====================================================================
 %% Reading request heads
@@ -120,10 +122,10 @@ request(St = #st{draining = true, buf = <<>>}, _) ->
     stop(St);
 request(St = #st{buf = <<>>}, Deadline) ->
     wait_head(St, Deadline);
-request(St = #st{buf = Buf, cfg = Cfg}, Deadline) ->
-    case py_web_http:parse_request(Buf, Cfg) of
-        {ok, Req, Rest} ->
-            exchange(Req, St#st{buf = Rest});
+request(St = #st{buf = Buf, limits = Limits}, Deadline) ->
+    case py_web_h1_request:parse(Buf, Limits) of
+        {ok, Head, Rest} ->
+            exchange(req(Head), St#st{buf = Rest});
         {more, Buf2} ->
             wait_head(St#st{buf = Buf2}, Deadline);
         {error, Code} ->
@@ -173,80 +175,193 @@ wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
 
 now_ms() -> erlang:monotonic_time(millisecond).
 
+%% The request of a parsed head (target and authority are not used: for an
+%% absolute-form target the scope has its path, as for the origin form).
+req(#{method := M, version := V, raw_path := Path, qs := Qs, headers := Hs, clen := CL,
+      chunked := Chunked, keepalive := KA, expect := Expect}) ->
+    #req{method = M, version = V, raw_path = Path, qs = Qs, headers = Hs, clen = CL,
+         chunked = Chunked, keepalive = KA, expect = Expect}.
+
 %%====================================================================
 %% One exchange
 %%====================================================================
 
-exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local, buf = Buf}) ->
+exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
     Req = Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
     T0 = case Cfg#cfg.access_log of
              true -> now_ms();
              false -> undefined
          end,
-    case body_init(Req, Buf, Cfg) of
+    case body_init(Req, St) of
         {error, Code} ->
             reply_error(Code, St);
-        {ok, Initial, Body, Total, Rest} ->
-            More = Body =/= done,
-            X0 = #x{req = Req, body = Body, total = Total,
-                    continue = Req#req.expect andalso More,
-                    head = Req#req.method =:= <<"HEAD">>, t0 = T0},
-            case start_app(Req, Cfg, Initial, More) of
-                {ok, Backend, Stream} ->
-                    run(X0#x{stream = Stream, backend = Backend},
-                        St#st{buf = Rest});
-                {error, Reason} ->
-                    log_app_error(Req, Reason),
-                    reply_error(500, St#st{buf = Rest})
-            end
+        {ok, Initial, done, Total, St1} ->
+            start(Req, Initial, done, Total, T0, St1);
+        {ok, Initial, Body, Total, St1} when Cfg#cfg.interface =:= wsgi ->
+            preread(Req, Initial, Body, Total, T0, St1);
+        {ok, Initial, Body, Total, St1} ->
+            start(Req, Initial, Body, Total, T0, St1)
     end.
 
-start_app(Req, Cfg = #cfg{interface = I, backend = B}, Body, More) ->
-    try
-        case I of
-            asgi -> wrap(B, py_web_asgi:start(Req, Cfg, Body, More));
-            wsgi -> wrap(B, py_web_wsgi:start(Req, Cfg, Body, More))
-        end
-    catch
-        C:R:Stack -> {error, {C, R, Stack}}
+%% Start the app with the body read so far (a binary, or the file of a
+%% spooled one); Body is what is left to read (the app asks for it).
+start(Req0, Initial, Body, Total, T0, St = #st{cfg = Cfg}) ->
+    Req = known_length(Req0, Body, Total, Cfg),
+    More = Body =/= done,
+    X = #x{ex = py_web_exchange:new(Req, Cfg, py_web_exchange:caps(server)),
+           backend = Cfg#cfg.backend, req = Req, body = Body, total = Total,
+           continue = Req#req.expect andalso More, t0 = T0},
+    case py_web_backend:start(Req, Cfg, Initial, More) of
+        {ok, Stream} -> run(X#x{stream = Stream}, St);
+        {error, _} = E -> event(E, X, St)
     end.
 
-wrap(B, {ok, Stream}) -> {ok, B, Stream};
-wrap(_, {error, _} = E) -> E;
-wrap(_, Other) -> {error, {bad_return, Other}}.
+%% A WSGI app gets a chunked body whole and decoded: its headers say so
+%% as a proxy that buffers the body does (nginx): Transfer-Encoding, which
+%% described the framing, is replaced by the body's Content-Length
+%% (CONTENT_LENGTH, besides wsgi.input_terminated: frameworks that ignore the
+%% latter, Django for one, would read nothing without it).
+known_length(Req = #req{chunked = true, headers = Hs}, done, Total, #cfg{interface = wsgi}) ->
+    Req#req{headers = [H || H = {N, _} <- Hs, N =/= <<"transfer-encoding">>]
+                ++ [{<<"content-length">>, integer_to_binary(Total)}]};
+known_length(Req, _Body, _Total, _Cfg) ->
+    Req.
 
-body_init(#req{chunked = true}, Buf, Cfg) ->
-    chunked_body(Buf, py_web_http:chunked_init(), 0, Cfg);
-body_init(#req{clen = undefined}, Buf, _Cfg) ->
-    {ok, <<>>, done, 0, Buf};
-body_init(#req{clen = 0}, Buf, _Cfg) ->
-    {ok, <<>>, done, 0, Buf};
-body_init(#req{clen = N}, _Buf, #cfg{max_body = Max})
+%% The body's first bytes (what came with the head), and what is left to
+%% read. A Content-Length over max_body is refused at once.
+body_init(#req{chunked = true}, St = #st{buf = Buf, limits = Limits}) ->
+    body_take({chunked, py_web_h1_chunked:init(Limits)}, 0, Buf, St);
+body_init(#req{clen = undefined}, St) ->
+    {ok, <<>>, done, 0, St};
+body_init(#req{clen = 0}, St) ->
+    {ok, <<>>, done, 0, St};
+body_init(#req{clen = N}, #st{cfg = #cfg{max_body = Max}})
   when is_integer(Max), N > Max ->
     {error, 413};
-body_init(#req{clen = N}, Buf, _Cfg) when byte_size(Buf) >= N ->
-    <<Body:N/binary, Rest/binary>> = Buf,
-    {ok, Body, done, N, Rest};
-body_init(#req{clen = N}, Buf, _Cfg) ->
-    {ok, Buf, {cl, N - byte_size(Buf)}, byte_size(Buf), <<>>}.
+body_init(#req{clen = N}, St = #st{buf = Buf}) ->
+    body_take({cl, N}, 0, Buf, St).
 
-%% Decode what Buf holds of a chunked body; Total counts bytes so far.
-chunked_body(Buf, CS, Total, #cfg{max_body = Max}) ->
+%% Take what Buf holds of the body: the data, what is left to read after
+%% it, the total read so far, and the state with the rest of Buf. Errors:
+%% 413 over max_body, 400/431 from the chunked decoder.
+body_take({cl, Left}, Total, Buf, St) when byte_size(Buf) >= Left ->
+    <<Data:Left/binary, Rest/binary>> = Buf,
+    {ok, Data, done, Total + Left, St#st{buf = Rest}};
+body_take({cl, Left}, Total, Buf, St) ->
+    {ok, Buf, {cl, Left - byte_size(Buf)}, Total + byte_size(Buf), St#st{buf = <<>>}};
+body_take({chunked, CS}, Total, Buf, St = #st{cfg = #cfg{max_body = Max}}) ->
     Limit = case Max of
                 infinity -> 1 bsl 40;
                 _ -> Max - Total + 1
             end,
-    case py_web_http:decode_chunked(Buf, CS, Limit) of
+    case py_web_h1_chunked:decode(Buf, CS, Limit) of
         {ok, Data, Rest, CS2} ->
             Bin = iolist_to_binary(Data),
             Total2 = Total + byte_size(Bin),
+            Body = case CS2 of
+                       done -> done;
+                       _ -> {chunked, CS2}
+                   end,
             if
                 is_integer(Max), Total2 > Max -> {error, 413};
-                CS2 =:= done -> {ok, Bin, done, Total2, Rest};
-                true -> {ok, Bin, {chunked, CS2}, Total2, Rest}
+                true -> {ok, Bin, Body, Total2, St#st{buf = Rest}}
             end;
-        {error, bad_chunk} ->
-            {error, 400}
+        {error, _} = E ->
+            E
+    end.
+
+%%====================================================================
+%% WSGI: the whole request body before the app
+%%====================================================================
+
+%% Read the rest of a WSGI request body, then start the app with it: a
+%% worker thread is only taken by a request that is ready to run. The
+%% client has body_timeout for each read (408 when it stops sending).
+preread(Req, Initial, Body, Total, T0, St0 = #st{cfg = Cfg}) ->
+    St = case Req#req.expect of
+             true -> send_st(<<"HTTP/1.1 100 Continue\r\n\r\n">>, St0);
+             false -> St0
+         end,
+    Expected = case Body of
+                   {cl, Left} -> Total + Left;
+                   _ -> Total
+               end,
+    P = #pre{body = Body, total = Total},
+    St1 = case Expected > Cfg#cfg.spool_threshold of
+              true -> spool(St);
+              false -> St
+          end,
+    pre_loop(Req#req{expect = false}, pre_store(Initial, P, St1), T0, St1).
+
+pre_loop(Req, P = #pre{body = done}, T0, St) ->
+    pre_done(Req, P, T0, St);
+pre_loop(Req, P, T0, St0 = #st{sock = Sock, cfg = Cfg}) ->
+    St = arm(St0),
+    #st{ok = Ok, closed = Closed, error = Error} = St,
+    receive
+        {Ok, Sock, Data} ->
+            Buf = <<(St#st.buf)/binary, Data/binary>>,
+            case body_take(P#pre.body, P#pre.total, Buf, St#st{armed = false}) of
+                {ok, Bin, Body, Total, St1} ->
+                    P1 = P#pre{body = Body, total = Total},
+                    case St1#st.spool =:= undefined andalso
+                        Total > Cfg#cfg.spool_threshold of
+                        true ->
+                            %% what memory held so far goes first
+                            St2 = spool(St1),
+                            P2 = pre_store(lists:reverse(P#pre.acc), P1#pre{acc = []}, St2),
+                            pre_loop(Req, pre_store(Bin, P2, St2), T0, St2);
+                        false ->
+                            pre_loop(Req, pre_store(Bin, P1, St1), T0, St1)
+                    end;
+                {error, Code} ->
+                    reply_error(Code, St)
+            end;
+        {Closed, Sock} -> stop(St);
+        {Error, Sock, _} -> stop(St);
+        {py_web, drain} -> pre_loop(Req, P, T0, St#st{draining = true})
+    after Cfg#cfg.body_timeout ->
+        reply_error(408, St)
+    end.
+
+%% Keep Data: in the spool file if there is one, else in memory.
+pre_store(Data, P = #pre{acc = Acc}, #st{spool = undefined}) ->
+    P#pre{acc = [Data | Acc]};
+pre_store(Data, P, St = #st{spool = Spool}) ->
+    case py_web_spool:write(Spool, Data) of
+        ok -> P;
+        {error, Reason} -> spool_error(write, Reason, St)
+    end.
+
+%% The spool file is the connection's from here (unspool/1 deletes it).
+spool(St = #st{cfg = #cfg{spool_dir = Dir}}) ->
+    case py_web_spool:open(Dir) of
+        {ok, Spool} -> St#st{spool = Spool};
+        {error, Reason} -> spool_error(open, Reason, St)
+    end.
+
+-spec spool_error(open | write | close, term(), #st{}) -> no_return().
+spool_error(What, Reason, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
+    logger:error("py_web: cannot ~s a request body file in ~ts: ~0p", [What, Dir, Reason],
+                 #{py_web => server}),
+    reply_error(500, St).
+
+pre_done(Req, #pre{acc = Acc, total = Total}, T0, St = #st{spool = undefined}) ->
+    start(Req, iolist_to_binary(lists:reverse(Acc)), done, Total, T0, St);
+pre_done(Req, #pre{total = Total}, T0, St = #st{spool = Spool0}) ->
+    case py_web_spool:close(Spool0) of
+        {ok, Spool} ->
+            start(Req, {file, py_web_spool:path(Spool)}, done, Total, T0,
+                  St#st{spool = Spool});
+        {error, Reason} ->
+            spool_error(close, Reason, St)
+    end.
+
+%% Before an app runs: a failed write ends the connection.
+send_st(Data, St = #st{sock = Sock, t = T}) ->
+    case py_web_transport:send(T, Sock, Data) of
+        ok -> St;
+        {error, _} -> stop(St)
     end.
 
 %%====================================================================
@@ -263,199 +378,149 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
         {asgi, S, Ev} -> event(Ev, X, St);
         {wsgi, S, Ev} -> event(Ev, X, St);
         {Ok, Sock, Data} ->
-            St1 = St#st{buf = <<(St#st.buf)/binary, Data/binary>>,
-                        armed = false},
+            St1 = St#st{buf = <<(St#st.buf)/binary, Data/binary>>, armed = false},
             case X#x.want orelse X#x.credit > 0 of
-                true -> deliver_body(X, St1);
-                false -> run(X, St1)
+                true ->
+                    {X1, St2} = deliver_body(X, St1),
+                    run(X1, St2);
+                false ->
+                    run(X, St1)
             end;
         {Closed, Sock} -> client_gone(X, St);
         {Error, Sock, _} -> client_gone(X, St);
         {py_web, drain} -> run(X, St#st{draining = true})
-    after timeout(X, Cfg) ->
+    after wait_time(X, Cfg) ->
         timed_out(X, St)
     end.
 
-timeout(#x{resp = {held, _, _, _}}, Cfg) -> Cfg#cfg.wsgi_hold;
-timeout(#x{want = true}, Cfg) -> Cfg#cfg.body_timeout;
-timeout(#x{resp = none}, Cfg) -> Cfg#cfg.request_timeout;
-timeout(#x{resp = {pending, _, _}}, Cfg) -> Cfg#cfg.request_timeout;
-timeout(#x{resp = complete}, Cfg) -> Cfg#cfg.request_timeout;
-timeout(_, _) -> infinity.
+event(Ev, X = #x{ex = Ex}, St) ->
+    {Cmds, Ex1} = py_web_exchange:event(Ev, Ex),
+    perform(Cmds, X#x{ex = Ex1}, St).
 
-timed_out(X = #x{resp = {held, Line, Info, Chunk}}, St) ->
-    %% A WSGI body chunk with no Content-Length and nothing after it yet:
-    %% stream it (chunked) rather than wait.
-    X1 = start_stream(Line, Info, X, St),
-    run(send_chunk(Chunk, X1, St), St);
-timed_out(X = #x{want = true, resp = none}, St) ->
-    abandon(X),
-    reply_error(408, St);
-timed_out(X = #x{resp = complete}, St) ->
-    %% The response is on the wire but the app has not returned.
-    finish(X, St);
-timed_out(X = #x{resp = R, req = Req}, St) when R =:= none; element(1, R) =:= pending ->
-    logger:warning("py_web: ~s ~s: no response within the request timeout",
-                   [Req#req.method, Req#req.raw_path],
-                   #{py_web => server}),
-    abandon(X),
-    reply_error(504, St);
-timed_out(X, St) ->
-    abandon(X),
-    stop(St).
+%% The app waiting for request body is the client's to answer (body_timeout),
+%% unless a WSGI chunk is being held (the exchange's short hold).
+body_wait(#x{want = W, ex = Ex}) ->
+    W andalso not py_web_exchange:holding(Ex).
+
+wait_time(X, Cfg) ->
+    case body_wait(X) of
+        true -> Cfg#cfg.body_timeout;
+        false -> py_web_exchange:timeout(X#x.ex)
+    end.
+
+timed_out(X = #x{ex = Ex}, St) ->
+    case body_wait(X) of
+        true ->
+            abandon(X),
+            case py_web_exchange:started(Ex) of
+                false -> reply_error(408, St);
+                true -> stop(St)
+            end;
+        false ->
+            {Cmds, Ex1} = py_web_exchange:timed_out(Ex),
+            perform(Cmds, X#x{ex = Ex1}, St)
+    end.
 
 abandon(#x{backend = B, stream = S}) ->
     catch B:disconnect(S),
     ok.
 
+-spec client_gone(#x{}, #st{}) -> no_return().
 client_gone(X, St) ->
     abandon(X),
     close(St),
     exit(normal).
 
-%% Stream events ------------------------------------------------------
+%% Carry out the exchange's commands -----------------------------------
 
-event({start, Status, Headers}, X = #x{resp = none}, St) ->
-    case {py_web_http:status_line(Status), py_web_http:response_info(Headers)} of
-        {error, _} ->
-            app_error({bad_response, {status, Status}}, X, St);
-        {_, error} ->
-            app_error({bad_response, {headers, Headers}}, X, St);
-        {Line, Info} ->
-            run(X#x{resp = {pending, Line, Info},
-                    code = py_web_http:status_code(Status),
-                    clen = maps:get(clen, Info)}, St)
-    end;
-event({start, _, _}, X, St) ->
-    app_error({bad_response, start_twice}, X, St);
-%% ASGI body
-event({body, Chunk, More}, X = #x{resp = {pending, Line, Info}}, St)
-  when is_binary(Chunk) ->
-    X1 = case More of
-             false -> send_full(Line, Info, Chunk, X, St);
-             true -> send_chunk(Chunk, start_stream(Line, Info, X, St), St)
-         end,
-    ack_more(X1, Chunk, More),
-    run(X1, St);
-event({body, Chunk, More}, X = #x{resp = sending}, St) when is_binary(Chunk) ->
-    X1 = send_chunk(Chunk, X, St),
-    X2 = case More of
-             true -> X1;
-             false -> end_body(X1, St)
-         end,
-    ack_more(X2, Chunk, More),
-    run(X2, St);
-%% WSGI body (the end is `done')
-event({body, Chunk}, X = #x{resp = {pending, Line, Info}}, St)
-  when is_binary(Chunk) ->
-    case maps:get(clen, Info) of
-        undefined when X#x.code >= 200, X#x.code =/= 204, X#x.code =/= 304 ->
-            %% Hold the first chunk: if `done' follows, the response gets
-            %% a Content-Length instead of chunked framing.
-            ack(X, Chunk),
-            run(X#x{resp = {held, Line, Info, Chunk}}, St);
-        _ ->
-            X1 = send_chunk(Chunk, start_stream(Line, Info, X, St), St),
-            ack(X1, Chunk),
-            run(X1, St)
-    end;
-event({body, Chunk}, X = #x{resp = {held, Line, Info, Held}}, St)
-  when is_binary(Chunk) ->
-    X1 = start_stream(Line, Info, X, St),
-    X2 = send_chunk(Chunk, send_chunk(Held, X1, St), St),
-    ack(X2, Chunk),
-    run(X2, St);
-event({body, Chunk}, X = #x{resp = sending}, St) when is_binary(Chunk) ->
-    X1 = send_chunk(Chunk, X, St),
-    ack(X1, Chunk),
-    run(X1, St);
-event({body, _, _}, X, St) ->
-    app_error({bad_response, body}, X, St);
-event({body, _}, X, St) ->
-    app_error({bad_response, body}, X, St);
-event(need_body, X, St) ->
-    need_body(X, St);
-event({trailers, _, _}, X, St) ->
-    %% Trailers are not advertised in the scope's extensions; ignored.
+perform([], X, St) ->
     run(X, St);
-event(done, X, St) ->
-    done(X, St);
-event({error, Reason}, X, St) ->
-    app_error(Reason, X, St);
-event(Other, X, St) ->
-    app_error({bad_response, Other}, X, St).
+perform([{respond, Head, Body} | T], X, St) ->
+    X1 = X#x{close = close(Head, X, St)},
+    send([head(Head, X1, St), Body], X1, St),
+    perform(T, X1, St);
+perform([{stream, Head = #{framing := F, body := B}} | T], X, St) ->
+    X1 = X#x{close = close(Head, X, St), chunked = B andalso F =:= chunked},
+    send(head(Head, X1, St), X1, St),
+    perform(T, X1, St);
+perform([{data, D} | T], X = #x{chunked = true}, St) ->
+    send(py_web_http:chunk(D), X, St),
+    perform(T, X, St);
+perform([{data, D} | T], X, St) ->
+    send(D, X, St),
+    perform(T, X, St);
+perform([finish | T], X = #x{chunked = true}, St) ->
+    send(py_web_http:last_chunk(), X, St),
+    perform(T, X, St);
+perform([finish | T], X, St) ->
+    perform(T, X, St);
+perform([{ack, N} | T], X = #x{backend = B, stream = S}, St) ->
+    B:ack(S, N),
+    perform(T, X, St);
+perform([need_body | T], X, St) ->
+    {X1, St1} = need_body(X, St),
+    perform(T, X1, St1);
+perform([disconnect | T], X, St) ->
+    abandon(X),
+    perform(T, X, St);
+perform([{log, Reason} | T], X = #x{req = #req{method = M, raw_path = P}}, St) ->
+    py_web_log:app_error(M, P, Reason),
+    perform(T, X, St);
+perform([abort | _], _X, St) ->
+    stop(St);
+perform([done | _], X, St) ->
+    access_log(X, St),
+    after_response(X, unspool(St), ?DISCARD_LIMIT).
 
-ack(#x{backend = B, stream = S}, Chunk) ->
-    B:ack(S, byte_size(Chunk)).
+%% The connection closes after the response when the exchange says so, when
+%% the server drains, or when a 100 Continue is still owed (the client will
+%% not send the body the app left unread).
+close(#{close := C}, #x{body = Body, continue = Cont}, #st{draining = D}) ->
+    C orelse D orelse (Body =/= done andalso Cont).
 
-%% An ASGI app's send() only ever waits for acks before its last body message: after that
-%% one there is nothing to acknowledge (and one round trip per request less).
-ack_more(X, Chunk, true) -> ack(X, Chunk);
-ack_more(_X, _Chunk, false) -> ok.
+head(Head, #x{close = Close, req = #req{version = V}}, #st{cfg = #cfg{server_header = S}}) ->
+    py_web_http:head(Head, Close, V, S).
 
-done(#x{resp = none, req = Req}, St) ->
-    log_app_error(Req, no_response),
-    reply_error(500, St);
-done(X = #x{resp = {pending, Line, Info}}, St) ->
-    finish(send_full(Line, Info, <<>>, X, St), St);
-done(X = #x{resp = {held, Line, Info, Chunk}}, St) ->
-    finish(send_full(Line, Info, Chunk, X, St), St);
-done(X = #x{resp = sending}, St) ->
-    finish(end_body(X, St), St);
-done(X = #x{resp = complete}, St) ->
-    finish(X, St).
-
-app_error(Reason, X = #x{req = Req, resp = Resp}, St) ->
-    log_app_error(Req, Reason),
-    abandon_if_bad(Reason, X),
-    case Resp of
-        sending -> stop(St);
-        complete -> stop(St);
-        _ -> reply_error(500, St)
+send(Data, X, St = #st{sock = Sock, t = T}) ->
+    case py_web_transport:send(T, Sock, Data) of
+        ok -> ok;
+        {error, _} -> client_gone(X, St)
     end.
-
-%% A protocol violation by the app: the stream may still be running.
-abandon_if_bad({bad_response, _}, X) -> abandon(X);
-abandon_if_bad(_, _) -> ok.
 
 %% Request body --------------------------------------------------------
 
 need_body(X = #x{body = done}, St) ->
     %% The last piece went with more_body false already (bodies are sent ahead
     %% within the window, so the app may have asked again before it arrived).
-    run(X, St);
-need_body(X = #x{continue = true, resp = none}, St) ->
-    send(<<"HTTP/1.1 100 Continue\r\n\r\n">>, X, St),
-    deliver_body(X#x{continue = false, want = true, credit = ?BODY_WINDOW}, St);
+    {X, St};
+need_body(X = #x{continue = true, ex = Ex}, St) ->
+    %% (A 100 Continue cannot follow the final response's head: then the
+    %% client may still send the body, or not; the connection closes after.)
+    case py_web_exchange:started(Ex) of
+        false ->
+            send(<<"HTTP/1.1 100 Continue\r\n\r\n">>, X, St),
+            deliver_body(X#x{continue = false, want = true, credit = ?BODY_WINDOW}, St);
+        true ->
+            deliver_body(X#x{want = true, credit = ?BODY_WINDOW}, St)
+    end;
 need_body(X, St) ->
     deliver_body(X#x{want = true, credit = ?BODY_WINDOW}, St).
 
 deliver_body(X, St) ->
     case take_body(X, St) of
         {data, Data, X1, St1} -> give_body(Data, X1, St1);
-        {more, X1, St1} -> run(X1, St1);
+        {more, X1, St1} -> {X1, St1};
         {error, Code} -> body_error(Code, X, St)
     end.
 
 %% Take what the buffer holds of the request body.
-take_body(X = #x{body = {cl, Left}}, St = #st{buf = Buf}) when Buf =/= <<>> ->
-    {Data, Rest, Body} =
-        case byte_size(Buf) >= Left of
-            true ->
-                <<D:Left/binary, R/binary>> = Buf,
-                {D, R, done};
-            false ->
-                {Buf, <<>>, {cl, Left - byte_size(Buf)}}
-        end,
-    {data, Data, X#x{body = Body, total = X#x.total + byte_size(Data)},
-     St#st{buf = Rest}};
-take_body(X = #x{body = {chunked, CS}, total = Total}, St = #st{buf = Buf, cfg = Cfg})
-  when Buf =/= <<>> ->
-    case chunked_body(Buf, CS, Total, Cfg) of
-        {ok, <<>>, Body = {chunked, _}, _, Rest} ->
-            {more, X#x{body = Body}, St#st{buf = Rest}};
-        {ok, Data, Body, Total2, Rest} ->
-            {data, Data, X#x{body = Body, total = Total2}, St#st{buf = Rest}};
+take_body(X = #x{body = Body, total = Total}, St = #st{buf = Buf})
+  when Buf =/= <<>>, Body =/= done ->
+    case body_take(Body, Total, Buf, St) of
+        {ok, <<>>, Body2 = {chunked, _}, _, St1} ->
+            {more, X#x{body = Body2}, St1};
+        {ok, Data, Body2, Total2, St1} ->
+            {data, Data, X#x{body = Body2, total = Total2}, St1};
         {error, _} = E ->
             E
     end;
@@ -468,113 +533,17 @@ give_body(Data, X = #x{backend = B, stream = S, body = Body, credit = Credit}, S
                done -> 0;
                _ -> max(0, Credit - byte_size(Data))
            end,
-    run(X#x{want = false, credit = Left}, St).
+    {X#x{want = false, credit = Left}, St}.
 
-body_error(Code, X = #x{resp = Resp}, St) ->
+-spec body_error(400 | 413 | 431, #x{}, #st{}) -> no_return().
+body_error(Code, X = #x{ex = Ex}, St) ->
     abandon(X),
-    case Resp of
-        none -> reply_error(Code, St);
-        {pending, _, _} -> reply_error(Code, St);
-        _ -> stop(St)
-    end.
-
-%% Response -----------------------------------------------------------
-
-no_body(Code) -> Code < 200 orelse Code =:= 204 orelse Code =:= 304.
-
-%% The whole response body is known: one write, with Content-Length.
-send_full(Line, Info, Body, X = #x{code = Code, head = Head}, St) ->
-    NoBody = no_body(Code),
-    {Extra, Framing} =
-        case {NoBody, maps:get(clen, Info)} of
-            {true, _} -> {[], none};
-            {false, undefined} ->
-                {[<<"content-length: ">>, integer_to_binary(byte_size(Body)),
-                  <<"\r\n">>], cl};
-            {false, _} -> {[], cl}
-        end,
-    %% An app Content-Length that does not match the body: close after.
-    Mismatch = Framing =:= cl andalso not Head andalso
-        maps:get(clen, Info) =/= undefined andalso
-        maps:get(clen, Info) =/= byte_size(Body),
-    X1 = X#x{framing = Framing, close = close(X, Info, Framing, St) orelse Mismatch},
-    HeadIo = head(Line, Info, Extra, X1, St),
-    case Head orelse NoBody of
-        true -> send(HeadIo, X1, St);
-        false -> send([HeadIo, Body], X1, St)
-    end,
-    X1#x{resp = complete, sent = byte_size(Body)}.
-
-%% Send the head of a streamed response.
-start_stream(Line, Info, X = #x{code = Code, req = Req}, St) ->
-    {Extra, Framing} =
-        case {no_body(Code), maps:get(clen, Info), Req#req.version} of
-            {true, _, _} -> {[], none};
-            {false, undefined, {1, 1}} ->
-                {<<"transfer-encoding: chunked\r\n">>, chunked};
-            {false, undefined, {1, 0}} -> {[], close};
-            {false, _, _} -> {[], cl}
-        end,
-    X1 = X#x{framing = Framing, close = close(X, Info, Framing, St)},
-    send(head(Line, Info, Extra, X1, St), X1, St),
-    X1#x{resp = sending}.
-
-send_chunk(Chunk, X = #x{head = true}, _St) ->
-    X#x{sent = X#x.sent + byte_size(Chunk)};
-send_chunk(Chunk, X = #x{framing = chunked}, St) ->
-    send(py_web_http:chunk(Chunk), X, St),
-    X#x{sent = X#x.sent + byte_size(Chunk)};
-send_chunk(_Chunk, X = #x{framing = none}, _St) ->
-    X;
-send_chunk(Chunk, X, St) ->
-    send(Chunk, X, St),
-    X#x{sent = X#x.sent + byte_size(Chunk)}.
-
-end_body(X = #x{framing = chunked, head = false}, St) ->
-    send(py_web_http:last_chunk(), X, St),
-    X#x{resp = complete};
-end_body(X = #x{framing = cl, head = false, clen = CL, sent = Sent}, _St)
-  when CL =/= Sent ->
-    X#x{resp = complete, close = true};
-end_body(X, _St) ->
-    X#x{resp = complete}.
-
-%% (A request body the app left unread is discarded after the response,
-%% see after_response/2; but if 100 Continue is still owed the client will
-%% not send it, so the connection must close.)
-close(#x{req = Req, body = Body, continue = Cont}, Info, Framing, #st{draining = D}) ->
-    not Req#req.keepalive orelse D orelse maps:get(close, Info)
-        orelse Framing =:= close orelse (Body =/= done andalso Cont).
-
-head(Line, Info, Extra, #x{close = Close, req = Req},
-     #st{cfg = #cfg{server_line = ServerLine}}) ->
-    Conn = case {Close, Req#req.version} of
-               {true, _} -> <<"connection: close\r\n">>;
-               {false, {1, 0}} -> <<"connection: keep-alive\r\n">>;
-               {false, _} -> <<>>
-           end,
-    Date = case maps:get(date, Info) of
-               true -> <<>>;
-               false -> py_web_date:header()
-           end,
-    Server = case maps:get(server, Info) of
-                 true -> <<>>;
-                 false -> ServerLine
-             end,
-    [<<"HTTP/1.1 ">>, Line, <<"\r\n">>, maps:get(headers, Info), Extra, Conn,
-     Date, Server, <<"\r\n">>].
-
-send(Data, X, St = #st{sock = Sock, cfg = #cfg{transport = T}}) ->
-    case T:send(Sock, Data) of
-        ok -> ok;
-        {error, _} -> client_gone(X, St)
+    case py_web_exchange:started(Ex) of
+        false -> reply_error(Code, St);
+        true -> stop(St)
     end.
 
 %% After the response ---------------------------------------------------
-
-finish(X, St) ->
-    access_log(X, St),
-    after_response(X, St, 1024 * 1024).
 
 after_response(#x{close = true}, St, _) ->
     stop(St);
@@ -609,51 +578,43 @@ after_response(X, St = #st{sock = Sock, cfg = Cfg}, Budget) ->
 
 access_log(#x{t0 = undefined}, _St) ->
     ok;
-access_log(#x{t0 = T0, req = Req, code = Code, sent = Sent}, #st{peer = {H, P}}) ->
+access_log(#x{t0 = T0, req = Req, ex = Ex}, #st{peer = {H, P}}) ->
     #req{method = M, raw_path = Path, qs = Qs, version = {Maj, Min}} = Req,
     Target = case Qs of
                  <<>> -> Path;
                  _ -> [Path, $?, Qs]
              end,
     logger:info("~s:~B - \"~s ~s HTTP/~B.~B\" ~B ~B ~Bms",
-                [H, P, M, Target, Maj, Min, Code, Sent, now_ms() - T0],
+                [H, P, M, Target, Maj, Min, py_web_exchange:status(Ex),
+                 py_web_exchange:sent(Ex), now_ms() - T0],
                 #{py_web => access}).
 
-%% Server-generated error response, then close.
-reply_error(Code, St = #st{cfg = Cfg, sock = Sock}) ->
-    _ = (Cfg#cfg.transport):send(Sock, py_web_http:error_response(Code, Cfg)),
+%% A response of the server's own (4xx/5xx), then close.
+-spec reply_error(400..599, #st{}) -> no_return().
+reply_error(Code, St = #st{cfg = #cfg{server_header = Server}, sock = Sock, t = T}) ->
+    {Head, Body} = py_web_http:error_response(Code),
+    _ = py_web_transport:send(T, Sock, [py_web_http:head(Head, true, {1, 1}, Server), Body]),
     stop(St).
 
+-spec stop(#st{}) -> no_return().
 stop(St) ->
     close(St),
     exit(normal).
 
-close(#st{cfg = #cfg{transport = T}, sock = Sock}) ->
-    close(T, Sock).
+close(St = #st{t = T, sock = Sock}) ->
+    _ = unspool(St),
+    py_web_transport:close(T, Sock).
 
-close(gen_tcp, Sock) -> gen_tcp:close(Sock);
-close(ssl, Sock) -> ssl:close(Sock).
+%% The request is over: its body file goes.
+unspool(St = #st{spool = undefined}) ->
+    St;
+unspool(St = #st{spool = Spool}) ->
+    py_web_spool:delete(Spool),
+    St#st{spool = undefined}.
 
 arm(St = #st{armed = true}) -> St;
-arm(St = #st{sock = Sock, cfg = #cfg{transport = gen_tcp}}) ->
-    case inet:setopts(Sock, [{active, once}]) of
+arm(St = #st{sock = Sock, t = T}) ->
+    case py_web_transport:active_once(T, Sock) of
         ok -> St#st{armed = true};
-        {error, _} -> exit(normal)
-    end;
-arm(St = #st{sock = Sock, cfg = #cfg{transport = ssl}}) ->
-    case ssl:setopts(Sock, [{active, once}]) of
-        ok -> St#st{armed = true};
-        {error, _} -> exit(normal)
+        {error, _} -> stop(St)
     end.
-
-log_app_error(#req{method = M, raw_path = P}, {python, Type, Msg, Tb}) ->
-    logger:error("py_web: ~s ~s: ~ts: ~ts~n~ts",
-                 [M, P, Type, Msg, [[L, $\n] || L <- tb(Tb)]],
-                 #{py_web => server});
-log_app_error(#req{method = M, raw_path = P}, Reason) ->
-    logger:error("py_web: ~s ~s: app error: ~0p", [M, P, Reason],
-                 #{py_web => server}).
-
-tb(Tb) when is_list(Tb) -> [L || L <- Tb, is_binary(L) orelse is_list(L)];
-tb(Tb) when is_binary(Tb) -> [Tb];
-tb(_) -> [].

@@ -1,22 +1,48 @@
-%% @doc Cowboy 2 handler serving a Python ASGI or WSGI app through the
-%% streaming API of py_asgi/py_wsgi.
+%% @doc Cowboy 2 handler serving a Python ASGI or WSGI app, answering as the
+%% embedded server does: py_web_exchange decides everything, this module
+%% carries its commands out with Cowboy.
 %%
 %% ```
 %% Dispatch = cowboy_router:compile([{'_', [{"/[...]", py_web_cowboy,
 %%     #{app => {<<"myapp">>, <<"app">>}, interface => asgi}}]}]),
 %% '''
-%% State keys: `app' (required), `interface' (`asgi' default | `wsgi'),
-%% `backend' (default py_asgi/py_wsgi), `root_path', `state' (lifespan
-%% state to put in the scope), `runner', `timeout', `request_timeout'
-%% (ms, default 60000), `read_length' (body chunk size, default 65536).
+%% The handler state is py_web's options (see py_web and py_web_opts):
+%% `app' (required), `interface', `root_path', `request_timeout',
+%% `body_timeout', `max_body', `read_buffer', `server_header', `wsgi_hold',
+%% `runner', `timeout', `asgi_backend'/`wsgi_backend', and `state' (the
+%% lifespan state to put in each scope).
+%%
+%% How the commands map onto Cowboy 2.12 (read in its source):
+%% <ul>
+%% <li>The response goes out as Cowboy's own stream commands, cast with
+%%     cowboy_req:cast/2: `{response, ...}' for a whole response,
+%%     `{headers, ...}' then `{data, ...}' for a streamed one. Not
+%%     cowboy_req:reply/4, which replaces the app's Content-Length with the
+%%     body's size (0 for HEAD), and not set_resp_cookie/4, which refuses
+%%     some values the app may send (a quoted value with a space) and drops
+%%     attributes (Expires): the protocol layer takes a list of
+%%     pre-formatted Set-Cookie values under `<<"set-cookie">>', which
+%%     reach the client as the app wrote them, in its order. Other
+%%     headers are a map (names lower-cased, repeated ones joined with
+%%     ", "). Cowboy adds no Date or Server to these commands: they are
+%%     added as the embedded server does.</li>
+%% <li>Body data is sent as cowboy_req:stream_body/3 sends it, waiting for
+%%     Cowboy's acknowledgement before acknowledging to the app
+%%     (backpressure).</li>
+%% <li>Ending a response without completing it (an app error after the
+%%     head): HTTP/1.1's stream termination would send the last chunk
+%%     whatever the reason, so the connection is taken over (the
+%%     `switch_protocol' command, as a Websocket upgrade does) by
+%%     takeover/7, which closes it. Over HTTP/2 the stream is reset (the
+%%     handler exits with reason `{shutdown, _}': no crash report).</li>
+%% <li>The request body is read as the app asks for it: what Cowboy has
+%%     buffered at once (this also sends the 100 Continue a client may wait
+%%     for), then in auto mode, as it arrives, up to `body_timeout'.</li>
+%% </ul>
 %%
 %% Compiles without Cowboy (remote calls only, no Cowboy header). Cowboy
-%% refuses `set-cookie' in reply headers, so each Set-Cookie header is
-%% passed through cowboy_req:set_resp_cookie/4 (name, value and
-%% attributes parsed); other headers keep their order, duplicates joined
-%% with ", " (Cowboy's headers are a map). Cowboy does not keep request
-%% header order or duplicates either: the scope gets them as Cowboy has
-%% them.
+%% does not keep request header order or duplicates (its headers are a map):
+%% the scope gets them as Cowboy has them.
 -module(py_web_cowboy).
 
 -include("py_web.hrl").
@@ -24,181 +50,230 @@
 %% Cowboy is optional (not a dependency): its calls are unresolved here.
 -ignore_xref([cowboy_req]).
 
+-export([init/2, takeover/7]).
 
--export([init/2, cookie_opts/1]).
+-record(c, {
+    req :: map(),                 %% Cowboy's request
+    r :: #req{},
+    cfg :: #cfg{},
+    ex :: py_web_exchange:t(),
+    stream :: term(),
+    body_done :: boolean(),       %% the whole request body was read
+    total = 0 :: non_neg_integer()
+}).
 
+%% @private
 -spec init(map(), map()) -> {ok, map(), map()}.
-init(Req0, State) ->
-    Cfg = cfg(State, cowboy_req:scheme(Req0)),
-    Req = request(Req0, Cfg),
-    {Body, More, Req1} = read(Req0, State),
-    Start = case Cfg#cfg.interface of
-                asgi -> py_web_asgi:start(Req, Cfg, Body, More);
-                wsgi -> py_web_wsgi:start(Req, Cfg, Body, More)
-            end,
-    case Start of
-        {ok, Stream} ->
-            {ok, loop(Stream, Cfg, Req1, State, none), State};
+init(Req, Opts) ->
+    case py_web_opts:handler(Opts) of
+        {ok, Cfg} ->
+            try serve(Req, Cfg)
+            catch throw:{?MODULE, stop} -> ok
+            end;
         {error, Reason} ->
-            error_logger_report(Req, Reason),
-            {ok, cowboy_req:reply(500, #{}, <<"Internal Server Error">>, Req1), State}
+            logger:error("py_web_cowboy: ~0p", [Reason], #{py_web => server}),
+            {Head, Body} = py_web_http:error_response(500),
+            cowboy_req:cast({response, maps:get(line, Head),
+                             headers(Head, py_web_opts:default(server_header)), Body}, Req)
+    end,
+    {ok, Req, Opts}.
+
+serve(Req, Cfg) ->
+    R = request(Req),
+    C = #c{req = Req, r = R, cfg = Cfg, body_done = not cowboy_req:has_body(Req),
+           ex = py_web_exchange:new(R, Cfg, py_web_exchange:caps(cowboy))},
+    case too_large(cowboy_req:body_length(Req), Cfg) of
+        true ->
+            reply_error(413, C);
+        false ->
+            {Body, C1} = initial_body(C),
+            case py_web_backend:start(R, Cfg, Body, not C1#c.body_done) of
+                {ok, Stream} -> loop(C1#c{stream = Stream});
+                {error, _} = E -> event(E, C1)
+            end
     end.
 
-cfg(State, Scheme) ->
-    {M, C} = maps:get(app, State),
-    I = maps:get(interface, State, asgi),
-    #cfg{interface = I,
-         module = bin(M), callable = bin(C),
-         backend = maps:get(backend, State, case I of asgi -> py_asgi; wsgi -> py_wsgi end),
-         call_opts = maps:with([runner, timeout], State),
-         state = maps:get(state, State, undefined),
-         root_path = maps:get(root_path, State, <<>>),
-         scheme = Scheme,
-         request_timeout = maps:get(request_timeout, State, 60000)}.
-
-bin(B) when is_binary(B) -> B;
-bin(A) when is_atom(A) -> atom_to_binary(A, utf8);
-bin(L) when is_list(L) -> list_to_binary(L).
-
-request(R, Cfg) ->
-    Version = case cowboy_req:version(R) of
+request(Req) ->
+    Version = case cowboy_req:version(Req) of
                   'HTTP/1.0' -> {1, 0};
                   _ -> {1, 1}
               end,
-    py_web_req:new(#{method => cowboy_req:method(R),
+    py_web_req:new(#{method => cowboy_req:method(Req),
                      version => Version,
-                     raw_path => cowboy_req:path(R),
-                     qs => cowboy_req:qs(R),
-                     headers => maps:to_list(cowboy_req:headers(R)),
-                     peer => cowboy_req:peer(R),
-                     local => cowboy_req:sock(R),
-                     scheme => Cfg#cfg.scheme}).
+                     raw_path => cowboy_req:path(Req),
+                     qs => cowboy_req:qs(Req),
+                     headers => maps:to_list(cowboy_req:headers(Req)),
+                     peer => cowboy_req:peer(Req),
+                     local => cowboy_req:sock(Req),
+                     scheme => cowboy_req:scheme(Req)}).
 
-read(Req, State) ->
-    case cowboy_req:has_body(Req) of
-        false -> {<<>>, false, Req};
-        true ->
-            case cowboy_req:read_body(Req, #{length => maps:get(read_length, State, 65536)}) of
-                {ok, D, R} -> {D, false, R};
-                {more, D, R} -> {D, true, R}
-            end
+too_large(Len, #cfg{max_body = Max}) ->
+    is_integer(Len) andalso is_integer(Max) andalso Len > Max.
+
+%% What Cowboy has of the body when the app starts, without waiting (and
+%% without answering an Expect: 100-continue before the app asks).
+initial_body(C = #c{body_done = true}) ->
+    {<<>>, C};
+initial_body(C = #c{req = Req}) ->
+    case cowboy_req:header(<<"expect">>, Req) of
+        undefined ->
+            case read(C, now) of
+                {ok, Data, C1} -> {Data, C1};
+                {error, Code} -> body_error(Code, C)
+            end;
+        _ ->
+            {<<>>, C}
     end.
 
-%% Resp: none | {Status, Headers} (start seen, nothing sent) | streaming
-loop(Stream, Cfg = #cfg{backend = B}, Req, State, Resp) ->
-    Timeout = case Resp of streaming -> infinity; _ -> Cfg#cfg.request_timeout end,
+loop(C = #c{stream = S, ex = Ex}) ->
     receive
-        {_, Stream, {start, Status, Headers}} ->
-            loop(Stream, Cfg, Req, State, {code(Status), Headers});
-        {asgi, Stream, {body, Chunk, More}} ->
-            Req1 = body(Chunk, More, Req, Resp),
-            B:ack(Stream, byte_size(Chunk)),
-            loop(Stream, Cfg, Req1, State, streaming);
-        {wsgi, Stream, {body, Chunk}} ->
-            Req1 = body(Chunk, true, Req, Resp),
-            B:ack(Stream, byte_size(Chunk)),
-            loop(Stream, Cfg, Req1, State, streaming);
-        {_, Stream, need_body} ->
-            {Data, More, Req1} = read(Req, State),
-            B:send_body(Stream, Data, More),
-            loop(Stream, Cfg, Req1, State, Resp);
-        {_, Stream, {trailers, _, _}} ->
-            loop(Stream, Cfg, Req, State, Resp);
-        {_, Stream, done} ->
-            case Resp of
-                streaming -> cowboy_req:stream_body(<<>>, fin, Req), Req;
-                {Status, Headers} -> reply(Status, Headers, <<>>, Req);
-                none -> cowboy_req:reply(500, #{}, <<"Internal Server Error">>, Req)
-            end;
-        {_, Stream, {error, Reason}} ->
-            error_logger_report(Req, Reason),
-            case Resp of
-                streaming -> exit(normal);   %% Cowboy closes the stream
-                _ -> cowboy_req:reply(500, #{}, <<"Internal Server Error">>, Req)
+        {asgi, S, Ev} -> event(Ev, C);
+        {wsgi, S, Ev} -> event(Ev, C)
+    after py_web_exchange:timeout(Ex) ->
+        {Cmds, Ex1} = py_web_exchange:timed_out(Ex),
+        perform(Cmds, C#c{ex = Ex1})
+    end.
+
+event(Ev, C = #c{ex = Ex}) ->
+    {Cmds, Ex1} = py_web_exchange:event(Ev, Ex),
+    perform(Cmds, C#c{ex = Ex1}).
+
+%% Carry out the exchange's commands -----------------------------------
+
+perform([], C) ->
+    loop(C);
+perform([{respond, Head, Body} | T], C) ->
+    respond(Head, Body, C),
+    perform(T, C);
+perform([{stream, Head = #{line := Line}} | T], C = #c{req = Req, cfg = Cfg}) ->
+    cowboy_req:cast({headers, Line, headers(Head, Cfg#cfg.server_header)}, Req),
+    perform(T, C);
+perform([{data, D} | T], C) ->
+    data(nofin, D, C),
+    perform(T, C);
+perform([finish | T], C) ->
+    data(fin, <<>>, C),
+    perform(T, C);
+perform([{ack, N} | T], C = #c{cfg = #cfg{backend = B}, stream = S}) ->
+    B:ack(S, N),
+    perform(T, C);
+perform([need_body | T], C) ->
+    perform(T, need_body(C));
+perform([disconnect | T], C = #c{cfg = #cfg{backend = B}, stream = S}) ->
+    catch B:disconnect(S),
+    perform(T, C);
+perform([{log, Reason} | T], C = #c{r = #req{method = M, raw_path = P}}) ->
+    py_web_log:app_error(M, P, Reason),
+    perform(T, C);
+perform([abort | _], #c{req = Req}) ->
+    abort(Req);
+perform([done | _], _C) ->
+    ok.
+
+respond(Head = #{line := Line}, Body, #c{req = Req, cfg = #cfg{server_header = S}}) ->
+    cowboy_req:cast({response, Line, headers(Head, S), Body}, Req).
+
+%% As cowboy_req:stream_body/3 does: the connection acknowledges each piece.
+data(IsFin, Data, #c{req = Req}) ->
+    cowboy_req:cast({data, self(), IsFin, Data}, Req),
+    receive {data_ack, _} -> ok end.
+
+%% Cowboy's headers map: the app's headers (Set-Cookie values as a list, in
+%% order), then framing, connection, Date and Server.
+headers(#{headers := Hs, framing := F, length := Len, close := Close, date := D, server := S},
+        Server) ->
+    M0 = lists:foldl(fun({N, V}, M) -> add(py_web_h1_field:lower(N), V, M) end, #{}, Hs),
+    M1 = case F of
+             length -> M0#{<<"content-length">> => integer_to_binary(Len)};
+             _ -> M0
+         end,
+    M2 = case Close of
+             true -> M1#{<<"connection">> => <<"close">>};
+             false -> M1
+         end,
+    M3 = case D of
+             true -> M2;
+             false -> M2#{<<"date">> => py_web_date:value()}
+         end,
+    case {S, Server} of
+        {false, Name} when is_binary(Name) -> M3#{<<"server">> => Name};
+        _ -> M3
+    end.
+
+add(<<"set-cookie">> = N, V, M) ->
+    case M of
+        #{N := Vs} -> M#{N := Vs ++ [V]};
+        _ -> M#{N => [V]}
+    end;
+add(N, V, M) ->
+    case M of
+        #{N := Old} -> M#{N := <<Old/binary, ", ", V/binary>>};
+        _ -> M#{N => V}
+    end.
+
+%% End the connection without completing the response.
+abort(Req) ->
+    case cowboy_req:version(Req) of
+        'HTTP/2' -> exit({shutdown, {py_web, aborted}});
+        _ -> cowboy_req:cast({switch_protocol, #{}, ?MODULE, aborted}, Req)
+    end.
+
+%% @private The connection process after an abort (switch_protocol):
+%% close the connection, the response left incomplete.
+-spec takeover(pid(), term(), term(), module(), term(), binary(), aborted) -> no_return().
+takeover(_Parent, _Ref, Socket, Transport, _Opts, _Buffer, aborted) ->
+    _ = Transport:close(Socket),
+    exit(normal).
+
+reply_error(Code, C) ->
+    {Head, Body} = py_web_http:error_response(Code),
+    respond(Head, Body, C).
+
+%% Request body --------------------------------------------------------
+
+need_body(C = #c{body_done = true}) ->
+    C;
+need_body(C) ->
+    Read = case read(C, now) of
+               {ok, <<>>, C1 = #c{body_done = false}} -> read(C1, arriving);
+               Other -> Other
+           end,
+    case Read of
+        {ok, Data, C2 = #c{cfg = #cfg{backend = B}, stream = S}} ->
+            B:send_body(S, Data, not C2#c.body_done),
+            C2;
+        {error, Code} ->
+            body_error(Code, C)
+    end.
+
+%% Read the body: what Cowboy has `now' (period 0: at once), or what is
+%% `arriving' (auto mode: as soon as some is there), up to body_timeout.
+read(C = #c{req = Req, total = Total, cfg = Cfg = #cfg{max_body = Max}}, How) ->
+    Opts = case How of
+               now -> #{length => Cfg#cfg.read_buffer, period => 0};
+               arriving -> #{length => auto, period => infinity}
+           end,
+    try cowboy_req:read_body(Req, Opts#{timeout => Cfg#cfg.body_timeout}) of
+        {Fin, Data, Req1} ->
+            Total1 = Total + byte_size(Data),
+            case is_integer(Max) andalso Total1 > Max of
+                true -> {error, 413};
+                false -> {ok, Data, C#c{req = Req1, total = Total1, body_done = Fin =:= ok}}
             end
-    after Timeout ->
-        catch B:disconnect(Stream),
-        cowboy_req:reply(504, #{}, <<"Gateway Timeout">>, Req)
+    catch
+        exit:timeout -> {error, 408}
     end.
 
-code(S) when is_integer(S) -> S;
-code(S) -> py_web_http:status_code(S).
-
-%% First body of an ASGI response that is also the last: one reply.
-body(Chunk, false, Req, {Status, Headers}) ->
-    reply(Status, Headers, Chunk, Req);
-body(Chunk, More, Req, {Status, Headers}) ->
-    {Map, Req1} = headers(Headers, Req),
-    Req2 = cowboy_req:stream_reply(Status, Map, Req1),
-    body(Chunk, More, Req2, streaming);
-body(Chunk, More, Req, streaming) ->
-    Fin = case More of true -> nofin; false -> fin end,
-    case {Chunk, Fin} of
-        {<<>>, nofin} -> ok;
-        _ -> cowboy_req:stream_body(Chunk, Fin, Req)
+%% The request body failed (too large, too slow): the server's answer, and
+%% the end of the exchange.
+-spec body_error(408 | 413, #c{}) -> no_return().
+body_error(Code, C = #c{cfg = #cfg{backend = B}, stream = S, ex = Ex, req = Req}) ->
+    case S of
+        undefined -> ok;
+        _ -> catch B:disconnect(S)
     end,
-    Req.
-
-reply(Status, Headers, Body, Req) ->
-    {Map, Req1} = headers(Headers, Req),
-    cowboy_req:reply(Status, Map, Body, Req1).
-
-%% Set-Cookie through set_resp_cookie; the rest into Cowboy's map.
-headers(Headers, Req) ->
-    lists:foldl(
-      fun({N, V}, {Map, R}) ->
-              case py_web_http:lower(N) of
-                  <<"set-cookie">> ->
-                      {Name, Value, Opts} = cookie_opts(V),
-                      {Map, cowboy_req:set_resp_cookie(Name, Value, R, Opts)};
-                  <<"content-length">> ->
-                      {Map, R};   %% Cowboy computes it
-                  L ->
-                      case Map of
-                          #{L := Old} -> {Map#{L := <<Old/binary, ", ", V/binary>>}, R};
-                          _ -> {Map#{L => V}, R}
-                      end
-              end
-      end, {#{}, Req}, Headers).
-
-%% @doc Split a Set-Cookie value into name, value and Cowboy cookie
-%% options (path, domain, max_age, secure, http_only, same_site).
-%% Attributes Cowboy cannot express (Expires, unknown ones) are dropped.
--spec cookie_opts(binary()) -> {binary(), binary(), map()}.
-cookie_opts(SetCookie) ->
-    [NV | Attrs] = [string:trim(P) || P <- binary:split(SetCookie, <<";">>, [global])],
-    {Name, Value} = case binary:split(NV, <<"=">>) of
-                        [N, V] -> {N, V};
-                        [N] -> {N, <<>>}
-                    end,
-    Opts = lists:foldl(fun attr/2, #{}, Attrs),
-    {Name, Value, Opts}.
-
-attr(A, Opts) ->
-    {K, V} = case binary:split(A, <<"=">>) of
-                 [K0, V0] -> {py_web_http:lower(string:trim(K0)), string:trim(V0)};
-                 [K0] -> {py_web_http:lower(string:trim(K0)), <<>>}
-             end,
-    case K of
-        <<"path">> -> Opts#{path => V};
-        <<"domain">> -> Opts#{domain => V};
-        <<"max-age">> ->
-            try Opts#{max_age => binary_to_integer(V)} catch _:_ -> Opts end;
-        <<"secure">> -> Opts#{secure => true};
-        <<"httponly">> -> Opts#{http_only => true};
-        <<"samesite">> ->
-            case py_web_http:lower(V) of
-                <<"lax">> -> Opts#{same_site => lax};
-                <<"strict">> -> Opts#{same_site => strict};
-                <<"none">> -> Opts#{same_site => none};
-                _ -> Opts
-            end;
-        _ -> Opts
-    end.
-
-error_logger_report(Req, Reason) when is_map(Req) ->
-    logger:error("py_web_cowboy: ~s ~s: ~0p",
-                 [cowboy_req:method(Req), cowboy_req:path(Req), Reason],
-                 #{py_web => server});
-error_logger_report(#req{method = M, raw_path = P}, Reason) ->
-    logger:error("py_web_cowboy: ~s ~s: ~0p", [M, P, Reason], #{py_web => server}).
+    case py_web_exchange:started(Ex) of
+        false -> reply_error(Code, C);
+        true -> abort(Req)
+    end,
+    throw({?MODULE, stop}).

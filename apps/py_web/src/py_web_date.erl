@@ -5,7 +5,7 @@
 -module(py_web_date).
 -behaviour(gen_server).
 
--export([start_link/0, header/0, format/1]).
+-export([start_link/0, header/0, value/0, format/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TAB, py_web_date).
@@ -20,6 +20,12 @@ header() ->
     try ets:lookup_element(?TAB, date, 2)
     catch error:badarg -> line(erlang:universaltime())
     end.
+
+%% @doc The Date header's value alone (for the Cowboy and Elli handlers).
+-spec value() -> binary().
+value() ->
+    <<"date: ", V:29/binary, "\r\n">> = header(),
+    V.
 
 %% @doc IMF-fixdate of a UTC datetime.
 -spec format(calendar:datetime()) -> binary().

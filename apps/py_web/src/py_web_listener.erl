@@ -12,12 +12,12 @@
 
 -include("py_web.hrl").
 
--export([start_link/1, config/1]).
+-export([start_link/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 -export([acceptor/2]).
 
 -record(ls, {
-    lsock :: term(),
+    lsock :: py_web_transport:socket(),
     cfg :: #cfg{},
     port :: inet:port_number(),
     acceptors = #{} :: #{pid() => true},
@@ -29,7 +29,7 @@
 
 -spec start_link(map()) -> {ok, pid()} | {error, term()}.
 start_link(Opts) ->
-    case config(Opts) of
+    case py_web_opts:validate(Opts) of
         {ok, Opts1} ->
             case maps:get(name, Opts1, undefined) of
                 undefined -> gen_server:start_link(?MODULE, Opts1, []);
@@ -37,104 +37,6 @@ start_link(Opts) ->
             end;
         {error, _} = E ->
             E
-    end.
-
-%%====================================================================
-%% Options
-%%====================================================================
-
--define(DEFAULTS, #{
-    interface => auto,
-    ip => {127, 0, 0, 1},
-    port => 8000,
-    acceptors => 10,
-    backlog => 1024,
-    lifespan => auto,
-    root_path => <<>>,
-    access_log => false,
-    server_header => <<"py_web">>,
-    max_request_line => 8192,
-    max_header_size => 32768,
-    max_headers => 100,
-    max_body => 64 * 1024 * 1024,
-    idle_timeout => 5000,
-    header_timeout => 10000,
-    request_timeout => 60000,
-    body_timeout => 30000,
-    handshake_timeout => 10000,
-    shutdown_timeout => 10000,
-    read_buffer => 65536,
-    wsgi_hold => 2,
-    asgi_backend => py_asgi,
-    wsgi_backend => py_wsgi
-}).
-
-%% @doc Validate options and fill in defaults (also used by py_web).
--spec config(map()) -> {ok, map()} | {error, term()}.
-config(Opts) when is_map(Opts) ->
-    O = maps:merge(?DEFAULTS, Opts),
-    try
-        {M, C} = app(maps:get(app, O, undefined)),
-        lists:member(maps:get(interface, O), [auto, asgi, wsgi])
-            orelse throw({interface, maps:get(interface, O)}),
-        lists:member(maps:get(lifespan, O), [auto, on, off])
-            orelse throw({lifespan, maps:get(lifespan, O)}),
-        Port = maps:get(port, O),
-        is_integer(Port) andalso Port >= 0 andalso Port =< 65535
-            orelse throw({port, Port}),
-        Ip = ip(maps:get(ip, O)),
-        [pos_int(K, O) || K <- [acceptors, backlog, max_request_line,
-                                 max_header_size, max_headers, read_buffer]],
-        [timeout(K, O) || K <- [idle_timeout, header_timeout, request_timeout,
-                                body_timeout, handshake_timeout]],
-        non_neg(shutdown_timeout, O),
-        non_neg(wsgi_hold, O),
-        case maps:get(max_body, O) of
-            infinity -> ok;
-            _ -> non_neg(max_body, O)
-        end,
-        {ok, O#{app := {M, C}, ip := Ip}}
-    catch
-        throw:{K, V} -> {error, {bad_option, K, V}}
-    end;
-config(Other) ->
-    {error, {bad_option, opts, Other}}.
-
-app({M, C}) -> {bin(M), bin(C)};
-app(S) when is_list(S); is_binary(S) ->
-    case string:split(bin(S), <<":">>, trailing) of
-        [M, C] when M =/= <<>>, C =/= <<>> -> {M, C};
-        [M] when M =/= <<>> -> {M, <<"app">>};
-        _ -> throw({app, S})
-    end;
-app(Other) -> throw({app, Other}).
-
-bin(B) when is_binary(B) -> B;
-bin(A) when is_atom(A) -> atom_to_binary(A, utf8);
-bin(L) when is_list(L) -> unicode:characters_to_binary(L).
-
-ip(any) -> {0, 0, 0, 0};
-ip(T) when is_tuple(T) -> T;
-ip(S) when is_list(S); is_binary(S) ->
-    case inet:parse_address(binary_to_list(bin(S))) of
-        {ok, T} -> T;
-        {error, _} -> throw({ip, S})
-    end;
-ip(Other) -> throw({ip, Other}).
-
-pos_int(K, O) ->
-    V = maps:get(K, O),
-    is_integer(V) andalso V > 0 orelse throw({K, V}).
-
-non_neg(K, O) ->
-    V = maps:get(K, O),
-    is_integer(V) andalso V >= 0 orelse throw({K, V}).
-
-timeout(K, O) ->
-    case maps:get(K, O) of
-        infinity -> ok;
-        V when is_integer(V), V > 0 -> ok;
-        V -> throw({K, V})
     end.
 
 %%====================================================================
@@ -148,42 +50,19 @@ init(O) ->
     {M, C} = maps:get(app, O),
     try
         Interface = interface(maps:get(interface, O), M, C),
-        Backend = case Interface of
-                      asgi -> maps:get(asgi_backend, O);
-                      wsgi -> maps:get(wsgi_backend, O)
-                  end,
+        Backend = py_web_opts:backend(Interface, O),
         check_app(maps:get(interface, O), Backend, M, C),
-        CallOpts = maps:with([runner, timeout], O),
         {Lifespan, State} = lifespan_startup(Interface, maps:get(lifespan, O),
-                                             Backend, M, C, CallOpts),
+                                             Backend, M, C, maps:with([runner, timeout], O)),
         {Transport, LSock} = listen(O),
-        {ok, Port} = port(Transport, LSock),
-        Cfg = #cfg{listener = self(),
-                   interface = Interface,
-                   module = M,
-                   callable = C,
-                   backend = Backend,
-                   call_opts = CallOpts,
-                   state = State,
-                   root_path = bin(maps:get(root_path, O)),
-                   scheme = case Transport of ssl -> <<"https">>; gen_tcp -> <<"http">> end,
-                   transport = Transport,
-                   server_line = case maps:get(server_header, O) of
-                                     false -> <<>>;
-                                     S -> <<"server: ", (bin(S))/binary, "\r\n">>
-                                 end,
-                   access_log = maps:get(access_log, O) =:= true,
-                   max_request_line = maps:get(max_request_line, O),
-                   max_header_size = maps:get(max_header_size, O),
-                   max_headers = maps:get(max_headers, O),
-                   max_body = maps:get(max_body, O),
-                   idle_timeout = maps:get(idle_timeout, O),
-                   header_timeout = maps:get(header_timeout, O),
-                   request_timeout = maps:get(request_timeout, O),
-                   body_timeout = maps:get(body_timeout, O),
-                   handshake_timeout = maps:get(handshake_timeout, O),
-                   read_buffer = maps:get(read_buffer, O),
-                   wsgi_hold = maps:get(wsgi_hold, O)},
+        {ok, Port} = py_web_transport:port(Transport, LSock),
+        Cfg = py_web_opts:cfg(O, #{listener => self(), interface => Interface,
+                                   backend => Backend, state => State,
+                                   transport => Transport,
+                                   scheme => case Transport of
+                                                 ssl -> <<"https">>;
+                                                 gen_tcp -> <<"http">>
+                                             end}),
         Acceptors = maps:from_list(
                       [{spawn_link(?MODULE, acceptor, [LSock, Cfg]), true}
                        || _ <- lists:seq(1, maps:get(acceptors, O))]),
@@ -232,7 +111,7 @@ lifespan_startup(asgi, Mode, Backend, M, C, CallOpts) ->
             throw({stop, {lifespan, unsupported}});
         {error, Reason} ->
             logger:error("py_web: lifespan startup of ~s:~s failed: ~0p",
-                         [M, C, Reason], #{py_web => server}),
+                         [M, C, Reason], #{py_web => app}),
             throw({stop, {lifespan_startup_failed, Reason}});
         Other ->
             throw({stop, {lifespan_startup_failed, Other}})
@@ -244,29 +123,15 @@ listen(O) ->
     Base = Family ++ [binary, {packet, raw}, {active, false}, {reuseaddr, true},
                       {backlog, maps:get(backlog, O)}, {nodelay, true}, {ip, Ip},
                       {send_timeout, 30000}, {send_timeout_close, true}],
-    case ssl_opts(O) of
-        [] ->
-            case gen_tcp:listen(maps:get(port, O), Base) of
-                {ok, L} -> {gen_tcp, L};
-                {error, R} -> throw({stop, {listen, R}})
-            end;
-        SslOpts ->
-            _ = application:ensure_all_started(ssl),
-            case ssl:listen(maps:get(port, O), Base ++ SslOpts) of
-                {ok, L} -> {ssl, L};
-                {error, R} -> throw({stop, {listen, R}})
-            end
+    case py_web_transport:listen(maps:get(port, O), Base, ssl_opts(O)) of
+        {ok, T, L} -> {T, L};
+        {error, R} -> throw({stop, {listen, R}})
     end.
 
 ssl_opts(O) ->
     Files = [{certfile, F} || F <- [maps:get(certfile, O, undefined)], F =/= undefined]
         ++ [{keyfile, F} || F <- [maps:get(keyfile, O, undefined)], F =/= undefined],
     maps:get(ssl, O, []) ++ Files.
-
-port(gen_tcp, L) -> inet:port(L);
-port(ssl, L) ->
-    {ok, {_, P}} = ssl:sockname(L),
-    {ok, P}.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #ls{}) -> {reply, term(), #ls{}}.
@@ -312,7 +177,7 @@ handle_info(_, St) ->
 %% @private
 -spec terminate(term(), #ls{}) -> ok.
 terminate(_Reason, St = #ls{cfg = Cfg}) ->
-    close_listen(Cfg#cfg.transport, St#ls.lsock),
+    py_web_transport:close(Cfg#cfg.transport, St#ls.lsock),
     Conns = St#ls.conns,
     _ = [P ! {py_web, drain} || P <- maps:keys(Conns)],
     Deadline = erlang:monotonic_time(millisecond) + St#ls.shutdown_timeout,
@@ -337,9 +202,6 @@ drain(Conns, Deadline) ->
         Conns
     end.
 
-close_listen(gen_tcp, L) -> gen_tcp:close(L);
-close_listen(ssl, L) -> ssl:close(L).
-
 lifespan_shutdown(_Backend, undefined) -> ok;
 lifespan_shutdown(Backend, Lifespan) ->
     case catch Backend:lifespan_shutdown(Lifespan) of
@@ -354,14 +216,14 @@ lifespan_shutdown(Backend, Lifespan) ->
 %%====================================================================
 
 %% @private
--spec acceptor(term(), #cfg{}) -> no_return().
+-spec acceptor(py_web_transport:socket(), #cfg{}) -> no_return().
 acceptor(LSock, Cfg = #cfg{transport = T}) ->
-    case accept(T, LSock) of
+    case py_web_transport:accept(T, LSock, infinity) of
         {ok, Sock} ->
             {ok, Pid} = py_web_conn:start(Cfg, Sock),
-            case controlling_process(T, Sock, Pid) of
+            _ = case py_web_transport:controlling_process(T, Sock, Pid) of
                 ok -> Pid ! {py_web_go, Sock};
-                {error, _} -> exit(Pid, kill), catch close_listen(T, Sock)
+                {error, _} -> exit(Pid, kill), py_web_transport:close(T, Sock)
             end,
             acceptor(LSock, Cfg);
         {error, closed} ->
@@ -373,9 +235,3 @@ acceptor(LSock, Cfg = #cfg{transport = T}) ->
             timer:sleep(100),
             acceptor(LSock, Cfg)
     end.
-
-accept(gen_tcp, L) -> gen_tcp:accept(L);
-accept(ssl, L) -> ssl:transport_accept(L).
-
-controlling_process(gen_tcp, S, P) -> gen_tcp:controlling_process(S, P);
-controlling_process(ssl, S, P) -> ssl:controlling_process(S, P).

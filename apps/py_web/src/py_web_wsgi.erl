@@ -1,18 +1,22 @@
-%% @doc WSGI side of py_web: the PEP 3333 environ of a request (binary
-%% keys, values as received: the NIF decodes them as latin-1), and
-%% starting the app through the streaming API of py_wsgi.
+%% @doc The PEP 3333 environ of a request, as py_wsgi takes it (binary
+%% keys; py_wsgi gives the app each value as a latin-1 str).
 -module(py_web_wsgi).
 
 -include("py_web.hrl").
 
--export([environ/2, start/4, key/1]).
+-export([environ/2]).
 
 %% @doc The environ without wsgi.input (the body goes through the stream).
+%% PATH_INFO is the path percent-decoded, here and only here (py_wsgi
+%% passes it on as it is): the bytes of the decoded path, which the app gets
+%% as latin-1, as gunicorn gives them.
 %% Repeated headers are joined with ", "; header names containing "_" are
 %% dropped (they would be indistinguishable from "-" ones: header
-%% spoofing, as gunicorn does). A chunked request has no CONTENT_LENGTH
-%% and sets `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
-%% Werkzeug agree on: read wsgi.input to its end).
+%% spoofing, as gunicorn does). A chunked request sets
+%% `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
+%% Werkzeug agree on: read wsgi.input to its end); the embedded server,
+%% which reads a WSGI body whole, also replaces its Transfer-Encoding with
+%% the decoded body's Content-Length (py_web_conn), hence CONTENT_LENGTH.
 -spec environ(#req{}, #cfg{}) -> map().
 environ(Req = #req{chunked = true}, Cfg) ->
     (environ(Req#req{chunked = false}, Cfg))#{<<"wsgi.input_terminated">> => true};
@@ -46,9 +50,8 @@ headers([{Name, Value} | T], E) ->
 headers([], E) ->
     E.
 
-%% @doc Environ key of a lower-cased header name (`skip' for names with
-%% an underscore).
--spec key(binary()) -> binary() | skip.
+%% The environ key of a lower-cased header name (`skip' for names with an
+%% underscore).
 key(<<"host">>) -> <<"HTTP_HOST">>;
 key(<<"user-agent">>) -> <<"HTTP_USER_AGENT">>;
 key(<<"accept">>) -> <<"HTTP_ACCEPT">>;
@@ -68,8 +71,3 @@ key(Name) ->
 up($-) -> $_;
 up(C) when C >= $a, C =< $z -> C - 32;
 up(C) -> C.
-
-%% @doc Start the app on a request (see py_web_asgi:start/4).
--spec start(#req{}, #cfg{}, binary(), boolean()) -> {ok, term()} | {error, term()}.
-start(Req, Cfg = #cfg{backend = B, module = M, callable = C, call_opts = O}, Body, More) ->
-    B:start(M, C, environ(Req, Cfg), O#{body => Body, more_body => More}).

@@ -1,7 +1,7 @@
 """Raw ASGI apps for py_asgi_SUITE (run through the NIF by py_asgi:run/4,5).
 
 Records go into RECORDS (a module global) under a key chosen by the test, and are read
-back with ep_ct:one(ep_asgi_apps, record, [Key]) (module globals are per interpreter:
+back with ep_test_lib:one(ep_asgi_apps, record, [Key]) (module globals are per interpreter:
 each sub-interpreter has its own RECORDS).  Apps whose answer depends on earlier requests
 also report INTERPRETER, which names the interpreter that ran them.
 """

@@ -19,6 +19,16 @@ through the real NIF (groups asgi_python and wsgi_python).
     /badheader         a header value containing CRLF
     /sleep?ms=N        answers after N ms
     /big?size=N        N bytes in one chunk
+    /cl13              content-length: 13, Hello, World! (no body for HEAD, as Flask answers HEAD)
+    /cl1               content-length: 5, body in one piece
+    /cl_bad            content-length: 10, body of 5 bytes (an app bug)
+    /cookies2          Set-Cookie values with a quoted space and an Expires attribute
+    /read_error        reads the whole body, then raises
+
+Every request an app sees is recorded in REQUESTS ([method, path]: read back
+with requests()), so that a test can check that a request never reached it.
+For WSGI, /echo says in x-input-type what wsgi.input was (the NIF's stream, or
+the file of a body spooled whole).
 
 Things the Erlang side cannot observe directly (disconnects, lifespan) are
 recorded in EVENTS and read back with py:call(pyweb_test_apps, events, []).
@@ -30,14 +40,20 @@ from urllib.parse import parse_qs
 
 HELLO = b"Hello, World!"
 EVENTS: list[list[str]] = []
+REQUESTS: list[list[str]] = []
 
 
 def events() -> list[list[str]]:
     return [list(e) for e in EVENTS]
 
 
+def requests() -> list[list[str]]:
+    return [list(r) for r in REQUESTS]
+
+
 def clear_events() -> None:
     EVENTS.clear()
+    REQUESTS.clear()
 
 
 def record(*event: str) -> None:
@@ -157,6 +173,7 @@ async def _wait_disconnect(receive, path):
 
 async def _asgi_http(scope, receive, send):
     path = scope["path"]
+    REQUESTS.append([scope["method"], path])
     qs = scope["query_string"].decode("latin-1")
     if path == "/":
         await _start(send, 200)
@@ -171,6 +188,9 @@ async def _asgi_http(scope, receive, send):
         await _start(send, 200, [(b"content-type", b"application/octet-stream"),
                                  (b"x-body-chunks", str(n).encode())])
         await _body(send, body)
+    elif path == "/read_error":
+        await _read_body(receive)
+        raise ValueError("secret internal detail")
     elif path == "/stream":
         await _start(send, 200)
         for i in range(1, _qs_int(qs, "n", 5) + 1):
@@ -215,6 +235,18 @@ async def _asgi_http(scope, receive, send):
         await _start(send, 200, [(b"content-length", b"5")])
         await _body(send, b"hel", True)
         await _body(send, b"lo")
+    elif path == "/cl13":
+        await _start(send, 200, [(b"content-type", b"text/plain"), (b"content-length", b"13")])
+        await _body(send, b"" if scope["method"] == "HEAD" else HELLO)
+    elif path == "/cl1":
+        await _start(send, 200, [(b"Content-Length", b"5"), (b"content-type", b"text/plain")])
+        await _body(send, b"hello")
+    elif path == "/cl_bad":
+        await _start(send, 200, [(b"content-length", b"10")])
+        await _body(send, b"short")
+    elif path == "/cookies2":
+        await _start(send, 200, [(b"content-type", b"text/plain")] + [(b"set-cookie", c) for c in COOKIES2])
+        await _body(send, b"cookies")
     elif path == "/nostart":
         return
     elif path == "/badheader":
@@ -231,6 +263,9 @@ async def _asgi_http(scope, receive, send):
         await _start(send, 200)
         await _body(send, HELLO)
 
+
+COOKIES2 = [b'msg="hello world"; Path=/; SameSite=lax',
+            b"c=3; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly; Path=/"]
 
 asgi_app = _asgi("asgi_app")
 fail_lifespan = _asgi("fail_lifespan")
@@ -264,6 +299,7 @@ class _Watched:
 
 def wsgi_app(environ, start_response):
     path = environ["PATH_INFO"]
+    REQUESTS.append([environ["REQUEST_METHOD"], path])
     qs = environ.get("QUERY_STRING", "")
     inp = environ["wsgi.input"]
     if path == "/":
@@ -277,8 +313,12 @@ def wsgi_app(environ, start_response):
     if path == "/echo":
         body = inp.read()
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                  ("X-Body-Chunks", "1")])
+                                  ("X-Body-Chunks", "1"),
+                                  ("X-Input-Type", type(inp).__name__)])
         return [body]
+    if path == "/read_error":
+        inp.read()
+        raise ValueError("secret internal detail")
     if path == "/stream":
         def gen():
             for i in range(1, _qs_int(qs, "n", 5) + 1):
@@ -335,6 +375,18 @@ def wsgi_app(environ, start_response):
     if path == "/cl":
         start_response("200 OK", [("Content-Length", "5")])
         return [b"hel", b"lo"]
+    if path == "/cl13":
+        start_response("200 OK", TEXT + [("Content-Length", "13")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [HELLO]
+    if path == "/cl1":
+        start_response("200 OK", [("Content-Length", "5"), ("Content-Type", "text/plain")])
+        return [b"hello"]
+    if path == "/cl_bad":
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"short"]
+    if path == "/cookies2":
+        start_response("200 OK", TEXT + [("Set-Cookie", c.decode()) for c in COOKIES2])
+        return [b"cookies"]
     if path == "/nostart":
         return []
     if path == "/badheader":
