@@ -33,14 +33,14 @@ all() ->
      outbound_backpressure, inbound_flow_control, starlette_chat, scope_template, refusals].
 
 init_per_suite(Config) ->
-    ok = ep_ct:start(?config(data_dir, Config)),
+    ok = erlang_python_ct:start(Config),
     Config.
 
 end_per_suite(_Config) ->
-    ep_ct:stop().
+    erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
-    ep_ct:each(?APPS, reset, []),
+    erlang_python_ct:each(?APPS, reset, []),
     Config.
 
 end_per_testcase(_TC, _Config) ->
@@ -54,7 +54,7 @@ scope_fields(_Config) ->
     ?assertEqual({accept, <<"chat">>, [{<<"x-app">>, <<"echo">>}]}, next(S)),
     ok = py_asgi:ws_disconnect(S, 1000, <<>>),
     ?assertEqual(done, next(S)),
-    Scope = ep_ct:one(?APPS, record, [<<"scope">>]),
+    Scope = ep_test_lib:one(?APPS, record, [<<"scope">>]),
     ?assertMatch(#{<<"type">> := <<"websocket">>, <<"scheme">> := <<"ws">>,
                    <<"path">> := <<"/ws x">>, <<"raw_path">> := {bytes, <<"/ws%20x">>},
                    <<"subprotocols">> := [<<"chat">>, <<"v2">>],
@@ -68,7 +68,7 @@ scope_fields(_Config) ->
                    <<"subprotocols">> => <<"list">>, <<"http_version">> => <<"str">>,
                    <<"asgi">> => <<"dict">>, <<"server">> => <<"tuple">>,
                    <<"client">> => <<"tuple">>, <<"state">> => <<"dict">>},
-                 ep_ct:one(?APPS, record, [<<"types">>])).
+                 ep_test_lib:one(?APPS, record, [<<"types">>])).
 
 %% Text and binary messages echoed in order; the peer's close code and reason reach the app.
 echo_and_peer_close(_Config) ->
@@ -84,7 +84,7 @@ echo_and_peer_close(_Config) ->
      end || {Kind, Data} <- Messages],
     ok = py_asgi:ws_disconnect(S, 1001, <<"going away ✓"/utf8>>),
     ?assertEqual(done, next(S)),
-    ?assertEqual([1001, <<"going away ✓"/utf8>>], ep_ct:one(?APPS, record, [<<"disconnect">>])).
+    ?assertEqual([1001, <<"going away ✓"/utf8>>], ep_test_lib:one(?APPS, record, [<<"disconnect">>])).
 
 %% The app closes: its code and reason, then it waits for the end of the close handshake.
 app_close(_Config) ->
@@ -94,7 +94,7 @@ app_close(_Config) ->
     ?assertEqual(nothing, next(S, 100)),
     ok = py_asgi:ws_disconnect(S, 4001, <<>>),
     ?assertEqual(done, next(S)),
-    ?assertEqual([4001, <<>>], ep_ct:one(?APPS, record, [<<"disconnect">>])).
+    ?assertEqual([4001, <<>>], ep_test_lib:one(?APPS, record, [<<"disconnect">>])).
 
 %% A close before accept is a denial (the server answers 403); the app's next receive()
 %% is websocket.disconnect 1006, as uvicorn gives.
@@ -103,7 +103,7 @@ deny(_Config) ->
     ?assertEqual([{close, 1000, <<>>}, done], until_done(S)),
     ?assertEqual(#{<<"type">> => <<"websocket.disconnect">>, <<"code">> => 1006,
                    <<"reason">> => <<>>},
-                 ep_ct:one(?APPS, record, [<<"after_deny">>])).
+                 ep_test_lib:one(?APPS, record, [<<"after_deny">>])).
 
 deny_with_response(_Config) ->
     Scope = (scope(<<"/deny">>, []))#{extensions => #{<<"websocket.http.response">> => #{}}},
@@ -150,7 +150,7 @@ disconnect_is_1006(_Config) ->
     {accept, _, _} = next(S),
     ok = py_asgi:disconnect(S),
     ?assertEqual(done, next(S)),
-    ?assertEqual([1006, <<>>], ep_ct:one(?APPS, record, [<<"disconnect">>])).
+    ?assertEqual([1006, <<>>], ep_test_lib:one(?APPS, record, [<<"disconnect">>])).
 
 owner_death_is_1006(_Config) ->
     Self = self(),
@@ -162,7 +162,7 @@ owner_death_is_1006(_Config) ->
                    end),
     receive accepted -> ok after ?T -> ct:fail(no_accept) end,
     receive {'DOWN', Mon, process, Pid, normal} -> ok after ?T -> ct:fail(no_down) end,
-    ep_ct:wait_until(fun() -> ep_ct:one(?APPS, record, [<<"disconnect">>]) =:= [1006, <<>>] end).
+    ep_test_lib:wait_until(fun() -> ep_test_lib:one(?APPS, record, [<<"disconnect">>]) =:= [1006, <<>>] end).
 
 %% An app that never reads and keeps sending: after disconnect its send() raises the
 %% spec's OSError, which ends it without an error.
@@ -199,7 +199,7 @@ inbound_flow_control(_Config) ->
     ?assertEqual(resume_reading, next(S)),
     ok = py_asgi:ws_disconnect(S, 1000, <<>>),
     ?assertEqual(done, next(S)),
-    ?assertEqual(40, ep_ct:one(?APPS, record, [<<"count">>])).
+    ?assertEqual(40, ep_test_lib:one(?APPS, record, [<<"count">>])).
 
 starlette_chat(_Config) ->
     {ok, S} = py_asgi:start(?APPS, starlette_app, scope(<<"/chat">>, [<<"x">>, <<"chat.v1">>]),
@@ -209,7 +209,7 @@ starlette_chat(_Config) ->
     ?assertEqual({send, text, <<"{\"you said\":{\"n\":1},\"path\":\"/chat\"}">>}, next(S)),
     ok = py_asgi:ws_disconnect(S, 1000, <<"done">>),
     ?assertEqual(done, next(S)),
-    ?assertEqual([1000, <<"done">>], ep_ct:one(?APPS, record, [<<"disconnect">>])).
+    ?assertEqual([1000, <<"done">>], ep_test_lib:one(?APPS, record, [<<"disconnect">>])).
 
 %% A websocket scope kept as a template runs as a websocket, each time.
 scope_template(_Config) ->
@@ -257,15 +257,10 @@ next(S) ->
     next(S, ?T).
 
 next(S, Timeout) ->
-    receive {asgi, S, Event} -> Event after Timeout -> nothing end.
+    ep_test_lib:stream_event(S, Timeout).
 
 until_done(S) ->
-    case next(S) of
-        done -> [done];
-        {error, _} = E -> [E];
-        nothing -> [nothing];
-        E -> [E | until_done(S)]
-    end.
+    ep_test_lib:stream_events(S, ?T).
 
 %% The events that arrive until Ms pass without one.
 quiet_events(S, Ms) ->
