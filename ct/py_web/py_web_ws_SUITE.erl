@@ -5,7 +5,9 @@
 %% the app raising, broadcast to 100 clients, 1,000 concurrent websockets, TLS, graceful
 %% shutdown), and raw sockets for the protocol's edge cases (handshake refusals, UTF-8
 %% split across fragments, a ping between fragments, oversize messages, bad opcodes,
-%% unmasked frames, bad close codes, a client that vanishes, `ws => none').
+%% unmasked frames, bad close codes, a client that vanishes, `ws => none').  The group
+%% `cowboy' runs the client scenarios against py_web_cowboy on real Cowboy (SKIPPED when
+%% Cowboy is not on the code path: it cannot be installed here, see py_web_cowboy_SUITE).
 -module(py_web_ws_SUITE).
 -compile(nowarn_missing_spec).
 -compile([export_all, nowarn_export_all]).
@@ -18,14 +20,16 @@
 suite() -> [{timetrap, {minutes, 5}}].
 
 all() ->
-    [{group, client}, {group, raw}].
+    [{group, client}, {group, raw}, {group, cowboy}].
 
 groups() ->
     [{client, [], [echo_deflate, echo_plain, denials, close_codes, broadcast_100,
                    many_1000, fastapi_chat, tls, graceful_shutdown_1001]},
      {raw, [], [handshake_refusals, compression_negotiated, utf8_split_across_fragments,
                 ping_between_fragments, message_too_big, invalid_opcode, unmasked_frame,
-                bad_close_code, client_vanishes_1006, ws_none, app_errors_logged]}].
+                bad_close_code, client_vanishes_1006, ws_none, app_errors_logged]},
+     {cowboy, [], [cowboy_echo_deflate, cowboy_echo_plain, cowboy_denials, cowboy_close_codes,
+                   cowboy_broadcast_100]}].
 
 init_per_suite(Config) ->
     case py_web_ct:python_exe() of
@@ -42,6 +46,15 @@ end_per_suite(_Config) ->
     _ = application:stop(erlang_python),
     ok = application:set_env(erlang_python, python_path, []).
 
+init_per_group(cowboy, Config) ->
+    case code:which(cowboy_req) of
+        non_existing ->
+            {skip, "cowboy is not on the code path (cowboy_req non_existing): "
+                   "py_web_cowboy_ws is compiled but not exercised"};
+        _ ->
+            {ok, _} = application:ensure_all_started(cowboy),
+            Config
+    end;
 init_per_group(_, Config) -> Config.
 end_per_group(_, _Config) -> ok.
 
@@ -92,6 +105,27 @@ graceful_shutdown_1001(_Config) ->
     ok = py_web_ct:stop(Srv),
     {0, Out} = collect(P, []),
     {match, _} = re:run(Out, "closed 1001").
+
+cowboy_echo_deflate(_Config) -> cowboy_client("echo", []).
+
+cowboy_echo_plain(_Config) -> cowboy_client("echo_plain", []).
+
+cowboy_denials(_Config) -> cowboy_client("deny", []).
+
+cowboy_close_codes(_Config) -> cowboy_client("closes", []).
+
+cowboy_broadcast_100(_Config) -> cowboy_client("broadcast", ["100"]).
+
+cowboy_client(Scenario, Args) ->
+    Opts = #{app => <<"ws_apps:app">>, interface => asgi},
+    Dispatch = cowboy_router:compile([{'_', [{"/[...]", py_web_cowboy, Opts}]}]),
+    Name = {?MODULE, make_ref()},
+    {ok, _} = cowboy:start_clear(Name, [{port, 0}], #{env => #{dispatch => Dispatch}}),
+    try
+        py_client("ws://127.0.0.1:" ++ integer_to_list(ranch:get_port(Name)), Scenario, Args)
+    after
+        cowboy:stop_listener(Name)
+    end.
 
 client(Opts, Scenario) -> client(Opts, Scenario, []).
 
