@@ -128,7 +128,7 @@ build_scope(_Scope, Opts) ->
 %%
 %% <b>Websocket scopes</b> (`type => <<"websocket">>', ASGI websocket spec 2.4: the scope
 %% has `subprotocols' (binaries, default []) and no `method'; `scheme' defaults to
-%% <<"ws">>).  The app's receive() first gives websocket.connect.  The owner receives:
+%% `<<"ws">>').  The app's receive() first gives websocket.connect.  The owner receives:
 %% <ul>
 %% <li>`{accept, Subprotocol, Headers}' (`Subprotocol' a binary or `undefined'): answer
 %%     the handshake (the server checks that the client offered the subprotocol);</li>

@@ -76,7 +76,7 @@ async def broadcast(url: str, clients: str = "100") -> None:
     n = int(clients)
     sockets = [await connect(url + "/broadcast") for _ in range(n)]
     await sockets[0].send("hello everyone")
-    got = await asyncio.gather(*(ws.recv() for ws in sockets))
+    got = await asyncio.wait_for(asyncio.gather(*(ws.recv() for ws in sockets)), 30)
     assert got == ["hello everyone"] * n
     await asyncio.gather(*(ws.close() for ws in sockets))
 
