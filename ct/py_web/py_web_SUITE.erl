@@ -138,7 +138,9 @@ python(Config) -> ?config(backend, Config) =:= python.
 app_requests(Config) ->
     case python(Config) of
         true ->
-            {ok, L} = py:call(pyweb_test_apps, requests, []),
+            %% every interpreter's (module globals are per interpreter in
+            %% subinterpreters mode)
+            L = lists:append(erlang_python_ct:each(pyweb_test_apps, requests, [])),
             [{M, P} || [M, P] <- L];
         false ->
             [{M, P} || {_, M, P} <- ets:tab2list(py_web_fake_requests)]
