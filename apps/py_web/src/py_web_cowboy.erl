@@ -51,6 +51,8 @@
 -ignore_xref([cowboy_req]).
 
 -export([init/2, takeover/7]).
+%% cowboy_websocket calls the route's handler module: py_web_cowboy_ws does the work.
+-export([websocket_init/1, websocket_handle/2, websocket_info/2, terminate/3]).
 
 -record(c, {
     req :: map(),                 %% Cowboy's request
@@ -109,12 +111,12 @@ websocket(#req{method = M, version = V, headers = Hs}, _C) ->
 %% HTTP exchange's.
 serve_websocket(WsReq, C = #c{r = R, cfg = Cfg}) ->
     Offered = maps:get(subprotocols, WsReq),
-    case py_web_backend:start_websocket(R, Cfg, Offered) of
-        {ok, Stream} -> ws_wait(Offered, C#c{stream = Stream});
+    case py_web_cowboy_ws:start(R, Cfg, Offered) of
+        {ok, Stream, Relay} -> ws_wait(Offered, Relay, C#c{stream = Stream});
         {error, _} = E -> event(E, C)
     end.
 
-ws_wait(Offered, C = #c{stream = S, ex = Ex, req = Req, r = R, cfg = Cfg}) ->
+ws_wait(Offered, Relay, C = #c{stream = S, ex = Ex, req = Req, r = R, cfg = Cfg}) ->
     #cfg{backend = B, ws = Opts} = Cfg,
     receive
         {asgi, S, {accept, Sub, Hs}} ->
@@ -124,7 +126,7 @@ ws_wait(Offered, C = #c{stream = S, ex = Ex, req = Req, r = R, cfg = Cfg}) ->
                                        Req, [{<<"sec-websocket-protocol">>, Sub} || Sub =/= undefined]
                                        ++ [{py_web_h1_field:lower(N), V} || {N, V} <- Hs]),
                     Label = {R#req.method, R#req.raw_path},
-                    {websocket, Req1, py_web_cowboy_ws:init_state(B, S, Label, Opts),
+                    {websocket, Req1, py_web_cowboy_ws:init_state(B, S, Relay, Label, Opts),
                      py_web_cowboy_ws:options(Opts)};
                 false ->
                     catch B:disconnect(S),
@@ -277,6 +279,22 @@ abort(Req) ->
         'HTTP/2' -> exit({shutdown, {py_web, aborted}});
         _ -> cowboy_req:cast({switch_protocol, #{}, ?MODULE, aborted}, Req)
     end.
+
+%% @private
+-spec websocket_init(term()) -> {list(), term()}.
+websocket_init(S) -> py_web_cowboy_ws:websocket_init(S).
+
+%% @private
+-spec websocket_handle(term(), term()) -> {list(), term()}.
+websocket_handle(Frame, S) -> py_web_cowboy_ws:websocket_handle(Frame, S).
+
+%% @private
+-spec websocket_info(term(), term()) -> {list(), term()}.
+websocket_info(Info, S) -> py_web_cowboy_ws:websocket_info(Info, S).
+
+%% @private Cowboy calls it for every request; only a websocket's state has work to do.
+-spec terminate(term(), map(), term()) -> ok.
+terminate(Reason, Req, S) -> py_web_cowboy_ws:terminate(Reason, Req, S).
 
 %% @private The connection process after an abort (switch_protocol):
 %% close the connection, the response left incomplete.

@@ -18,6 +18,12 @@
 %%     close code it may not use with 1011 (logged);</li>
 %% <li>terminate/3 tells the app the end: the peer's code (1005 without one), or 1006.</li>
 %% </ul>
+%% Cowboy runs init/2 in a request process and the websocket in the connection process,
+%% and a stream's events go to the process that started it: so the app is started by a
+%% relay process (start/3) that forwards its events to the request process until the
+%% accept, then to the connection process once websocket_init/1 attaches it (one more
+%% message hop per event than the embedded server).  The relay stops with the stream, and
+%% tells the app 1006 if the process it serves dies.
 -module(py_web_cowboy_ws).
 
 -include("py_web.hrl").
@@ -25,12 +31,13 @@
 %% Cowboy is optional (not a dependency): its calls are unresolved here.
 -ignore_xref([cowboy_req]).
 
--export([options/1, init_state/4]).
+-export([start/3, options/1, init_state/5]).
 -export([websocket_init/1, websocket_handle/2, websocket_info/2, terminate/3]).
 
 -record(s, {
     backend :: module(),
     stream :: term(),
+    relay :: pid(),
     label :: {binary(), binary()},
     ping_interval :: pos_integer() | infinity,
     last_frame :: integer(),
@@ -38,6 +45,53 @@
     closing = false :: boolean(),
     close_code = 1006 :: 1000..4999  %% what the app hears when the server closed
 }).
+
+%% @doc Start the app on a handshake (py_web_backend:start_websocket/3) from a relay
+%% process; its events arrive as `{asgi, Stream, Event}' to the caller.
+-spec start(#req{}, #cfg{}, [binary()]) -> {ok, term(), pid()} | {error, term()}.
+start(R, Cfg, Offered) ->
+    Parent = self(),
+    Tag = make_ref(),
+    {Pid, Mon} = spawn_monitor(fun() -> relay_init(Parent, Tag, R, Cfg, Offered) end),
+    receive
+        {Tag, {ok, Stream}} -> demonitor(Mon, [flush]), {ok, Stream, Pid};
+        {Tag, Error} -> demonitor(Mon, [flush]), Error;
+        {'DOWN', Mon, process, Pid, Why} -> {error, {websocket_relay, Why}}
+    end.
+
+relay_init(Parent, Tag, R, Cfg = #cfg{backend = B}, Offered) ->
+    Mon = monitor(process, Parent),
+    case py_web_backend:start_websocket(R, Cfg, Offered) of
+        {ok, Stream} ->
+            Parent ! {Tag, {ok, Stream}},
+            relay(B, Stream, Parent, Mon, handshake);
+        Error ->
+            Parent ! {Tag, Error}
+    end.
+
+%% handshake: to the request process; attach: the accept went out, waiting for the
+%% connection process; open: to the connection process.
+relay(B, S, To, Mon, Phase) ->
+    receive
+        {asgi, S, Ev} when Phase =/= attach ->
+            To ! {asgi, S, Ev},
+            case Ev of
+                done -> ok;
+                {error, _} -> ok;
+                {accept, _, _} -> relay(B, S, To, Mon, attach);
+                _ -> relay(B, S, To, Mon, Phase)
+            end;
+        {py_web_cowboy_ws, attach, Conn} when Phase =:= attach ->
+            demonitor(Mon, [flush]),
+            relay(B, S, Conn, monitor(process, Conn), open);
+        {'DOWN', Mon, process, _, _} when Phase =/= attach ->
+            catch B:disconnect(S)
+    after relay_timeout(Phase) ->
+        catch B:disconnect(S)   %% the upgrade never happened
+    end.
+
+relay_timeout(attach) -> 10000;
+relay_timeout(_) -> infinity.
 
 %% @doc cowboy_websocket's options for the websocket options of a route.
 -spec options(py_web_ws:opts()) -> map().
@@ -51,9 +105,9 @@ options(#{max_message_size := Max, ping_interval := I, ping_timeout := T, deflat
       compress => D =/= false}.
 
 %% @doc The handler state of an accepted websocket.
--spec init_state(module(), term(), {binary(), binary()}, py_web_ws:opts()) -> #s{}.
-init_state(Backend, Stream, Label, #{ping_interval := I}) ->
-    #s{backend = Backend, stream = Stream, label = Label, ping_interval = I,
+-spec init_state(module(), term(), pid(), {binary(), binary()}, py_web_ws:opts()) -> #s{}.
+init_state(Backend, Stream, Relay, Label, #{ping_interval := I}) ->
+    #s{backend = Backend, stream = Stream, relay = Relay, label = Label, ping_interval = I,
        last_frame = now_ms()}.
 
 -type commands() :: [{text | binary, binary()} | {close, 1000..4999, binary()} | ping
@@ -61,8 +115,9 @@ init_state(Backend, Stream, Label, #{ping_interval := I}) ->
 
 %% @private
 -spec websocket_init(#s{}) -> {commands(), #s{}}.
-websocket_init(S) ->
-    {[], ping_timer(S)}.
+websocket_init(S = #s{relay = Relay}) ->
+    Relay ! {py_web_cowboy_ws, attach, self()},
+    {[], ping_timer(S#s{last_frame = now_ms()})}.
 
 %% @private
 -spec websocket_handle(term(), #s{}) -> {commands(), #s{}}.
@@ -115,7 +170,7 @@ close(_Code, S = #s{closing = true}) -> {[], S};
 close(Code, S) -> {[{close, Code, <<>>}], S#s{closing = true, close_code = Code}}.
 
 %% @private The end: the app hears the code (unless it has returned).
--spec terminate(term(), map(), #s{}) -> ok.
+-spec terminate(term(), map(), term()) -> ok.
 terminate(_Reason, _Req, #s{app_done = true}) ->
     ok;
 terminate(Reason, _Req, #s{backend = B, stream = St, close_code = Closed}) ->
@@ -129,6 +184,8 @@ terminate(Reason, _Req, #s{backend = B, stream = St, close_code = Closed}) ->
                        _ -> {1006, <<>>}
                    end,
     B:ws_disconnect(St, Code, Text),
+    ok;
+terminate(_Reason, _Req, _HttpState) ->
     ok.
 
 ping_timer(S = #s{ping_interval = infinity}) ->

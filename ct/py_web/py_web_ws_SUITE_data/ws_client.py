@@ -21,7 +21,13 @@ def ssl_context(url: str) -> ssl.SSLContext | None:
     return context
 
 
-async def echo(url: str, compression: str | None = "deflate") -> None:
+SIZES = (0, 1, 125, 126, 65535, 65536, 1 << 20)
+# Cowboy 2.12 garbles an empty message after the first under permessage-deflate (the
+# client reads compressed bytes as the text): its deflate scenario has no empty message.
+NONEMPTY = (2, 125, 126, 65535, 65536, 1 << 20)
+
+
+async def echo(url: str, compression: str | None = "deflate", sizes: tuple = SIZES) -> None:
     async with connect(url + "/echo", compression=compression, max_size=None,
                        subprotocols=["one", "two"], origin="http://example.test",
                        ssl=ssl_context(url)) as ws:
@@ -30,7 +36,7 @@ async def echo(url: str, compression: str | None = "deflate") -> None:
         extensions = ws.response.headers.get("sec-websocket-extensions")
         assert (extensions is not None) == (compression is not None), extensions
         rng = random.Random(7)
-        for size in (0, 1, 125, 126, 65535, 65536, 1 << 20):
+        for size in sizes:
             text = "".join(rng.choice("aé€😀") for _ in range(size // 2))
             await ws.send(text)
             assert await ws.recv() == text
@@ -117,7 +123,8 @@ async def chat(url: str) -> None:
 
 SCENARIOS = {"echo": echo, "deny": deny, "closes": closes, "broadcast": broadcast,
              "many": many, "hold": hold, "chat": chat,
-             "echo_plain": lambda url: echo(url, None)}
+             "echo_plain": lambda url: echo(url, None),
+             "echo_nonempty": lambda url: echo(url, "deflate", NONEMPTY)}
 
 if __name__ == "__main__":
     url, name, *args = sys.argv[1:]
