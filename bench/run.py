@@ -357,7 +357,8 @@ T_START = time.monotonic()
 WS_SERVERS = ["pyweb", "uvicorn", "granian"]
 WS_NOTE = ("websocket phase: app bench/apps/bench_ws.py (plain ASGI); clients bench/ws_load.py "
            "(websockets' asyncio client on uvloop, no compression, same 2 cores); uvicorn with "
-           "--ws websockets, granian without --no-ws, pyweb with its defaults")
+           "--ws websockets, granian without --no-ws, pyweb with --mode gil (the broadcast room "
+           "is a module global: one interpreter, as uvicorn's one process)")
 
 
 def ws_argv(server, app, iface, port):
@@ -366,6 +367,8 @@ def ws_argv(server, app, iface, port):
         argv.remove("--no-ws")
     if server == "uvicorn":
         argv[-2:-2] = ["--ws", "websockets"]
+    if server == "pyweb":
+        argv += ["--mode", "gil"]
     return argv
 
 

@@ -46,7 +46,7 @@ async def broadcast(port: int, clients: int, messages: int) -> dict:
     readers = [asyncio.ensure_future(drain(ws)) for ws in sockets]
     for i in range(messages):
         await sockets[0].send(f"{i:08d}" + TEXT[:1016])
-    delivered = sum(await asyncio.gather(*readers))
+    delivered = sum(await asyncio.wait_for(asyncio.gather(*readers), 120))
     elapsed = time.monotonic() - t0
     await asyncio.gather(*(ws.close() for ws in sockets))
     return {"delivered": delivered, "seconds": elapsed}
