@@ -191,16 +191,18 @@ cert(Config) ->
     Dir = ?config(priv_dir, Config),
     %% RSA with SHA-256 signatures: what Python's OpenSSL client accepts by default.
     Opts = [{key, {rsa, 2048, 65537}}, {digest, sha256}],
-    #{server_config := SC} = public_key:pkix_test_data(
-                               #{server_chain => #{root => Opts, peer => Opts},
-                                 client_chain => #{root => Opts, peer => Opts}}),
+    Chain = #{root => Opts, intermediates => [], peer => Opts},
+    #{server_config := SC} = public_key:pkix_test_data(#{server_chain => Chain,
+                                                         client_chain => Chain}),
     {KeyType, Key} = proplists:get_value(key, SC),
-    CertFile = filename:join(Dir, "cert.pem"),
-    KeyFile = filename:join(Dir, "key.pem"),
+    CertFile = filename:join(Dir, "ws_rsa_cert.pem"),
+    KeyFile = filename:join(Dir, "ws_rsa_key.pem"),
     ok = file:write_file(CertFile, public_key:pem_encode(
                                      [{'Certificate', proplists:get_value(cert, SC),
                                        not_encrypted}])),
     ok = file:write_file(KeyFile, public_key:pem_encode([{KeyType, Key, not_encrypted}])),
+    %% ssl caches PEM files by name: no entry of an earlier suite's may stand in for these
+    ok = ssl:clear_pem_cache(),
     {CertFile, KeyFile}.
 
 %%====================================================================
