@@ -14,7 +14,8 @@ all_options(_) ->
     {ok, Cli} = py_web_cli:parse(
                   ["m:application", "--interface", "wsgi", "--host", "0.0.0.0",
                    "--port", "9000", "--app-dir", "a", "--app-dir", "b",
-                   "--workers", "4", "--lifespan", "off", "--timeout-keep-alive", "7",
+                   "--workers", "4", "--mode", "subinterpreters", "--lifespan", "off",
+                   "--timeout-keep-alive", "7",
                    "--timeout-request", "30", "--limit-max-body", "1000",
                    "--root-path", "/api", "--access-log", "--log-level", "debug",
                    "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem"]),
@@ -23,7 +24,7 @@ all_options(_) ->
                 idle_timeout := 7000, request_timeout := 30000, max_body := 1000,
                 root_path := <<"/api">>, access_log := true,
                 certfile := "c.pem", keyfile := "k.pem"},
-      app_dirs := ["a", "b"], workers := 4, log_level := debug} = Cli,
+      app_dirs := ["a", "b"], workers := 4, mode := subinterpreters, log_level := debug} = Cli,
     %% every parsed option set is accepted by the server's validation
     {ok, _} = py_web_opts:validate(maps:get(opts, Cli)).
 
@@ -33,6 +34,7 @@ errors(_) ->
     {error, _} = py_web_cli:parse(["m:a", "--port", "x"]),
     {error, _} = py_web_cli:parse(["m:a", "--port", "70000"]),
     {error, _} = py_web_cli:parse(["m:a", "--interface", "cgi"]),
+    {error, _} = py_web_cli:parse(["m:a", "--mode", "fast"]),
     {error, _} = py_web_cli:parse(["m:a", "--host", "nope"]),
     {error, _} = py_web_cli:parse(["m:a", "--bogus"]),
     {error, _} = py_web_cli:parse(["m:a", "--port"]),
@@ -44,7 +46,7 @@ help(_) ->
     U = py_web_cli:usage(),
     %% every option is documented
     [{match, _} = re:run(U, "\\Q" ++ F ++ "\\E")
-     || F <- ["--interface", "--host", "--port", "--app-dir", "--workers",
+     || F <- ["--interface", "--host", "--port", "--app-dir", "--workers", "--mode",
               "--lifespan", "--timeout-keep-alive", "--limit-max-body",
               "--access-log", "--log-level", "--ssl-certfile", "--ssl-keyfile",
               "--timeout-request", "--root-path", "--help"]].

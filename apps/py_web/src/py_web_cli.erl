@@ -9,7 +9,7 @@
 -export([main/1, parse/1, usage/0]).
 
 -type cli() :: #{opts := map(), app_dirs := [string()], workers => pos_integer(),
-                 log_level => logger:level()}.
+                 mode => py_mode:configured(), log_level => logger:level()}.
 
 %% @doc Options of the command line as py_web:start/1 options plus the
 %% settings that belong to erlang_python and logging.
@@ -41,6 +41,9 @@ parse(["--app-dir", V | T], App, Acc = #{app_dirs := D}) ->
     parse(T, App, Acc#{app_dirs := [V | D]});
 parse(["--workers", V | T], App, Acc) ->
     parse(T, App, Acc#{workers => int(V, 1, 1024, "--workers")});
+parse(["--mode", V | T], App, Acc) ->
+    Modes = [auto, gil, subinterpreters, free_threaded],
+    parse(T, App, Acc#{mode => atom(V, Modes, "--mode")});
 parse(["--lifespan", V | T], App, Acc) ->
     parse(T, App, opt(lifespan, atom(V, [auto, on, off], "--lifespan"), Acc));
 parse(["--timeout-keep-alive", V | T], App, Acc) ->
@@ -116,9 +119,19 @@ usage() ->
       "  --app-dir DIR               Directory added to the Python path, after the\n"
       "                              current directory, to import MODULE from\n"
       "                              (repeatable, searched in the order given)\n"
-      "  --workers N                 Python worker threads (default ~B). ASGI requests\n"
-      "                              share them; each WSGI request holds one while\n"
-      "                              it runs\n"
+      "  --workers N                 Python workers (default ~B): threads, or\n"
+      "                              sub-interpreters (--mode). ASGI requests share\n"
+      "                              them; each WSGI request holds one while it runs\n"
+      "  --mode MODE                 Where Python runs (erlang_python's mode; default\n"
+      "                              $ERLANG_PYTHON_MODE, else ~s): gil (threads, one\n"
+      "                              GIL), subinterpreters (Python 3.12+: one\n"
+      "                              interpreter with its own GIL per worker, so\n"
+      "                              Python uses every core; module globals are per\n"
+      "                              worker), free_threaded (a free-threaded CPython\n"
+      "                              build; untested), auto (subinterpreters on 3.12+,\n"
+      "                              gil if a module of the app refuses\n"
+      "                              sub-interpreters, e.g. FastAPI's pydantic-core;\n"
+      "                              the log says which)\n"
       "  --lifespan auto|on|off      ASGI lifespan (default ~s: used if the app\n"
       "                              supports it; on: required). A startup failure\n"
       "                              stops the server with the app's error\n"
@@ -143,7 +156,8 @@ usage() ->
       "finish (up to ~B s), then ASGI lifespan shutdown. Exit status: 0 after a\n"
       "clean stop, 1 if the server cannot start (the app's error is printed),\n"
       "2 for a command-line error.\n",
-      [D(interface), inet:ntoa(D(ip)), D(port), python_workers(), D(lifespan),
+      [D(interface), inet:ntoa(D(ip)), D(port), python_workers(), py_mode:default(),
+       D(lifespan),
        D(idle_timeout) div 1000, D(request_timeout) div 1000, D(max_body),
        D(shutdown_timeout) div 1000])).
 
@@ -184,6 +198,10 @@ run(Cli = #{opts := Opts, app_dirs := Dirs}) ->
     ok = application:set_env(erlang_python, python_path, [filename:absname(D) || D <- Dirs]),
     case maps:find(workers, Cli) of
         {ok, N} -> ok = application:set_env(erlang_python, workers, N);
+        error -> ok
+    end,
+    case maps:find(mode, Cli) of
+        {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
         error -> ok
     end,
     case application:ensure_all_started(py_web) of
