@@ -9,6 +9,7 @@
          set_options/1, get_options/0,
          wsgi_run/6, asgi_run/7, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
+         asgi_ws_receive/3, asgi_ws_disconnect/3,
          timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1,
          check_scope/1, check_environ/2]).
 
@@ -129,6 +130,12 @@ asgi_ack(_Stream, _Bytes) -> ?NOT_LOADED.
 -spec asgi_disconnect(job()) -> ok.
 asgi_disconnect(_Stream) -> ?NOT_LOADED.
 
+-spec asgi_ws_receive(job(), text | binary, binary()) -> ok.
+asgi_ws_receive(_Stream, _Kind, _Data) -> ?NOT_LOADED.
+
+-spec asgi_ws_disconnect(job(), integer(), binary()) -> ok.
+asgi_ws_disconnect(_Stream, _Code, _Reason) -> ?NOT_LOADED.
+
 %% @doc Queues the lifespan startup of Module:Callable; `Reply' is
 %% `{ok, Lifespan} | {error, unsupported | Reason}'.
 -spec lifespan_startup(reference(), timeout(), py:name(), py:name(), py:name()) ->
@@ -169,8 +176,9 @@ get_options() -> ?NOT_LOADED.
 info() -> ?NOT_LOADED.
 
 %% @doc The scope rule of py_asgi (no Python, no runtime needed): for the processes mode,
-%% which sends the map to a worker process instead of building it here.
--spec check_scope(term()) -> ok | {error, {bad_scope, term()}}.
+%% which sends the map to a worker process instead of building it here.  `{ok, Kind}':
+%% a websocket scope (`type' <<"websocket">>) or an HTTP one.
+-spec check_scope(term()) -> {ok, http | websocket} | {error, {bad_scope, term()}}.
 check_scope(_Scope) -> ?NOT_LOADED.
 
 %% @doc The environ rule of py_wsgi (`wsgi.input' required when `NeedInput'), as

@@ -12,11 +12,14 @@
 -module(py_port).
 
 -export([call/5, call_each/5, wsgi_run/5, asgi_run/6, build_scope/1, asgi_start/6,
-         wsgi_start/6, send_body/3, ack/2, disconnect/1, lifespan_startup/4,
-         lifespan_shutdown/2, info/0]).
+         wsgi_start/6, send_body/3, ack/2, disconnect/1, ws_receive/3, ws_disconnect/3,
+         lifespan_startup/4, lifespan_shutdown/2, info/0]).
 
--type stream() :: {py_port_stream, pid(), py_port_wire:id()}.
--type scope_ref() :: {py_port_scope, binary()}.
+%% A stream: its worker, its id, and what it is (an ASGI HTTP stream, an ASGI websocket,
+%% a WSGI stream), which decides the follow-ups it takes, as the NIF's stream resources do.
+-type stream() :: {py_port_stream, pid(), py_port_wire:id(), asgi | websocket | wsgi}.
+%% A scope checked and encoded once (build_scope/1), with its kind.
+-type scope_ref() :: {py_port_scope, http | websocket, binary()}.
 -export_type([stream/0, scope_ref/0]).
 
 %% ---- py:call --------------------------------------------------------------------------
@@ -72,7 +75,8 @@ wsgi_start(Module, Callable, Runner, Environ, Body, More) ->
     case check_stream(Names, Body, More) of
         ok ->
             case py_nif:check_environ(Environ, false) of
-                ok -> stream(wsgi_stream, fun(Id) -> py_port_wire:wsgi_start(Id, Names, Environ, Body, More) end);
+                ok -> stream(wsgi_stream, wsgi,
+                             fun(Id) -> py_port_wire:wsgi_start(Id, Names, Environ, Body, More) end);
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error
@@ -88,9 +92,10 @@ asgi_run(Module, Callable, Runner, Scope, Body, Timeout) ->
         ok when not is_binary(Body) -> {error, {badarg, {body, Body}}};
         ok ->
             case wire_scope(Scope) of
-                {ok, Wire} ->
+                {ok, http, Wire} ->
                     request(asgi_run, Timeout,
                             fun(Id) -> py_port_wire:asgi_run(Id, Timeout, Names, Wire, Body) end);
+                {ok, websocket, _} -> {error, {bad_scope, type}};   %% a websocket needs a stream
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error
@@ -100,7 +105,7 @@ asgi_run(Module, Callable, Runner, Scope, Body, Timeout) ->
 -spec build_scope(term()) -> {ok, scope_ref()} | {error, {bad_scope, term()}}.
 build_scope(Scope) ->
     case wire_scope(Scope) of
-        {ok, Wire} -> {ok, {py_port_scope, Wire}};
+        {ok, Kind, Wire} -> {ok, {py_port_scope, Kind, Wire}};
         {error, _} = Error -> Error
     end.
 
@@ -111,15 +116,16 @@ asgi_start(Module, Callable, Runner, Scope, Body, More) ->
     case check_stream(Names, Body, More) of
         ok ->
             case wire_scope(Scope) of
-                {ok, Wire} ->
-                    stream(asgi_stream, fun(Id) -> py_port_wire:asgi_start(Id, Names, Wire, Body, More) end);
+                {ok, Kind, Wire} ->
+                    stream(asgi_stream, case Kind of http -> asgi; websocket -> websocket end,
+                           fun(Id) -> py_port_wire:asgi_start(Id, Names, Wire, Body, More) end);
                 {error, _} = Error -> Error
             end;
         {error, _} = Error -> Error
     end.
 
-wire_scope({py_port_scope, Wire}) ->
-    {ok, Wire};
+wire_scope({py_port_scope, Kind, Wire}) ->
+    {ok, Kind, Wire};
 wire_scope(Scope) ->
     Checked = case Scope of
                   #{state := State} when not is_map(State) ->
@@ -130,29 +136,46 @@ wire_scope(Scope) ->
                   _ -> Scope
               end,
     case py_nif:check_scope(Checked) of
-        ok -> {ok, py_port_wire:scope(Scope, fun py_port_pool:lifespan_id/1)};
+        {ok, Kind} -> {ok, Kind, py_port_wire:scope(Scope, fun py_port_pool:lifespan_id/1)};
         {error, _} = Error -> Error
     end.
 
 %% ---- streams --------------------------------------------------------------------------
 
+%% An HTTP stream's request body (not a websocket's: badarg, as the NIF answers).
 -spec send_body(stream(), binary(), boolean()) -> ok.
-send_body({py_port_stream, Worker, Id}, Chunk, More)
-  when is_binary(Chunk), is_boolean(More) ->
+send_body({py_port_stream, Worker, Id, Kind}, Chunk, More)
+  when Kind =/= websocket, is_binary(Chunk), is_boolean(More) ->
     follow(Worker, Id, py_port_wire:feed(Id, Chunk, More));
 send_body(_Stream, _Chunk, _More) ->
     erlang:error(badarg).
 
 -spec ack(stream(), non_neg_integer()) -> ok.
-ack({py_port_stream, Worker, Id}, Bytes) when is_integer(Bytes), Bytes >= 0, Bytes < 1 bsl 64 ->
+ack({py_port_stream, Worker, Id, _}, Bytes) when is_integer(Bytes), Bytes >= 0, Bytes < 1 bsl 64 ->
     follow(Worker, Id, py_port_wire:ack(Id, Bytes));
 ack(_Stream, _Bytes) ->
     erlang:error(badarg).
 
 -spec disconnect(stream()) -> ok.
-disconnect({py_port_stream, Worker, Id}) ->
+disconnect({py_port_stream, Worker, Id, _}) ->
     follow(Worker, Id, py_port_wire:disconnect(Id));
 disconnect(_Stream) ->
+    erlang:error(badarg).
+
+%% @doc py_asgi:ws_receive/2: a message from the client of a websocket stream.
+-spec ws_receive(stream(), text | binary, binary()) -> ok.
+ws_receive({py_port_stream, Worker, Id, websocket}, Kind, Data)
+  when (Kind =:= text orelse Kind =:= binary), is_binary(Data) ->
+    follow(Worker, Id, py_port_wire:ws_receive(Id, Kind, Data));
+ws_receive(_Stream, _Kind, _Data) ->
+    erlang:error(badarg).
+
+%% @doc py_asgi:ws_disconnect/3: the websocket has ended with Code and Reason.
+-spec ws_disconnect(stream(), integer(), binary()) -> ok.
+ws_disconnect({py_port_stream, Worker, Id, websocket}, Code, Reason)
+  when is_integer(Code), Code >= -(1 bsl 31), Code < 1 bsl 31, is_binary(Reason) ->
+    follow(Worker, Id, py_port_wire:ws_disconnect(Id, Code, Reason));
+ws_disconnect(_Stream, _Code, _Reason) ->
     erlang:error(badarg).
 
 follow(Worker, Id, Frame) when is_pid(Worker) ->
@@ -161,14 +184,14 @@ follow(Worker, Id, Frame) when is_pid(Worker) ->
 follow(_Worker, _Id, _Frame) ->
     erlang:error(badarg).
 
-stream(Kind, Frame) ->
+stream(Kind, StreamKind, Frame) ->
     case py_port_pool:pick(Kind) of
         {ok, _I, Name} ->
             case whereis(Name) of
                 undefined -> {error, not_started};
                 Worker ->
                     Id = erlang:unique_integer([positive]),
-                    Stream = {py_port_stream, Worker, Id},
+                    Stream = {py_port_stream, Worker, Id, StreamKind},
                     Worker ! {py_req, Id, Kind, {self(), Stream}, infinity, Frame(Id)},
                     {ok, Stream}
             end;

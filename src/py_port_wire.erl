@@ -11,8 +11,8 @@
 -module(py_port_wire).
 
 -export([init/1, call/6, wsgi_run/5, asgi_run/5, wsgi_start/5, asgi_start/5,
-         feed/3, ack/2, disconnect/1, cancel/1, lifespan_startup/4, lifespan_shutdown/3,
-         drain/0, decode/1, scope/2]).
+         feed/3, ack/2, disconnect/1, ws_receive/3, ws_disconnect/3, cancel/1,
+         lifespan_startup/4, lifespan_shutdown/3, drain/0, decode/1, scope/2]).
 
 %% Erlang -> Python
 -define(CALL, 1).
@@ -28,13 +28,15 @@
 -define(LIFESPAN_SHUTDOWN, 11).
 -define(DRAIN, 12).
 -define(INIT, 13).
+-define(WS_RECEIVE, 14).
+-define(WS_DISCONNECT, 15).
 
 -define(INFINITY, 16#FFFFFFFF).
 
 -type id() :: non_neg_integer().
 -type names() :: {py:name(), py:name(), py:name()}.
 -type event() :: reply | response | start | body | trailers | need_body | done | cancelled
-               | log | ready | exiting.
+               | log | ready | exiting | ws_event | ws_send.
 -export_type([id/0, names/0, event/0]).
 
 -spec init(map()) -> iodata().
@@ -76,6 +78,16 @@ ack(Id, Bytes) ->
 -spec disconnect(id()) -> iodata().
 disconnect(Id) ->
     frame(?DISCONNECT, Id, <<>>, <<>>).
+
+%% A websocket stream's message from the client (text: UTF-8, as the server checked).
+-spec ws_receive(id(), text | binary, binary()) -> iodata().
+ws_receive(Id, Kind, Data) ->
+    frame(?WS_RECEIVE, Id, case Kind of text -> <<0>>; binary -> <<1>> end, Data).
+
+%% A websocket stream's end: the close code and reason (websocket.disconnect).
+-spec ws_disconnect(id(), integer(), binary()) -> iodata().
+ws_disconnect(Id, Code, Reason) ->
+    frame(?WS_DISCONNECT, Id, <<Code:32/signed>>, Reason).
 
 -spec cancel(id()) -> iodata().
 cancel(Id) ->
@@ -122,7 +134,9 @@ event(7) -> done;
 event(8) -> cancelled;
 event(9) -> log;
 event(10) -> ready;
-event(11) -> exiting.
+event(11) -> exiting;
+event(12) -> ws_event;
+event(13) -> ws_send.
 
 frame(Op, Id, Head, Payload) ->
     [<<Op, Id:64, (iolist_size(Head)):32>>, Head, Payload].

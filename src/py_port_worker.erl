@@ -391,6 +391,9 @@ stream_event(trailers, _Tag, Head, _) ->
     {Headers, More} = binary_to_term(Head),
     {trailers, Headers, More};
 stream_event(need_body, _Tag, _, _) -> need_body;
+stream_event(ws_event, asgi, Head, _) -> binary_to_term(Head);
+stream_event(ws_send, asgi, <<0>>, Payload) -> {send, text, Payload};
+stream_event(ws_send, asgi, <<1>>, Payload) -> {send, binary, Payload};
 stream_event(done, _Tag, _, _) -> {final, done};
 stream_event(reply, _Tag, Head, _) ->
     {error, _} = Error = binary_to_term(Head),

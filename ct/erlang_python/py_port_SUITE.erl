@@ -16,7 +16,8 @@
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
 -export([segfault_under_load/1, hung_sync_call_killed/1, blocked_loop_killed/1,
-         kill9_mid_stream/1, bad_bytes_on_the_port/1, python_exit_status/1,
+         kill9_mid_stream/1, kill9_mid_websocket/1, bad_bytes_on_the_port/1,
+         python_exit_status/1,
          recycle_max_requests/1, recycle_max_memory/1, lifespan_replayed/1,
          least_in_flight_avoids_wsgi/1, drain_at_stop/1, stop_timeout_kills/1,
          python_cannot_start/1]).
@@ -30,7 +31,8 @@ all() ->
 
 groups() ->
     [{faults, [], [segfault_under_load, hung_sync_call_killed, blocked_loop_killed,
-                   kill9_mid_stream, bad_bytes_on_the_port, python_exit_status]},
+                   kill9_mid_stream, kill9_mid_websocket, bad_bytes_on_the_port,
+                   python_exit_status]},
      {recycling, [], [recycle_max_requests, recycle_max_memory, lifespan_replayed]},
      {balancing, [], [least_in_flight_avoids_wsgi]},
      {lifecycle, [], [drain_at_stop, stop_timeout_kills, python_cannot_start]}].
@@ -141,6 +143,33 @@ kill9_mid_stream(_Config) ->
     ?assertEqual(done, receive {asgi, S2, Ev2} -> Ev2 after 10000 -> none end),
     ep_test_lib:wait_until(fun() -> all_up() end),
     ?assertEqual(1, maps:get(restarts, py:info())).
+
+%% The same for websockets: the one on the killed process ends with worker_exit (the
+%% server closes it with 1011), the one on the other process echoes on and ends normally.
+kill9_mid_websocket(_Config) ->
+    Scope = #{type => <<"websocket">>, path => <<"/ws">>},
+    {ok, W1} = py_asgi:start(?H, websocket_echo, Scope, #{}),
+    Pid1 = websocket_pid(W1),
+    {ok, W2} = py_asgi:start(?H, websocket_echo, Scope, #{}),
+    Pid2 = websocket_pid(W2),
+    ?assertNotEqual(Pid1, Pid2),
+    _ = os:cmd("kill -9 " ++ integer_to_list(Pid1)),
+    ?assertEqual({error, {worker_exit, 137}}, receive {asgi, W1, Ev} -> Ev after 10000 -> none end),
+    ok = py_asgi:ws_receive(W2, {text, <<"still here">>}),
+    ?assertEqual({send, text, <<"still here">>},
+                 receive {asgi, W2, Ev2} -> Ev2 after 10000 -> none end),
+    ok = py_asgi:ack(W2, 10),
+    ok = py_asgi:ws_disconnect(W2, 1000, <<"bye">>),
+    ?assertEqual(done, receive {asgi, W2, Ev3} -> Ev3 after 10000 -> none end),
+    ?assertError(badarg, py_asgi:send_body(W2, <<"x">>, false)),
+    ep_test_lib:wait_until(fun() -> all_up() end),
+    ?assertEqual(1, maps:get(restarts, py:info())).
+
+websocket_pid(W) ->
+    receive
+        {asgi, W, {accept, Pid, []}} -> binary_to_integer(Pid)
+    after 10000 -> ct:fail(no_accept)
+    end.
 
 stream_pid(S) ->
     receive {asgi, S, {start, 200, []}} -> ok after 10000 -> ct:fail(no_start) end,

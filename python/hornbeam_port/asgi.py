@@ -1,10 +1,12 @@
 """ASGI on the worker side: the scope from its Erlang map, the response to Erlang terms.
 
-The scope has the types c_src/scope.c gives it in the NIF modes (ASGI 3.0, HTTP
-spec_version 2.4): ``path`` the percent-decoded UTF-8 str, ``raw_path``,
+The scope has the types c_src/asgi/scope.c gives it in the NIF modes (ASGI 3.0, HTTP
+and websocket spec_version 2.4): ``path`` the percent-decoded UTF-8 str, ``raw_path``,
 ``query_string`` and headers bytes (names lower-cased, order and duplicates kept),
 ``client``/``server`` (host, port) tuples or None, ``state`` a fresh dict or a shallow
-copy of a lifespan's state, ``asgi`` and ``extensions`` converted as py:call arguments.
+copy of a lifespan's state, ``asgi`` and ``extensions`` converted as py:call arguments,
+a websocket scope's ``subprotocols`` a list of str (``scheme`` "ws" by default, no
+``method``).
 The Erlang side validated the map (py_nif:check_scope/1) before sending it.
 """
 
@@ -53,13 +55,19 @@ def build_scope(fields: dict[str, Any], lifespan_state: Callable[[int], dict[str
             scope["state"] = dict(lifespan_state(value[1])) if type(value) is tuple else value
         elif key in ("asgi", "extensions"):
             scope[key] = value
+        elif key == "subprotocols":
+            scope[key] = [_text(p) for p in value]
         else:
             scope[key] = _text(value)
     if "asgi" not in scope:
         scope["asgi"] = dict(ASGI_VERSION)
     scope.setdefault("http_version", "1.1")
-    scope.setdefault("method", "GET")
-    scope.setdefault("scheme", "http")
+    if scope["type"] == "websocket":
+        scope.setdefault("scheme", "ws")
+        scope.setdefault("subprotocols", [])
+    else:
+        scope.setdefault("method", "GET")
+        scope.setdefault("scheme", "http")
     if "raw_path" not in scope:
         scope["raw_path"] = fields["path"]
     scope.setdefault("query_string", b"")

@@ -31,6 +31,8 @@ LIFESPAN_STARTUP = 10
 LIFESPAN_SHUTDOWN = 11
 DRAIN = 12
 INIT = 13
+WS_RECEIVE = 14  # websocket stream: head = <<0 (text) | 1 (binary)>>, payload = the message
+WS_DISCONNECT = 15  # websocket stream: head = <<Code:32/signed>>, payload = the reason
 
 # Python -> Erlang
 REPLY = 1  # final: head = the whole reply term
@@ -44,10 +46,13 @@ CANCELLED = 8  # final: the request was cancelled; nothing to deliver
 LOG = 9  # head = {Level, Message}
 READY = 10  # head = #{...}, the answer to INIT
 EXITING = 11  # head = <<Status:32>>: the process is about to die with this exit status
+WS_EVENT = 12  # websocket stream event: head = the event term ({accept, ...}, {close, ...}, ...)
+WS_SEND = 13  # websocket stream event: head = <<0 (text) | 1 (binary)>>, payload = the message
 
 INFINITY = 0xFFFFFFFF  # a timeout field meaning "no timeout"
 
 _U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
 _U32_U64 = struct.Struct(">IQ")
 
 OK = Atom("ok")
@@ -66,6 +71,10 @@ _OK_PREFIX = b"\x83h\x02w\x02ok"
 
 def u32(head: bytes, offset: int = 0) -> int:
     return _U32.unpack_from(head, offset)[0]
+
+
+def i32(head: bytes, offset: int = 0) -> int:
+    return _I32.unpack_from(head, offset)[0]
 
 
 def u32_u64(head: bytes) -> tuple[int, int]:

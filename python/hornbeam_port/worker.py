@@ -94,6 +94,8 @@ class Worker:
             wire.FEED: self.feed,
             wire.ACK: self.ack,
             wire.DISCONNECT: self.disconnect,
+            wire.WS_RECEIVE: self.ws_receive,
+            wire.WS_DISCONNECT: self.ws_disconnect,
             wire.CANCEL: self.cancel,
             wire.LIFESPAN_STARTUP: self.lifespan_startup,
             wire.LIFESPAN_SHUTDOWN: self.lifespan_shutdown,
@@ -354,15 +356,21 @@ class Worker:
 
     def asgi_start(self, rid: int, head: bytes, payload: bytes) -> None:
         names, offset = decode(head, 1, RAW)
-        app, fn = self.apps.get(names, "stream_asgi")
-        _, stream_class = self.apps.get(names, "Stream")
-        stream = stream_class(self._asgi_emitter(rid), payload, head[0] == 1)
         try:
             fields, _ = decode(head, offset, SCOPE)
         except BadArg as exc:
             self.fail(rid, wire.badarg_reason(exc))
             return
-        coro = fn(app, asgi.build_scope(fields, self.lifespan_state), stream)
+        scope = asgi.build_scope(fields, self.lifespan_state)
+        if scope["type"] == "websocket":
+            app, fn = self.apps.get(names, "stream_websocket")
+            _, stream_class = self.apps.get(names, "WebSocketStream")
+            stream = stream_class(self._websocket_emitter(rid))
+        else:
+            app, fn = self.apps.get(names, "stream_asgi")
+            _, stream_class = self.apps.get(names, "Stream")
+            stream = stream_class(self._asgi_emitter(rid), payload, head[0] == 1)
+        coro = fn(app, scope, stream)
         self.streams[rid] = stream
         self.await_task(rid, None, coro, self._stream_done)
 
@@ -386,6 +394,30 @@ class Worker:
                 raise ValueError("bad stream event")
         return emit
 
+    def _websocket_emitter(self, rid: int) -> Callable[..., None]:
+        """A WebSocketStream's events as the NIF delivers them: {accept, Subprotocol,
+        Headers}, {send, text | binary, Data}, {close, Code, Reason}, pause_reading,
+        resume_reading, and a denial response's start and body as for HTTP."""
+        http = self._asgi_emitter(rid)
+
+        def emit(kind: str, *args: Any) -> None:
+            if kind == "text" and len(args) == 1:
+                self.send(wire.WS_SEND, rid, b"\x00", args[0].encode("utf-8"))
+            elif kind == "bytes" and len(args) == 1:
+                self.send(wire.WS_SEND, rid, b"\x01", asgi._buffer(args[0]))
+            elif kind == "accept" and len(args) == 2:
+                subprotocol = _UNDEFINED if args[0] is None else args[0].encode("utf-8")
+                headers = asgi.raw_headers(args[1], "bad stream event")
+                self.send(wire.WS_EVENT, rid, encode((Atom("accept"), subprotocol, headers), RAW))
+            elif kind == "close" and len(args) == 2:
+                reason = args[1].encode("utf-8")
+                self.send(wire.WS_EVENT, rid, encode((Atom("close"), int(args[0]), reason), RAW))
+            elif kind in ("pause_reading", "resume_reading") and not args:
+                self.send(wire.WS_EVENT, rid, encode(Atom(kind), RAW))
+            else:
+                http(kind, *args)
+        return emit
+
     # ---- stream follow-ups --------------------------------------------------------------
 
     def feed(self, rid: int, head: bytes, payload: bytes) -> None:
@@ -402,6 +434,16 @@ class Worker:
         stream = self.streams.get(rid)
         if stream is not None:
             stream.disconnect()
+
+    def ws_receive(self, rid: int, head: bytes, payload: bytes) -> None:
+        stream = self.streams.get(rid)
+        if stream is not None:
+            stream.message(payload.decode("utf-8", "replace") if head[0] == 0 else payload)
+
+    def ws_disconnect(self, rid: int, head: bytes, payload: bytes) -> None:
+        stream = self.streams.get(rid)
+        if stream is not None:
+            stream.disconnect(wire.i32(head), payload.decode("utf-8", "replace"))
 
     def cancel(self, rid: int, head: bytes, payload: bytes) -> None:
         task = self.tasks.get(rid)
@@ -491,6 +533,7 @@ class Worker:
 
 
 _NO_RESULT = object()
+_UNDEFINED = Atom("undefined")
 
 
 def _import(module: str) -> types.ModuleType:

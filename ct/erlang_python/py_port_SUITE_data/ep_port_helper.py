@@ -69,6 +69,18 @@ async def stream_forever(scope, receive, send):
         pass
 
 
+async def websocket_echo(scope, receive, send):
+    """Accepts with this process's pid as the subprotocol, then echoes text until the
+    client leaves."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept", "subprotocol": str(os.getpid())})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "text": message["text"]})
+
+
 def wsgi_waits_for_body(environ, start_response):
     """Reads the whole request body (a stream feeds it), then answers with this pid."""
     body = environ["wsgi.input"].read()
