@@ -177,7 +177,7 @@ info() -> ?NOT_LOADED.
 
 %% @doc The scope rule of py_asgi (no Python, no runtime needed): for the processes mode,
 %% which sends the map to a worker process instead of building it here.  `{ok, Kind}':
-%% a websocket scope (`type' <<"websocket">>) or an HTTP one.
+%% a websocket scope (`type' `<<"websocket">>') or an HTTP one.
 -spec check_scope(term()) -> {ok, http | websocket} | {error, {bad_scope, term()}}.
 check_scope(_Scope) -> ?NOT_LOADED.
 
