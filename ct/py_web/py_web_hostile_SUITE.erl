@@ -18,7 +18,7 @@
 suite() -> [{timetrap, {minutes, 4}}].
 
 all() ->
-    [fork_and_process_pools, signals_cannot_end_the_vm].
+    [fork_and_process_pools, signals_cannot_end_the_vm, timed_out_requests_never_start].
 
 init_per_suite(Config) ->
     case py_web_ct:python_exe() of
@@ -65,7 +65,49 @@ signals_cannot_end_the_vm(Config) ->
     port_free(port(Srv)).
 
 %%--------------------------------------------------------------------
+%% Item 3 (first half): 40 requests answered 504 while both workers were busy never
+%% run the app afterwards.  The request after them is queued behind them, so once it
+%% is answered every one of them has been taken off the queue.
+timed_out_requests_never_start(Config) ->
+    Srv = start(Config, ["--workers", "2", "--timeout-request", "1"]),
+    Self = self(),
+    Busy = [spawn_link(fun() -> Self ! {done, self(), get(Srv, "/sleep?s=4")} end)
+            || _ <- lists:seq(1, 2)],
+    wait_logged(Srv, <<"/sleep">>, 2),
+    Late = [spawn_link(fun() -> Self ! {done, self(), get(Srv, "/late?n=" ++ integer_to_list(N))} end)
+            || N <- lists:seq(1, 40)],
+    [receive {done, P, R} -> {ok, 504, _, _} = R end || P <- Late],
+    %% The sleeping ones got their 504 too (no response within the timeout); their
+    %% sleep still ends and frees the workers.
+    [receive {done, P, R} -> {ok, 504, _, _} = R end || P <- Busy],
+    {ok, 200, _, <<"hello">>} = get_retry(Srv, "/after"),
+    Log = logged(Srv),
+    ?assertEqual([], [L || L <- Log, binary:match(L, <<"/late">>) =/= nomatch]),
+    ?assertEqual(2, length([L || L <- Log, binary:match(L, <<"/sleep">>) =/= nomatch])),
+    {0, _} = stop(Srv).
+
+%%--------------------------------------------------------------------
 %% Helpers
+
+%% The requests the app started, in order (HOSTILE_LOG's lines).
+logged(#{log := Log}) ->
+    case file:read_file(Log) of
+        {ok, B} -> binary:split(B, <<"\n">>, [global, trim_all]);
+        {error, enoent} -> []
+    end.
+
+wait_logged(Srv, Prefix, N) ->
+    case length([L || L <- logged(Srv), binary:match(L, Prefix) =/= nomatch]) >= N of
+        true -> ok;
+        false -> timer:sleep(50), wait_logged(Srv, Prefix, N)
+    end.
+
+%% GET until the answer is not a 504 (the workers are still busy until the sleeps end).
+get_retry(Srv, Path) ->
+    case get(Srv, Path) of
+        {ok, 504, _, _} -> get_retry(Srv, Path);
+        R -> R
+    end.
 
 %% bin/pyweb serving hostile_wsgi:app on a free port, with HOSTILE_LOG in priv_dir.
 start(Config, Args) ->
