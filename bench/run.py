@@ -42,9 +42,14 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-COMMAND = "make bench" + (" QUICK=1" if QUICK else "")
+PHASES = ["inproc", "http", "memory", "modes"]
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
+# A run of some phases only says so in its command and its files' names, and leaves
+# bench/results/latest.md (the last full run) alone.
+SUBSET = [p for p in PHASES if p in ONLY] if ONLY != set(PHASES) else []
+COMMAND = ((f"BENCH_ONLY={','.join(SUBSET)} " if SUBSET else "") + "make bench"
+           + (" QUICK=1" if QUICK else ""))
 PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "inproc,http,memory,modes").split(",")))
 
 # ---- servers ---------------------------------------------------------------------------
 
@@ -535,6 +540,10 @@ def run_inproc(results, notes):
              f'inproc:main(["{tsv}", "{CFG["inproc_ms"]}", "{CFG["runs"]}"])']
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
+    # The interpreter this driver's venv was made from: the NIF's (bench.sh makes both
+    # with PYTHON), which python3.X on PATH need not be (pyenv answers for its global
+    # version only).
+    env["ERLANG_PYTHON"] = os.path.realpath(sys.executable)
     proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
@@ -623,7 +632,7 @@ def ratio_str(a, b):
 
 def report(results, notes, stamp, started, elapsed):
     m, v = results["machine"], results["versions"]
-    base = stamp + ("-quick" if QUICK else "")
+    base = file_base(stamp)
     md = []
     w = md.append
     w(f"# Benchmarks {stamp}{' (QUICK)' if QUICK else ''}\n")
@@ -997,15 +1006,21 @@ def main():
     if "modes" in ONLY:
         run_modes(results, notes)
     elapsed = time.monotonic() - t0
-    base = stamp + ("-quick" if QUICK else "")
+    base = file_base(stamp)
     results["notes"] = notes
     results["elapsed_s"] = elapsed
     (RESULTS / f"{base}.json").write_text(json.dumps(results, indent=1, default=str))
     charts(results, base)
     path = report(results, notes, stamp, results["date"], elapsed)
-    shutil.copyfile(path, RESULTS / "latest.md")
-    print(f"\nwrote {path.relative_to(ROOT)} (and bench/results/latest.md) in "
-          f"{elapsed / 60:.1f} min", flush=True)
+    if not SUBSET:
+        shutil.copyfile(path, RESULTS / "latest.md")
+    print(f"\nwrote {path.relative_to(ROOT)}{'' if SUBSET else ' (and bench/results/latest.md)'}"
+          f" in {elapsed / 60:.1f} min", flush=True)
+
+
+def file_base(stamp):
+    """The results' file names: the date, then the phases of a partial run, then -quick."""
+    return stamp + "".join(f"-{p}" for p in SUBSET) + ("-quick" if QUICK else "")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 """Shared helpers of the e2e apps: an event log read back from Erlang with
-py:call(Module, events, []) (per interpreter: the suite asks each one), and a gate
-that a streaming response waits on until the test opens it
-(py:call(Module, open_gate, [])), which shows that the first chunk reached the
-client before the stream ended without timing.  The gate is a file, so that any
-interpreter can open it for the one running the response."""
+erlang_python_ct:each(Module, events, []) (module globals are per interpreter:
+the suite asks each one), and a gate that a streaming response waits on until
+the test opens it (py:call(Module, open_gate, [])), which shows that the first
+chunk reached the client before the stream ended without timing.  The gate is a
+file, so that any interpreter can open it for the one running the response."""
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -24,10 +23,13 @@ def record(*event: str) -> None:
 
 
 def reset() -> None:
+    """Runs in every interpreter at once (erlang_python_ct:each): the gate may be
+    gone by the time this one removes it."""
     EVENTS.clear()
-    # Runs in every interpreter at once in subinterpreters mode: one of them removes it.
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.remove(GATE)
+    except FileNotFoundError:
+        pass
 
 
 def open_gate() -> None:
