@@ -1,22 +1,35 @@
-%% @doc The ASGI HTTP scope of a request, as py_asgi takes it (atom keys).
+%% @doc The ASGI scopes of a request, as py_asgi takes them (atom keys): HTTP, and
+%% websocket for an opening handshake.
 -module(py_web_asgi).
 
 -include("py_web.hrl").
 
--export([scope/2]).
+-export([scope/2, websocket_scope/3]).
 
 %% @doc The scope of Req. `path' is the path as received: py_asgi decodes
 %% it (percent-decoding, then UTF-8) where it builds the app's scope, the
 %% one place it is decoded; `raw_path', `query_string' and the headers are
 %% the bytes received, headers in arrival order with duplicates.
 -spec scope(#req{}, #cfg{}) -> map().
-scope(#req{method = M, version = V, raw_path = Raw, qs = Qs, headers = Hs,
-           peer = Peer, local = Local, scheme = Scheme},
-      #cfg{root_path = Root, state = State}) ->
-    S = #{type => <<"http">>,
-          http_version => case V of {1, 1} -> <<"1.1">>; {1, 0} -> <<"1.0">> end,
-          method => M,
-          scheme => Scheme,
+scope(#req{method = M, scheme = Scheme} = Req, Cfg) ->
+    (common(Req, Cfg))#{type => <<"http">>, method => M, scheme => Scheme}.
+
+%% @doc The websocket scope of an opening handshake (ASGI websocket spec 2.4): no method,
+%% scheme ws or wss, the subprotocols the client offered, and the
+%% `websocket.http.response' extension (the app may deny with a response of its own).
+-spec websocket_scope(#req{}, #cfg{}, [binary()]) -> map().
+websocket_scope(#req{scheme = Scheme} = Req, Cfg, Subprotocols) ->
+    (common(Req, Cfg))#{type => <<"websocket">>,
+                        scheme => case Scheme of
+                                      <<"https">> -> <<"wss">>;
+                                      _ -> <<"ws">>
+                                  end,
+                        subprotocols => Subprotocols,
+                        extensions => #{<<"websocket.http.response">> => #{}}}.
+
+common(#req{version = V, raw_path = Raw, qs = Qs, headers = Hs, peer = Peer, local = Local},
+       #cfg{root_path = Root, state = State}) ->
+    S = #{http_version => case V of {1, 1} -> <<"1.1">>; {1, 0} -> <<"1.0">> end,
           path => Raw,
           raw_path => Raw,
           query_string => Qs,

@@ -61,6 +61,16 @@ parse(["--no-access-log" | T], App, Acc) ->
 parse(["--log-level", V | T], App, Acc) ->
     L = atom(V, [critical, error, warning, notice, info, debug], "--log-level"),
     parse(T, App, Acc#{log_level => L});
+parse(["--ws", V | T], App, Acc) ->
+    parse(T, App, opt(ws, atom(V, [auto, none], "--ws"), Acc));
+parse(["--ws-max-size", V | T], App, Acc) ->
+    parse(T, App, opt(ws_max_size, int(V, 0, 1 bsl 40, "--ws-max-size"), Acc));
+parse(["--ws-ping-interval", V | T], App, Acc) ->
+    parse(T, App, opt(ws_ping_interval, ms(V, "--ws-ping-interval"), Acc));
+parse(["--ws-ping-timeout", V | T], App, Acc) ->
+    parse(T, App, opt(ws_ping_timeout, ms(V, "--ws-ping-timeout"), Acc));
+parse(["--ws-per-message-deflate", V | T], App, Acc) ->
+    parse(T, App, opt(ws_per_message_deflate, bool(V, "--ws-per-message-deflate"), Acc));
 parse(["--ssl-certfile", V | T], App, Acc) ->
     parse(T, App, opt(certfile, V, Acc));
 parse(["--ssl-keyfile", V | T], App, Acc) ->
@@ -91,6 +101,28 @@ int(V, Min, Max, Flag) ->
         {I, ""} when I >= Min, I =< Max -> I;
         _ -> throw({cli, Flag ++ ": expected an integer from " ++
                          integer_to_list(Min) ++ " to " ++ integer_to_list(Max)})
+    end.
+
+%% Seconds (an integer or a decimal, as uvicorn takes them) as whole milliseconds.
+ms(V, Flag) ->
+    S = case string:to_float(V) of
+            {F, ""} -> F;
+            _ -> case string:to_integer(V) of
+                     {I, ""} -> I;
+                     _ -> -1
+                 end
+        end,
+    case S > 0 andalso S =< 86400 of
+        true -> max(1, round(S * 1000));
+        false -> throw({cli, Flag ++ ": expected seconds, more than 0 and at most 86400"})
+    end.
+
+%% A boolean as click (uvicorn's command line) spells it.
+bool(V, Flag) ->
+    case string:lowercase(V) of
+        L when L =:= "true"; L =:= "1"; L =:= "yes"; L =:= "y"; L =:= "on"; L =:= "t" -> true;
+        L when L =:= "false"; L =:= "0"; L =:= "no"; L =:= "n"; L =:= "off"; L =:= "f" -> false;
+        _ -> throw({cli, Flag ++ ": expected true or false"})
     end.
 
 %% @doc The --help text (defaults as py_web_opts and erlang_python have them).
@@ -148,6 +180,16 @@ usage() ->
       "  --no-access-log             Do not (the default)\n"
       "  --log-level LEVEL           critical|error|warning|notice|info|debug\n"
       "                              (default notice; info with --access-log)\n"
+      "  --ws auto|none              WebSockets for ASGI apps (default ~s; none: an\n"
+      "                              upgrade request is plain HTTP to the app)\n"
+      "  --ws-max-size BYTES         Largest WebSocket message, else close 1009\n"
+      "                              (default ~B)\n"
+      "  --ws-ping-interval S        Ping a WebSocket client silent for S seconds\n"
+      "                              (default ~s)\n"
+      "  --ws-ping-timeout S         ... and close if it stays silent S seconds more\n"
+      "                              (default ~s)\n"
+      "  --ws-per-message-deflate B  Compress WebSocket messages (permessage-deflate)\n"
+      "                              when the client offers it (default ~s)\n"
       "  --ssl-certfile FILE         Serve HTTPS with this certificate (PEM) ...\n"
       "  --ssl-keyfile FILE          ... and this private key (PEM)\n"
       "  -h, --help                  Show this help and exit\n"
@@ -159,7 +201,11 @@ usage() ->
       [D(interface), inet:ntoa(D(ip)), D(port), python_workers(), py_mode:default(),
        D(lifespan),
        D(idle_timeout) div 1000, D(request_timeout) div 1000, D(max_body),
+       D(ws), D(ws_max_size), seconds(D(ws_ping_interval)), seconds(D(ws_ping_timeout)),
+       D(ws_per_message_deflate),
        D(shutdown_timeout) div 1000])).
+
+seconds(Ms) -> float_to_list(Ms / 1000, [{decimals, 3}, compact]).
 
 %% erlang_python's default number of workers (its application env).
 python_workers() ->
