@@ -68,7 +68,9 @@ set_call_timeout(Timeout) ->
 %%     py_mode), `configured': the mode asked for (`auto' by default), `fallback':
 %%     present when `auto' left sub-interpreters, `#{module, message}' of the module that
 %%     refused them;</li>
-%% <li>`workers' (0 when stopped), `running', `queued' (calls waiting for a worker);</li>
+%% <li>`workers' (0 when stopped), `spares_running' (spare workers standing in for
+%% stuck ones, see the `spare_workers' application env), `running', `queued' (calls
+%% waiting for a worker);</li>
 %% <li>`interpreters': one map per interpreter created, `#{id, main, state (running |
 %%     idle), threads}' (the sub-interpreters stay when the application stops);</li>
 %% <li>`python_version', `build_python_version', `libpython',

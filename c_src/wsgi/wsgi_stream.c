@@ -443,6 +443,7 @@ static void
 stream_owner_down(job_t *job)
 {
     channel_disconnect(job->data);
+    pool_abandon(job);
 }
 
 /* ---- NIFs ------------------------------------------------------------------------- */
@@ -525,10 +526,11 @@ wsgi_stream_ack(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 wsgi_stream_disconnect(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 {
-    channel_t *ch = stream_channel(env, argv[0]);
-    if (ch == NULL) {
+    job_t *job;
+    if (!enif_get_resource(env, argv[0], JOB_RESOURCE, (void **)&job) || job->kind != ATOM_wsgi) {
         return enif_make_badarg(env);
     }
-    channel_disconnect(ch);
+    channel_disconnect(job->data);
+    pool_abandon(job); /* the app may still run: its worker is then stuck */
     return ATOM_ok;
 }

@@ -18,7 +18,8 @@
 suite() -> [{timetrap, {minutes, 4}}].
 
 all() ->
-    [fork_and_process_pools, signals_cannot_end_the_vm, timed_out_requests_never_start].
+    [fork_and_process_pools, signals_cannot_end_the_vm, timed_out_requests_never_start,
+     stuck_workers_are_replaced].
 
 init_per_suite(Config) ->
     case py_web_ct:python_exe() of
@@ -69,7 +70,11 @@ signals_cannot_end_the_vm(Config) ->
 %% run the app afterwards.  The request after them is queued behind them, so once it
 %% is answered every one of them has been taken off the queue.
 timed_out_requests_never_start(Config) ->
-    Srv = start(Config, ["--workers", "2", "--timeout-request", "1"]),
+    %% No spare workers: the two stuck requests hold the only workers, so the others
+    %% wait in the queue past their timeout.
+    Srv = start(Config, ["--workers", "2", "--timeout-request", "1"],
+                [{"ERL_AFLAGS", "-erlang_python spare_workers 0"}]),
+    warm_up(Srv),
     Self = self(),
     Busy = [spawn_link(fun() -> Self ! {done, self(), get(Srv, "/sleep?s=4")} end)
             || _ <- lists:seq(1, 2)],
@@ -87,6 +92,29 @@ timed_out_requests_never_start(Config) ->
     {0, _} = stop(Srv).
 
 %%--------------------------------------------------------------------
+%% Item 3 (second half): 4 requests in time.sleep(3600) hold the 4 workers and get
+%% their 504 from --timeout-request (3 s: room for all four to start on a loaded
+%% machine); later requests are still served (spare workers
+%% stand in for the stuck ones), and each stuck worker's Python stack is logged.
+stuck_workers_are_replaced(Config) ->
+    Srv = start(Config, ["--workers", "4", "--timeout-request", "3"]),
+    warm_up(Srv),
+    Self = self(),
+    Stuck = [spawn_link(fun() -> Self ! {done, self(), get(Srv, "/sleep")} end)
+             || _ <- lists:seq(1, 4)],
+    wait_logged(Srv, <<"/sleep">>, 4),
+    [receive {done, P, R} -> {ok, 504, _, _} = R end || P <- Stuck],
+    %% A spare may still be starting when the first request comes (a 504 then).
+    [{ok, 200, _, <<"hello">>} = get_until_served(Srv, "/after?n=" ++ integer_to_list(N), 20)
+     || N <- lists:seq(1, 8)],
+    Log = logged(Srv),
+    ?assertEqual(4, length([L || L <- Log, binary:match(L, <<"/sleep">>) =/= nomatch])),
+    {0, Out} = stop(Srv),
+    Reports = binary:split(Out, <<"still runs a call given up by its caller">>, [global]),
+    ?assertEqual(4, length(Reports) - 1),
+    [?assertNotEqual(nomatch, binary:match(R, <<"in _answer">>)) || R <- tl(Reports)].
+
+%%--------------------------------------------------------------------
 %% Helpers
 
 %% The requests the app started, in order (HOSTILE_LOG's lines).
@@ -97,9 +125,14 @@ logged(#{log := Log}) ->
     end.
 
 wait_logged(Srv, Prefix, N) ->
+    wait_logged(Srv, Prefix, N, 1200).
+
+wait_logged(#{os := P} = Srv, Prefix, N, 0) ->
+    ct:fail({not_logged, Prefix, N, logged(Srv), iolist_to_binary(py_web_os_proc:collect_now(P))});
+wait_logged(Srv, Prefix, N, Tries) ->
     case length([L || L <- logged(Srv), binary:match(L, Prefix) =/= nomatch]) >= N of
         true -> ok;
-        false -> timer:sleep(50), wait_logged(Srv, Prefix, N)
+        false -> timer:sleep(50), wait_logged(Srv, Prefix, N, Tries - 1)
     end.
 
 %% GET until the answer is not a 504 (the workers are still busy until the sleeps end).
@@ -111,13 +144,16 @@ get_retry(Srv, Path) ->
 
 %% bin/pyweb serving hostile_wsgi:app on a free port, with HOSTILE_LOG in priv_dir.
 start(Config, Args) ->
+    start(Config, Args, []).
+
+start(Config, Args, Env) ->
     Port = py_web_os_proc:free_port(),
     Log = filename:join(?config(priv_dir, Config), "hostile.log"),
     _ = file:delete(Log),
     P = open_port({spawn_executable, py_web_os_proc:pyweb()},
                   [{args, ["hostile_wsgi:app", "--port", integer_to_list(Port),
                            "--app-dir", ?config(data_dir, Config) | Args]},
-                   {env, [{"HOSTILE_LOG", Log}]},
+                   {env, [{"HOSTILE_LOG", Log} | Env]},
                    exit_status, stderr_to_stdout, binary]),
     Srv = #{port => Port, os => P, log => Log},
     wait_up(Srv, 300),
@@ -128,6 +164,19 @@ port(#{port := Port}) -> Port.
 get(#{port := Port}, Path) ->
     S = ?TC:connect(Port),
     try ?TC:get(S, Path) after gen_tcp:close(S) end.
+
+%% The app imported before the timed requests (on a loaded machine the first import can
+%% take longer than a 1 s request timeout; the queued request is then given up).
+warm_up(Srv) ->
+    {ok, 200, _, <<"hello">>} = get_until_served(Srv, "/", 20),
+    ok.
+
+%% GET until the answer is not a 504, at most Tries times.
+get_until_served(Srv, Path, Tries) ->
+    case get(Srv, Path) of
+        {ok, 504, _, _} when Tries > 1 -> get_until_served(Srv, Path, Tries - 1);
+        R -> R
+    end.
 
 stop(#{os := P}) ->
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
