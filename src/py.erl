@@ -76,10 +76,11 @@ set_call_timeout(Timeout) ->
 %%     `fallback': present when `auto' left sub-interpreters, `#{module, message}' of the
 %%     module that refused them;</li>
 %% <li>`workers' (0 when stopped), `running', `queued' (calls waiting for a worker);</li>
-%% <li>in the NIF modes: `interpreters', one map per interpreter created, `#{id, main,
-%%     state (running | idle), threads}' (the sub-interpreters stay when the application
-%%     stops); `python_version', `build_python_version', `libpython',
-%%     `subinterpreters_supported', `free_threaded_build';</li>
+%% <li>in the NIF modes: `spares_running' (spare workers standing in for stuck ones, see
+%%     the `spare_workers' application env), `interpreters', one map per interpreter
+%%     created, `#{id, main, state (running | idle), threads}' (the sub-interpreters stay
+%%     when the application stops); `python_version', `build_python_version',
+%%     `libpython', `subinterpreters_supported', `free_threaded_build';</li>
 %% <li>in the processes mode: `python_version' and `executable' of the worker processes,
 %%     `os_pids', `in_flight', `restarts' and `recycles' (`queued': requests waiting for
 %%     a worker process to start; see docs/processes.md).</li>

@@ -56,7 +56,7 @@ call_each(Module, Function, Args, Kwargs, Timeout) ->
 -spec wsgi_run(term(), term(), term(), term(), timeout()) -> {ok, term()} | {error, term()}.
 wsgi_run(Module, Callable, Runner, Environ, Timeout) ->
     Names = {Module, Callable, Runner},
-    case check_names(Names) of
+    case py_nif:check_names(Names, run_wsgi) of
         ok ->
             case py_nif:check_environ(Environ, true) of
                 ok ->
@@ -72,13 +72,12 @@ wsgi_run(Module, Callable, Runner, Environ, Timeout) ->
           {ok, stream()} | {error, term()}.
 wsgi_start(Module, Callable, Runner, Environ, Body, More) ->
     Names = {Module, Callable, Runner},
-    case check_stream(Names, Body, More) of
-        ok ->
-            case py_nif:check_environ(Environ, false) of
-                ok -> stream(wsgi_stream, wsgi,
-                             fun(Id) -> py_port_wire:wsgi_start(Id, Names, Environ, Body, More) end);
-                {error, _} = Error -> Error
-            end;
+    Checks = [fun() -> check_stream(Names, Body, More) end,
+              fun() -> py_nif:check_names(Names, stream_wsgi) end,
+              fun() -> py_nif:check_environ(Environ, false) end],
+    case lists:foldl(fun(Check, ok) -> Check(); (_, Error) -> Error end, ok, Checks) of
+        ok -> stream(wsgi_stream, wsgi,
+                     fun(Id) -> py_port_wire:wsgi_start(Id, Names, Environ, Body, More) end);
         {error, _} = Error -> Error
     end.
 
@@ -88,7 +87,7 @@ wsgi_start(Module, Callable, Runner, Environ, Body, More) ->
           {ok, term()} | {error, term()}.
 asgi_run(Module, Callable, Runner, Scope, Body, Timeout) ->
     Names = {Module, Callable, Runner},
-    case check_names(Names) of
+    case py_nif:check_names(Names, none) of
         ok when not is_binary(Body) -> {error, {badarg, {body, Body}}};
         ok ->
             case wire_scope(Scope) of
@@ -207,7 +206,7 @@ stream(Kind, StreamKind, Frame) ->
           {ok, reference(), reference()} | {error, term()}.
 lifespan_startup(Module, Callable, Runner, Timeout) ->
     Names = {Module, Callable, Runner},
-    case check_names(Names) of
+    case py_nif:check_names(Names, none) of
         ok ->
             Lid = erlang:unique_integer([positive]),
             Results = on_every_worker(lifespan, Timeout, fun(Id) ->
@@ -307,14 +306,8 @@ check_call(_Module, _Function, _Args, Kwargs) when not is_map(Kwargs) ->
 check_call(_Module, _Function, _Args, _Kwargs) ->
     ok.
 
-check_names({M, C, R}) ->
-    case [N || N <- [M, C, R], not is_atom(N), not is_binary(N)] of
-        [] -> ok;
-        [Bad | _] -> {error, {badarg, Bad}}
-    end.
-
 check_stream(Names, Body, More) ->
-    case check_names(Names) of
+    case py_nif:check_names(Names, none) of
         ok when not is_binary(Body) -> {error, {badarg, {body, Body}}};
         ok when not is_boolean(More) -> {error, {badarg, {more_body, More}}};
         Result -> Result

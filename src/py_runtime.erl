@@ -17,7 +17,9 @@ start_link() ->
 
 %% @doc The configuration handed to the NIF, from the application environment, with every
 %% path made absolute when the application starts:
-%% `workers'; `paths', which `sys.path' gets in front, in order: the `python/' package
+%% `workers'; `spare_workers' (default 4: how many extra workers may stand in for workers
+%% stuck in calls their callers gave up, see docs/architecture.md; lowered so that
+%% `workers' + `spare_workers' is at most 256); `paths', which `sys.path' gets in front, in order: the `python/' package
 %% (`priv/python'), the current directory, then the `python_path' entries; `venv' (see
 %% {@link py_python:venv/0}).
 %%
@@ -26,13 +28,17 @@ start_link() ->
 %% root; note that Common Test changes the current directory, see `erlang_python_ct'); or
 %% `{priv, App}' / `{priv, App, SubDir}', the priv directory of application `App' (the
 %% form that works wherever the code is installed).
--spec config() -> #{workers := pos_integer(), paths := [binary()], venv := binary() | undefined}.
+-spec config() -> #{workers := pos_integer(), spare_workers := non_neg_integer(),
+                    paths := [binary()], venv := binary() | undefined}.
 config() ->
     Workers = application:get_env(erlang_python, workers, 4),
+    %% The NIF runs at most 256 workers and spares together.
+    Spares = min(application:get_env(erlang_python, spare_workers, 4), max(0, 256 - Workers)),
     Extra = [python_path_entry(E) || E <- application:get_env(erlang_python, python_path, [])],
     {ok, Cwd} = file:get_cwd(),
     Paths = [py_python:package_dir(), Cwd | Extra],
     #{workers => Workers,
+      spare_workers => Spares,
       paths => [unicode:characters_to_binary(P) || P <- Paths],
       venv => case py_python:venv() of
                   undefined -> undefined;

@@ -356,6 +356,33 @@ interp_leave(interp_thread_t *t)
     }
 }
 
+int
+interp_attach(interp_thread_t *t, int index)
+{
+    interp_t *ip = interp_slot(index);
+    memset(t, 0, sizeof(*t));
+    if (ip == NULL) {
+        return -1;
+    }
+    if (index == 0) {
+        t->gil = PyGILState_Ensure();
+    } else {
+        if (index >= interp_count() || ip->py == NULL) {
+            return -1;
+        }
+        t->ts = PyThreadState_New(ip->py);
+        PyEval_RestoreThread(t->ts);
+    }
+    t->ip = ip;
+    return 0;
+}
+
+void
+interp_detach(interp_thread_t *t)
+{
+    detach(t);
+}
+
 static void
 detach(interp_thread_t *t)
 {

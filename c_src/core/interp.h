@@ -68,6 +68,13 @@ int interp_enter(interp_thread_t *t, int index, const runtime_config_t *cfg, cha
  * return). */
 void interp_leave(interp_thread_t *t);
 
+/* Enters interpreter `index`, which must exist, on a thread that is not one of its
+ * workers, without configuring it, and returns holding its GIL (for a short look at it:
+ * exec/stuck.c).  Returns 0, or -1 when the interpreter does not exist.  Leave with
+ * interp_detach. */
+int interp_attach(interp_thread_t *t, int index);
+void interp_detach(interp_thread_t *t);
+
 /* Applies `cfg` to the interpreter whose GIL the caller holds: runs
  * erlang_python_runtime.configure.  Returns 0 (with a note for the log in warn, "" if
  * none), or -1 with a message in err. */

@@ -65,6 +65,7 @@ int
 state_init(py_state_t *st, PyObject *module)
 {
     pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->runner_lock, NULL);
     st->eager_tasks = PY_VERSION_HEX >= 0x030C0000;
 
 #define INTERN(field, text)                                                        \
@@ -187,7 +188,13 @@ load_runner(py_state_t *st, int *loaded, const char *module_name, PyObject **fie
     if (__atomic_load_n(loaded, __ATOMIC_ACQUIRE)) {
         return 0;
     }
-    pthread_mutex_lock(&st->lock);
+    /* Waited for without the GIL: the thread loading them may be inside an import that
+     * released the GIL and needs it back to finish. */
+    if (pthread_mutex_trylock(&st->runner_lock) != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&st->runner_lock);
+        Py_END_ALLOW_THREADS
+    }
     int rc = 0;
     if (!*loaded) {
         rc = load_fields(module_name, fields, names, n);
@@ -201,7 +208,7 @@ load_runner(py_state_t *st, int *loaded, const char *module_name, PyObject **fie
             __atomic_store_n(loaded, 1, __ATOMIC_RELEASE);
         }
     }
-    pthread_mutex_unlock(&st->lock);
+    pthread_mutex_unlock(&st->runner_lock);
     return rc;
 }
 

@@ -136,10 +136,14 @@ typedef struct py_state {
     int eager_tasks;         /* asyncio.Task takes eager_start (3.12+) */
     int asgi_runner_loaded;  /* STATE_ASGI_RUNNER fields set */
     int wsgi_runner_loaded;  /* STATE_WSGI_RUNNER fields and wsgi_errors set */
-    /* Guards the parts filled or changed after creation (runner fields, the app cache)
-     * where several threads share the interpreter without a GIL (free-threaded builds);
-     * with a GIL it is never contended. */
+    /* Guards the app cache where several threads share the interpreter without a GIL
+     * (free-threaded builds); with a GIL it is never contended.  Held only around code
+     * that cannot release the GIL. */
     pthread_mutex_t lock;
+    /* Serialises the loading of the runner fields.  Held across an import, which can
+     * release the GIL: so it is only ever waited for with the GIL released
+     * (load_runner), never while holding it. */
+    pthread_mutex_t runner_lock;
     int appcache_used, appcache_next;
     appcache_entry_t appcache[APPCACHE_SIZE];
     union {

@@ -1,6 +1,7 @@
 #include "exec/deadline.h"
 
 #include "core/atoms.h"
+#include "exec/pool.h"
 #include "exec/task.h"
 #include "terms/errors.h"
 
@@ -128,6 +129,7 @@ expire(job_t *job)
             enif_free_env(env);
         }
         task_cancel(job);
+        pool_abandon(job); /* a worker still running it is stuck */
     }
     enif_release_resource(job);
 }

@@ -196,6 +196,12 @@ job_is_cancelled(job_t *job)
     return __atomic_load_n(&job->state, __ATOMIC_ACQUIRE) == JOB_CANCELLED;
 }
 
+int
+job_is_abandoned(job_t *job)
+{
+    return __atomic_load_n(&job->abandoned, __ATOMIC_ACQUIRE);
+}
+
 static void
 release_capsule(PyObject *capsule)
 {

@@ -33,6 +33,8 @@ struct job {
                                 the running loop meanwhile, so that the code may run
                                 event loops of its own (asyncio.run, async_to_sync) */
     int state;               /* job_state_t, accessed atomically */
+    int abandoned;           /* its caller gave it up (timeout, disconnect, owner died)
+                                while it may still run: set by pool_abandon, atomic */
     ErlNifEnv *env;          /* arguments, then the reply; NULL once sent */
     ErlNifPid caller;
     ERL_NIF_TERM tag;        /* the caller's reply tag, in env */
@@ -117,6 +119,9 @@ void job_reply(job_t *job, ERL_NIF_TERM reply);
 int job_cancel(job_t *job);
 
 int job_is_cancelled(job_t *job);
+
+/* 1 once pool_abandon (exec/pool.h) marked the job given up by its caller. */
+int job_is_abandoned(job_t *job);
 
 /* 1 while neither a reply nor a cancellation has happened. */
 int job_is_pending(job_t *job);

@@ -2,8 +2,10 @@
 
 #include "core/atoms.h"
 #include "core/interp.h"
+#include "core/log.h"
 #include "core/release.h"
 #include "exec/deadline.h"
+#include "exec/stuck.h"
 #include "terms/errors.h"
 
 #include <errno.h>
@@ -37,8 +39,12 @@ static struct {
     int running;
     job_t *head, *tail;
     unsigned long queued;
-    int n;
-    worker_t *workers;
+    int n;                 /* the workers asked for: slots 0..n-1 */
+    int slots;             /* n + spare_max: slots n.. are for spares */
+    int spare_max;         /* spare workers at most (app env spare_workers) */
+    worker_t *workers;     /* [slots] */
+    runtime_config_t *cfg; /* a copy, for spares entering a sub-interpreter */
+    int spares_failed;     /* a spare failed to start: no more until the next start */
     pool_mode_t mode;      /* of the running workers */
     int next_pick;         /* round-robin start of pool_pick_worker (parallel modes) */
     pthread_t monitor;
@@ -119,9 +125,9 @@ wake(worker_t *w)
 static int
 drainer_active(uint64_t now)
 {
-    for (int i = 0; i < pool.n; i++) {
+    for (int i = 0; i < pool.slots; i++) {
         worker_t *w = &pool.workers[i];
-        if (w->signaled || (w->busy && now - w->job_started < STALL_NS)) {
+        if (w->live && (w->signaled || (w->busy && now - w->job_started < STALL_NS))) {
             return 1;
         }
     }
@@ -134,9 +140,9 @@ drainer_active(uint64_t now)
 static int
 wake_idle(void)
 {
-    for (int i = 0; i < pool.n; i++) {
+    for (int i = 0; i < pool.slots; i++) {
         worker_t *w = &pool.workers[i];
-        if (w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
+        if (w->live && w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
             wake(w);
             return 1;
         }
@@ -149,8 +155,8 @@ static unsigned long
 coming_count(void)
 {
     unsigned long k = 0;
-    for (int i = 0; i < pool.n; i++) {
-        k += pool.workers[i].signaled || pool.workers[i].spinning;
+    for (int i = 0; i < pool.slots; i++) {
+        k += pool.workers[i].live && (pool.workers[i].signaled || pool.workers[i].spinning);
     }
     return k;
 }
@@ -165,6 +171,142 @@ needs_worker(uint64_t now)
     return pool.mode == POOL_GIL ? !drainer_active(now) : coming_count() < pool.queued;
 }
 
+/* ---- stuck workers and spares (pool.lock held) ------------------------------------ */
+
+/* Stuck: running a sync call that its caller gave up (pool_abandon).  Such code may
+ * never return (time.sleep(3600), a dead socket without a timeout): the worker no longer
+ * counts towards the pool's capacity. */
+static int
+stuck(const worker_t *w)
+{
+    return w->current != NULL && w->current->sync && job_is_abandoned(w->current);
+}
+
+/* Workers that can take jobs now or soon: started (or starting), not stopping, not
+ * stuck. */
+static int
+capable_count(void)
+{
+    int k = 0;
+    for (int i = 0; i < pool.slots; i++) {
+        worker_t *w = &pool.workers[i];
+        k += w->live && !w->stop && w->phase != W_FAILED && w->phase != W_EXITED && !stuck(w);
+    }
+    return k;
+}
+
+static void
+log_line(const char *fmt, int a, int b, int c)
+{
+    char text[256];
+    int len = snprintf(text, sizeof(text), fmt, a, b, c);
+    if (len > 0) {
+        log_send(ATOM_warning, text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1);
+    }
+}
+
+/* Starts a spare worker in free slot `j`: it takes jobs from the shared queue (and its
+ * own, for follow-ups of what runs on it); under sub-interpreters it runs in
+ * interpreter j + 1 (created the first time, kept like the others).  Not waited for: in
+ * one GIL it waits for the GIL, which the stuck code may hold. */
+static void
+start_spare(int j)
+{
+    worker_t *w = &pool.workers[j];
+    memset(w, 0, sizeof(*w));
+    w->index = j;
+    w->interp_index = pool.mode == POOL_SUBINTERPRETERS ? j + 1 : 0;
+    w->cfg = pool.cfg;
+    w->spare = 1;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+    if (w->efd < 0 || pthread_create(&w->thread, &attr, worker_main, w) != 0) {
+        if (w->efd >= 0) {
+            close(w->efd);
+        }
+        pool.spares_failed = 1;
+        log_line("erlang_python: spare worker %d could not be started (%d of %d); no more "
+                 "spares until the application restarts", j, j - pool.n + 1, pool.slots - pool.n);
+    } else {
+        w->live = 1;
+        log_line("erlang_python: workers are stuck in calls their callers gave up; started "
+                 "spare worker %d (%d of at most %d)", j, j - pool.n + 1, pool.slots - pool.n);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+/* Queued jobs wait and no worker is free: brings the capable workers back up to the
+ * number asked for with spares, within the bound. */
+static void
+add_spares(void)
+{
+    int capable = capable_count();
+    for (int j = pool.n; j < pool.slots && capable < pool.n && !pool.spares_failed; j++) {
+        if (!pool.workers[j].live) {
+            start_spare(j);
+            capable += pool.workers[j].live;
+        }
+    }
+}
+
+/* Joins the spares that have exited (retired, or failed to start).  Returns how many
+ * are still on their way out (their thread has not ended yet). */
+static int
+reap_spares(void)
+{
+    int leaving = 0;
+    for (int j = pool.n; j < pool.slots; j++) {
+        worker_t *w = &pool.workers[j];
+        if (!w->live || (w->phase != W_EXITED && w->phase != W_FAILED)) {
+            continue;
+        }
+        if (pthread_tryjoin_np(w->thread, NULL) != 0) {
+            leaving++;
+            continue;
+        }
+        if (w->phase == W_FAILED) {
+            pool.spares_failed = 1;
+            char text[400];
+            int len = snprintf(text, sizeof(text),
+                               "erlang_python: spare worker %d failed to start: %s; no more "
+                               "spares until the application restarts", j, w->failure);
+            log_send(ATOM_warning, text, (size_t)len < sizeof(text) ? (size_t)len : sizeof(text) - 1);
+        }
+        close(w->efd);
+        w->live = 0;
+    }
+    return leaving;
+}
+
+/* Logs each stuck worker's stack once per stuck call (exec/stuck.h). */
+static void
+report_stuck(uint64_t now)
+{
+    for (int i = 0; i < pool.slots; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->live && !w->reported && stuck(w)) {
+            w->reported = 1;
+            stuck_report(i, w->interp_index, w->current, (now - w->job_started) / 1000000ull,
+                         pool.mode != POOL_FREE_THREADED);
+        }
+    }
+}
+
+/* A stuck call returned: idle spares look at the queues again, and retire if there are
+ * more capable workers than asked for (next_job). */
+static void
+recall_spares(void)
+{
+    for (int j = pool.n; j < pool.slots; j++) {
+        worker_t *w = &pool.workers[j];
+        if (w->live && w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
+            wake(w);
+        }
+    }
+}
+
 static void
 dispatch(uint64_t now)
 {
@@ -176,21 +318,26 @@ dispatch(uint64_t now)
     }
 }
 
-/* While jobs are queued, re-checks every STALL_NS that some worker is getting to them. */
+/* While jobs are queued, re-checks every STALL_NS that some worker is getting to them,
+ * and starts spares when the workers that could are stuck.  Logs stuck workers' stacks
+ * and joins retired spares.  Never waits for a GIL. */
 static void *
 monitor_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "py-monitor");
     pthread_mutex_lock(&pool.lock);
     while (pool.running) {
-        if (pool.head == NULL) {
+        uint64_t now = now_ns();
+        int leaving = reap_spares();
+        report_stuck(now);
+        if (pool.head == NULL && !leaving) {
             pool.monitor_idle = 1;
             pthread_cond_wait(&pool.monitor_cond, &pool.lock);
             pool.monitor_idle = 0;
             continue;
         }
-        if (needs_worker(now_ns())) {
-            wake_idle();
+        if (pool.head != NULL && needs_worker(now) && !wake_idle()) {
+            add_spares();
         }
         struct timespec deadline;
         clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -247,7 +394,7 @@ int
 pool_submit_to(int index, job_t *job)
 {
     pthread_mutex_lock(&pool.lock);
-    if (!pool.running || index < 0 || index >= pool.n ||
+    if (!pool.running || index < 0 || index >= pool.slots || !pool.workers[index].live ||
         pool.workers[index].phase != W_READY || pool.workers[index].stop) {
         pthread_mutex_unlock(&pool.lock);
         return -1;
@@ -280,11 +427,28 @@ next_job(worker_t *w, int *stop)
         }
     }
     w->busy = job != NULL;
+    w->current = job;
+    w->reported = 0;
     if (job != NULL) {
         w->job_started = now_ns();
+    } else if (w->spare && !w->stop && capable_count() > pool.n) {
+        w->stop = *stop = 1; /* retires: the workers asked for can take the jobs again */
     }
     pthread_mutex_unlock(&pool.lock);
     return job;
+}
+
+/* The job that next_job gave `w` is done. */
+static void
+job_done(worker_t *w)
+{
+    pthread_mutex_lock(&pool.lock);
+    int was_stuck = stuck(w);
+    w->current = NULL;
+    if (was_stuck) {
+        recall_spares();
+    }
+    pthread_mutex_unlock(&pool.lock);
 }
 
 /* Polls for a job for up to SPIN_NS with the GIL released.  Counts as draining, so
@@ -316,6 +480,9 @@ spin_for_job(worker_t *w)
     pthread_mutex_lock(&pool.lock);
     if (!found) {
         found = pool.head != NULL || w->head != NULL || w->stop;
+    }
+    if (!found && w->spare && capable_count() > pool.n) {
+        w->stop = found = 1; /* retires (recall_spares skipped it while it spun) */
     }
     w->busy = found;
     w->spinning = 0;
@@ -351,6 +518,7 @@ pool_drain(worker_t *w)
             }
         }
         PyErr_Clear();
+        job_done(w);
         enif_release_resource(job);
         if (n + 1 == DRAIN_BATCH) {
             pthread_mutex_lock(&pool.lock);
@@ -417,7 +585,46 @@ pool_set_phase(worker_t *w, worker_phase_t phase)
     pthread_mutex_lock(&pool.lock);
     w->phase = phase;
     pthread_cond_broadcast(&pool.phase_changed);
+    if (w->spare && phase != W_READY) {
+        pthread_cond_signal(&pool.monitor_cond); /* to be joined */
+    }
     pthread_mutex_unlock(&pool.lock);
+}
+
+void
+pool_abandon(job_t *job)
+{
+    __atomic_store_n(&job->abandoned, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pool.lock);
+    if (pool.running && pool.monitor_idle) {
+        pthread_cond_signal(&pool.monitor_cond);
+    }
+    pthread_mutex_unlock(&pool.lock);
+}
+
+PyThreadState *
+pool_running_tstate(int index, job_t *job)
+{
+    pthread_mutex_lock(&pool.lock);
+    PyThreadState *ts = NULL;
+    if (index >= 0 && index < pool.slots && pool.workers[index].live &&
+        pool.workers[index].current == job) {
+        ts = pool.workers[index].tstate;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return ts;
+}
+
+int
+pool_spares(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    int k = 0;
+    for (int j = pool.n; j < pool.slots; j++) {
+        k += pool.workers[j].live;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return k;
 }
 
 int
@@ -430,6 +637,42 @@ pool_stopping(worker_t *w)
 }
 
 /* ---- start / stop ----------------------------------------------------------------- */
+
+static void
+config_free(runtime_config_t *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    for (int i = 0; i < cfg->npaths; i++) {
+        free(cfg->paths[i]);
+    }
+    free(cfg->paths);
+    free(cfg->venv);
+    free(cfg);
+}
+
+/* A deep copy of `cfg` (malloc'ed), or NULL. */
+static runtime_config_t *
+config_copy(const runtime_config_t *cfg)
+{
+    runtime_config_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->paths = calloc((size_t)cfg->npaths + 1, sizeof(char *))) == NULL) {
+        free(c);
+        return NULL;
+    }
+    for (; c->npaths < cfg->npaths; c->npaths++) {
+        if ((c->paths[c->npaths] = strdup(cfg->paths[c->npaths])) == NULL) {
+            config_free(c);
+            return NULL;
+        }
+    }
+    if (cfg->venv != NULL && (c->venv = strdup(cfg->venv)) == NULL) {
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
 
 /* Answers {error, not_started} to a list of jobs taken off a queue (linked by `next`),
  * and drops the queue's references.  pool.lock not held: a reply may queue jobs (a
@@ -463,12 +706,14 @@ take_all(job_t **head, job_t **tail)
  * returns (stop is set), and its struct and eventfd stay allocated for it.  pool.lock not
  * held. */
 static void
-stop_workers(worker_t *workers, int n, unsigned timeout_ms)
+stop_workers(worker_t *workers, int n, runtime_config_t *cfg, unsigned timeout_ms)
 {
     pthread_mutex_lock(&pool.lock);
     for (int i = 0; i < n; i++) {
-        workers[i].stop = 1;
-        wake(&workers[i]);
+        if (workers[i].live) {
+            workers[i].stop = 1;
+            wake(&workers[i]);
+        }
     }
     pthread_mutex_unlock(&pool.lock);
 
@@ -482,6 +727,9 @@ stop_workers(worker_t *workers, int n, unsigned timeout_ms)
     }
     int all_joined = 1;
     for (int i = 0; i < n; i++) {
+        if (!workers[i].live) {
+            continue;
+        }
         if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
             pthread_detach(workers[i].thread);
             all_joined = 0;
@@ -495,19 +743,24 @@ stop_workers(worker_t *workers, int n, unsigned timeout_ms)
     }
     if (all_joined) {
         for (int i = 0; i < n; i++) {
-            close(workers[i].efd);
+            if (workers[i].live) {
+                close(workers[i].efd);
+            }
         }
         free(workers);
+        config_free(cfg); /* a spare still starting may read it */
     }
 }
 
-/* Starts `n` workers for `mode` (each entering its interpreter and applying `cfg`) and
- * waits until each runs its loop.  Returns them, or NULL with a message in err (the ones
- * that started are stopped again).  pool.lock not held. */
+/* Starts `n` workers for `mode` (each entering its interpreter and applying `cfg`) in
+ * an array of `slots` (the rest for spares) and waits until each runs its loop.  Returns
+ * them, or NULL with a message in err (the ones that started are stopped again).
+ * pool.lock not held. */
 static worker_t *
-start_workers(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen)
+start_workers(int n, int slots, pool_mode_t mode, const runtime_config_t *cfg, char *err,
+              size_t errlen)
 {
-    worker_t *workers = calloc((size_t)n, sizeof(worker_t));
+    worker_t *workers = calloc((size_t)slots, sizeof(worker_t));
     if (workers == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -534,6 +787,7 @@ start_workers(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, s
             failed = 1;
             break;
         }
+        w->live = 1;
         started++;
     }
     pthread_attr_destroy(&attr);
@@ -570,12 +824,16 @@ start_workers(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, s
     return NULL;
 }
 
-/* Makes `workers` the pool's and wakes them for what is queued.  pool.lock held. */
+/* Makes `workers` (n started, room for spares) and `cfg` the pool's and wakes them for
+ * what is queued.  pool.lock held. */
 static void
-install(worker_t *workers, int n, pool_mode_t mode)
+install(worker_t *workers, int n, runtime_config_t *cfg, pool_mode_t mode)
 {
     pool.workers = workers;
     pool.n = n;
+    pool.slots = n + pool.spare_max;
+    pool.cfg = cfg;
+    pool.spares_failed = 0;
     pool.mode = mode;
     pool.running = 1;
     if (pool.head != NULL) {
@@ -584,7 +842,8 @@ install(worker_t *workers, int n, pool_mode_t mode)
 }
 
 int
-pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen)
+pool_start(int n, int spares, pool_mode_t mode, const runtime_config_t *cfg, char *err,
+           size_t errlen)
 {
     pthread_mutex_lock(&pool.lock);
     if (pool.running) {
@@ -592,13 +851,20 @@ pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size
         snprintf(err, errlen, "already started");
         return -1;
     }
+    pool.spare_max = spares;
     pthread_mutex_unlock(&pool.lock);
     if (deadline_start() < 0) {
         snprintf(err, errlen, "pthread_create failed (deadline thread)");
         return -1;
     }
-    worker_t *workers = start_workers(n, mode, cfg, err, errlen);
+    runtime_config_t *copy = config_copy(cfg);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    worker_t *workers = start_workers(n, n + spares, mode, cfg, err, errlen);
     if (workers == NULL) {
+        config_free(copy);
         return -1;
     }
     if (!monitor_cond_ready) {
@@ -610,7 +876,7 @@ pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size
         monitor_cond_ready = 1;
     }
     pthread_mutex_lock(&pool.lock);
-    install(workers, n, mode);
+    install(workers, n, copy, mode);
     pthread_mutex_unlock(&pool.lock);
     pthread_create(&pool.monitor, NULL, monitor_main, NULL);
     return 0;
@@ -629,19 +895,24 @@ pool_switch(pool_mode_t mode, const runtime_config_t *cfg, unsigned timeout_ms, 
     /* New calls queue meanwhile (no worker to wake); follow-ups for the old workers'
      * loops are refused (that work ends with its workers). */
     worker_t *old = pool.workers;
-    int n = pool.n;
+    int n = pool.n, slots = pool.slots;
+    runtime_config_t *old_cfg = pool.cfg;
     pool.workers = NULL;
-    pool.n = 0;
+    pool.cfg = NULL;
+    pool.n = pool.slots = 0;
     pthread_mutex_unlock(&pool.lock);
-    stop_workers(old, n, timeout_ms);
+    stop_workers(old, slots, old_cfg, timeout_ms);
 
-    worker_t *workers = start_workers(n, mode, cfg, err, errlen);
+    runtime_config_t *copy = config_copy(cfg);
+    worker_t *workers = copy != NULL ? start_workers(n, slots, mode, cfg, err, errlen)
+                                     : (snprintf(err, errlen, "out of memory"), NULL);
     pthread_mutex_lock(&pool.lock);
     if (workers != NULL) {
-        install(workers, n, mode);
+        install(workers, n, copy, mode);
         pthread_mutex_unlock(&pool.lock);
         return 0;
     }
+    config_free(copy);
     pool.running = 0;
     pthread_cond_signal(&pool.monitor_cond);
     job_t *list = take_all(&pool.head, &pool.tail);
@@ -662,14 +933,16 @@ pool_stop(unsigned timeout_ms)
     }
     pool.running = 0;
     worker_t *workers = pool.workers;
-    int n = pool.n;
+    int slots = pool.slots;
+    runtime_config_t *cfg = pool.cfg;
     pool.workers = NULL;
-    pool.n = 0;
+    pool.cfg = NULL;
+    pool.n = pool.slots = 0;
     pthread_cond_signal(&pool.monitor_cond);
     pthread_mutex_unlock(&pool.lock);
     pthread_join(pool.monitor, NULL);
 
-    stop_workers(workers, n, timeout_ms);
+    stop_workers(workers, slots, cfg, timeout_ms);
 
     pthread_mutex_lock(&pool.lock);
     job_t *list = take_all(&pool.head, &pool.tail);

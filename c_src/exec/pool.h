@@ -23,15 +23,26 @@ typedef enum { POOL_GIL = 0, POOL_SUBINTERPRETERS = 1, POOL_FREE_THREADED = 2 } 
 
 /* Starts `n` workers in `mode`; each enters its interpreter and, for a sub-interpreter,
  * applies `cfg` (core/runtime.c configures the main one).  Returns 0, or -1 with a
- * message in `err`. */
-int pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen);
+ * message in `err`.
+ *
+ * Spare workers, `spares` at most: a worker running a sync call that its caller gave up
+ * (pool_abandon) is stuck: such code may never return.  While jobs wait in the shared
+ * queue and fewer than `n` workers are free of stuck calls, the monitor starts spares
+ * to make up the difference (under sub-interpreters, spare slot j runs in interpreter
+ * j + 1, created the first time: it has none of the lifespan state an ASGI app set up
+ * in the others, and takes no new stream or lifespan, see pool_pick_worker) and logs
+ * each stuck worker's Python stack (exec/stuck.h).  When the stuck calls return, the
+ * spares retire as soon as they are idle: the `n` workers keep their slots,
+ * interpreters and what lives on their loops. */
+int pool_start(int n, int spares, pool_mode_t mode, const runtime_config_t *cfg, char *err,
+               size_t errlen);
 
 /* Stops the workers, waiting up to `timeout_ms` for each; jobs still queued are answered
  * {error, not_started}.  A worker stuck in Python past the timeout is left to finish on
  * its own and exits when its job returns. */
 void pool_stop(unsigned timeout_ms);
 
-/* Replaces the running workers by as many in `mode` (auto mode's fall back from
+/* Replaces the running workers by as many in `mode` (and as many spares at most) (auto mode's fall back from
  * sub-interpreters to one GIL).  Calls queued meanwhile wait for the new workers; what
  * lives on the old workers' loops (streams, lifespans) ends with them.  Returns 0, or -1
  * with a message (the pool is then stopped). */
@@ -57,7 +68,7 @@ int pool_submit_to(int index, job_t *job);
 ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms);
 
 /* The worker a new stream or lifespan should live on: one not stuck in a long job (the
- * first under one GIL, the next in turn in the parallel modes). */
+ * first under one GIL, the next in turn in the parallel modes), never a spare. */
 int pool_pick_worker(void);
 
 /* One worker per interpreter the pool runs in (all of them with sub-interpreters, one
@@ -66,6 +77,17 @@ int pool_per_interp(int *workers, int max);
 
 int pool_size(void);
 unsigned long pool_queued(void);
+
+/* The spare workers running now. */
+int pool_spares(void);
+
+/* Marks `job` given up by its caller (its timeout expired, its stream was disconnected,
+ * its owner died) so that a worker still running it counts as stuck.  Any thread. */
+void pool_abandon(job_t *job);
+
+/* The thread state of worker `index` if it still runs `job`, else NULL.  For
+ * exec/stuck.c, holding that worker's interpreter's GIL. */
+PyThreadState *pool_running_tstate(int index, job_t *job);
 
 /* ---- for exec/worker.c -------------------------------------------------------------- */
 

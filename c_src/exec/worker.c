@@ -158,6 +158,7 @@ worker_main(void *arg)
     }
     current_worker = w;
     w->st = w->it.ip->st;
+    w->tstate = PyThreadState_Get();
     if (worker_setup(w) < 0) {
         record_failure(w);
         Py_CLEAR(w->loop);

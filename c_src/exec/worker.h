@@ -38,6 +38,11 @@ typedef struct worker {
     uint64_t job_started;  /* monotonic ns when the current job was taken */
     int stop;
     worker_phase_t phase;
+    int spare;             /* started for a stuck worker; retires when idle (pool.c) */
+    int live;              /* its thread was started and has not been joined */
+    job_t *current;        /* the job it runs, NULL between jobs */
+    int reported;          /* the current job was reported stuck (exec/stuck.h) */
+    PyThreadState *tstate; /* its thread state, set before it turns W_READY */
     job_t *head, *tail;    /* this worker's own queue */
     char failure[256];
     /* the worker's thread only, GIL held */

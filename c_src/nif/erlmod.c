@@ -1,6 +1,7 @@
 #include "nif/erlmod.h"
 
 #include "core/atoms.h"
+#include "core/log.h"
 #include "core/state.h"
 #include "exec/timer.h"
 
@@ -9,7 +10,7 @@
 
 /* ---- log -------------------------------------------------------------------------- */
 
-/* Sends {py_log, Level, Message} to the registered py_runtime process, which hands it to
+/* _erlang.log(Level, Message): core/log.h's log_send, which hands it to
  * the Erlang logger.  Dropped silently when the runtime process is not running. */
 static PyObject *
 erlang_log(PyObject *self, PyObject *args)
@@ -33,21 +34,8 @@ erlang_log(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "unknown log level %R", PyTuple_GET_ITEM(args, 0));
         return NULL;
     }
-    ErlNifPid pid;
-    if (enif_whereis_pid(NULL, ATOM_py_runtime, &pid)) {
-        ErlNifEnv *env = enif_alloc_env();
-        if (env == NULL) {
-            return PyErr_NoMemory();
-        }
-        ERL_NIF_TERM bin;
-        unsigned char *buf = enif_make_new_binary(env, (size_t)len, &bin);
-        if (buf == NULL) {
-            enif_free_env(env);
-            return PyErr_NoMemory();
-        }
-        memcpy(buf, msg, (size_t)len);
-        enif_send(NULL, &pid, env, enif_make_tuple3(env, ATOM_py_log, level_atom, bin));
-        enif_free_env(env);
+    if (log_send(level_atom, msg, (size_t)len) < 0) {
+        return PyErr_NoMemory();
     }
     Py_RETURN_NONE;
 }

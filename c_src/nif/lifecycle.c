@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+/* workers + spare_workers: one sub-interpreter each (INTERP_MAX - 1) */
 #define MAX_WORKERS 256
 #define MAX_PATH_LEN 4096
 
@@ -58,10 +59,10 @@ config_free(runtime_config_t *cfg)
     enif_free(cfg->venv);
 }
 
-/* #{workers := pos_integer(), paths := [binary()], venv := binary() | undefined,
- *   mode := gil | subinterpreters | free_threaded} */
+/* #{workers := pos_integer(), spare_workers := non_neg_integer(), paths := [binary()],
+ *   venv := binary() | undefined, mode := gil | subinterpreters | free_threaded} */
 static int
-config_parse(ErlNifEnv *env, ERL_NIF_TERM map, int *workers, pool_mode_t *mode,
+config_parse(ErlNifEnv *env, ERL_NIF_TERM map, int *workers, int *spares, pool_mode_t *mode,
              runtime_config_t *cfg)
 {
     ERL_NIF_TERM v, head, tail;
@@ -69,6 +70,10 @@ config_parse(ErlNifEnv *env, ERL_NIF_TERM map, int *workers, pool_mode_t *mode,
     memset(cfg, 0, sizeof(*cfg));
     if (!enif_get_map_value(env, map, ATOM_workers, &v) || !enif_get_int(env, v, workers) ||
         *workers < 1 || *workers > MAX_WORKERS) {
+        return 0;
+    }
+    if (!enif_get_map_value(env, map, ATOM_spare_workers, &v) || !enif_get_int(env, v, spares) ||
+        *spares < 0 || *spares > MAX_WORKERS - *workers) {
         return 0;
     }
     if (!enif_get_map_value(env, map, ATOM_mode, &v)) {
@@ -129,10 +134,10 @@ lifecycle_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     if (load_error[0] != '\0') {
         return error2(env, "python_mismatch", load_error);
     }
-    int workers;
+    int workers, spares;
     pool_mode_t mode;
     runtime_config_t cfg;
-    if (!config_parse(env, argv[0], &workers, &mode, &cfg)) {
+    if (!config_parse(env, argv[0], &workers, &spares, &mode, &cfg)) {
         return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_badarg, argv[0]));
     }
     char err[512] = "", warning[512] = "";
@@ -141,7 +146,7 @@ lifecycle_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
                               : (snprintf(err, sizeof(err), "%s", unmet), -1);
     if (rc == 0) {
         interp_forget_refusal();
-        rc = pool_start(workers, mode, &cfg, err, sizeof(err));
+        rc = pool_start(workers, spares, mode, &cfg, err, sizeof(err));
     }
     config_free(&cfg);
     if (rc < 0) {
@@ -170,12 +175,12 @@ lifecycle_stop(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 lifecycle_switch_mode(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 {
-    int workers;
+    int workers, spares;
     pool_mode_t mode;
     runtime_config_t cfg;
     unsigned timeout;
     if (!enif_get_uint(env, argv[1], &timeout) ||
-        !config_parse(env, argv[0], &workers, &mode, &cfg)) {
+        !config_parse(env, argv[0], &workers, &spares, &mode, &cfg)) {
         return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_badarg, argv[0]));
     }
     char err[512] = "";
@@ -220,7 +225,7 @@ lifecycle_info(ErlNifEnv *env)
 {
     int n = pool_size();
     ERL_NIF_TERM keys[] = {ATOM_python_version, ATOM_build_python_version, ATOM_libpython,
-                           ATOM_running, ATOM_workers, ATOM_queued, ATOM_mode,
+                           ATOM_running, ATOM_workers, ATOM_spares_running, ATOM_queued, ATOM_mode,
                            ATOM_interpreters, ATOM_subinterpreters_supported, ATOM_free_threaded_build,
                            ATOM_refused};
     ERL_NIF_TERM refused;
@@ -233,6 +238,7 @@ lifecycle_info(ErlNifEnv *env)
         binary_text(env, runtime_libpython()),
         n > 0 ? ATOM_true : ATOM_false,
         enif_make_int(env, n),
+        enif_make_int(env, pool_spares()),
         enif_make_uint64(env, pool_queued()),
         mode_atom(pool_mode()),
         interpreters(env),

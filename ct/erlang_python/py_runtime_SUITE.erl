@@ -11,6 +11,7 @@
          state_survives_restart/1, restart_many_times/1,
          workers_env/1, single_worker_serialises/1,
          stop_replies_to_queued_calls/1, stop_timeout_leaves_busy_worker/1,
+         stuck_workers_get_spares/1,
          sys_path_defaults/1, vm_owns_the_process/1, extension_modules/1,
          venv_site_packages/1, venv_warning/1, python_log_passes_default_filters/1]).
 
@@ -19,7 +20,7 @@
 all() ->
     [info_running, stop_start, not_started_while_stopped, state_survives_restart,
      restart_many_times, workers_env, single_worker_serialises,
-     stop_replies_to_queued_calls, stop_timeout_leaves_busy_worker,
+     stop_replies_to_queued_calls, stop_timeout_leaves_busy_worker, stuck_workers_get_spares,
      sys_path_defaults, vm_owns_the_process, extension_modules,
      venv_site_packages, venv_warning, python_log_passes_default_filters].
 
@@ -67,7 +68,7 @@ info_running_nif() ->
     Info = py:info(),
     #{libpython := Lib, interpreters := Interpreters} = Info,
     ?assertEqual(#{python_version => Version, build_python_version => Version,
-                   libpython => Lib, running => true, workers => 4, queued => 0,
+                   libpython => Lib, running => true, workers => 4, spares_running => 0, queued => 0,
                    mode => Mode, configured => Configured,
                    subinterpreters_supported => Subinterpreters,
                    free_threaded_build => FreeThreaded =:= 1,
@@ -206,6 +207,59 @@ stop_timeout_leaves_busy_worker_nif(Config) ->
     ok = application:start(erlang_python),
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
     ?assertEqual({ok, <<"done">>}, receive {slow, R} -> R after 10000 -> none end).
+
+%% Calls that outlive their timeout leave their workers stuck: later calls are served by
+%% spare workers (at most spare_workers), each stuck worker's Python stack is logged, and
+%% the spares retire once the stuck calls return.
+stuck_workers_get_spares(Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "processes mode: a call past its timeout is killed with its "
+                            "process (py_port_SUITE:hung_sync_call_killed)"};
+        _ -> stuck_workers_get_spares_nif(Config)
+    end.
+
+stuck_workers_get_spares_nif(Config) ->
+    ok = application:set_env(erlang_python, workers, 2),
+    ok = application:set_env(erlang_python, spare_workers, 1),
+    ok = logger:add_handler(ep_runtime_suite_h, ep_test_lib, #{config => #{pid => self()},
+                                                          level => warning}),
+    try
+        restart(),
+        Self = self(),
+        Markers = [<<(marker(Config))/binary, (integer_to_binary(I))/binary>> || I <- [1, 2]],
+        [spawn_link(fun() ->
+                            Self ! {stuck, py:call(?H, blocking_sleep, [6, M], #{timeout => 1000})}
+                    end) || M <- Markers],
+        ep_test_lib:wait_until(fun() -> lists:all(fun filelib:is_regular/1, Markers) end),
+        [{error, timeout} = receive {stuck, R} -> R after 5000 -> none end || _ <- Markers],
+        %% Both workers sleep on: a spare serves, and only one (the bound).
+        ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
+        ?assertMatch(#{workers := 2, spares_running := 1}, py:info()),
+        ?assertEqual({ok, 7}, py:call(operator, add, [3, 4])),
+        Logged = [receive {log, warning, T} -> T after 5000 -> none end || _ <- lists:seq(1, 3)],
+        Stacks = [T || T <- Logged, string:find(T, "still runs a call given up") =/= nomatch],
+        ?assertEqual(2, length(Stacks)),
+        [?assertNotEqual(nomatch, string:find(T, "in blocking_sleep")) || T <- Stacks],
+        ?assertEqual(1, length([T || T <- Logged, string:find(T, "started spare worker") =/= nomatch])),
+        %% The sleeps end: the spare retires, the two workers serve again.
+        wait_spares(0, 1000),
+        ?assertEqual({ok, 3}, py:call(operator, add, [1, 2]))
+    after
+        logger:remove_handler(ep_runtime_suite_h),
+        application:unset_env(erlang_python, spare_workers),
+        flush_logs()
+    end.
+
+flush_logs() ->
+    receive {log, _, _} -> flush_logs() after 0 -> ok end.
+
+wait_spares(N, 0) ->
+    ct:fail({spares_running, maps:get(spares_running, py:info()), expected, N});
+wait_spares(N, Tries) ->
+    case py:info() of
+        #{spares_running := N} -> ok;
+        _ -> timer:sleep(20), wait_spares(N, Tries - 1)
+    end.
 
 %% ---- the interpreter's environment ---------------------------------------------------
 

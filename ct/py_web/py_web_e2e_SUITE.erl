@@ -407,20 +407,16 @@ httpx(App) ->
 run(Exe, Args, Env) ->
     P = open_port({spawn_executable, Exe},
                   [{args, Args}, {env, Env}, exit_status, stderr_to_stdout, binary]),
-    py_web_ct:collect(P, []).
+    py_web_os_proc:collect(P).
 
 %%--------------------------------------------------------------------
 %% bin/pyweb
 
-pyweb() -> py_web_ct:pyweb().
-
-free_port() -> py_web_ct:free_port().
-
 %% Serve an app from the data dir, answer requests, stop with SIGTERM:
 %% exit status 0 after lifespan shutdown.
 cli_serves_and_stops(Config) ->
-    Port = free_port(),
-    Exe = pyweb(),
+    Port = py_web_os_proc:free_port(),
+    Exe = py_web_os_proc:pyweb(),
     P = open_port({spawn_executable, Exe},
                   [{args, ["e2e_starlette:app", "--port", integer_to_list(Port),
                            "--app-dir", ?config(data_dir, Config), "--access-log",
@@ -428,13 +424,13 @@ cli_serves_and_stops(Config) ->
                    exit_status, stderr_to_stdout, binary]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     Url = "http://127.0.0.1:" ++ integer_to_list(Port),
-    ok = py_web_ct:wait_up(Url ++ "/", P, 300),
+    ok = py_web_os_proc:wait_up(Url ++ "/", P, 300),
     {ok, {{_, 200, _}, _, <<"hello from lifespan">>}} =
         httpc:request(get, {Url ++ "/state", []}, [], [{body_format, binary}]),
     {ok, {{_, 200, _}, _, <<"Hello, World!">>}} =
         httpc:request(get, {Url ++ "/", []}, [], [{body_format, binary}]),
     _ = os:cmd("kill -TERM " ++ integer_to_list(OsPid)),
-    {0, Out} = py_web_ct:collect(P, []),
+    {0, Out} = py_web_os_proc:collect(P),
     {match, _} = re:run(Out, "serving e2e_starlette:app \\(asgi\\)"),
     {match, _} = re:run(Out, "\"GET /state HTTP/1.1\" 200"),
     {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 1000).
@@ -442,15 +438,15 @@ cli_serves_and_stops(Config) ->
 %% A lifespan startup failure stops bin/pyweb with status 1 and the app's
 %% error.
 cli_lifespan_failure(Config) ->
-    {1, Out} = run(pyweb(), ["e2e_starlette:failing_app", "--port", integer_to_list(free_port()),
+    {1, Out} = run(py_web_os_proc:pyweb(), ["e2e_starlette:failing_app", "--port", integer_to_list(py_web_os_proc:free_port()),
                              "--app-dir", ?config(data_dir, Config)], []),
     {match, _} = re:run(Out, "lifespan_startup_failed"),
     {match, _} = re:run(Out, "database unreachable").
 
 cli_help(_Config) ->
-    {0, Out} = run(pyweb(), ["--help"], []),
+    {0, Out} = run(py_web_os_proc:pyweb(), ["--help"], []),
     [{match, _} = re:run(Out, "\\Q" ++ F ++ "\\E")
      || F <- ["--interface", "--host", "--port", "--app-dir", "--workers", "--lifespan",
               "--timeout-keep-alive", "--limit-max-body", "--access-log", "--log-level",
               "--ssl-certfile", "--ssl-keyfile"]],
-    {2, _} = run(pyweb(), ["--bogus"], []).
+    {2, _} = run(py_web_os_proc:pyweb(), ["--bogus"], []).

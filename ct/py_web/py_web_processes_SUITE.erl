@@ -100,14 +100,14 @@ cli_frameworks(Config) ->
     [cli_serve(App, Segv, Data, E2e) || {App, Segv} <- Apps].
 
 cli_serve(App, Segv, Data, E2e) ->
-    Port = py_web_ct:free_port(),
-    P = open_port({spawn_executable, py_web_ct:pyweb()},
+    Port = py_web_os_proc:free_port(),
+    P = open_port({spawn_executable, py_web_os_proc:pyweb()},
                   [{args, [App, "--mode", "processes", "--workers", "2",
                            "--port", integer_to_list(Port), "--app-dir", Data, "--app-dir", E2e]},
                    exit_status, stderr_to_stdout, binary]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     Url = "http://127.0.0.1:" ++ integer_to_list(Port),
-    ok = py_web_ct:wait_up(Url ++ "/", P, 300),
+    ok = py_web_os_proc:wait_up(Url ++ "/", P, 300),
     Get = fun(Path) ->
                   {ok, {{_, Code, _}, _, Body}} =
                       httpc:request(get, {Url ++ Path, []}, [], [{body_format, binary}]),
@@ -122,7 +122,7 @@ cli_serve(App, Segv, Data, E2e) ->
             ok
     end,
     _ = os:cmd("kill -TERM " ++ integer_to_list(OsPid)),
-    ?assertMatch({App, 0}, {App, element(1, py_web_ct:collect(P, []))}).
+    ?assertMatch({App, 0}, {App, element(1, py_web_os_proc:collect(P))}).
 
 wait_restarted(N) ->
     wait_until(fun() ->

@@ -64,6 +64,7 @@ BAD_RESPONSE = Atom("bad_response")
 UNCONVERTIBLE = Atom("unconvertible")
 TOO_DEEP = Atom("too_deep")
 UNSUPPORTED = Atom("unsupported")
+NOT_STARTED = Atom("not_started")
 
 # {ok, X} around an encoded X, without re-encoding X (nor counting it as a nesting level).
 _OK_PREFIX = b"\x83h\x02w\x02ok"

@@ -289,7 +289,12 @@ class Worker:
         self._wsgi_thread.submit(self._wsgi_stream, rid, names, head, offset, channel)
 
     def _wsgi_stream(self, rid: int, names: Any, head: bytes, offset: int, channel: wsgi.Channel) -> None:
-        """On the WSGI stream thread: the whole app."""
+        """On the WSGI stream thread: the whole app.  A stream given up (disconnected, or
+        its owner gone) while it waited for the thread never starts: {error, not_started},
+        as in the NIF modes."""
+        if channel.disconnected:
+            self.fail(rid, wire.NOT_STARTED)
+            return
         try:
             app, fn = self.apps.get(names, "stream_wsgi")
             fields, _ = decode(head, offset, ENVIRON)

@@ -23,7 +23,6 @@
 
 -export([serve/1, serve/2, stop/1, url/2, request/3, request/5]).
 -export([start_python/1, python_exe/0, venv/0, quiet/0, quiet_filter/2]).
--export([pyweb/0, free_port/0, wait_up/3, collect/2]).
 
 -export_type([server/0]).
 
@@ -142,46 +141,3 @@ quiet() ->
 -spec quiet_filter(logger:log_event(), term()) -> logger:filter_return().
 quiet_filter(#{level := notice, meta := #{py_web := server}}, _) -> stop;
 quiet_filter(_, _) -> ignore.
-
-%% @doc This repository's `bin/pyweb' (found from py_web's ebin directory,
-%% `_build/PROFILE/lib/py_web/ebin').
--spec pyweb() -> file:filename().
-pyweb() ->
-    Beam = code:which(py_web_cli),
-    Root = lists:foldl(fun(_, D) -> filename:dirname(D) end, Beam, lists:seq(1, 6)),
-    filename:join([Root, "bin", "pyweb"]).
-
-%% @doc A TCP port of 127.0.0.1 that was free a moment ago (for a `bin/pyweb', which
-%% cannot report the port it got).
--spec free_port() -> inet:port_number().
-free_port() ->
-    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}, {reuseaddr, true}]),
-    {ok, Port} = inet:port(L),
-    ok = gen_tcp:close(L),
-    Port.
-
-%% @doc Waits (up to `N' x 100 ms) until `Url' answers; fails
-%% (`error({not_up, Output})') with what the port `P' (a `bin/pyweb') printed.
--spec wait_up(string(), port(), non_neg_integer()) -> ok.
-wait_up(_Url, P, 0) ->
-    error({not_up, iolist_to_binary(collect_now(P))});
-wait_up(Url, P, N) ->
-    {ok, _} = application:ensure_all_started(inets),
-    case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
-        {ok, _} -> ok;
-        {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
-    end.
-
-collect_now(P) ->
-    receive {P, {data, D}} -> [D | collect_now(P)] after 0 -> [] end.
-
-%% @doc The output of port `P' (opened with `exit_status' and `binary') until it exits,
-%% after `Acc': `{ExitStatus, Output}'; fails (`error({no_exit, Output})') after 120 s.
--spec collect(port(), iodata()) -> {integer(), binary()}.
-collect(P, Acc) ->
-    receive
-        {P, {data, D}} -> collect(P, [Acc, D]);
-        {P, {exit_status, S}} -> {S, iolist_to_binary(Acc)}
-    after 120000 ->
-        error({no_exit, iolist_to_binary(Acc)})
-    end.
