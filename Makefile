@@ -2,8 +2,10 @@
 # Debian packages with apt-get (needs root), Python packages into a project venv.
 #
 #   make run        serve the example app on 127.0.0.1:8000
-#   make test       all suites (EUnit, Common Test, pytest)
-#   make build      the NIF and the Erlang apps (plain `rebar3 compile` does the same)
+#   make test       all suites (EUnit, Common Test in the default, processes and
+#                   subinterpreters modes, pytest)
+#   make build      the NIF, the worker extension and the Erlang apps (plain `rebar3 compile`
+#                   does the same)
 #   make docs       the API reference (rebar3 edoc): doc/index.html, apps/py_web/doc/index.html
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
 #   make test-subinterpreters  the erlang_python and py_web suites on Python 3.13 in
@@ -13,7 +15,7 @@
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
 # MODE selects the execution mode of the test targets (ERLANG_PYTHON_MODE; default auto):
-#   make test-ct MODE=gil
+#   make test-ct MODE=gil, make test-ct MODE=processes
 
 PYTHON ?= python3
 PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -70,8 +72,9 @@ $(VENV)/.installed: python/pyproject.toml
 
 # ---- build -----------------------------------------------------------------------------
 
-# The NIF alone.  rebar3 compile builds it too (a pre_hook in rebar.config runs c_src/Makefile
-# with the PYTHON of its environment).
+# The NIF and the processes mode's worker extension, without the Erlang apps.  rebar3
+# compile builds them too (a pre_hook in rebar.config runs c_src/Makefile with the PYTHON
+# of its environment).
 nif: deps
 	$(MAKE) -C c_src PYTHON=$(PYTHON)
 
@@ -84,12 +87,14 @@ docs: deps
 # ---- tests -----------------------------------------------------------------------------
 
 # Runs every suite even when one fails, then fails if any did.  The default Python's
-# suites run in the default mode (auto), then the erlang_python and py_web Common Test
-# suites again on Python 3.13 in subinterpreters mode.
+# suites run in the default mode (auto), the Common Test suites again in the processes
+# mode, then the erlang_python and py_web Common Test suites on Python 3.13 in
+# subinterpreters mode.
 test: build venv
 	@rc=0; \
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
+	$(MAKE) --no-print-directory test-ct MODE=processes || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
 	$(MAKE) --no-print-directory test-docs || rc=1; \
 	$(MAKE) --no-print-directory test-subinterpreters || rc=1; \

@@ -3,9 +3,10 @@
 peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts.
 
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
-    make bench            full run (< 30 min on 2 cores)
-    make bench QUICK=1    short runs (< 5 min)
-Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes,ws (a subset of the phases);
+    make bench            full run (the report states how long it took)
+    make bench QUICK=1    short runs
+Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes,processes,hop,ws (a subset of
+the phases; such a run is named after them and leaves latest.md, the last whole run);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
 missing).  Only 127.0.0.1 is loaded, every load is bounded in time.  Nothing here is a test.
@@ -42,7 +43,7 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-PHASES = ["inproc", "http", "memory", "modes", "ws"]
+PHASES = ["inproc", "http", "memory", "modes", "processes", "hop", "ws"]
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
 # A run of some phases only says so in its command and its files' names, and leaves
 # bench/results/latest.md (the last full run) alone.
@@ -262,11 +263,11 @@ WORKLOADS = [
 ]
 
 
-# The execution modes (phase "modes"): a CPU-bound app at 1 and 2 workers in gil and
-# subinterpreters modes against the peers with 2 workers (processes), and the hello apps
-# per mode.  The subinterpreters rows need Python 3.12+.
+# The execution modes (phase "modes"): a CPU-bound app at 1 and 2 workers in gil,
+# subinterpreters and processes modes against the peers with 2 workers (processes), and
+# the hello apps per mode.  The subinterpreters rows need Python 3.12+.
 PYWEB_MODES = ["pyweb-gil-w1", "pyweb-gil-w2", "pyweb-subinterpreters-w1",
-               "pyweb-subinterpreters-w2"]
+               "pyweb-subinterpreters-w2", "pyweb-processes-w1", "pyweb-processes-w2"]
 CPU = get_probe()
 MODE_WORKLOADS = [
     dict(name="cpu_asgi", title="CPU-bound ASGI (about 2 ms of Python per request), 20 connections",
@@ -279,6 +280,16 @@ MODE_WORKLOADS = [
          conns=50, app="bench_apps:hello_asgi", probe=HELLO, servers=PYWEB_MODES),
     dict(name="hello_wsgi_modes", title="hello WSGI per mode, 50 connections", iface="wsgi",
          conns=50, app="bench_apps:hello_wsgi", probe=HELLO, servers=PYWEB_MODES),
+]
+
+# The processes phase: FastAPI (pydantic-core refuses sub-interpreters, so on more than one
+# core it runs in processes) against the peers with 2 workers; then the paired ratios of
+# the issue's targets (run_pairs) and the port hop in-process (run_hop).
+FASTAPI = get_probe(expect=b'{"message":"Hello, World!"}')
+PROCESS_WORKLOADS = [
+    dict(name="fastapi_json", title="FastAPI JSON, 50 connections, 2 workers each",
+         iface="asgi", conns=50, app="bench_processes:fastapi_app", probe=FASTAPI,
+         servers=["pyweb-processes-w2", "uvicorn-w2", "granian-w2"]),
 ]
 
 
@@ -544,8 +555,7 @@ def run_modes(results, notes):
           flush=True)
     notes.append(f"Load average before the modes phase: {load_average()}")
     run_interleaved(results, MODE_WORKLOADS, "modes")
-    if has_subinterpreters():
-        run_interp_memory(results)
+    run_interp_memory(results)
     notes.append(f"Load average after the modes phase: {load_average()}")
 
 
@@ -593,13 +603,18 @@ def run_interleaved(results, workloads, key):
                 rows[server] = summarize(runs[server])
 
 
+def memory_modes():
+    """The modes whose cost of one more worker the modes phase measures."""
+    return ["gil"] + (["subinterpreters"] if has_subinterpreters() else []) + ["processes"]
+
+
 def run_interp_memory(results):
     """RSS of bin/pyweb with 1 and 4 workers in each mode, once every worker has served
     the app: (RSS at 4 - RSS at 1) / 3 is the cost of one more worker (one more
-    interpreter in subinterpreters mode)."""
+    interpreter in subinterpreters mode, one more OS process in processes mode)."""
     out = results.setdefault("interp_memory", {})
     for app, iface in [("bench_apps:hello_asgi", "asgi"), ("bench_frameworks:starlette_app", "asgi")]:
-        for mode in ("gil", "subinterpreters"):
+        for mode in memory_modes():
             for n in (1, 4):
                 srv = None
                 key = f"{app} {mode} w{n}"
@@ -621,6 +636,18 @@ def run_interp_memory(results):
 
 # ---- in-process ------------------------------------------------------------------------
 
+def erl_env():
+    """The environment of the in-process VMs (inproc.erl, hop.erl): no virtualenv, no
+    ERLANG_PYTHON_MODE (they set the modes they measure), and the interpreter this driver's venv was made from: the
+    NIF's (bench.sh makes both with PYTHON), which python3.X on PATH need not be (pyenv
+    answers for its global version only)."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("ERLANG_PYTHON_MODE", None)
+    env["ERLANG_PYTHON"] = os.path.realpath(sys.executable)
+    return env
+
+
 def run_inproc(results, notes):
     ebin = WORK / "ebin"
     ebin.mkdir(parents=True, exist_ok=True)
@@ -631,13 +658,7 @@ def run_inproc(results, notes):
         argv += ["-pa", d]
     argv += ["-pa", str(ebin), "-eval",
              f'inproc:main(["{tsv}", "{CFG["inproc_ms"]}", "{CFG["runs"]}"])']
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    # The interpreter this driver's venv was made from: the NIF's (bench.sh makes both
-    # with PYTHON), which python3.X on PATH need not be (pyenv answers for its global
-    # version only).
-    env["ERLANG_PYTHON"] = os.path.realpath(sys.executable)
-    proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
+    proc = subprocess.run(argv, cwd=ROOT, env=erl_env(), timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
     meta, rows, pairs, modes = {}, {}, {}, {}
@@ -679,6 +700,146 @@ def run_inproc(results, notes):
         out[table].append(s)
 
 
+# ---- processes mode: paired ratios -----------------------------------------------------
+
+# (label, workload (of the modes or the processes phase), server A, server B, target of
+# A / B or None)
+PROCESS_PAIRS = [
+    ("CPU-bound ASGI, processes 2 / 1 workers", "cpu_asgi", "pyweb-processes-w2",
+     "pyweb-processes-w1", 1.8),
+    ("CPU-bound WSGI, processes 2 / 1 workers", "cpu_wsgi", "pyweb-processes-w2",
+     "pyweb-processes-w1", 1.8),
+    ("FastAPI JSON, processes 2 workers / uvicorn --workers 2", "fastapi_json",
+     "pyweb-processes-w2", "uvicorn-w2", 1.0),
+    ("FastAPI JSON, processes 2 workers / granian --workers 2", "fastapi_json",
+     "pyweb-processes-w2", "granian-w2", None),
+    ("hello ASGI, processes 1 worker / gil 1 worker", "hello_asgi_modes", "pyweb-processes-w1",
+     "pyweb-gil-w1", 0.7),
+    ("hello WSGI, processes 1 worker / gil 1 worker", "hello_wsgi_modes", "pyweb-processes-w1",
+     "pyweb-gil-w1", None),
+]
+
+
+def run_pairs(results, notes):
+    """Each pair's two servers up side by side (the idle one costs nothing), measured in
+    alternating wrk slices: each ratio compares two measurements seconds apart, which
+    the machine's drift over the whole run does not reach."""
+    slices = 4 if QUICK else 6
+    secs = CFG["run"] if QUICK else 2
+    by_name = {wl["name"]: wl for wl in MODE_WORKLOADS + PROCESS_WORKLOADS}
+    out = results.setdefault("pairs", [])
+    for label, wlname, a, b, target in PROCESS_PAIRS:
+        wl = by_name[wlname]
+        servers = []
+        try:
+            for name in (a, b):
+                srv = Server(name, wl["app"], wl["iface"])
+                servers.append(srv)
+                srv.wait_ready(wl["probe"])
+                wrk(srv.port, wl["conns"], CFG["warm"])
+            ratios = []
+            for i in range(slices):
+                order = servers if i % 2 == 0 else servers[::-1]
+                got = {srv.name: wrk(srv.port, wl["conns"], secs)["rps"] for srv in order}
+                ratios.append(got[a] / got[b])
+            r = dict(label=label, a=a, b=b, target=target, n=len(ratios),
+                     median=statistics.median(ratios), min=min(ratios), max=max(ratios))
+            out.append(r)
+            print(f"{stamp()} pair {label}: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})",
+                  flush=True)
+        except Exception as e:  # noqa: BLE001
+            out.append(dict(label=label, failed=str(e)[:300]))
+            print(f"{stamp()} pair {label} FAILED: {e}", flush=True)
+        finally:
+            for srv in servers:
+                srv.stop()
+
+
+# ---- processes mode: the port hop ----------------------------------------------------
+
+def run_hop(results, notes):
+    """bench/hop.erl in the NIF's gil mode and in the processes mode (1 worker), the VMs
+    alternating, CFG['runs'] times each."""
+    ebin = WORK / "ebin"
+    ebin.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["erlc", "-o", str(ebin), str(BENCH / "hop.erl")], check=True)
+    tsv = WORK / "hop.tsv"
+    tsv.unlink(missing_ok=True)
+    env = erl_env()
+    for _ in range(CFG["runs"]):
+        for mode in ("nif", "processes"):
+            argv = ["erl", "-noshell"]
+            for d in sorted(glob.glob(str(ROOT / "_build/default/lib/*/ebin"))):
+                argv += ["-pa", d]
+            argv += ["-pa", str(ebin), "-eval", f'hop:main(["{mode}", "{tsv}", "{CFG["inproc_ms"]}"])']
+            if subprocess.run(argv, cwd=ROOT, env=env, timeout=600).returncode != 0:
+                raise RuntimeError(f"hop benchmark ({mode}) failed")
+    rows = {}
+    for line in tsv.read_text().splitlines():
+        mode, case, callers, calls, us, p50, _p99 = line.split("\t")
+        rows.setdefault((case, int(callers), mode), []).append(
+            dict(rps=int(calls) * 1e6 / int(us), p50=float(p50)))
+    results["hop"] = [dict(case=c, callers=n, mode=m,
+                           rps=statistics.median(r["rps"] for r in runs),
+                           p50=statistics.median(r["p50"] for r in runs))
+                      for (c, n, m), runs in sorted(rows.items())]
+
+
+def report_processes(results, w):
+    proc = results.get("processes", {})
+    hop = results.get("hop", [])
+    if not proc and not hop:
+        return
+    w("## Processes mode (Python OS processes behind Erlang ports)\n")
+    for wl in PROCESS_WORKLOADS:
+        rows = proc.get(wl["name"])
+        if not rows:
+            continue
+        w(f"### {wl['title']}\n")
+        w(f"App `{wl['app']}`\n")
+        w("| server | req/s (median) | min-max | p50 ms | p99 ms | errors |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for server, r in rows.items():
+            if "rps" not in r:
+                w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | |")
+                continue
+            w(f"| {server} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-{fmt_rps(r['rps_max'])} "
+              f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |")
+        w("")
+
+    pairs = results.get("pairs", [])
+    if pairs:
+        w("Targets (issue 12): paired ratios, the two servers up side by side and measured "
+          "in alternating wrk slices (median, min-max over the pairs):\n")
+        w("| ratio | pairs | median | min-max | target |")
+        w("|---|---:|---:|---:|---|")
+        for p in pairs:
+            if "median" not in p:
+                w(f"| {p['label']} | failed: {p.get('failed', '')} | | | |")
+                continue
+            verdict = "-" if p["target"] is None else (
+                f"{p['target']}x: {'met' if p['median'] >= p['target'] else 'MISSED'}")
+            w(f"| {p['label']} | {p['n']} | {p['median']:.2f}x | {p['min']:.2f}-{p['max']:.2f}x | "
+              f"{verdict} |")
+        w("")
+    if hop:
+        w("### The port hop: the same calls in-process, NIF (gil) vs one worker process\n")
+        w(f"bench/hop.erl: Erlang processes each looping over one call for {CFG['inproc_ms']} ms, "
+          f"{CFG['runs']} VMs per mode alternating; medians.  At 1 caller the p50 is the latency "
+          "of one call: the difference is what the port hop adds.\n")
+        w("| call | callers | NIF calls/s | NIF p50 us | processes calls/s | processes p50 us | "
+          "processes / NIF | hop (p50 difference) us |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        by = {(r["case"], r["callers"], r["mode"]): r for r in hop}
+        for case, n in sorted({(r["case"], r["callers"]) for r in hop}):
+            a, b = by.get((case, n, "nif")), by.get((case, n, "processes"))
+            if a and b:
+                w(f"| `{case}` | {n} | {fmt_rps(a['rps'])} | {a['p50']:.0f} | {fmt_rps(b['rps'])} | "
+                  f"{b['p50']:.0f} | {b['rps'] / a['rps']:.2f}x | "
+                  f"{b['p50'] - a['p50']:.0f} |")
+        w("")
+
+
 # ---- report ----------------------------------------------------------------------------
 
 def machine():
@@ -689,6 +850,7 @@ def machine():
                 model = line.split(":", 1)[1].strip()
                 break
     return dict(cores=os.cpu_count(), cpu=model, kernel=platform.release(),
+                load_at_start=os.getloadavg()[0],
                 mem_gib=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1))
 
 
@@ -732,6 +894,7 @@ def report(results, notes, stamp, started, elapsed):
     w(f"- Command: `{COMMAND}` (from the repository root), started {started}, took "
       f"{elapsed / 60:.1f} min")
     w(f"- Machine: {m['cores']} cores, {m['cpu']}, {m['mem_gib']} GiB, Linux {m['kernel']}; "
+      f"load average {m.get('load_at_start', 0):.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
       "shared and noisy: compare ratios within this run, not absolute numbers across runs")
     w("- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     w(f"- Method: wrk -t{CFG['threads']} on 127.0.0.1, client and server share the 2 cores; "
@@ -875,6 +1038,7 @@ def report(results, notes, stamp, started, elapsed):
             w(f"| {r['case']} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-"
               f"{fmt_rps(r['rps_max'])} | {r['p50']:.1f} | {r['p99']:.1f} | {gain} |")
         w("")
+    report_processes(results, w)
     w(f"Raw data: [{base}.json]({base}.json).")
     path = RESULTS / f"{base}.md"
     path.write_text("\n".join(md) + "\n")
@@ -958,11 +1122,13 @@ def modes_section(w, results, mres):
     mem = results.get("interp_memory", {})
     if mem:
         w("\nMemory of one more worker: RSS of bin/pyweb (process tree) with 1 and 4 workers "
-          "after each worker served the app; (4 workers - 1 worker) / 3.\n")
+          "after each worker served the app; (4 workers - 1 worker) / 3.  In the processes "
+          "mode the tree's RSS is summed over the worker processes: pages they share (the "
+          "interpreter's code) count once per process.\n")
         w("| app | mode | RSS 1 worker MiB | RSS 4 workers MiB | per extra worker MiB |")
         w("|---|---|---:|---:|---:|")
         for app in dict.fromkeys(r["app"] for r in mem.values()):
-            for mode in ("gil", "subinterpreters"):
+            for mode in ("gil", "subinterpreters", "processes"):
                 one, four = mem.get(f"{app} {mode} w1", {}), mem.get(f"{app} {mode} w4", {})
                 if "rss" in one and "rss" in four:
                     w(f"| `{app}` | {mode} | {one['rss'] / 1024:.1f} | {four['rss'] / 1024:.1f} | "
@@ -1099,6 +1265,11 @@ def main():
         run_memory(results, notes)
     if "modes" in ONLY:
         run_modes(results, notes)
+    if "processes" in ONLY:
+        run_http(results, notes, PROCESS_WORKLOADS, "processes")
+        run_pairs(results, notes)
+    if "hop" in ONLY:
+        run_hop(results, notes)
     if "ws" in ONLY:
         run_ws(results, notes)
     elapsed = time.monotonic() - t0

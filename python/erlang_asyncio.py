@@ -1,7 +1,8 @@
 """asyncio helpers for code running inside the Erlang VM.
 
 ``sleep`` uses an Erlang timer (``_erlang.schedule_timer``) when it runs on a
-worker's event loop inside the VM, so a sleeping coroutine costs no Python timer;
+worker's event loop inside the VM, so a sleeping coroutine costs no Python timer (in the
+processes mode, the worker process's ``_erlang`` keeps the timer on that loop);
 anywhere else (outside the VM, or on a loop of the app's own thread) it is
 ``asyncio.sleep``. Every other name is asyncio's own, re-exported unchanged.
 """

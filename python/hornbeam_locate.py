@@ -8,8 +8,9 @@ Run as a script, with the standard library only (``python -S hornbeam_locate.py`
   executable of the interpreter chosen by its rule.
 
 It prints ``key=value`` lines (``version``, ``libpython``, ``home``, ``executable``, and
-with ``--build`` also ``include`` and ``modules``), or one ``error=...`` line per reason
-this interpreter cannot be embedded, and then exits with status 1.
+with ``--build`` also ``include``, ``ext_suffix`` (a C extension's file suffix),
+``modules`` and ``packages``), or one ``error=...`` line per reason this interpreter
+cannot be embedded, and then exits with status 1.
 """
 
 from __future__ import annotations
@@ -32,14 +33,15 @@ def libpython() -> str | None:
     return None
 
 
-def package_modules() -> list[str]:
-    """The python/ package's modules, as pyproject.toml (beside this file) lists them for
-    pip; the NIF's build copies the same ones into priv/python."""
+def package_contents() -> tuple[list[str], list[str]]:
+    """The python/ package's (modules, packages), as pyproject.toml (beside this file) lists
+    them for pip; the NIF's build copies the same ones into priv/python."""
     import tomllib
 
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyproject.toml"),
               "rb") as f:
-        return list(tomllib.load(f)["tool"]["setuptools"]["py-modules"])
+        setuptools = tomllib.load(f)["tool"]["setuptools"]
+    return list(setuptools["py-modules"]), list(setuptools.get("packages", []))
 
 
 def home() -> str:
@@ -78,8 +80,11 @@ def facts(build: bool) -> tuple[dict[str, str], list[str]]:
             errors.append(f"the headers' directory {include!r} contains white space, which "
                           "make cannot pass on")
         found["include"] = include
+        found["ext_suffix"] = sysconfig.get_config_var("EXT_SUFFIX")
         if not errors:
-            found["modules"] = ",".join(package_modules())
+            modules, packages = package_contents()
+            found["modules"] = ",".join(modules)
+            found["packages"] = ",".join(packages)
     return found, errors
 
 

@@ -102,27 +102,34 @@ path(Config, Path) ->
 
 %% @doc `Module:Function(Args...)' run once in each interpreter the workers use, in
 %% worker order: the results.  Module globals are per interpreter in the
-%% `subinterpreters' mode (one interpreter per worker; in the other modes there is one),
-%% so a test that reads back what its app recorded in a global asks every interpreter
-%% and combines the answers.  Raises `error({each_failed, Module, Function, Reason})'
+%% `subinterpreters' mode (one interpreter per worker) and per worker process in the
+%% `processes' mode (in the other modes there is one interpreter), so a test that reads
+%% back what its app recorded in a global asks every interpreter and combines the
+%% answers.  Raises `error({each_failed, Module, Function, Reason})'
 %% when a call fails (`Reason' is the error shape of `py:call/3', or `timeout' after
 %% 30 s).
 -spec each(py:name(), py:name(), list()) -> [term()].
 each(Module, Function, Args) ->
-    Tag = make_ref(),
-    case py_nif:call_each(Tag, 30000, Module, Function, Args, #{}) of
-        {ok, _} ->
-            receive
-                {Tag, {ok, Replies}} ->
-                    [case R of
-                         {ok, V} -> V;
-                         {error, Reason} -> error({each_failed, Module, Function, Reason})
-                     end || R <- Replies];
-                {Tag, {error, Reason}} ->
-                    error({each_failed, Module, Function, Reason})
-            end;
+    case each_call(Module, Function, Args) of
+        {ok, Replies} ->
+            [case R of
+                 {ok, V} -> V;
+                 {error, Reason} -> error({each_failed, Module, Function, Reason})
+             end || R <- Replies];
         {error, Reason} ->
             error({each_failed, Module, Function, Reason})
+    end.
+
+each_call(Module, Function, Args) ->
+    case py_mode:backend() of
+        nif ->
+            Tag = make_ref(),
+            case py_nif:call_each(Tag, 30000, Module, Function, Args, #{}) of
+                {ok, _} -> receive {Tag, Reply} -> Reply end;
+                {error, _} = Error -> Error
+            end;
+        port ->
+            py_port:call_each(Module, Function, Args, #{}, 30000)
     end.
 
 %% @doc The messages in the caller's mailbox, removed from it (for asserting that no stray

@@ -1,4 +1,5 @@
-%% @doc Top supervisor: the Python runtime (interpreter configuration and worker threads).
+%% @doc Top supervisor: the Python runtime (interpreter configuration and worker threads),
+%% or in the `processes' mode (py_mode:configured/0) the worker processes (py_port_sup).
 -module(erlang_python_sup).
 -behaviour(supervisor).
 
@@ -10,10 +11,26 @@ start_link() ->
 
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
-    Runtime = #{id => py_runtime,
-                start => {py_runtime, start_link, []},
-                restart => permanent,
-                shutdown => infinity,
-                type => worker,
-                modules => [py_runtime]},
-    {ok, {#{strategy => one_for_one, intensity => 3, period => 10}, [Runtime]}}.
+    {ok, {#{strategy => one_for_one, intensity => 3, period => 10}, [runtime(configured())]}}.
+
+%% A mode that is no mode goes to py_runtime, whose start fails with the documented
+%% {badarg, {mode, Value}}.
+configured() ->
+    try py_mode:configured()
+    catch error:{badarg, {mode, _}} -> invalid
+    end.
+
+runtime(processes) ->
+    #{id => py_port_sup,
+      start => {py_port_sup, start_link, []},
+      restart => permanent,
+      shutdown => infinity,
+      type => supervisor,
+      modules => [py_port_sup]};
+runtime(_NifModeOrInvalid) ->
+    #{id => py_runtime,
+      start => {py_runtime, start_link, []},
+      restart => permanent,
+      shutdown => infinity,
+      type => worker,
+      modules => [py_runtime]}.

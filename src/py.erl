@@ -23,7 +23,8 @@
                | {unconvertible, binary()}
                | too_deep
                | timeout
-               | not_started.
+               | not_started
+               | {worker_exit, term()}.
 -type opts() :: #{timeout => timeout(), kwargs => #{name() => term()}}.
 -export_type([name/0, error/0, opts/0]).
 
@@ -35,21 +36,27 @@ call(Module, Function, Args) ->
 %% @doc Calls `Module.Function(*Args, **Kwargs)' on a Python worker.  `Function'
 %% may be dotted (`<<"Path.home">>').  An async function is awaited on the worker's event
 %% loop.  The call runs on whichever worker is free: in `subinterpreters' mode, in any one
-%% of the interpreters, whose module globals are its own (see py_mode).  Options: `timeout' (ms or infinity; default the application's `call_timeout'),
-%% `kwargs' (a map with atom or binary keys).
+%% of the interpreters, and in `processes' mode in any one of the worker processes, whose
+%% module globals are their own (see py_mode).  Options: `timeout' (ms or infinity;
+%% default the application's `call_timeout'), `kwargs' (a map with atom or binary keys).
 -spec call(name(), name(), list(), opts()) -> {ok, term()} | {error, error()}.
 call(Module, Function, Args, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Kwargs = maps:get(kwargs, Opts, #{}),
-            py_mode:with_fallback(
-              fun() ->
-                      Tag = make_ref(),
-                      case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
-                          {ok, _Job} -> ?PY_AWAIT(Tag);
-                          {error, _} = Error -> Error
-                      end
-              end);
+            case py_mode:backend() of
+                nif ->
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
+                                  {ok, _Job} -> ?PY_AWAIT(Tag);
+                                  {error, _} = Error -> Error
+                              end
+                      end);
+                port ->
+                    py_port:call(Module, Function, Args, Kwargs, Timeout)
+            end;
         {error, _} = Error -> Error
     end;
 call(_Module, _Function, _Args, Opts) ->
@@ -64,18 +71,24 @@ set_call_timeout(Timeout) ->
 
 %% @doc The interpreter and the workers:
 %% <ul>
-%% <li>`mode': where Python runs now (`gil', `subinterpreters' or `free_threaded'; see
-%%     py_mode), `configured': the mode asked for (`auto' by default), `fallback':
-%%     present when `auto' left sub-interpreters, `#{module, message}' of the module that
-%%     refused them;</li>
-%% <li>`workers' (0 when stopped), `spares_running' (spare workers standing in for
-%% stuck ones, see the `spare_workers' application env), `running', `queued' (calls
-%% waiting for a worker);</li>
-%% <li>`interpreters': one map per interpreter created, `#{id, main, state (running |
-%%     idle), threads}' (the sub-interpreters stay when the application stops);</li>
-%% <li>`python_version', `build_python_version', `libpython',
-%%     `subinterpreters_supported', `free_threaded_build'.</li>
+%% <li>`mode': where Python runs now (`gil', `subinterpreters', `free_threaded' or
+%%     `processes'; see py_mode), `configured': the mode asked for (`auto' by default),
+%%     `fallback': present when `auto' left sub-interpreters, `#{module, message}' of the
+%%     module that refused them;</li>
+%% <li>`workers' (0 when stopped), `running', `queued' (calls waiting for a worker);</li>
+%% <li>in the NIF modes: `spares_running' (spare workers standing in for stuck ones, see
+%%     the `spare_workers' application env), `interpreters', one map per interpreter
+%%     created, `#{id, main, state (running | idle), threads}' (the sub-interpreters stay
+%%     when the application stops); `python_version', `build_python_version',
+%%     `libpython', `subinterpreters_supported', `free_threaded_build';</li>
+%% <li>in the processes mode: `python_version' and `executable' of the worker processes,
+%%     `os_pids', `in_flight', `restarts' and `recycles' (`queued': requests waiting for
+%%     a worker process to start; see docs/processes.md).</li>
 %% </ul>
 -spec info() -> #{atom() => term()}.
 info() ->
-    maps:merge(maps:remove(refused, py_nif:info()), py_mode:info()).
+    Backend = case py_mode:backend() of
+                  nif -> maps:remove(refused, py_nif:info());
+                  port -> py_port:info()
+              end,
+    maps:merge(Backend, py_mode:info()).

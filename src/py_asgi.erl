@@ -38,13 +38,13 @@
 -define(DEFAULT_RUNNER, <<"hornbeam_asgi_runner">>).
 
 -type scope() :: #{type := binary(), path := binary(), atom() => term()}.
--type scope_ref() :: reference().
+-type scope_ref() :: reference() | py_port:scope_ref().
 -type headers() :: [{binary(), binary()}].
 -type response() :: {100..999, headers(), binary()}.
 -type opts() :: #{runner => py:name(), timeout => timeout()}.
 -type error() :: {bad_scope, term()} | {bad_runner, binary()} | {bad_response, binary()}
                | py:error().
--type stream() :: reference().
+-type stream() :: reference() | py_port:stream().
 -type lifespan() :: reference().
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
 -type event() :: {start, 100..999, headers()} | {body, binary(), boolean()}
@@ -75,14 +75,20 @@ run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            py_mode:with_fallback(
-              fun() ->
-                      Tag = make_ref(),
-                      case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope, Body) of
-                          {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                          {error, _} = Error -> Error
-                      end
-              end);
+            case py_mode:backend() of
+                nif ->
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope,
+                                                   Body) of
+                                  {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                                  {error, _} = Error -> Error
+                              end
+                      end);
+                port ->
+                    py_port:asgi_run(Module, Callable, Runner, Scope, Body, Timeout)
+            end;
         {error, _} = Error -> Error
     end;
 run(_Module, _Callable, _Scope, _Body, Opts) ->
@@ -100,7 +106,10 @@ build_scope(Scope) ->
 %% `#{}'.
 -spec build_scope(scope(), #{}) -> {ok, scope_ref()} | {error, {bad_scope, term()}}.
 build_scope(Scope, Opts) when Opts =:= #{} ->
-    py_nif:asgi_build_scope(Scope);
+    case py_mode:backend() of
+        nif -> py_nif:asgi_build_scope(Scope);
+        port -> py_port:build_scope(Scope)
+    end;
 build_scope(_Scope, Opts) ->
     {error, {badarg, {options, Opts}}}.
 
@@ -156,37 +165,57 @@ build_scope(_Scope, Opts) ->
 -spec start(py:name(), py:name(), scope() | scope_ref(), stream_opts()) ->
           {ok, stream()} | {error, error()}.
 start(Module, Callable, Scope, Opts) when is_map(Opts) ->
-    py_nif:asgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Scope,
-                      maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
+    Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
+    Body = maps:get(body, Opts, <<>>),
+    More = maps:get(more_body, Opts, false),
+    case py_mode:backend() of
+        nif -> py_nif:asgi_start(Module, Callable, Runner, Scope, Body, More);
+        port -> py_port:asgi_start(Module, Callable, Runner, Scope, Body, More)
+    end;
 start(_Module, _Callable, _Scope, Opts) ->
     {error, {badarg, {options, Opts}}}.
 
 %% @doc Feeds the next piece of request body (after a `need_body' event, or ahead of it).
 -spec send_body(stream(), binary(), boolean()) -> ok.
 send_body(Stream, Chunk, MoreBody) ->
-    py_nif:asgi_send_body(Stream, Chunk, MoreBody).
+    case py_mode:backend() of
+        nif -> py_nif:asgi_send_body(Stream, Chunk, MoreBody);
+        port -> py_port:send_body(Stream, Chunk, MoreBody)
+    end.
 
 %% @doc Acknowledges `Bytes' of response body written to the client.
 -spec ack(stream(), non_neg_integer()) -> ok.
 ack(Stream, Bytes) ->
-    py_nif:asgi_ack(Stream, Bytes).
+    case py_mode:backend() of
+        nif -> py_nif:asgi_ack(Stream, Bytes);
+        port -> py_port:ack(Stream, Bytes)
+    end.
 
 %% @doc The client went away (a websocket: websocket.disconnect with code 1006).
 -spec disconnect(stream()) -> ok.
 disconnect(Stream) ->
-    py_nif:asgi_disconnect(Stream).
+    case py_mode:backend() of
+        nif -> py_nif:asgi_disconnect(Stream);
+        port -> py_port:disconnect(Stream)
+    end.
 
 %% @doc A message from the client of a websocket stream (websocket.receive; text must be
 %% UTF-8, as a websocket server has checked).
 -spec ws_receive(stream(), ws_message()) -> ok.
 ws_receive(Stream, {Kind, Data}) ->
-    py_nif:asgi_ws_receive(Stream, Kind, Data).
+    case py_mode:backend() of
+        nif -> py_nif:asgi_ws_receive(Stream, Kind, Data);
+        port -> py_port:ws_receive(Stream, Kind, Data)
+    end.
 
 %% @doc The websocket has ended with `Code' and `Reason' (websocket.disconnect): the
 %% peer's close frame, the code the server failed the connection with, or 1006.
 -spec ws_disconnect(stream(), 1000..4999, binary()) -> ok.
 ws_disconnect(Stream, Code, Reason) ->
-    py_nif:asgi_ws_disconnect(Stream, Code, Reason).
+    case py_mode:backend() of
+        nif -> py_nif:asgi_ws_disconnect(Stream, Code, Reason);
+        port -> py_port:ws_disconnect(Stream, Code, Reason)
+    end.
 
 %% @doc Runs the app's lifespan startup (the lifespan scope with lifespan.startup) on a
 %% worker's event loop; the app keeps running there until {@link lifespan_shutdown/1}.
@@ -202,18 +231,24 @@ lifespan_startup(Module, Callable, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            py_mode:with_fallback(
-              fun() ->
-                      Tag = make_ref(),
-                      case py_nif:lifespan_startup(Tag, Timeout, Module, Callable, Runner) of
-                          {ok, _Job} ->
-                              case ?PY_AWAIT(Tag) of
-                                  {ok, Lifespan} -> {ok, Lifespan, Lifespan};
+            case py_mode:backend() of
+                nif ->
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:lifespan_startup(Tag, Timeout, Module, Callable,
+                                                           Runner) of
+                                  {ok, _Job} ->
+                                      case ?PY_AWAIT(Tag) of
+                                          {ok, Lifespan} -> {ok, Lifespan, Lifespan};
+                                          {error, _} = Error -> Error
+                                      end;
                                   {error, _} = Error -> Error
-                              end;
-                          {error, _} = Error -> Error
-                      end
-              end);
+                              end
+                      end);
+                port ->
+                    py_port:lifespan_startup(Module, Callable, Runner, Timeout)
+            end;
         {error, _} = Error -> Error
     end;
 lifespan_startup(_Module, _Callable, Opts) ->
@@ -229,10 +264,15 @@ lifespan_shutdown(Lifespan) ->
 lifespan_shutdown(Lifespan, Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
-            Tag = make_ref(),
-            case py_nif:lifespan_shutdown(Tag, Timeout, Lifespan) of
-                {ok, _Job} -> ?PY_AWAIT(Tag);
-                {error, _} = Error -> Error
+            case py_mode:backend() of
+                nif ->
+                    Tag = make_ref(),
+                    case py_nif:lifespan_shutdown(Tag, Timeout, Lifespan) of
+                        {ok, _Job} -> ?PY_AWAIT(Tag);
+                        {error, _} = Error -> Error
+                    end;
+                port ->
+                    py_port:lifespan_shutdown(Lifespan, Timeout)
             end;
         {error, _} = Error -> Error
     end.

@@ -8,23 +8,33 @@
 %%     runs on as many cores as there are workers; module globals are per interpreter;</li>
 %% <li>`free_threaded': worker threads in one interpreter of a free-threaded
 %%     (`Py_GIL_DISABLED') build.  Untested: no such build could be run yet;</li>
-%% <li>`processes': Python in OS processes behind ports (chosen explicitly only);</li>
+%% <li>`processes': `workers' Python OS processes behind Erlang ports (chosen explicitly
+%%     only; docs/processes.md).  Not a mode of the NIF: erlang_python_sup starts the
+%%     worker processes (py_port_sup) instead of py_runtime;</li>
 %% <li>`auto': `subinterpreters' on Python 3.12+, else `gil'.  When a module refuses
 %%     sub-interpreters (an ImportError saying so, e.g. pydantic-core under FastAPI), the
 %%     workers are replaced by `gil' ones, the refusal is logged with the module's name
 %%     and the call that met it is run again (see {@link with_fallback/1}).  `auto' never
 %%     picks `free_threaded' (untested) or `processes'.</li>
 %% </ul>
+%%
+%% {@link backend/0} is the one routing decision of `py', `py_wsgi' and `py_asgi': `port'
+%% while the processes mode's workers serve (py_port_gate opens and closes it), `nif'
+%% otherwise (including while stopped, where the NIF answers `not_started').  A persistent
+%% term: read per call, written at start and stop only.
 -module(py_mode).
 
--export([configured/0, default/0, resolve/2, with_fallback/1, publish/1, info/0]).
+-export([configured/0, default/0, modes/0, resolve/2, with_fallback/1, publish/1, info/0,
+         backend/0, set_backend/1]).
 
 -type configured() :: auto | gil | subinterpreters | free_threaded | processes.
 -type mode() :: gil | subinterpreters | free_threaded.
--export_type([configured/0, mode/0]).
+-type backend() :: nif | port.
+-export_type([configured/0, mode/0, backend/0]).
 
 -define(MODES, [auto, gil, subinterpreters, free_threaded, processes]).
 -define(KEY, {?MODULE, info}).
+-define(BACKEND, {?MODULE, backend}).
 
 %% @doc The configured mode: the application env `mode', else `ERLANG_PYTHON_MODE',
 %% else `auto'.  Raises `error({badarg, {mode, Value}})' for anything else.
@@ -44,6 +54,11 @@ configured() ->
 -spec default() -> auto.
 default() ->
     auto.
+
+%% @doc Every mode that can be configured.
+-spec modes() -> [configured(), ...].
+modes() ->
+    ?MODES.
 
 check(Mode) when is_atom(Mode) ->
     case lists:member(Mode, ?MODES) of
@@ -79,7 +94,8 @@ resolve(free_threaded, #{python_version := V}) ->
     unavailable(free_threaded, <<"needs a free-threaded CPython build (Py_GIL_DISABLED); "
                                  "this is ", V/binary>>);
 resolve(processes, _) ->
-    unavailable(processes, <<"not provided by this build of erlang_python">>);
+    unavailable(processes, <<"not a mode of the NIF: the worker processes (py_port_sup) "
+                             "serve it">>);
 resolve(auto, #{free_threaded_build := true}) ->
     unavailable(auto, <<"this CPython is a free-threaded build, and auto does not choose "
                         "the untested free_threaded mode: set mode free_threaded">>);
@@ -111,7 +127,8 @@ with_fallback(Call) ->
             Result
     end.
 
-%% @doc Records what py:info() adds to the NIF's view (py_runtime calls it).
+%% @doc Records what py:info() adds to the backend's view (py_runtime calls it, py_port_gate
+%% in the processes mode).
 -spec publish(#{configured := configured(), fallback := undefined | map()}) -> ok.
 publish(Info) ->
     persistent_term:put(?KEY, Info).
@@ -124,3 +141,16 @@ info() ->
         #{fallback := undefined} = I -> maps:remove(fallback, I);
         I -> I
     end.
+
+%% @doc Which backend serves `py', `py_wsgi' and `py_asgi' now.
+-spec backend() -> backend().
+backend() ->
+    persistent_term:get(?BACKEND, nif).
+
+%% @doc Routes the API to `Backend' (`nif' erases the term: the default).
+-spec set_backend(backend()) -> ok.
+set_backend(nif) ->
+    _ = persistent_term:erase(?BACKEND),
+    ok;
+set_backend(port) ->
+    persistent_term:put(?BACKEND, port).

@@ -10,7 +10,8 @@
          wsgi_run/6, asgi_run/7, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
          asgi_ws_receive/3, asgi_ws_disconnect/3,
-         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
+         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1,
+         check_scope/1, check_environ/2, check_names/2]).
 
 -type job() :: reference().
 -export_type([job/0, config/0]).
@@ -173,3 +174,22 @@ get_options() -> ?NOT_LOADED.
 
 -spec info() -> #{atom() => term()}.
 info() -> ?NOT_LOADED.
+
+%% @doc The scope rule of py_asgi (no Python, no runtime needed): for the processes mode,
+%% which sends the map to a worker process instead of building it here.  `{ok, Kind}':
+%% a websocket scope (`type' `<<"websocket">>') or an HTTP one.
+-spec check_scope(term()) -> {ok, http | websocket} | {error, {bad_scope, term()}}.
+check_scope(_Scope) -> ?NOT_LOADED.
+
+%% @doc The environ rule of py_wsgi (`wsgi.input' required when `NeedInput'), as
+%% check_scope/1 for the processes mode.
+-spec check_environ(term(), boolean()) -> ok | {error, {bad_environ, term()}}.
+check_environ(_Environ, _NeedInput) -> ?NOT_LOADED.
+
+%% @doc The names rule of the NIF paths, for the processes mode: `Names' are
+%% `{Module, Callable, Runner}'; with `Entry' `none' (py_asgi) each must be an atom or a
+%% binary, with `run_wsgi' or `stream_wsgi' (py_wsgi) also hold no NUL byte and stay
+%% under the app cache's key length together with that runner entry.
+-spec check_names({term(), term(), term()}, none | run_wsgi | stream_wsgi) ->
+          ok | {error, {badarg, {module | callable | runner, term()}}}.
+check_names(_Names, _Entry) -> ?NOT_LOADED.

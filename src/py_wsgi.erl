@@ -46,7 +46,7 @@
 -type opts() :: #{runner => py:name(), timeout => timeout()}.
 -type error() :: {bad_environ, term()} | {bad_runner, binary()} | {bad_response, binary()}
                | py:error().
--type stream() :: reference().
+-type stream() :: reference() | py_port:stream().
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean(),
                          body_file => binary()}.
 -type event() :: {start, status(), headers()} | {body, binary()} | need_body | done
@@ -67,14 +67,20 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            py_mode:with_fallback(
-              fun() ->
-                      Tag = make_ref(),
-                      case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
-                          {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                          {error, _} = Error -> Error
-                      end
-              end);
+            case py_mode:backend() of
+                nif ->
+                    py_mode:with_fallback(
+                      fun() ->
+                              Tag = make_ref(),
+                              case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner,
+                                                   Environ) of
+                                  {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                                  {error, _} = Error -> Error
+                              end
+                      end);
+                port ->
+                    py_port:wsgi_run(Module, Callable, Runner, Environ, Timeout)
+            end;
         {error, _} = Error -> Error
     end;
 run(_Module, _Callable, _Environ, Opts) ->
@@ -107,30 +113,44 @@ run(_Module, _Callable, _Environ, Opts) ->
 start(Module, Callable, Environ, Opts = #{body_file := Path}) when is_binary(Path) ->
     Env = case is_map(Environ) of
               true -> Environ#{?INPUT_FILE => Path};
-              false -> Environ                      %% the NIF reports it
+              false -> Environ                      %% the environ check reports it
           end,
-    py_nif:wsgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Env,
-                      <<>>, false);
+    start_stream(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Env, <<>>, false);
 start(Module, Callable, Environ, Opts) when is_map(Opts), not is_map_key(body_file, Opts) ->
-    py_nif:wsgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Environ,
-                      maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
+    start_stream(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Environ,
+                 maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
 start(_Module, _Callable, _Environ, Opts) ->
     {error, {badarg, {options, Opts}}}.
+
+start_stream(Module, Callable, Runner, Environ, Body, More) ->
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_start(Module, Callable, Runner, Environ, Body, More);
+        port -> py_port:wsgi_start(Module, Callable, Runner, Environ, Body, More)
+    end.
 
 %% @doc Feeds the next piece of request body.
 -spec send_body(stream(), binary(), boolean()) -> ok.
 send_body(Stream, Chunk, MoreBody) ->
-    py_nif:wsgi_send_body(Stream, Chunk, MoreBody).
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_send_body(Stream, Chunk, MoreBody);
+        port -> py_port:send_body(Stream, Chunk, MoreBody)
+    end.
 
 %% @doc Acknowledges `Bytes' of response body written to the client.
 -spec ack(stream(), non_neg_integer()) -> ok.
 ack(Stream, Bytes) ->
-    py_nif:wsgi_ack(Stream, Bytes).
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_ack(Stream, Bytes);
+        port -> py_port:ack(Stream, Bytes)
+    end.
 
 %% @doc The client went away.
 -spec disconnect(stream()) -> ok.
 disconnect(Stream) ->
-    py_nif:wsgi_disconnect(Stream).
+    case py_mode:backend() of
+        nif -> py_nif:wsgi_disconnect(Stream);
+        port -> py_port:disconnect(Stream)
+    end.
 
 %% With the NIF's direct_response option off (benchmark baseline) the result arrives in
 %% the generic conversion and is shaped here.

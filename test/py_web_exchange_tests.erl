@@ -161,6 +161,23 @@ errors_test() ->
                  run([start(200, []), {body, <<>>, false}, done, {body, <<"x">>, false}, done],
                      ex(#{}))).
 
+%% The app's worker process died (erlang_python's processes mode): 502 before
+%% the head, whatever was held or buffered; after the head, as any app error.
+worker_exit_test() ->
+    Exit = {worker_exit, 139},
+    ?assertMatch([{log, Exit}, {respond, #{status := 502, close := true}, <<"Bad Gateway">>},
+                  done],
+                 run([{error, Exit}], ex(#{}))),
+    ?assertMatch([{log, Exit}, {respond, #{status := 502}, _}, done],
+                 run([start(200, []), {error, Exit}], ex(#{}))),
+    ?assertMatch([{ack, 4}, {log, Exit}, {respond, #{status := 502}, _}, done],
+                 run([start(200, []), {body, <<"held">>}, {error, Exit}], ex(#{hold => 50}))),
+    ?assertMatch([{ack, 1}, {log, Exit}, {respond, #{status := 502}, _}, done],
+                 run([start(404, []), {body, <<"a">>, true}, {error, Exit}],
+                     ex(#{caps => elli}))),
+    ?assertMatch([{stream, _}, {data, <<"a">>}, {ack, 1}, {log, Exit}, abort],
+                 run([start(200, []), {body, <<"a">>, true}, {error, Exit}], ex(#{}))).
+
 timeouts_test() ->
     Ex = ex(#{}),
     ?assertEqual(1000, py_web_exchange:timeout(Ex)),

@@ -1,11 +1,12 @@
 /* NIF entry points: loading and the function table.  Every function here runs on a
- * scheduler thread and never runs Python: it validates, copies and queues.  start, stop,
- * switch_mode and info are in nif/lifecycle.c (the first three wait for threads and run
- * on dirty I/O schedulers). */
+ * scheduler thread and never runs Python: it validates, copies and queues (or, for the
+ * processes mode, only validates).  start, stop, switch_mode and info are in
+ * nif/lifecycle.c (the first three wait for threads and run on dirty I/O schedulers). */
 #include "asgi/asgi.h"
 #include "asgi/asgi_stream.h"
 #include "asgi/lifespan.h"
 #include "asgi/scope.h"
+#include "call/appcache.h"
 #include "call/call.h"
 #include "core/atoms.h"
 #include "core/options.h"
@@ -53,6 +54,54 @@ static ERL_NIF_TERM
 nif_asgi_build_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     return scope_template_new(env, argv[0]);
+}
+
+/* The web paths' argument rules, for the processes mode (py_port), which checks a scope
+ * or an environ before sending it to a worker process: one rule, the NIF's (no Python). */
+static ERL_NIF_TERM
+nif_check_scope(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    ERL_NIF_TERM bad;
+    int kind = scope_check(env, argv[0], &bad);
+    if (kind < 0) {
+        return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_bad_scope, bad));
+    }
+    return enif_make_tuple2(env, ATOM_ok, enif_make_atom(env, kind == SCOPE_WEBSOCKET ? "websocket"
+                                                                                     : "http"));
+}
+
+/* check_names({Module, Callable, Runner}, Entry): the names as the NIF paths check them,
+ * for the processes mode: atoms or binaries (Entry none: the ASGI paths), and for the
+ * WSGI paths also the app-cache key's rule (no NUL byte, not too long with the runner
+ * entry Entry, run_wsgi or stream_wsgi). */
+static ERL_NIF_TERM
+nif_check_names(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    const ERL_NIF_TERM *names;
+    int arity;
+    char entry[16];
+    if (!enif_get_tuple(env, argv[0], &arity, &names) || arity != 3) {
+        return enif_make_badarg(env);
+    }
+    ERL_NIF_TERM err;
+    if (argv[1] == ATOM_none) {
+        err = appcache_check_names(env, names);
+    } else if (enif_get_atom(env, argv[1], entry, sizeof(entry), ERL_NIF_LATIN1) > 0) {
+        appcache_key_t key;
+        err = appcache_key(env, names, entry, &key);
+    } else {
+        return enif_make_badarg(env);
+    }
+    return err == 0 ? ATOM_ok : err;
+}
+
+static ERL_NIF_TERM
+nif_check_environ(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    if (argv[1] != ATOM_true && argv[1] != ATOM_false) {
+        return enif_make_badarg(env);
+    }
+    return wsgi_check_environ(env, argv[0], argv[1] == ATOM_true);
 }
 
 #define FORWARD(name, fn)                                                    \
@@ -146,6 +195,9 @@ static ErlNifFunc nif_funcs[] = {
     {"set_options", 1, nif_set_options, 0},
     {"get_options", 0, nif_get_options, 0},
     {"info", 0, nif_info, 0},
+    {"check_scope", 1, nif_check_scope, 0},
+    {"check_environ", 2, nif_check_environ, 0},
+    {"check_names", 2, nif_check_names, 0},
 };
 
 ERL_NIF_INIT(py_nif, nif_funcs, load, NULL, upgrade, NULL)

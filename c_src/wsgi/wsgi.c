@@ -446,6 +446,26 @@ wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_NIF_TER
     return job;
 }
 
+ERL_NIF_TERM
+wsgi_check_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input)
+{
+    ERL_NIF_TERM bad = environ;
+    size_t count = 0, size = 0;
+    if (enif_get_map_size(env, environ, &count)) {
+        scan_t local[SCAN_LOCAL];
+        scan_t *scan = count <= SCAN_LOCAL ? local : enif_alloc(count * sizeof(scan_t));
+        if (scan == NULL) {
+            return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+        }
+        unsigned seen = 0;
+        size = scan_environ(env, environ, count, need_input, scan, &seen, &bad);
+        if (scan != local) {
+            enif_free(scan);
+        }
+    }
+    return size != 0 ? ATOM_ok : errors_tuple(env, enif_make_tuple2(env, ATOM_bad_environ, bad));
+}
+
 int
 wsgi_job_prepare(py_state_t *st, job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
                  ERL_NIF_TERM *why)

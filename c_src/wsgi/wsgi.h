@@ -30,6 +30,11 @@ job_t *wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_
 int wsgi_job_prepare(py_state_t *st, job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
                      ERL_NIF_TERM *why);
 
+/* Scheduler side, no Python: the environ checks of wsgi_job_new alone, for the processes
+ * mode (py_port), which sends the map to a worker process instead.  Returns ok or
+ * {error, {bad_environ, Key}}. */
+ERL_NIF_TERM wsgi_check_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input);
+
 /* [(str, str)] -> [{Name, Value}] latin-1 binaries; *ok 0 with a {bad_response, _} reason
  * returned otherwise. */
 ERL_NIF_TERM wsgi_headers_term(ErlNifEnv *env, PyObject *headers, int *ok);

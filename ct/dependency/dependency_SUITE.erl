@@ -78,7 +78,7 @@ rebar3_compile(Config) ->
     ?assertEqual(["CHECK hello Erlang, from Python|hello from ASGI|hello from WSGI"],
                  check_lines(Out)),
     ?assert(filelib:is_dir(filename:join(Dir, "_build/default/lib/hello_py/priv/py/__pycache__"))),
-    ?assertNot(filelib:is_dir(filename:join(Lib, "priv/python/__pycache__"))).
+    ?assertEqual([], filelib:wildcard(filename:join(Lib, "priv/python/**/__pycache__"))).
 
 %% `rebar3 release', the release directory moved elsewhere, run as a daemon with no
 %% virtualenv and the default rule (python3.X on PATH) when that finds the build's Python
@@ -166,8 +166,9 @@ mix_env(Config) ->
 %% ---- releases ----------------------------------------------------------------------------
 
 %% What erlang_python ships in a release: the NIF without a RUNPATH or a libpython of the
-%% build machine, the loader, and the python/ package's modules, nothing else (no tests,
-%% caches, egg-info, symlinks).
+%% build machine, the loader, and the python/ package's modules and packages (the
+%% processes mode's hornbeam_port, with its C extension), nothing else (no tests, caches,
+%% egg-info, symlinks).
 check_release_files(Rel, Config) ->
     [Lib] = filelib:wildcard(filename:join(Rel, "lib/erlang_python-*")),
     Priv = filename:join(Lib, "priv"),
@@ -176,14 +177,27 @@ check_release_files(Rel, Config) ->
     {0, Junk} = run("find", [Lib, "-name", "__pycache__", "-o", "-name", "*.egg-info",
                              "-o", "-name", "tests", "-o", "-name", "pyproject.toml"], Rel),
     ?assertEqual("", Junk),
-    {ok, Pyproject} = file:read_file(filename:join(?config(root, Config),
-                                                   "python/pyproject.toml")),
-    {match, [Listed]} = re:run(Pyproject, "py-modules = \\[([^]]*)\\]",
-                               [dotall, {capture, [1], binary}]),
-    Modules = lists:sort([binary_to_list(M) ++ ".py"
-                          || M <- re:split(Listed, "[\\s,\"]+", [trim]), M =/= <<>>]),
+    Root = ?config(root, Config),
+    {ok, Pyproject} = file:read_file(filename:join(Root, "python/pyproject.toml")),
+    Listed = fun(Key) ->
+                     {match, [L]} = re:run(Pyproject, "\n" ++ Key ++ " = \\[([^]]*)\\]",
+                                           [dotall, {capture, [1], binary}]),
+                     [binary_to_list(M) || M <- re:split(L, "[\\s,\"]+", [trim]), M =/= <<>>]
+             end,
+    Packages = Listed("packages"),
+    ?assertEqual(["hornbeam_port"], Packages),
+    Modules = [M ++ ".py" || M <- Listed("py-modules")],
     {ok, Shipped} = file:list_dir(filename:join(Priv, "python")),
-    ?assertEqual(Modules, lists:sort(Shipped)),
+    ?assertEqual(lists:sort(Modules ++ Packages), lists:sort(Shipped)),
+    [begin
+         Sources = [filename:basename(F)
+                    || F <- filelib:wildcard(filename:join([Root, "python", P, "*.py"]))],
+         {ok, InPackage} = file:list_dir(filename:join([Priv, "python", P])),
+         {Python, Extensions} = lists:partition(fun(F) -> filename:extension(F) =:= ".py" end,
+                                                InPackage),
+         ?assertEqual(lists:sort(Sources), lists:sort(Python)),
+         ?assertMatch(["_codec.cpython-" ++ _], Extensions)
+     end || P <- Packages],
     {0, Dynamic} = run("readelf", ["-d", filename:join(Priv, "py_nif.so")], Rel),
     ?assertEqual(nomatch, re:run(Dynamic, "RPATH|RUNPATH|libpython")),
     ok.
@@ -206,10 +220,11 @@ serve_from_release(Rel, Env0, Source, Libpython) ->
                           Rel, Env, ?MINUTE),
         ?assertEqual(atom_to_list(Source), string:trim(Src)),
         [begin
-             {0, Lib} = run_ok(Bin, ["eval", "binary_to_list(maps:get(libpython, py:info()))."],
+             {0, Lib} = run_ok(Bin, ["eval", "binary_to_list(maps:get(libpython, py_nif:info()))."],
                                Rel, Env, ?MINUTE),
              ?assertEqual("\"" ++ Libpython ++ "\"", string:trim(Lib))
          end || Libpython =/= undefined],
+        ok = same_python_in_workers(Bin, Rel, Env),
         {0, Url} = run_ok(Bin, ["eval", "maps:get(asgi, hello_py:urls())."], Rel, Env, ?MINUTE),
         {ok, _} = application:ensure_all_started(inets),
         {ok, {{_, 200, _}, _, "hello from ASGI"}} =
@@ -217,6 +232,23 @@ serve_from_release(Rel, Env0, Source, Libpython) ->
                           [{timeout, 10000}], [])
     after
         run(Bin, ["stop"], Rel, Env, ?MINUTE)
+    end.
+
+%% In the processes mode (ERLANG_PYTHON_MODE=processes, which the release inherits), the
+%% worker processes run the interpreter the rule chose for the NIF.
+same_python_in_workers(Bin, Rel, Env) ->
+    case os:getenv("ERLANG_PYTHON_MODE") of
+        "processes" ->
+            {0, Workers} = run_ok(Bin, ["eval", "#{mode := processes, executable := E} = "
+                                                "py:info(), binary_to_list(E)."],
+                                  Rel, Env, ?MINUTE),
+            {0, Chosen} = run_ok(Bin, ["eval", "maps:get(executable, "
+                                               "element(2, py_python:load()))."],
+                                 Rel, Env, ?MINUTE),
+            ct:log("worker processes: ~ts", [Workers]),
+            ?assertEqual(string:trim(Chosen), string:trim(Workers));
+        _ ->
+            ok
     end.
 
 %% relx's vm.args names the node hello_py: give this run's release a name of its own, so

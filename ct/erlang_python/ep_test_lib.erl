@@ -27,7 +27,7 @@ sum(Maps) ->
                 end, #{}, Maps).
 
 %% The mode the workers run in.
--spec mode() -> gil | subinterpreters | free_threaded.
+-spec mode() -> gil | subinterpreters | free_threaded | processes.
 mode() ->
     maps:get(mode, py:info()).
 
@@ -43,10 +43,10 @@ pmap(F, List) ->
             end || X <- List],
     [receive {Ref, R} -> R after 60000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].
 
-%% Waits (up to 3 s) until F() is true.
+%% Waits (up to 10 s: worker processes restart with a backoff) until F() is true.
 -spec wait_until(fun(() -> boolean())) -> ok.
 wait_until(F) ->
-    wait_until(F, 300).
+    wait_until(F, 1000).
 
 wait_until(_F, 0) ->
     ct:fail(condition_never_true);

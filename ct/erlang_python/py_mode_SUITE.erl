@@ -1,7 +1,9 @@
 %% The execution modes: how the mode is configured and resolved, where calls run, module
-%% globals per interpreter, lifespans once per interpreter, follow-ups to the owning
-%% worker, FastAPI's refusal of sub-interpreters (an error in subinterpreters mode, a fall
-%% back to gil in auto), restarts, and 1,000 concurrent callers.  The suite runs in the
+%% globals per interpreter (a worker process is an interpreter in the processes mode),
+%% lifespans once per interpreter, follow-ups to the owning worker, the processes mode
+%% entered and left in one VM, FastAPI's refusal of sub-interpreters (an error in
+%% subinterpreters mode, a fall back to gil in auto), restarts, and 1,000 concurrent
+%% callers.  The suite runs in the
 %% mode of the run (ERLANG_PYTHON_MODE); cases that need another mode restart the
 %% application in it and restore it after.
 -module(py_mode_SUITE).
@@ -13,7 +15,7 @@
          end_per_testcase/2]).
 -export([configured_rule/1, resolve_table/1, unavailable_mode_stops_start/1,
          calls_spread_over_interpreters/1, globals_per_interpreter/1,
-         explicit_gil_mode/1, lifespan_once_per_interpreter/1,
+         explicit_gil_mode/1, explicit_processes_mode/1, lifespan_once_per_interpreter/1,
          lifespan_failure_stops_startup/1, lifespan_state_per_interpreter/1,
          stream_followups_reach_their_worker/1, fastapi_refused_in_subinterpreters/1,
          fastapi_auto_falls_back/1, start_stop_start/1, thousand_concurrent_callers/1]).
@@ -23,6 +25,7 @@
 all() ->
     [configured_rule, resolve_table, unavailable_mode_stops_start,
      calls_spread_over_interpreters, globals_per_interpreter, explicit_gil_mode,
+     explicit_processes_mode,
      lifespan_once_per_interpreter, lifespan_failure_stops_startup,
      lifespan_state_per_interpreter, stream_followups_reach_their_worker,
      fastapi_refused_in_subinterpreters, fastapi_auto_falls_back, start_stop_start,
@@ -102,7 +105,7 @@ resolve_table(_Config) ->
 
 %% A mode this Python cannot run stops the application's start with the reason.
 unavailable_mode_stops_start(_Config) ->
-    Mode = case maps:get(subinterpreters_supported, py:info()) of
+    Mode = case maps:get(subinterpreters_supported, py_nif:info()) of
                true -> free_threaded;
                false -> subinterpreters
            end,
@@ -113,14 +116,15 @@ unavailable_mode_stops_start(_Config) ->
 
 %% ---- where calls run ----------------------------------------------------------------
 
-%% Calls go to any worker: with sub-interpreters, to several interpreters.
+%% Calls go to any worker: with sub-interpreters (or worker processes), to several
+%% interpreters.
 calls_spread_over_interpreters(_Config) ->
     Seen = ep_test_lib:pmap(fun(_) -> {ok, I} = py:call(?H, busy_interpreter, [20]), I end,
                 lists:seq(1, 40)),
     Interpreters = lists:usort(erlang_python_ct:each(?H, interpreter, [])),
     ?assertEqual([], lists:usort(Seen) -- Interpreters),
     case ep_test_lib:mode() of
-        subinterpreters ->
+        Several when Several =:= subinterpreters; Several =:= processes ->
             ?assertEqual(4, length(Interpreters)),
             ?assert(length(lists:usort(Seen)) > 1);
         _ ->
@@ -144,6 +148,20 @@ explicit_gil_mode(_Config) ->
         ?assertEqual(1, length(erlang_python_ct:each(?H, interpreter, []))),
         ?assertEqual({ok, 3}, py:call(operator, add, [1, 2]))
     end, fun(Start) -> ?assertEqual(ok, Start) end).
+
+%% mode processes, whatever the run's mode: four worker processes, an interpreter each,
+%% and the NIF's interpreters idle; back in the run's mode afterwards.
+explicit_processes_mode(_Config) ->
+    with_mode(processes, fun() ->
+        ?assertMatch(#{mode := processes, configured := processes, workers := 4,
+                       running := true}, py:info()),
+        #{os_pids := Pids} = py:info(),
+        ?assertEqual(4, length(lists:usort(Pids))),
+        ?assertEqual(4, length(lists:usort(erlang_python_ct:each(?H, interpreter, [])))),
+        ?assertEqual([], [I || #{state := running} = I <- maps:get(interpreters, py_nif:info())]),
+        ?assertEqual({ok, 3}, py:call(operator, add, [1, 2]))
+    end, fun(Start) -> ?assertEqual(ok, Start) end),
+    ?assertEqual(py_mode:configured(), maps:get(configured, py:info())).
 
 %% ---- lifespans ----------------------------------------------------------------------
 
@@ -237,7 +255,7 @@ fastapi_refused_in_subinterpreters(_Config) ->
 %% auto on Python 3.12+: starts with sub-interpreters, falls back to gil when FastAPI's
 %% import is refused, logs the module, and serves.
 fastapi_auto_falls_back(_Config) ->
-    case maps:get(subinterpreters_supported, py:info()) of
+    case maps:get(subinterpreters_supported, py_nif:info()) of
         false ->
             {skip, "no sub-interpreters on this Python: auto is gil from the start"};
         true ->
@@ -266,17 +284,29 @@ fastapi_get() ->
 
 %% ---- lifecycle and load -------------------------------------------------------------
 
-%% Stop and start again, several times: same mode, same interpreters, calls served.
+%% Stop and start again, several times: same mode, calls served; the same interpreters
+%% (they live as long as the VM), or in the processes mode new worker processes.
 start_stop_start(_Config) ->
-    Before = maps:get(interpreters, py:info()),
     Mode = ep_test_lib:mode(),
+    Before = interpreters(Mode),
     [begin
          restart(),
          ?assertEqual({ok, 6}, py:call(operator, mul, [2, 3])),
          ?assertEqual(Mode, ep_test_lib:mode())
      end || _ <- lists:seq(1, 3)],
-    ?assertEqual([maps:with([id, main], I) || I <- Before],
-                 [maps:with([id, main], I) || I <- maps:get(interpreters, py:info())]).
+    After = interpreters(Mode),
+    case Mode of
+        processes ->
+            ?assertEqual(length(Before), length(After)),
+            ?assertEqual(Before, Before -- After);
+        _ ->
+            ?assertEqual(Before, After)
+    end.
+
+interpreters(processes) ->
+    maps:get(os_pids, py:info());
+interpreters(_NifMode) ->
+    [maps:with([id, main], I) || I <- maps:get(interpreters, py:info())].
 
 %% 1,000 callers at once, each a py:call and an ASGI request.
 thousand_concurrent_callers(_Config) ->

@@ -180,10 +180,12 @@ loader_refuses_a_second_libpython(_Config) ->
     ?assertEqual({error, <<"cannot load /nonexistent.so: no such file">>},
                  py_libpython:load("/nonexistent.so")).
 
-%% py:info()'s libpython is the file the loader loaded (not a path recorded at build time).
+%% The NIF's libpython (py:info()'s in the NIF modes) is the file the loader loaded (not a
+%% path recorded at build time).  The processes mode loads it too (its argument checks are
+%% the NIF's).
 nif_knows_the_loaded_libpython(_Config) ->
     {ok, #{libpython := Lib}} = py_python:load(),
-    #{libpython := Reported} = py:info(),
+    #{libpython := Reported} = py_nif:info(),
     %% The same file (device and inode), whatever symlinks lead to it.
     {ok, A} = file:read_file_info(Lib),
     {ok, B} = file:read_file_info(binary_to_list(Reported)),
@@ -217,7 +219,11 @@ python_path_bad_entry(Config) ->
      end || Bad <- [{priv, no_such_app_here}, 42, {priv, "x"}]],
     ok = application:set_env(erlang_python, python_path, [{priv, no_such_app_here}]),
     ok = application:stop(erlang_python),
-    ?assertMatch({error, {{shutdown, {failed_to_start_child, py_runtime,
+    Child = case py_mode:configured() of
+                processes -> py_port_sup;
+                _ -> py_runtime
+            end,
+    ?assertMatch({error, {{shutdown, {failed_to_start_child, Child,
                                       {badarg, {python_path, {priv, no_such_app_here}}}}}, _}},
                  application:start(erlang_python)),
     ok = erlang_python_ct:start(Config).

@@ -39,7 +39,7 @@ end_per_testcase(_TC, _Config) ->
     Defaults = [{workers, 4}, {venv, undefined}, {stop_timeout, 5000}, {call_timeout, 30000}],
     Changed = [K || {K, V} <- Defaults, application:get_env(erlang_python, K) =/= {ok, V}],
     [ok = application:set_env(erlang_python, K, V) || {K, V} <- Defaults],
-    case {Changed, whereis(py_runtime)} of
+    case {Changed, whereis(erlang_python_sup)} of
         {[], Pid} when is_pid(Pid) -> ok;
         _ -> restart()
     end,
@@ -50,6 +50,12 @@ end_per_testcase(_TC, _Config) ->
 %% ---- lifecycle -----------------------------------------------------------------------
 
 info_running(_Config) ->
+    case ep_test_lib:mode() of
+        processes -> info_running_processes();
+        _ -> info_running_nif()
+    end.
+
+info_running_nif() ->
     {ok, Version} = py:call(platform, python_version, []),
     {ok, FreeThreaded} = py:call(sysconfig, get_config_var, [<<"Py_GIL_DISABLED">>]),
     {ok, Subinterpreters} = py:call(operator, ge, [Version, <<"3.12">>]),
@@ -79,6 +85,17 @@ info_running(_Config) ->
             ?assertMatch([#{id := 0, main := true, threads := 4}], Running)
     end.
 
+%% The processes mode's keys: the worker processes' Python and OS pids, and counts.
+info_running_processes() ->
+    {ok, Version} = py:call(platform, python_version, []),
+    {ok, Executable} = py:call(sys, <<"executable.__str__">>, []),
+    #{os_pids := Pids} = Info = py:info(),
+    ?assertEqual(#{mode => processes, configured => processes, workers => 4, running => true,
+                   python_version => Version, executable => Executable, os_pids => Pids,
+                   queued => 0, in_flight => 0, restarts => 0, recycles => 0}, Info),
+    ?assertEqual(4, length(lists:usort(Pids))),
+    ?assertEqual([], [P || P <- Pids, P =:= list_to_integer(os:getpid())]).
+
 stop_start(_Config) ->
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])),
     ok = application:stop(erlang_python),
@@ -101,7 +118,14 @@ not_started_while_stopped(_Config) ->
     ?assertEqual({ok, 3}, py:call(operator, add, [1, 2])).
 
 %% The interpreters live as long as the VM: module globals survive a restart, in each.
+%% (Not in the processes mode, whose restart starts new processes.)
 state_survives_restart(_Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "the processes mode starts new interpreters at every start"};
+        _ -> state_survives_restart()
+    end.
+
+state_survives_restart() ->
     Value = {make_ref(), [1, <<"two">>, #{three => 3.0}]},
     Puts = erlang_python_ct:each(?H, put, [<<"k">>, Value]),
     ?assert(lists:all(fun is_integer/1, Puts)),
@@ -136,8 +160,15 @@ single_worker_serialises(_Config) ->
     ?assertMatch([{ok, _}], lists:usort(Idents)).
 
 %% Stopping lets the running call finish (within stop_timeout) and answers the queued
-%% ones with not_started.
+%% ones with not_started.  (The processes mode queues in the worker process and drains
+%% it: py_port_SUITE tests its stop.)
 stop_replies_to_queued_calls(Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "processes mode: see py_port_SUITE:drain_at_stop"};
+        _ -> stop_replies_to_queued_calls_nif(Config)
+    end.
+
+stop_replies_to_queued_calls_nif(Config) ->
     ok = application:set_env(erlang_python, workers, 1),
     restart(),
     Self = self(),
@@ -156,7 +187,14 @@ stop_replies_to_queued_calls(Config) ->
 
 %% A call that outlives stop_timeout does not block the stop; its worker thread finishes
 %% the call (the caller still gets its reply) and exits; a new start gets new workers.
+%% (The processes mode kills the process instead: py_port_SUITE:stop_timeout_kills.)
 stop_timeout_leaves_busy_worker(Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "processes mode: see py_port_SUITE:stop_timeout_kills"};
+        _ -> stop_timeout_leaves_busy_worker_nif(Config)
+    end.
+
+stop_timeout_leaves_busy_worker_nif(Config) ->
     ok = application:set_env(erlang_python, stop_timeout, 100),
     restart(),
     Self = self(),
@@ -174,6 +212,13 @@ stop_timeout_leaves_busy_worker(Config) ->
 %% spare workers (at most spare_workers), each stuck worker's Python stack is logged, and
 %% the spares retire once the stuck calls return.
 stuck_workers_get_spares(Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "processes mode: a call past its timeout is killed with its "
+                            "process (py_port_SUITE:hung_sync_call_killed)"};
+        _ -> stuck_workers_get_spares_nif(Config)
+    end.
+
+stuck_workers_get_spares_nif(Config) ->
     ok = application:set_env(erlang_python, workers, 2),
     ok = application:set_env(erlang_python, spare_workers, 1),
     ok = logger:add_handler(ep_runtime_suite_h, ep_test_lib, #{config => #{pid => self()},
@@ -241,7 +286,11 @@ vm_owns_the_process(_Config) ->
     ?assertEqual([], [{Sig, H} || {Sig, H} <- lists:zip([sigint, sigterm, sigchld], Handlers),
                                   not lists:member(H, NotPython)]),
     ?assertEqual({ok, [<<"erlang_python">>]}, py:call(?H, argv, [])),
-    ?assertEqual({ok, list_to_integer(os:getpid())}, py:call(os, getpid, [])).
+    {ok, Pid} = py:call(os, getpid, []),
+    case ep_test_lib:mode() of
+        processes -> ?assert(lists:member(Pid, maps:get(os_pids, py:info())));
+        _ -> ?assertEqual(list_to_integer(os:getpid()), Pid)
+    end.
 
 extension_modules(_Config) ->
     ?assertEqual({ok, #{<<"_json">> => <<"\"\\u00e9\"">>,

@@ -34,8 +34,10 @@ groups() ->
     Asgi = Proto ++ [streaming_both_ways, asgi_scope, lifespan_state, lifespan_failure,
                      lifespan_unsupported],
     Wsgi = Proto ++ [wsgi_environ, wsgi_body_first, spool_cleanup],
-    [{asgi, [], Asgi},
-     {wsgi, [], Wsgi},
+    %% the fake backend only: a real worker_exit is py_web_processes_SUITE's
+    Fake = [worker_exit],
+    [{asgi, [], Asgi ++ Fake},
+     {wsgi, [], Wsgi ++ Fake},
      {asgi_python, [], Asgi},
      {wsgi_python, [], Wsgi},
      %% two Python workers: slow uploads must not take them
@@ -494,6 +496,16 @@ app_error(Config) ->
     S2 = ?TC:connect(Port),
     {ok, 500, Hs, _} = ?TC:get(S2, "/badheader"),
     undefined = ?TC:header(<<"x-injected">>, Hs).
+
+%% The app's worker process died before the response (erlang_python's
+%% processes mode): 502, as a proxy answers for a backend that went away,
+%% and the connection closed.
+worker_exit(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    {ok, 502, Hs, <<"Bad Gateway">>} = ?TC:get(S, "/worker_exit"),
+    [<<"close">>] = ?TC:headers(<<"connection">>, Hs),
+    {error, closed} = gen_tcp:recv(S, 0, 5000).
 
 error_after_start(Config) ->
     Port = srv(Config),

@@ -14,7 +14,7 @@ all_options(_) ->
     {ok, Cli} = py_web_cli:parse(
                   ["m:application", "--interface", "wsgi", "--host", "0.0.0.0",
                    "--port", "9000", "--app-dir", "a", "--app-dir", "b",
-                   "--workers", "4", "--mode", "subinterpreters", "--lifespan", "off",
+                   "--workers", "4", "--mode", "processes", "--lifespan", "off",
                    "--timeout-keep-alive", "7",
                    "--timeout-request", "30", "--limit-max-body", "1000",
                    "--root-path", "/api", "--access-log", "--log-level", "debug",
@@ -24,7 +24,7 @@ all_options(_) ->
                 idle_timeout := 7000, request_timeout := 30000, max_body := 1000,
                 root_path := <<"/api">>, access_log := true,
                 certfile := "c.pem", keyfile := "k.pem"},
-      app_dirs := ["a", "b"], workers := 4, mode := subinterpreters, log_level := debug} = Cli,
+      app_dirs := ["a", "b"], workers := 4, mode := processes, log_level := debug} = Cli,
     %% every parsed option set is accepted by the server's validation
     {ok, _} = py_web_opts:validate(maps:get(opts, Cli)).
 
@@ -51,12 +51,22 @@ help(_) ->
               "--access-log", "--log-level", "--ssl-certfile", "--ssl-keyfile",
               "--timeout-request", "--root-path", "--help"]].
 
-%% The help text states the defaults the server has (py_web_opts).
+%% The help text states the defaults the server has (py_web_opts), and
+%% erlang_python's for the settings of its own (workers, mode).
 help_defaults(_) ->
     U = py_web_cli:usage(),
     {ok, O} = py_web_opts:validate(#{app => <<"m:a">>}),
+    _ = application:load(erlang_python),
+    {ok, Workers} = application:get_env(erlang_python, workers),
+    %% --mode's paragraph: the default, and every mode (up to the next option)
+    {match, [Mode]} = re:run(U, "\n  --mode MODE(.*?)\n  --", [dotall, {capture, [1], list}]),
+    match = re:run(Mode, "default\\s+\\$ERLANG_PYTHON_MODE,\\s+else\\s+auto\\)",
+                   [{capture, none}]),
+    [{M, match} = {M, re:run(Mode, "\\s" ++ atom_to_list(M) ++ "\\s+\\(", [{capture, none}])}
+     || M <- py_mode:modes()],
     [match = re:run(U, Re, [{capture, none}])
-     || Re <- ["--port N .*\\(default " ++ integer_to_list(maps:get(port, O)) ++ ";",
+     || Re <- ["--workers N .*\\(default " ++ integer_to_list(Workers) ++ "\\)",
+               "--port N .*\\(default " ++ integer_to_list(maps:get(port, O)) ++ ";",
                "\\(default " ++ integer_to_list(maps:get(max_body, O)) ++ "\\)",
                "after S seconds\n *\\(default " ++
                    integer_to_list(maps:get(idle_timeout, O) div 1000) ++ "\\)",

@@ -424,7 +424,7 @@ cli_serves_and_stops(Config) ->
                    exit_status, stderr_to_stdout, binary]),
     {os_pid, OsPid} = erlang:port_info(P, os_pid),
     Url = "http://127.0.0.1:" ++ integer_to_list(Port),
-    ok = wait_up(Url ++ "/", P, 300),
+    ok = py_web_os_proc:wait_up(Url ++ "/", P, 300),
     {ok, {{_, 200, _}, _, <<"hello from lifespan">>}} =
         httpc:request(get, {Url ++ "/state", []}, [], [{body_format, binary}]),
     {ok, {{_, 200, _}, _, <<"Hello, World!">>}} =
@@ -434,14 +434,6 @@ cli_serves_and_stops(Config) ->
     {match, _} = re:run(Out, "serving e2e_starlette:app \\(asgi\\)"),
     {match, _} = re:run(Out, "\"GET /state HTTP/1.1\" 200"),
     {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 1000).
-
-wait_up(_Url, P, 0) ->
-    ct:fail({not_up, py_web_os_proc:collect_now(P)});
-wait_up(Url, P, N) ->
-    case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
-        {ok, _} -> ok;
-        {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
-    end.
 
 %% A lifespan startup failure stops bin/pyweb with status 1 and the app's
 %% error.

@@ -11,6 +11,8 @@
 %%   /error            {error, {python, ...}} event before the response
 %%   /start_error      start/4 itself returns {error, ...}
 %%   /error_after_start  response started, then an error
+%%   /worker_exit      {error, {worker_exit, 139}} before the response (the
+%%                     app's worker process died: erlang_python's processes mode)
 %%   /hang             never answers; reports disconnect to the observer
 %%   /wait_disconnect  starts streaming, then waits for disconnect
 %%   /cookies          two set-cookie headers around another header
@@ -180,6 +182,8 @@ route(<<"/error">>) ->
     {now, fun(_, _) -> [{error, python_error()}] end};
 route(<<"/start_error">>) ->
     start_error;
+route(<<"/worker_exit">>) ->
+    {now, fun(_, _) -> [{error, {worker_exit, 139}}] end};
 route(<<"/cookies">>) ->
     {now, fun(_, _) ->
                   [{start, 200, [{<<"set-cookie">>, <<"a=1; Path=/">>},

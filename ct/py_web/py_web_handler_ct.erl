@@ -45,6 +45,7 @@ requests() ->
                       "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n">>, #{}},
      {big, http_get("/big?size=300000"), #{}},
      {app_error, http_get("/error"), #{}},
+     {worker_exit, http_get("/worker_exit"), #{}},
      {no_response, http_get("/nostart"), #{}},
      {bad_header, http_get("/badheader"), #{}},
      {error_after_start, http_get("/error_after_start"), #{}}].

@@ -1,9 +1,10 @@
 %% bin/pyweb as an OS process for the suites that run it (py_web_e2e_SUITE,
-%% py_web_hostile_SUITE): where it is, a free port for it, its output and exit status.
+%% py_web_hostile_SUITE, py_web_processes_SUITE): where it is, a free port for it, its
+%% first answer, its output and exit status.
 -module(py_web_os_proc).
 -compile(nowarn_missing_spec).
 
--export([pyweb/0, free_port/0, collect/1, collect_now/1]).
+-export([pyweb/0, free_port/0, wait_up/3, collect/1, collect_now/1]).
 
 pyweb() ->
     %% .../_build/test/lib/py_web/ebin/py_web_cli.beam -> repository root
@@ -16,6 +17,15 @@ free_port() ->
     {ok, Port} = inet:port(L),
     gen_tcp:close(L),
     Port.
+
+%% Waits (up to N x 100 ms) until Url answers; fails with what the port P printed.
+wait_up(_Url, P, 0) ->
+    ct:fail({not_up, iolist_to_binary(collect_now(P))});
+wait_up(Url, P, N) ->
+    case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
+        {ok, _} -> ok;
+        {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
+    end.
 
 %% Waits for the port's exit: {ExitStatus, Output}.
 collect(P) -> collect(P, []).

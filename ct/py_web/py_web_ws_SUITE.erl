@@ -76,24 +76,26 @@ denials(_Config) -> client(#{}, "deny").
 
 close_codes(_Config) -> client(#{}, "closes").
 
-%% A room is a module global: in subinterpreters mode each worker has its own (as each
-%% process of `uvicorn --workers N' has), so a broadcast reaches only the members that
-%% landed on the sender's worker.
+%% A room is a module global: in subinterpreters mode each worker has its own, and in
+%% processes mode each worker process (as each process of `uvicorn --workers N' has), so
+%% a broadcast reaches only the members that landed on the sender's worker.
 broadcast_100(_Config) ->
     one_interpreter(fun() -> client(#{}, "broadcast", ["100"]) end).
 
 one_interpreter(F) ->
     case maps:get(mode, py:info()) of
         subinterpreters -> {skip, "module globals are per sub-interpreter: no shared room"};
+        processes -> {skip, "module globals are per worker process: no shared room"};
         _ -> F()
     end.
 
 many_1000(_Config) -> client(#{acceptors => 20, backlog => 2048}, "many", ["1000"]).
 
+%% The chat room is a module global too (see broadcast_100).
 fastapi_chat(_Config) ->
     case maps:get(mode, py:info()) of
         subinterpreters -> {skip, "pydantic-core refuses sub-interpreters"};
-        _ -> client(<<"ws_fastapi_chat:app">>, #{}, "chat", [])
+        _ -> one_interpreter(fun() -> client(<<"ws_fastapi_chat:app">>, #{}, "chat", []) end)
     end.
 
 tls(Config) ->

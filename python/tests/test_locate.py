@@ -31,13 +31,17 @@ def test_runtime_facts_describe_this_interpreter() -> None:
     assert os.path.basename(facts["libpython"]).startswith("libpython")
 
 
-def test_build_facts_add_headers_and_the_package_modules() -> None:
+def test_build_facts_add_headers_and_the_package_contents() -> None:
     facts = pairs(run("--build").stdout)
     assert os.path.isfile(os.path.join(facts["include"], "Python.h"))
     modules = facts["modules"].split(",")
     assert "hornbeam_locate" in modules
     here = os.path.dirname(SCRIPT)
     assert all(os.path.isfile(os.path.join(here, m + ".py")) for m in modules)
+    packages = facts["packages"].split(",")
+    assert "hornbeam_port" in packages
+    assert all(os.path.isfile(os.path.join(here, p, "__init__.py")) for p in packages)
+    assert facts["ext_suffix"] == sysconfig.get_config_var("EXT_SUFFIX")
 
 
 def test_no_shared_libpython_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,8 +42,7 @@ parse(["--app-dir", V | T], App, Acc = #{app_dirs := D}) ->
 parse(["--workers", V | T], App, Acc) ->
     parse(T, App, Acc#{workers => int(V, 1, 1024, "--workers")});
 parse(["--mode", V | T], App, Acc) ->
-    Modes = [auto, gil, subinterpreters, free_threaded],
-    parse(T, App, Acc#{mode => atom(V, Modes, "--mode")});
+    parse(T, App, Acc#{mode => atom(V, py_web_opts:python_modes(), "--mode")});
 parse(["--lifespan", V | T], App, Acc) ->
     parse(T, App, opt(lifespan, atom(V, [auto, on, off], "--lifespan"), Acc));
 parse(["--timeout-keep-alive", V | T], App, Acc) ->
@@ -151,19 +150,24 @@ usage() ->
       "  --app-dir DIR               Directory added to the Python path, after the\n"
       "                              current directory, to import MODULE from\n"
       "                              (repeatable, searched in the order given)\n"
-      "  --workers N                 Python workers (default ~B): threads, or\n"
-      "                              sub-interpreters (--mode). ASGI requests share\n"
-      "                              them; each WSGI request holds one while it runs\n"
+      "  --workers N                 Python workers (default ~B): threads,\n"
+      "                              sub-interpreters or OS processes (--mode). ASGI\n"
+      "                              requests share them; each WSGI request holds\n"
+      "                              one while it runs\n"
       "  --mode MODE                 Where Python runs (erlang_python's mode; default\n"
       "                              $ERLANG_PYTHON_MODE, else ~s): gil (threads, one\n"
       "                              GIL), subinterpreters (Python 3.12+: one\n"
       "                              interpreter with its own GIL per worker, so\n"
       "                              Python uses every core; module globals are per\n"
       "                              worker), free_threaded (a free-threaded CPython\n"
-      "                              build; untested), auto (subinterpreters on 3.12+,\n"
-      "                              gil if a module of the app refuses\n"
-      "                              sub-interpreters, e.g. FastAPI's pydantic-core;\n"
-      "                              the log says which)\n"
+      "                              build; untested), processes (--workers Python OS\n"
+      "                              processes behind ports: a crash fails only its\n"
+      "                              requests, answered 502; every core for any app;\n"
+      "                              module globals are per worker), auto\n"
+      "                              (subinterpreters on 3.12+, gil if a module of the\n"
+      "                              app refuses sub-interpreters, e.g. FastAPI's\n"
+      "                              pydantic-core; the log says which; never\n"
+      "                              processes)\n"
       "  --lifespan auto|on|off      ASGI lifespan (default ~s: used if the app\n"
       "                              supports it; on: required). A startup failure\n"
       "                              stops the server with the app's error\n"
@@ -198,20 +202,14 @@ usage() ->
       "finish (up to ~B s), then ASGI lifespan shutdown. Exit status: 0 after a\n"
       "clean stop, 1 if the server cannot start (the app's error is printed),\n"
       "2 for a command-line error.\n",
-      [D(interface), inet:ntoa(D(ip)), D(port), python_workers(), py_mode:default(),
-       D(lifespan),
+      [D(interface), inet:ntoa(D(ip)), D(port), py_web_opts:python_default(workers),
+       py_web_opts:python_default(mode), D(lifespan),
        D(idle_timeout) div 1000, D(request_timeout) div 1000, D(max_body),
        D(ws), D(ws_max_size), seconds(D(ws_ping_interval)), seconds(D(ws_ping_timeout)),
        D(ws_per_message_deflate),
        D(shutdown_timeout) div 1000])).
 
 seconds(Ms) -> float_to_list(Ms / 1000, [{decimals, 3}, compact]).
-
-%% erlang_python's default number of workers (its application env).
-python_workers() ->
-    _ = application:load(erlang_python),
-    {ok, N} = application:get_env(erlang_python, workers),
-    N.
 
 %% @doc Entry point for bin/pyweb (e.g. `erl -noshell -s py_web_cli main
 %% -extra ARGS' or `-eval "py_web_cli:main(init:get_plain_arguments())"').

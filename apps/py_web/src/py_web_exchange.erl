@@ -22,7 +22,10 @@
 %% <li>A body longer or shorter than the app's Content-Length is an app
 %%     error: a 500 if nothing was sent yet, else the connection is ended
 %%     without completing the response. So is any app error once the head
-%%     went out: the client must not take a cut response for a whole one.</li>
+%%     went out: the client must not take a cut response for a whole one.
+%%     Before the head, an app whose worker process died
+%%     (`{worker_exit, Status}', erlang_python's processes mode) gets a 502,
+%%     any other app error a 500.</li>
 %% <li>No response within `request_timeout' (from the request, or from the
 %%     app's last sign of life before its head) is a 504; the app is told to
 %%     stop.</li>
@@ -203,7 +206,7 @@ event(done, Ex = #ex{state = complete}) ->
 event({error, Reason}, Ex = #ex{state = S}) when S =:= streaming; S =:= complete ->
     {[{log, Reason}, abort], Ex#ex{state = over}};
 event({error, Reason}, Ex) ->
-    fail({log, Reason}, 500, [], Ex);
+    fail({log, Reason}, error_status(Reason), [], Ex);
 event(Other, Ex) ->
     bad(Other, Ex).
 
@@ -344,6 +347,12 @@ buffer(H, Acc, _N, false, [], Ex) ->
 fail(Log, Status, Before, Ex) ->
     {Head, Body} = py_web_http:error_response(Status),
     {Before ++ [Log, {respond, Head, Body}, done], Ex#ex{state = over, status = Status}}.
+
+%% The status of an app error before the head: 502 when the OS process that
+%% ran the app died (erlang_python's processes mode), as a proxy answers for
+%% a backend that went away; 500 for any other failure.
+error_status({worker_exit, _}) -> 502;
+error_status(_) -> 500.
 
 %% The app broke the protocol: it may still be running.
 bad(What, Ex) ->

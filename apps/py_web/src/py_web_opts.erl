@@ -8,7 +8,8 @@
 
 -include("py_web.hrl").
 
--export([default/1, validate/1, cfg/2, handler/1, backend/2]).
+-export([default/1, python_default/1, python_modes/0, validate/1, cfg/2, handler/1,
+         backend/2]).
 
 -define(DEFAULTS, #{
     interface => auto,
@@ -48,6 +49,22 @@
 %% @doc The default of one option.
 -spec default(atom()) -> term().
 default(Key) -> maps:get(Key, ?DEFAULTS).
+
+%% @doc The default of a setting of erlang_python that the command line also
+%% sets (`workers', `mode'), as erlang_python has it: erlang_python owns
+%% these defaults, py_web only shows and passes them on.
+-spec python_default(workers | mode) -> term().
+python_default(workers) ->
+    _ = application:load(erlang_python),
+    {ok, N} = application:get_env(erlang_python, workers),
+    N;
+python_default(mode) ->
+    py_mode:default().
+
+%% @doc The values of erlang_python's `mode' setting (`--mode').
+-spec python_modes() -> [py_mode:configured()].
+python_modes() ->
+    py_mode:modes().
 
 %% @doc Validate options and fill in the defaults. The app is normalised
 %% to `{Module, Callable}' binaries (`<<"mod:callable">>' and

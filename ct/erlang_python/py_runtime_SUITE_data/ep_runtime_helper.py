@@ -18,8 +18,9 @@ def get(key):
 
 
 def sleep_ident(seconds):
+    """The (process, thread) that ran the call."""
     time.sleep(seconds)
-    return threading.get_ident()
+    return [os.getpid(), threading.get_ident()]
 
 
 def blocking_sleep(seconds, marker=None):

@@ -3,15 +3,15 @@ erlang_python_ct:each(Module, events, []) (module globals are per interpreter:
 the suite asks each one), and a gate that a streaming response waits on until
 the test opens it (py:call(Module, open_gate, [])), which shows that the first
 chunk reached the client before the stream ended without timing.  The gate is a
-file, so that any interpreter can open it for the one running the response."""
+file beside this module, so that any interpreter (a sub-interpreter, or a worker
+process in the processes mode) can open it for the one running the response."""
 
 import hashlib
 import os
-import tempfile
 import time
 
 EVENTS: list[list[str]] = []
-GATE = os.path.join(tempfile.gettempdir(), f"e2e-gate-{os.getpid()}")
+GATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".e2e-gate")
 
 
 def events() -> list[list[str]]:
