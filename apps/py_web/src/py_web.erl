@@ -50,8 +50,8 @@
 %% </ul>
 -module(py_web).
 
--export([start_link/1, start/1, stop/1, child_spec/1,
-         port/1, info/1, detect_interface/2]).
+-export([start_link/1, start/1, stop/1, retire/1, child_spec/1,
+         port/1, info/1, detect_interface/2, load_app/3, multiprocess/0]).
 
 -export_type([opts/0, server/0]).
 
@@ -91,10 +91,7 @@ start(Opts) ->
 %% finish (up to `shutdown_timeout'), run lifespan shutdown.
 -spec stop(server()) -> ok.
 stop(Server) ->
-    Pid = case Server of
-              P when is_pid(P) -> P;
-              Name -> whereis(Name)
-          end,
+    Pid = pid(Server),
     Children = try supervisor:which_children(py_web_sup)
                catch exit:_ -> []
                end,
@@ -109,15 +106,37 @@ stop(Server) ->
             ok
     end.
 
+%% @doc Hand over to another server on the same sockets (a new release of
+%% the app): stop accepting at once, answer each open connection's next
+%% request (with `Connection: close') or let it reach its keep-alive
+%% timeout, finish the requests in flight (up to `shutdown_timeout'), run
+%% lifespan shutdown, then stop. Returns when the server is gone. Unlike
+%% stop/1, which closes idle keep-alive connections at once, no client that
+%% sends a request on a kept-alive connection meanwhile is turned away.
+-spec retire(server()) -> ok.
+retire(Server) ->
+    Pid = pid(Server),
+    Ref = erlang:monitor(process, Pid),
+    gen_server:cast(Pid, retire),
+    receive
+        {'DOWN', Ref, process, Pid, _} -> ok
+    end.
+
+pid(P) when is_pid(P) -> P;
+pid(Name) -> whereis(Name).
+
 %% @doc A child spec for your supervisor. The shutdown time covers the
 %% graceful drain.
 -spec child_spec(opts()) -> supervisor:child_spec().
 child_spec(Opts) ->
-    Drain = maps:get(shutdown_timeout, Opts, py_web_opts:default(shutdown_timeout)),
+    Shutdown = case maps:get(shutdown_timeout, Opts, py_web_opts:default(shutdown_timeout)) of
+                   infinity -> infinity;
+                   Drain -> Drain + 5000
+               end,
     #{id => {py_web, maps:get(name, Opts, maps:get(port, Opts, py_web_opts:default(port)))},
       start => {py_web, start_link, [Opts]},
       restart => permanent,
-      shutdown => Drain + 5000,
+      shutdown => Shutdown,
       type => worker,
       modules => [py_web_listener]}.
 
@@ -142,6 +161,52 @@ detect_interface(Module, Callable) ->
     catch
         error:undef -> {error, {not_available, hornbeam_detect}};
         C:R -> {error, {C, R}}
+    end.
+
+%% @doc Import the app `Module:Callable' (calling it first if it is an app
+%% factory: `Factory' true, or a callable that takes no arguments, which is
+%% then reported as `detected'), and say which interface it speaks and
+%% under which names to serve it (an app made by a factory is served as an
+%% attribute of `hornbeam_detect').
+%%
+%% Errors: `{error, {app_load_failed, Kind, {python, Type, Message,
+%% Traceback}, Where}}' with Kind `module_not_found | attribute_not_found |
+%% import_failed | factory_failed | not_callable', Traceback the formatted
+%% text from the app's code on, Where `<<"File, line N">>' or `<<>>'; or
+%% erlang_python's own errors (`{error, not_started}'...).
+-spec load_app(binary(), binary(), boolean()) ->
+          {ok, #{interface := asgi | wsgi, module := binary(), callable := binary(),
+                 factory := explicit | detected | none}} | {error, term()}.
+load_app(Module, Callable, Factory) ->
+    try py:call(hornbeam_detect, load, [Module, Callable, Factory]) of
+        {ok, {<<"ok">>, I, M, C, How}} ->
+            {ok, I1} = interface_name(I),
+            {ok, #{interface => I1, module => M, callable => C,
+                   factory => named(How, [explicit, detected, none])}};
+        {ok, {<<"error">>, Kind, Type, Msg, Tb, Where}} ->
+            Kinds = [module_not_found, attribute_not_found, import_failed, factory_failed,
+                     not_callable],
+            {error, {app_load_failed, named(Kind, Kinds), {python, Type, Msg, Tb}, Where}};
+        {error, _} = E -> E
+    catch
+        error:undef -> {error, {not_available, hornbeam_detect}};
+        C:R -> {error, {C, R}}
+    end.
+
+named(Bin, Atoms) ->
+    [A] = [A || A <- Atoms, atom_to_binary(A) =:= Bin],
+    A.
+
+%% @doc Whether Python runs in several OS processes (erlang_python's
+%% `processes' mode), which is what WSGI's `wsgi.multiprocess' says. False
+%% when erlang_python is not running.
+-spec multiprocess() -> boolean().
+multiprocess() ->
+    try py:info() of
+        #{mode := processes} -> true;
+        _ -> false
+    catch
+        _:_ -> false
     end.
 
 interface_name(I) when I =:= asgi; I =:= <<"asgi">>; I =:= "asgi" -> {ok, asgi};

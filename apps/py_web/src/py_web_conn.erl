@@ -33,9 +33,10 @@
     error :: tcp_error | ssl_error,
     buf = <<>> :: binary(),
     armed = false :: boolean(),
-    peer :: {binary(), inet:port_number()},
-    local :: {binary(), inet:port_number()},
-    draining = false :: boolean()
+    peer :: {binary(), inet:port_number()} | undefined,
+    local :: {binary(), inet:port_number()} | undefined,
+    draining = false :: boolean(),
+    linger = false :: boolean()              %% retiring: idle keep-alive waits for a request
 }).
 
 %% The request being answered.
@@ -51,7 +52,7 @@
     credit = 0 :: non_neg_integer(),       %% body bytes that may be sent ahead
     chunked = false :: boolean(),          %% the response body is chunked
     close = false :: boolean(),            %% close the connection after the response
-    t0 :: integer() | undefined
+    t0 :: integer()                        %% monotonic microseconds at the request's start
 }).
 
 %%====================================================================
@@ -77,25 +78,56 @@ init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
     after 10000 ->
         exit(normal)
     end,
-    Sock = case py_web_transport:handshake(T, Sock0, Cfg#cfg.handshake_timeout) of
-               {ok, S} -> S;
-               {error, _} -> exit(normal)
-           end,
-    case py_web_transport:names(T, Sock) of
-        {ok, Peer, Local} ->
+    case connection(Cfg, Sock0) of
+        {ok, Sock, Peer, Local, Initial} ->
             {Ok, Closed, Error} = py_web_transport:messages(T),
             request(#st{sock = Sock, cfg = Cfg, t = T, ok = Ok, closed = Closed,
-                        error = Error, peer = Peer, local = Local}, undefined);
+                        error = Error, peer = Peer, local = Local, buf = Initial}, undefined);
         error ->
-            py_web_transport:close(T, Sock),
+            gen_tcp:close(Sock0),
             exit(normal)
+    end.
+
+%% The accepted TCP socket made ready: the PROXY header of a trusted proxy
+%% read (its addresses replace the connection's), then the TLS handshake.
+connection(Cfg = #cfg{transport = T, handshake_timeout = Timeout}, Sock0) ->
+    case py_web_transport:names(gen_tcp, Sock0) of
+        {ok, Peer0, Local0} ->
+            case proxy_header(Cfg, Sock0, Peer0) of
+                {ok, Info, Initial} ->
+                    {Peer, Local} = case Info of
+                                        #{peer := P, local := L} -> {P, L};
+                                        _ -> {Peer0, Local0}
+                                    end,
+                    case py_web_transport:handshake(T, Sock0, Cfg#cfg.tls, Timeout) of
+                        {ok, Sock} -> {ok, Sock, Peer, Local, Initial};
+                        {error, _} -> error
+                    end;
+                {error, Reason} ->
+                    logger:warning("py_web: connection from ~ts closed: ~ts",
+                                   [py_web_log:address(Peer0), py_web_log:reason(Reason)],
+                                   #{py_web => server}),
+                    error
+            end;
+        error ->
+            error
+    end.
+
+proxy_header(#cfg{proxy_protocol = off}, _, _) ->
+    {ok, none, <<>>};
+proxy_header(#cfg{proxy_protocol = Mode, proxy_allow = Allow, transport = T,
+                  handshake_timeout = Timeout}, Sock, Peer) ->
+    Host = case Peer of undefined -> undefined; {H, _} -> H end,
+    case py_web_proxy:trusted(Host, Allow) of
+        true -> py_web_proxy_protocol:read(Sock, Mode, T =:= ssl, Timeout);
+        false -> {ok, none, <<>>}
     end.
 
 %%====================================================================
 %% Reading request heads
 %%====================================================================
 
-request(St = #st{draining = true, buf = <<>>}, _) ->
+request(St = #st{draining = true, linger = false, buf = <<>>}, _) ->
     stop(St);
 request(St = #st{buf = <<>>}, Deadline) ->
     wait_head(St, Deadline);
@@ -106,7 +138,7 @@ request(St = #st{buf = Buf, cfg = Cfg}, Deadline) ->
         {more, Buf2} ->
             wait_head(St#st{buf = Buf2}, Deadline);
         {error, Code} ->
-            reply_error(Code, St)
+            reply_error(Code, undefined, St)
     end.
 
 wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
@@ -142,11 +174,15 @@ wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
         {py_web, drain} when Buf =:= <<>> ->
             stop(St);
         {py_web, drain} ->
-            wait_head(St#st{draining = true}, D)
+            wait_head(St#st{draining = true}, D);
+        {py_web, retire} ->
+            wait_head(St#st{draining = true, linger = true}, D);
+        {py_web, cut} ->
+            stop(St)
     after Timeout ->
         case Buf of
-            <<>> -> stop(St);               %% idle keep-alive timeout
-            _ -> reply_error(408, St)       %% header read timeout
+            <<>> -> stop(St);                          %% idle keep-alive timeout
+            _ -> reply_error(408, undefined, St)       %% header read timeout
         end
     end.
 
@@ -157,19 +193,21 @@ now_ms() -> erlang:monotonic_time(millisecond).
 %%====================================================================
 
 exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local, buf = Buf}) ->
-    Req = Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
-    case body_init(Req, Buf, Cfg) of
+    T0 = erlang:monotonic_time(microsecond),
+    Req = py_web_proxy:request(Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
+                               Cfg),
+    Init = case py_web_limits:request(Cfg#cfg.limits) of
+               ok -> body_init(Req, Buf, Cfg);
+               over_capacity -> {error, 503}
+           end,
+    case Init of
         {error, Code} ->
-            reply_error(Code, St);
+            reply_error(Code, {Req, T0}, St);
         {ok, Initial, Body, Total, Rest} ->
             More = Body =/= done,
             X = #x{ex = py_web_exchange:new(Req, Cfg, py_web_exchange:caps(server)),
                    backend = Cfg#cfg.backend, req = Req, body = Body, total = Total,
-                   continue = Req#req.expect andalso More,
-                   t0 = case Cfg#cfg.access_log of
-                            true -> now_ms();
-                            false -> undefined
-                        end},
+                   continue = Req#req.expect andalso More, t0 = T0},
             St1 = St#st{buf = Rest},
             case py_web_backend:start(Req, Cfg, Initial, More) of
                 {ok, Stream} -> run(X#x{stream = Stream}, St1);
@@ -235,7 +273,9 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
             end;
         {Closed, Sock} -> client_gone(X, St);
         {Error, Sock, _} -> client_gone(X, St);
-        {py_web, drain} -> run(X, St#st{draining = true})
+        {py_web, drain} -> run(X, St#st{draining = true});
+        {py_web, retire} -> run(X, St#st{draining = true, linger = true});
+        {py_web, cut} -> cut(X, St)
     after wait_time(X, Cfg) ->
         timed_out(X, St)
     end.
@@ -260,8 +300,8 @@ timed_out(X = #x{ex = Ex}, St) ->
         true ->
             abandon(X),
             case py_web_exchange:started(Ex) of
-                false -> reply_error(408, St);
-                true -> stop(St)
+                false -> reply_error(408, X, St);
+                true -> access_log(X, St), stop(St)
             end;
         false ->
             {Cmds, Ex1} = py_web_exchange:timed_out(Ex),
@@ -275,8 +315,20 @@ abandon(#x{backend = B, stream = S}) ->
 -spec client_gone(#x{}, #st{}) -> no_return().
 client_gone(X, St) ->
     abandon(X),
+    access_log(X, St),
     close(St),
     exit(normal).
+
+%% The server's shutdown time is up with this request in flight: the app is
+%% told to stop; the client gets a 503 if nothing was sent yet, else the
+%% connection ends without completing the response.
+-spec cut(#x{}, #st{}) -> no_return().
+cut(X = #x{ex = Ex}, St) ->
+    abandon(X),
+    case py_web_exchange:started(Ex) of
+        false -> reply_error(503, X, St);
+        true -> access_log(X, St), stop(St)
+    end.
 
 %% Carry out the exchange's commands -----------------------------------
 
@@ -313,7 +365,8 @@ perform([disconnect | T], X, St) ->
 perform([{log, Reason} | T], X = #x{req = #req{method = M, raw_path = P}}, St) ->
     py_web_log:app_error(M, P, Reason),
     perform(T, X, St);
-perform([abort | _], _X, St) ->
+perform([abort | _], X, St) ->
+    access_log(X, St),
     stop(St);
 perform([done | _], X, St) ->
     access_log(X, St),
@@ -325,8 +378,9 @@ perform([done | _], X, St) ->
 close(#{close := C}, #x{body = Body, continue = Cont}, #st{draining = D}) ->
     C orelse D orelse (Body =/= done andalso Cont).
 
-head(Head, #x{close = Close, req = #req{version = V}}, #st{cfg = #cfg{server_header = S}}) ->
-    py_web_http:head(Head, Close, V, S).
+head(Head, #x{close = Close, req = #req{version = V}},
+     #st{cfg = #cfg{server_header = S, headers = Defaults}}) ->
+    py_web_http:head(Head, Close, V, S, Defaults).
 
 send(Data, X, St = #st{sock = Sock, t = T}) ->
     case py_web_transport:send(T, Sock, Data) of
@@ -396,8 +450,8 @@ give_body(Data, X = #x{backend = B, stream = S, body = Body, credit = Credit}, S
 body_error(Code, X = #x{ex = Ex}, St) ->
     abandon(X),
     case py_web_exchange:started(Ex) of
-        false -> reply_error(Code, St);
-        true -> stop(St)
+        false -> reply_error(Code, X, St);
+        true -> access_log(X, St), stop(St)
     end.
 
 %% After the response ---------------------------------------------------
@@ -425,7 +479,10 @@ after_response(X, St = #st{sock = Sock, cfg = Cfg}, Budget) ->
                                               armed = false}, Budget);
                 {Closed, Sock} -> exit(normal);
                 {Error, Sock, _} -> exit(normal);
-                {py_web, drain} -> stop(St2)
+                {py_web, drain} -> stop(St2);
+                {py_web, retire} ->
+                    after_response(X1, St2#st{draining = true, linger = true}, Budget);
+                {py_web, cut} -> stop(St2)
             after Cfg#cfg.body_timeout ->
                 stop(St2)
             end;
@@ -433,24 +490,51 @@ after_response(X, St = #st{sock = Sock, cfg = Cfg}, Budget) ->
             stop(St)
     end.
 
-access_log(#x{t0 = undefined}, _St) ->
-    ok;
-access_log(#x{t0 = T0, req = Req, ex = Ex}, #st{peer = {H, P}}) ->
-    #req{method = M, raw_path = Path, qs = Qs, version = {Maj, Min}} = Req,
-    Target = case Qs of
-                 <<>> -> Path;
-                 _ -> [Path, $?, Qs]
+%% The access line of a request (py_web_access), for every way a request
+%% ends: the app's response, the server's own error responses, a timeout, a
+%% client that left (499 when no response had started), a shutdown cut.
+access_log(X = #x{ex = Ex}, St) ->
+    Status = case py_web_exchange:status(Ex) of
+                 0 -> 499;
+                 S -> S
              end,
-    logger:info("~s:~B - \"~s ~s HTTP/~B.~B\" ~B ~B ~Bms",
-                [H, P, M, Target, Maj, Min, py_web_exchange:status(Ex),
-                 py_web_exchange:sent(Ex), now_ms() - T0],
-                #{py_web => access}).
+    access_log(X#x.req, X#x.t0, Status, py_web_exchange:sent(Ex),
+               py_web_exchange:headers(Ex), St).
 
-%% A response of the server's own (4xx/5xx), then close.
--spec reply_error(400..599, #st{}) -> no_return().
-reply_error(Code, St = #st{cfg = #cfg{server_header = Server}, sock = Sock, t = T}) ->
+access_log(_Req, _T0, _Status, _Sent, _Headers, #st{cfg = #cfg{access_log = false}}) ->
+    ok;
+access_log(Req, T0, Status, Sent, Headers, #st{cfg = #cfg{access_log = Format}, peer = Peer}) ->
+    case logger:allow(info, ?MODULE) of
+        true ->
+            Now = erlang:monotonic_time(microsecond),
+            Start = erlang:system_time(microsecond) - (Now - T0),
+            Client = case Req of
+                         #req{peer = P} -> P;
+                         undefined -> Peer
+                     end,
+            Line = py_web_access:line(Format, #{req => Req, peer => Client, status => Status,
+                                                sent => Sent, start => Start,
+                                                duration => Now - T0, headers => Headers}),
+            logger:info("~ts", [Line], #{py_web => access});
+        false ->
+            ok
+    end.
+
+%% A response of the server's own (4xx/5xx), then close. Ctx is what is
+%% known of the request: nothing (it could not be parsed), the request and
+%% its start, or its exchange.
+-spec reply_error(400..599, undefined | {#req{}, integer()} | #x{}, #st{}) -> no_return().
+reply_error(Code, Ctx, St = #st{cfg = #cfg{server_header = Server, headers = Defaults},
+                                sock = Sock, t = T}) ->
     {Head, Body} = py_web_http:error_response(Code),
-    _ = py_web_transport:send(T, Sock, [py_web_http:head(Head, true, {1, 1}, Server), Body]),
+    _ = py_web_transport:send(T, Sock, [py_web_http:head(Head, true, {1, 1}, Server, Defaults),
+                                        Body]),
+    Size = byte_size(Body),
+    case Ctx of
+        undefined -> access_log(undefined, erlang:monotonic_time(microsecond), Code, Size, [], St);
+        {Req, T0} -> access_log(Req, T0, Code, Size, [], St);
+        #x{req = Req, t0 = T0} -> access_log(Req, T0, Code, Size, [], St)
+    end,
     stop(St).
 
 -spec stop(#st{}) -> no_return().
