@@ -8,6 +8,9 @@
 -module(py_web_bind).
 
 -export([parse/1, host/1, listen/2, url/1, close/1]).
+
+%% The longest path of a Unix socket (Linux: sun_path is 108 bytes with its NUL).
+-define(UNIX_PATH_MAX, 107).
 -export_type([bind/0, listener/0]).
 
 -type bind() :: {tcp, inet:ip_address(), inet:port_number(), Host :: binary()}
@@ -90,8 +93,8 @@ host(H) ->
 %% @doc Open a listening socket. `Opts': `backlog' and the gen_tcp options
 %% the accepted sockets inherit. A Unix socket file left by a server that
 %% is gone is replaced; one that answers is `eaddrinuse'.
-%% Errors: `{error, {listen, bind(), Reason}}' (Reason a POSIX atom, or
-%% `not_a_socket' for a path that is another kind of file).
+%% Errors: `{error, {listen, bind(), Reason}}' (Reason a POSIX atom,
+%% `not_a_socket' for a path that is another kind of file, `path_too_long').
 -spec listen(bind(), #{backlog := pos_integer(), socket_opts := [gen_tcp:listen_option()]}) ->
           {ok, listener()} | {error, {listen, bind(), term()}}.
 listen(B = {tcp, Ip, Port, Host}, #{backlog := Backlog, socket_opts := SO}) ->
@@ -101,7 +104,9 @@ listen(B = {tcp, Ip, Port, Host}, #{backlog := Backlog, socket_opts := SO}) ->
         {error, R} -> {error, {listen, B, R}}
     end;
 listen(B = {unix, Path, Mode}, #{backlog := Backlog, socket_opts := SO}) ->
-    case stale_socket(Path) of
+    case byte_size(unicode:characters_to_binary(Path)) =< ?UNIX_PATH_MAX andalso stale_socket(Path) of
+        false ->
+            {error, {listen, B, path_too_long}};
         ok ->
             case gen_tcp:listen(0, [local, {ifaddr, {local, Path}}, {backlog, Backlog}
                                     | [O || O <- SO, not tcp_only(O)]]) of

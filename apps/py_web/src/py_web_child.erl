@@ -21,7 +21,6 @@ run(Cli0, Control) ->
     os:unsetenv("PYWEB_GENERATION"),
     {ok, Cli} = py_web_cli:resolve(Cli0, fun os:getenv/1),
     _ = py_web_logging:setup(Cli),
-    logger:info("pyweb: started server process [~s]", [os:getpid()]),
     _ = application:load(erlang_python),
     ok = application:set_env(erlang_python, python_path,
                              [filename:absname(D) || D <- maps:get(app_dirs, Cli)]),
@@ -29,6 +28,8 @@ run(Cli0, Control) ->
         {ok, N} -> ok = application:set_env(erlang_python, workers, N);
         error -> ok
     end,
+    {ok, Workers} = application:get_env(erlang_python, workers),
+    logger:info("pyweb: started server process [~s] (~B Python workers)", [os:getpid(), Workers]),
     case application:ensure_all_started(py_web) of
         {ok, _} -> ok;
         {error, R} -> fail(?EXIT_STARTUP, "cannot start Python: ~ts", [py_web_log:reason(R)])

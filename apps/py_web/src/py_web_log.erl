@@ -107,6 +107,7 @@ family(Ip) when tuple_size(Ip) =:= 8 -> inet6;
 family(_) -> inet.
 
 posix(not_a_socket) -> <<"the path exists and is not a socket">>;
+posix(path_too_long) -> <<"the path is longer than a Unix socket's 107 bytes">>;
 posix({unsupported_family, F}) -> io_lib:format("unsupported address family ~ts", [F]);
 posix(Why) when is_atom(Why) -> inet:format_error(Why);
 posix(Why) -> io_lib:format("~0tp", [Why]).

@@ -59,8 +59,12 @@ level(L) -> L.
 handler("-", Std, Format, Events) -> handler_config(#{type => Std}, Format, Events);
 handler(File, _, Format, Events) -> handler_config(#{file => File}, Format, Events).
 
+%% Lines are not dropped under load (OTP's handlers drop events beyond 500 a
+%% second, or when 200 wait): past 100 waiting, the processes that log wait
+%% for the writes, as a Python server's logging does.
 handler_config(Out, Format, Events) ->
-    #{config => Out,
+    #{config => Out#{burst_limit_enable => false, sync_mode_qlen => 100,
+                     drop_mode_qlen => 1000000, flush_qlen => 2000000},
       formatter => {py_web_log_formatter, #{format => Format}},
       filters => filters(Events)}.
 

@@ -50,6 +50,7 @@
     channels = #{} :: #{py_web_control:channel() => pos_integer()},
     next = 1 :: pos_integer(),
     current :: undefined | pos_integer(),      %% the generation serving
+    announced = false :: boolean(),            %% "running on ..." was said
     pending = false :: boolean(),              %% a reload asked for while one starts
     stopping = false :: boolean(),
     watch :: undefined | py_web_watch:t(),
@@ -196,7 +197,15 @@ reload(M = #m{gens = Gens}, Why) ->
 
 loop(M) ->
     receive
-        Msg -> loop(handle(Msg, M))
+        Msg ->
+            M1 = try handle(Msg, M)
+                 catch
+                     C:R:St ->
+                         %% a bug here must not take the server processes down
+                         logger:error("pyweb: supervisor error on ~0tp: ~0tp~n~0tp", [Msg, {C, R}, St]),
+                         M
+                 end,
+            loop(M1)
     end.
 
 handle({py_web_control, _Ch, new}, M) ->
@@ -256,16 +265,18 @@ relative(F) ->
         false -> F
     end.
 
-ready(N, M = #m{gens = Gens, current = Old}) when is_integer(N) ->
+ready(N, M = #m{gens = Gens, current = Old, announced = Announced}) when is_map_key(N, Gens) ->
     G = maps:get(N, Gens),
     Gens1 = Gens#{N := G#gen{state = ready, since = now_ms()}},
-    M1 = M#m{gens = Gens1, current = N},
-    case Old of
-        undefined ->
-            announce(M1);
-        _ ->
+    M1 = M#m{gens = Gens1, current = N, announced = true},
+    case maps:find(Old, Gens) of
+        {ok, #gen{os_pid = OldPid}} ->
             logger:info("pyweb: server process [~s] serving; retiring [~s]",
-                        [G#gen.os_pid, (maps:get(Old, Gens))#gen.os_pid])
+                        [G#gen.os_pid, OldPid]);
+        error when not Announced ->
+            announce(M1);
+        error ->
+            logger:info("pyweb: server process [~s] serving", [G#gen.os_pid])
     end,
     M2 = retire_others(N, M1),
     case M2#m.stopping of
@@ -295,10 +306,11 @@ after_start(M = #m{pending = true}) ->
 after_start(M) ->
     M.
 
-exited(Port, Status, M = #m{gens = Gens}) ->
+exited(Port, Status, M = #m{gens = Gens, current = Current}) ->
     case [G || G = #gen{port = P} <- maps:values(Gens), P =:= Port] of
         [G = #gen{n = N}] ->
-            M1 = M#m{gens = maps:remove(N, Gens)},
+            M1 = M#m{gens = maps:remove(N, Gens),
+                     current = case N of Current -> undefined; _ -> Current end},
             gone(G, Status, M1);
         [] ->
             M
@@ -309,21 +321,29 @@ gone(_G, _Status, M = #m{stopping = true}) ->
     maybe_finish(M);
 gone(#gen{state = retiring}, _Status, M) ->
     M;
-gone(#gen{state = starting, n = N}, Status, M = #m{current = undefined}) ->
+gone(#gen{state = starting, n = N}, Status, M = #m{announced = false}) ->
     %% the first one could not start: what it printed is the reason
     logger:debug("pyweb: server process ~B exited with status ~B", [N, Status]),
     finish(M#m{exit = case Status of 0 -> ?EXIT_STARTUP; _ -> Status end});
-gone(#gen{state = starting}, Status, M) ->
+gone(#gen{state = starting}, Status, M = #m{current = Current}) when Current =/= undefined ->
     logger:error("pyweb: the new server process could not start (status ~B); the running "
                  "one goes on serving", [Status]),
     after_start(M);
-gone(#gen{state = ready, os_pid = P, since = Since}, Status, M = #m{backoff = B}) ->
-    Stable = now_ms() - Since > ?STABLE_MS,
+gone(#gen{state = starting}, Status, M) ->
+    restart_later(io_lib:format("the new server process could not start (status ~B)", [Status]),
+                  false, M);
+gone(#gen{state = ready, os_pid = P, since = Since}, Status, M) ->
+    restart_later(io_lib:format("server process [~s] exited with status ~B", [P, Status]),
+                  now_ms() - Since > ?STABLE_MS, M).
+
+%% No server process serves: start one, at once after one that ran for a
+%% while, else after a wait that doubles (up to ?MAX_BACKOFF).
+restart_later(Why, Stable, M = #m{backoff = B}) ->
     Wait = case Stable of true -> 0; false -> min(?MAX_BACKOFF, max(500, B * 2)) end,
-    logger:error("pyweb: server process [~s] exited with status ~B; starting a new one~ts",
-                 [P, Status, case Wait of 0 -> ""; _ -> io_lib:format(" in ~B ms", [Wait]) end]),
-    erlang:send_after(Wait, self(), {restart, "server process died"}),
-    M#m{current = undefined, backoff = Wait}.
+    logger:error("pyweb: ~ts; starting a new one~ts",
+                 [Why, case Wait of 0 -> ""; _ -> io_lib:format(" in ~B ms", [Wait]) end]),
+    erlang:send_after(Wait, self(), {restart, "no server process"}),
+    M#m{backoff = Wait}.
 
 stop_all(M = #m{gens = Gens}) ->
     _ = [case G of
@@ -344,7 +364,8 @@ finish(#m{listeners = Ls, exit = Code, cli = Cli}) ->
         {ok, File} -> file:delete(File);
         error -> ok
     end,
-    logger:info("pyweb: stopped"),
+    %% (after a failure, the server process's reason stays the last line)
+    _ = Code =:= 0 andalso logger:info("pyweb: stopped"),
     py_web_logging:flush(),
     halt(Code).
 

@@ -1,0 +1,674 @@
+%% bin/pyweb as a user runs it: an OS process started with a command line,
+%% real sockets, real apps (py_web_pyweb_SUITE_data: raw ASGI and WSGI apps,
+%% Starlette, Django), signals, exit statuses and what it prints. Behaviour
+%% only: waits have generous upper bounds, nothing asserts how long anything
+%% took. Differential cases against uvicorn and gunicorn: pyweb_diff.py.
+-module(py_web_pyweb_SUITE).
+-compile(nowarn_missing_spec).
+-compile([export_all, nowarn_export_all]).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-define(P, pyweb_proc).
+-define(TC, py_web_tc).
+
+suite() -> [{timetrap, {minutes, 3}}].
+
+all() ->
+    [{group, start}, {group, binding}, {group, proxies}, {group, lifecycle},
+     {group, logs}, {group, reload}, differential].
+
+groups() ->
+    [{start, [], [serve_and_stop, option_forms, exit_statuses, import_error, factory,
+                  tls_files, env_file]},
+     {binding, [], [uds, fd, several_binds, host_names]},
+     {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf]},
+     {lifecycle, [], [second_signal_forces, graceful_timeout_cuts, limit_concurrency,
+                      limit_max_requests]},
+     {logs, [], [access_lines, access_log_format, log_config]},
+     {reload, [], [sighup_in_flight, reload_on_edit]}].
+
+init_per_suite(Config) ->
+    case os:getenv("VIRTUAL_ENV") of
+        false -> {skip, "VIRTUAL_ENV is not set: bin/pyweb needs the test venv (make test-ct)"};
+        _ ->
+            {ok, _} = application:ensure_all_started(inets),
+            _ = application:ensure_all_started(ssl),
+            Config
+    end.
+
+end_per_suite(_Config) -> ok.
+
+init_per_testcase(_, Config) -> Config.
+
+end_per_testcase(_, Config) ->
+    _ = [?P:stop(P) || P <- procs()],
+    erase(procs),
+    Config.
+
+procs() -> case get(procs) of undefined -> []; L -> L end.
+
+%%--------------------------------------------------------------------
+%% Helpers
+
+%% bin/pyweb with Args, started in the data dir (or Opts' cd).
+pyweb(Config, Args) -> pyweb(Config, Args, #{}).
+
+pyweb(Config, Args, Opts) ->
+    P = ?P:start(Args, maps:merge(#{cd => ?config(data_dir, Config)}, Opts)),
+    put(procs, [P | procs()]),
+    P.
+
+%% Serve and wait until it says where: {Proc, Port}.
+serve(Config, Args) -> serve(Config, Args, #{}).
+
+serve(Config, Args, Opts) ->
+    P = pyweb(Config, Args ++ ["--port", "0"], Opts),
+    {P, ?P:port(P)}.
+
+%% A request with these exact headers (Host first unless given).
+raw(Port, Method, Path, Headers) -> raw(Port, Method, Path, Headers, <<>>).
+
+raw(Port, Method, Path, Headers, Body) ->
+    S = ?TC:connect(Port),
+    R = raw_on(S, Method, Path, Headers, Body),
+    gen_tcp:close(S),
+    R.
+
+raw_on(S, Method, Path, Headers, Body) ->
+    Host = case lists:keymember("host", 1, [{string:lowercase(N), V} || {N, V} <- Headers]) of
+               true -> [];
+               false -> ["host: localhost\r\n"]
+           end,
+    CL = case Body of <<>> -> []; _ -> ["content-length: ", integer_to_list(byte_size(Body)), "\r\n"] end,
+    ?TC:send(S, [Method, " ", Path, " HTTP/1.1\r\n", Host, [[N, ": ", V, "\r\n"] || {N, V} <- Headers],
+                 CL, "\r\n", Body]),
+    ?TC:recv(S).
+
+get(Port, Path) ->
+    {ok, Status, _, Body} = raw(Port, "GET", Path, []),
+    {Status, Body}.
+
+json(Port, Path, Headers) ->
+    {ok, 200, _, Body} = raw(Port, "GET", Path, Headers),
+    json(Body).
+
+json(Body) ->
+    {ok, J} = py_web_json:decode(Body),
+    J.
+
+%% Repeat F until it returns true (for state that settles: bounded).
+until(F, What) -> until(F, What, 600).
+
+until(_F, What, 0) -> ct:fail({never, What});
+until(F, What, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(50), until(F, What, N - 1)
+    end.
+
+python() -> filename:join([os:getenv("VIRTUAL_ENV"), "bin", "python"]).
+
+tmp(Config, Name) ->
+    Dir = filename:join(?config(priv_dir, Config), Name),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir.
+
+%% A directory with a short path, for Unix sockets (107 bytes at most).
+short_tmp(Name) ->
+    Dir = filename:join("/tmp", "pw-" ++ Name ++ "-" ++ os:getpid()),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir.
+
+lines(Out) -> [L || L <- binary:split(Out, <<"\n">>, [global]), L =/= <<>>].
+
+%% Every line of bin/pyweb's log: [time] [pid] [LEVEL] message (continuation
+%% lines of a multi-line message aside: tracebacks).
+-define(LOG_LINE, "^\\[\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}[-+]\\d\\d:\\d\\d\\] \\[\\d+\\] "
+                  "\\[(DEBUG|INFO|NOTICE|WARNING|ERROR|CRITICAL)\\] ").
+
+%%--------------------------------------------------------------------
+%% Starting and stopping
+
+%% Serve, answer, stop on SIGTERM with status 0; every log line has its time
+%% and level, on standard error (nothing on standard output).
+serve_and_stop(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app"]),
+    {200, <<"Hello, World!">>} = get(Port, "/"),
+    ok = ?P:signal(P, "TERM"),
+    {0, Out} = ?P:wait_exit(P, 30000),
+    [{match, _} = re:run(L, ?LOG_LINE) || L <- lines(Out)],
+    {match, _} = re:run(Out, "\\[INFO\\] pyweb: running on http://127.0.0.1:" ++
+                            integer_to_list(Port) ++ " \\(Press CTRL\\+C to quit\\)"),
+    {match, _} = re:run(Out, "127.0.0.1:\\d+ - \"GET / HTTP/1.1\" 200 OK 13 "),
+    {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 1000),
+    %% stderr only: the same run with stdout discarded prints the same
+    Sh = io_lib:format("exec '~ts' pw_apps:app --port 0 2>&1 >/dev/null", [?P:pyweb()]),
+    P2 = pyweb(Config, ["-c", lists:flatten(Sh)], #{exe => "/bin/sh"}),
+    _ = ?P:port(P2).
+
+%% --opt=value, short options, any case for levels, WEB_CONCURRENCY.
+option_forms(Config) ->
+    {P, Port} = serve(Config, ["--log-level=DEBUG", "-w3", "--interface=ASGI3", "pw_apps:app",
+                               "--timeout-keep-alive=2"]),
+    {200, _} = get(Port, "/"),
+    _ = ?P:wait(P, "started server process \\[\\d+\\] \\(3 Python workers\\)"),
+    {P2, Port2} = serve(Config, ["pw_apps:app"], #{env => [{"WEB_CONCURRENCY", "2"}]}),
+    {200, _} = get(Port2, "/"),
+    _ = ?P:wait(P2, "\\(2 Python workers\\)"),
+    {0, V} = run_exit(Config, ["--version"]),
+    {match, _} = re:run(V, "^pyweb [0-9.]+ \\(py_web [0-9.]+, erlang_python [0-9.]+\\) with Python "),
+    {0, H} = run_exit(Config, ["--help"]),
+    {match, _} = re:run(H, "--limit-max-requests"),
+    {2, E} = run_exit(Config, ["pw_apps:app", "--port=x"]),
+    <<"pyweb: --port: expected an integer from 0 to 65535, got x\n">> = E.
+
+run_exit(Config, Args) ->
+    run_exit(Config, Args, #{}).
+
+run_exit(Config, Args, Opts) ->
+    P = pyweb(Config, Args, Opts),
+    ?P:wait_exit(P, 60000).
+
+%% The documented exit statuses, with a one-line reason and no Erlang terms.
+exit_statuses(Config) ->
+    {1, Missing} = run_exit(Config, ["no_such_module:app", "--port", "0"]),
+    {match, _} = re:run(Missing, "pyweb: cannot load the app no_such_module:app: could not import "
+                                 "the module: No module named 'no_such_module'\n$"),
+    nomatch = re:run(Missing, "Traceback"),
+    {1, NoAttr} = run_exit(Config, ["pw_apps:nope", "--port", "0"]),
+    {match, _} = re:run(NoAttr, "no such attribute: module 'pw_apps' has no attribute 'nope'"),
+    %% the port is taken
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Taken} = inet:port(L),
+    {3, InUse} = run_exit(Config, ["pw_apps:app", "--port", integer_to_list(Taken)]),
+    {match, _} = re:run(InUse, "pyweb: cannot listen on http://127.0.0.1:" ++ integer_to_list(Taken)
+                               ++ ": address already in use\n$"),
+    gen_tcp:close(L),
+    {2, Bad} = run_exit(Config, ["pw_apps:app", "--access-log-format", "%(nope)s"]),
+    {match, _} = re:run(Bad, "bad value for the option access_log_format"),
+    [nomatch = re:run(O, "[{}]|<<") || O <- [Missing, NoAttr, InUse]].
+
+%% An app whose import fails: its traceback, from its own code, with file and
+%% line; then a one-line summary; status 1.
+import_error(Config) ->
+    Dir = tmp(Config, "broken"),
+    ok = file:write_file(filename:join(Dir, "broken_app.py"),
+                         "import os\n\ndef helper():\n    return 1 / 0\n\nhelper()\n"),
+    ok = file:write_file(filename:join(Dir, "syntax_app.py"), "app = = 1\n"),
+    {1, Out} = run_exit(Config, ["broken_app:app", "--port", "0"], #{cd => Dir}),
+    {match, _} = re:run(Out, "Traceback \\(most recent call last\\):\n"
+                             "  File \"[^\"]*broken_app.py\", line 6, in <module>\n"
+                             "    helper\\(\\)\n"
+                             "  File \"[^\"]*broken_app.py\", line 4, in helper\n"),
+    {match, _} = re:run(Out, "ZeroDivisionError: division by zero\n"
+                             "pyweb: cannot load the app broken_app:app: importing the module raised "
+                             "ZeroDivisionError: division by zero \\([^)]*broken_app.py, line 4\\)\n$"),
+    nomatch = re:run(Out, "hornbeam|importlib"),
+    {1, Syn} = run_exit(Config, ["syntax_app:app", "--port", "0"], #{cd => Dir}),
+    {match, _} = re:run(Syn, "File \"[^\"]*syntax_app.py\", line 1\n    app = = 1\n"),
+    {match, _} = re:run(Syn, "raised SyntaxError: invalid syntax \\(syntax_app.py, line 1\\)\n$").
+
+%% --factory, and a factory found without it (with a warning).
+factory(Config) ->
+    {_, Port} = serve(Config, ["pw_apps:create_app", "--factory"]),
+    {200, <<"Hello, World!">>} = get(Port, "/"),
+    {P2, Port2} = serve(Config, ["pw_apps:create_app"]),
+    {200, <<"Hello, World!">>} = get(Port2, "/"),
+    _ = ?P:wait(P2, "\\[WARNING\\] py_web: pw_apps:create_app takes no arguments: taken for an app "
+                    "factory"),
+    {1, Out} = run_exit(Config, ["pw_apps:app", "--factory", "--port", "0"]),
+    {match, _} = re:run(Out, "the app factory raised TypeError: "),
+    {match, _} = re:run(Out, "missing 3 required positional arguments").
+
+%% A certificate or key that cannot be read stops the start, saying which.
+tls_files(Config) ->
+    Dir = tmp(Config, "tls"),
+    Key = filename:join(Dir, "key.pem"),
+    ok = file:write_file(Key, <<"not a key">>),
+    {3, Out} = run_exit(Config, ["pw_apps:app", "--port", "0", "--ssl-certfile",
+                                 filename:join(Dir, "nope.pem"), "--ssl-keyfile", Key]),
+    {match, _} = re:run(Out, "pyweb: cannot start: cannot use the TLS certificate file "
+                             "[^ ]*nope.pem: no such file or directory\n$"),
+    Cert = filename:join(Dir, "cert.pem"),
+    {CertPem, KeyPem} = test_pair(),
+    ok = file:write_file(Cert, CertPem),
+    {3, Out2} = run_exit(Config, ["pw_apps:app", "--port", "0", "--ssl-certfile", Cert,
+                                  "--ssl-keyfile", Key]),
+    {match, _} = re:run(Out2, "cannot use the TLS key file [^ ]*key.pem: no PEM private key in it\n$"),
+    %% and a good pair serves HTTPS
+    ok = file:write_file(Key, KeyPem),
+    {_, Port} = serve(Config, ["pw_apps:app", "--ssl-certfile", Cert, "--ssl-keyfile", Key]),
+    {ok, S} = ssl:connect({127, 0, 0, 1}, Port, [binary, {active, false}, {verify, verify_none}]),
+    ok = ssl:send(S, "GET /scope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+    {match, _} = re:run(recv_all_ssl(S, <<>>), "\"scheme\": \"https\""),
+    ssl:close(S).
+
+%% A certificate and its key, PEM.
+test_pair() ->
+    Curve = [{key, {namedCurve, secp256r1}}],
+    #{server_config := SC} = public_key:pkix_test_data(
+                               #{server_chain => #{root => Curve, peer => Curve},
+                                 client_chain => #{root => Curve, peer => Curve}}),
+    {KeyType, Key} = proplists:get_value(key, SC),
+    {public_key:pem_encode([{'Certificate', proplists:get_value(cert, SC), not_encrypted}]),
+     public_key:pem_encode([{KeyType, Key, not_encrypted}])}.
+
+recv_all_ssl(S, Acc) ->
+    case ssl:recv(S, 0, 10000) of
+        {ok, D} -> recv_all_ssl(S, <<Acc/binary, D/binary>>);
+        {error, _} -> Acc
+    end.
+
+%% --env-file sets variables the app reads (an already set one is kept).
+env_file(Config) ->
+    Dir = tmp(Config, "envfile"),
+    File = filename:join(Dir, "app.env"),
+    ok = file:write_file(File, "# settings\nPW_GREETING=\"hello there\"\nexport PW_KEPT=file\n"),
+    {_, Port} = serve(Config, ["pw_apps:app", "--env-file", File],
+                      #{env => [{"PW_KEPT", "environment"}]}),
+    {200, <<"hello there">>} = get(Port, "/env?PW_GREETING"),
+    {200, <<"environment">>} = get(Port, "/env?PW_KEPT"),
+    {2, Out} = run_exit(Config, ["pw_apps:app", "--env-file", filename:join(Dir, "nope.env")]),
+    {match, _} = re:run(Out, "--env-file [^ ]*nope.env: no such file or directory").
+
+%%--------------------------------------------------------------------
+%% Binding
+
+%% --uds with --uds-permissions: the socket file has the mode, serves, its
+%% client is None (as uvicorn), and is removed at the end.
+uds(Config) ->
+    Dir = short_tmp("uds"),
+    Path = filename:join(Dir, "app.sock"),
+    P = pyweb(Config, ["pw_apps:app", "--uds", Path, "--uds-permissions", "600"]),
+    _ = ?P:wait(P, "running on http\\+unix:" ++ Path),
+    {ok, #{mode := Mode}} = file_mode(Path),
+    8#600 = Mode band 8#777,
+    {ok, S} = gen_tcp:connect({local, Path}, 0, [local, binary, {active, false}]),
+    put({buf, S}, <<>>),
+    ok = gen_tcp:send(S, "GET /scope HTTP/1.1\r\nhost: example.com\r\n\r\n"),
+    {ok, 200, _, B} = ?TC:recv(S),
+    #{<<"client">> := null, <<"server">> := null} = json(B),
+    ok = ?P:signal(P, "TERM"),
+    {0, _} = ?P:wait_exit(P, 30000),
+    false = filelib:is_file(Path).
+
+file_mode(Path) ->
+    case file:read_file_info(Path) of
+        {ok, I} -> {ok, #{mode => element(8, I)}};
+        E -> E
+    end.
+
+%% --fd: the listening socket a process manager opened (systemd, circus):
+%% a wrapper opens it and runs bin/pyweb with it inherited.
+fd(Config) ->
+    Wrapper = filename:join(?config(data_dir, Config), "with_fd.py"),
+    P2 = ?P:start([Wrapper, ?P:pyweb(), "pw_apps:app", "--fd", "FD"],
+                  #{exe => python(), cd => ?config(data_dir, Config)}),
+    put(procs, [P2 | procs()]),
+    [PortB] = ?P:wait(P2, "^with_fd: port ([0-9]+)"),
+    Port = binary_to_integer(PortB),
+    _ = ?P:wait(P2, "running on http://127.0.0.1:" ++ integer_to_list(Port)),
+    {200, <<"Hello, World!">>} = get(Port, "/").
+
+%% Several --bind (gunicorn): each one serves.
+several_binds(Config) ->
+    Dir = short_tmp("binds"),
+    Sock = filename:join(Dir, "b.sock"),
+    P = pyweb(Config, ["pw_apps:app", "-b", "127.0.0.1:0", "--bind", "unix:" ++ Sock,
+                       "--bind=127.0.0.1:0"]),
+    Ports = [binary_to_integer(B) || B <- wait_all(P, "running on http://127.0.0.1:([0-9]+) ", 2)],
+    _ = ?P:wait(P, "running on http\\+unix:" ++ Sock),
+    [{200, <<"Hello, World!">>} = get(Port, "/") || Port <- Ports],
+    {ok, S} = gen_tcp:connect({local, Sock}, 0, [local, binary, {active, false}]),
+    put({buf, S}, <<>>),
+    ok = gen_tcp:send(S, "GET / HTTP/1.1\r\nhost: x\r\n\r\n"),
+    {ok, 200, _, <<"Hello, World!">>} = ?TC:recv(S).
+
+wait_all(P, Re, N) ->
+    until(fun() -> length(matches(?P:output(P), Re)) >= N end, Re),
+    matches(?P:output(P), Re).
+
+matches(Out, Re) ->
+    case re:run(Out, Re, [global, {capture, all_but_first, binary}]) of
+        {match, Ms} -> [M || [M] <- Ms];
+        nomatch -> []
+    end.
+
+%% --host takes names; `--host ::' is shown as http://[::]:PORT.
+host_names(Config) ->
+    {_, Port} = serve(Config, ["pw_apps:app", "--host", "localhost"]),
+    {200, _} = get(Port, "/"),
+    case gen_tcp:listen(0, [inet6, {ip, {0, 0, 0, 0, 0, 0, 0, 1}}]) of
+        {ok, L6} ->
+            gen_tcp:close(L6),
+            P = pyweb(Config, ["pw_apps:app", "--host", "::", "--port", "0"]),
+            [Port6] = ?P:wait(P, "running on http://\\[::\\]:([0-9]+) "),
+            {ok, S} = gen_tcp:connect({0, 0, 0, 0, 0, 0, 0, 1}, binary_to_integer(Port6),
+                                      [inet6, binary, {active, false}]),
+            put({buf, S}, <<>>),
+            ok = gen_tcp:send(S, "GET / HTTP/1.1\r\nhost: x\r\n\r\n"),
+            {ok, 200, _, _} = ?TC:recv(S);
+        {error, _} ->
+            {comment, "no IPv6 on this machine: --host :: not tried"}
+    end.
+
+%%--------------------------------------------------------------------
+%% Proxies
+
+%% X-Forwarded-Proto/For from a trusted peer set the scheme and the client
+%% (ASGI and WSGI alike); from an untrusted one, or with --no-proxy-headers,
+%% nothing changes. FORWARDED_ALLOW_IPS is read. (Trust lists at length:
+%% the differential case.)
+proxy_headers(Config) ->
+    XF = [{"x-forwarded-proto", "https"}, {"x-forwarded-for", "203.0.113.7, 127.0.0.1"}],
+    {_, Port} = serve(Config, ["pw_apps:app"]),
+    #{<<"scheme">> := <<"https">>, <<"client">> := [<<"203.0.113.7">>, 0]} =
+        json(Port, "/scope", XF),
+    {_, WPort} = serve(Config, ["pw_apps:wsgi_app", "--interface", "wsgi"]),
+    #{<<"wsgi.url_scheme">> := <<"https">>, <<"REMOTE_ADDR">> := <<"203.0.113.7">>,
+      <<"SERVER_SOFTWARE">> := <<"py_web/", _/binary>>, <<"wsgi.multiprocess">> := false} =
+        json(WPort, "/environ", XF),
+    {_, Port3} = serve(Config, ["pw_apps:app"], #{env => [{"FORWARDED_ALLOW_IPS", "10.1.1.1"}]}),
+    #{<<"scheme">> := <<"http">>} = json(Port3, "/scope", XF),
+    {_, Port4} = serve(Config, ["pw_apps:app", "--no-proxy-headers"]),
+    #{<<"scheme">> := <<"http">>, <<"client">> := [<<"127.0.0.1">>, _]} = json(Port4, "/scope", XF),
+    %% RFC 7239 from a proxy that sends only that
+    #{<<"scheme">> := <<"https">>, <<"client">> := [<<"2001:db8::1">>, 4711]} =
+        json(Port, "/scope", [{"forwarded", "for=\"[2001:db8::1]:4711\";proto=https"}]).
+
+%% --proxy-protocol: the PROXY header's client is the app's client.
+proxy_protocol(Config) ->
+    {_, Port} = serve(Config, ["pw_apps:app", "--proxy-protocol"]),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "PROXY TCP4 198.51.100.9 192.0.2.1 40000 443\r\nGET /scope HTTP/1.1\r\nhost: x\r\n\r\n"),
+    {ok, 200, _, B} = ?TC:recv(S),
+    #{<<"client">> := [<<"198.51.100.9">>, 40000], <<"server">> := [<<"192.0.2.1">>, 443]} = json(B),
+    %% the same connection goes on with its next request
+    {ok, 200, _, B2} = ?TC:get(S, "/scope"),
+    #{<<"client">> := [<<"198.51.100.9">>, 40000]} = json(B2),
+    gen_tcp:close(S),
+    %% v2, then X-Forwarded-For is not believed from the client it names
+    S2 = ?TC:connect(Port),
+    V2 = <<"\r\n\r\n\0\r\nQUIT\n", 16#21, 16#11, 12:16, 198, 51, 100, 10, 192, 0, 2, 1, 40001:16, 80:16>>,
+    ?TC:send(S2, [V2, "GET /scope HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 6.6.6.6\r\n\r\n"]),
+    {ok, 200, _, B3} = ?TC:recv(S2),
+    #{<<"client">> := [<<"198.51.100.10">>, 40001]} = json(B3),
+    %% without a header: the connection's own address
+    #{<<"client">> := [<<"127.0.0.1">>, _]} = json(Port, "/scope", []),
+    %% a header from a peer not allowed: not read (a bad request)
+    {_, Port2} = serve(Config, ["pw_apps:app", "--proxy-protocol=v1", "--proxy-allow-from", "10.0.0.1"]),
+    S3 = ?TC:connect(Port2),
+    ?TC:send(S3, "PROXY TCP4 198.51.100.9 192.0.2.1 40000 443\r\nGET /scope HTTP/1.1\r\nhost: x\r\n\r\n"),
+    {ok, 400, _, _} = ?TC:recv(S3).
+
+%% Starlette under --root-path (a proxy that strips /api): request.url,
+%% url_for and redirects keep the prefix; a proxy that keeps it works too.
+root_path_starlette(Config) ->
+    {_, Port} = serve(Config, ["pw_starlette:app", "--root-path", "/api"]),
+    H = [{"host", "example.com"}],
+    Expect = #{<<"url">> => <<"http://example.com/api/items/3">>,
+               <<"url_for">> => <<"http://example.com/api/items/7">>,
+               <<"base_url">> => <<"http://example.com/api/">>,
+               <<"root_path">> => <<"/api">>, <<"path">> => <<"/api/items/3">>},
+    Expect = json(Port, "/items/3", H),
+    Expect = json(Port, "/api/items/3", H),
+    {ok, 302, Hs, _} = raw(Port, "GET", "/go", [{"host", "example.com"}, {"x-forwarded-proto", "https"}]),
+    <<"https://example.com/api/items/1">> = ?TC:header(<<"location">>, Hs),
+    %% the WSGI split is the same: SCRIPT_NAME + PATH_INFO
+    {_, WPort} = serve(Config, ["pw_apps:wsgi_app", "--root-path", "/api/"]),
+    #{<<"SCRIPT_NAME">> := <<"/api">>, <<"PATH_INFO">> := <<"/environ">>} = json(WPort, "/api/environ", []),
+    #{<<"SCRIPT_NAME">> := <<"/api">>, <<"PATH_INFO">> := <<"/environ">>} = json(WPort, "/environ", []).
+
+%% Django's CSRF check behind a TLS-terminating proxy: the form post passes
+%% (302, as under gunicorn) because X-Forwarded-Proto makes the request
+%% secure; without proxy headers it is refused (403).
+django_csrf(Config) ->
+    Post = fun(Port) ->
+                   {ok, 200, Hs, Page} = raw(Port, "GET", "/form", [{"host", "example.com"},
+                                                                      {"x-forwarded-proto", "https"}]),
+                   [<<"csrftoken=", Cookie0/binary>> | _] = ?TC:headers(<<"set-cookie">>, Hs),
+                   [Cookie | _] = binary:split(Cookie0, <<";">>),
+                   <<"token=", Token/binary>> = Page,
+                   raw(Port, "POST", "/form",
+                       [{"host", "example.com"}, {"x-forwarded-proto", "https"},
+                        {"x-forwarded-for", "203.0.113.50"},
+                        {"origin", "https://example.com"}, {"referer", "https://example.com/form"},
+                        {"cookie", ["csrftoken=", Cookie]},
+                        {"content-type", "application/x-www-form-urlencoded"}],
+                       <<"csrfmiddlewaretoken=", Token/binary>>)
+           end,
+    {_, Port} = serve(Config, ["pw_django:application"]),
+    {ok, 302, Hs, _} = Post(Port),
+    <<"/done">> = ?TC:header(<<"location">>, Hs),
+    {_, Port2} = serve(Config, ["pw_django:application", "--no-proxy-headers"]),
+    {ok, 403, _, _} = Post(Port2).
+
+%%--------------------------------------------------------------------
+%% Lifecycle
+
+%% The graceful stop waits for the request in flight (no limit by
+%% default); a second SIGINT ends it at once with status 130.
+second_signal_forces(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app"]),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/hang", [], <<>>)),
+    _ = ?P:wait(P, "pw_apps: /hang entered"),
+    ok = ?P:signal(P, "INT"),
+    _ = ?P:wait(P, "shutting down"),
+    %% still waiting for /hang
+    timer:sleep(500),
+    {_, running} = {P, status(P)},
+    ok = ?P:signal(P, "INT"),
+    {130, Out} = ?P:wait_exit(P, 30000),
+    {match, _} = re:run(Out, "\\[WARNING\\] pyweb: forced exit").
+
+status(P) ->
+    try ?P:wait_exit(P, 0) of
+        {S, _} -> S
+    catch error:_ -> running
+    end.
+
+%% --timeout-graceful-shutdown: the request still running then gets a 503
+%% and an access line; the stop is clean (status 0).
+graceful_timeout_cuts(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app", "--timeout-graceful-shutdown", "1"]),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/hang", [], <<>>)),
+    _ = ?P:wait(P, "pw_apps: /hang entered"),
+    ok = ?P:signal(P, "TERM"),
+    {ok, 503, _, <<"Service Unavailable">>} = ?TC:recv(S),
+    {0, Out} = ?P:wait_exit(P, 30000),
+    {match, _} = re:run(Out, "\"GET /hang HTTP/1.1\" 503 Service Unavailable"),
+    {match, _} = re:run(Out, "1 request\\(s\\) still in flight cut").
+
+%% --limit-concurrency: over the limit, 503 (and the others are served).
+limit_concurrency(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app", "--limit-concurrency", "1"]),
+    S = ?TC:connect(Port),
+    ?TC:send(S, ?TC:req("GET", "/slow?3", [], <<>>)),
+    _ = ?P:wait(P, "pw_apps: /slow entered"),
+    {ok, 503, _, _} = raw(Port, "GET", "/", []),
+    {ok, 200, _, <<"slow v1">>} = ?TC:recv(S),
+    gen_tcp:close(S),
+    until(fun() -> get(Port, "/") =:= {200, <<"Hello, World!">>} end, served_again),
+    _ = ?P:wait(P, "\"GET / HTTP/1.1\" 503 Service Unavailable").
+
+%% --limit-max-requests: after N requests a new server process takes over;
+%% no request fails meanwhile.
+limit_max_requests(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app", "--limit-max-requests", "3"]),
+    Pids = [begin
+                {200, <<"v1 ", Pid/binary>>} = get(Port, "/version"),
+                Pid
+            end || _ <- lists:seq(1, 12)],
+    until(fun() -> length(lists:usort(Pids ++ [element(2, get(Port, "/version"))])) >= 2 end,
+          new_process),
+    _ = ?P:wait(P, "maximum number of requests reached: starting a new server process").
+
+%%--------------------------------------------------------------------
+%% Logs
+
+%% An access line for every request: the app's 200/404/500, the server's
+%% own 400/413, a timeout (504), a client that left (499); the app's
+%% traceback once per failing request; --header and --no-server-header.
+access_lines(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app", "--timeout-request", "1", "--limit-max-body", "10",
+                               "--header", "X-Frame-Options: DENY", "--no-server-header"]),
+    {ok, 200, Hs, _} = raw(Port, "GET", "/", []),
+    <<"DENY">> = ?TC:header(<<"x-frame-options">>, Hs),
+    undefined = ?TC:header(<<"server">>, Hs),
+    {404, _} = get(Port, "/missing"),
+    {500, _} = get(Port, "/error"),
+    {ok, 413, Hs413, _} = raw(Port, "POST", "/", [], <<"more than ten bytes">>),
+    <<"DENY">> = ?TC:header(<<"x-frame-options">>, Hs413),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "GARBAGE\r\n\r\n"),
+    {ok, 400, _, _} = ?TC:recv(S),
+    {504, _} = get(Port, "/hang"),
+    S2 = ?TC:connect(Port),
+    ?TC:send(S2, ?TC:req("GET", "/slow?1", [], <<>>)),
+    _ = ?P:wait(P, "pw_apps: /slow entered"),
+    gen_tcp:close(S2),
+    Lines = ["\"GET / HTTP/1.1\" 200 OK", "\"GET /missing HTTP/1.1\" 404 Not Found",
+             "\"GET /error HTTP/1.1\" 500 Internal Server Error",
+             "\"POST / HTTP/1.1\" 413 Content Too Large", " - \"-\" 400 Bad Request",
+             "\"GET /hang HTTP/1.1\" 504 Gateway Timeout",
+             "\"GET /slow\\?1 HTTP/1.1\" 499 Client Closed Request"],
+    [_ = ?P:wait(P, L) || L <- Lines],
+    Out = ?P:output(P),
+    %% the traceback once, in an error line that names the request
+    {match, [_]} = re:run(Out, "Traceback", [global]),
+    {match, [_, _]} = re:run(Out, "RuntimeError: boom in /error", [global]),  %% summary + traceback
+    {match, _} = re:run(Out, "\\[ERROR\\] py_web: GET /error: RuntimeError: boom in /error\n"
+                             "Traceback \\(most recent call last\\):"),
+    [{match, _} = re:run(L, ?LOG_LINE) || L <- lines(Out), binary:first(L) =:= $[].
+
+%% --access-log-format with gunicorn's fields (--access-logformat too).
+access_log_format(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app", "--access-logformat",
+                               "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" "
+                               "%({x-request-id}i)s %({content-type}o)s %(p)s"]),
+    {ok, 200, _, _} = raw(Port, "GET", "/?q=1",
+                          [{"user-agent", "tester/1.0"}, {"referer", "http://r/"},
+                           {"x-request-id", "abc"},
+                           {"authorization", "Basic " ++ base64:encode_to_string("ada:secret")}]),
+    _ = ?P:wait(P, "127.0.0.1 - ada \\[\\d\\d/\\w{3}/\\d{4}:\\d\\d:\\d\\d:\\d\\d [-+]\\d{4}\\] "
+                   "\"GET /\\?q=1 HTTP/1.1\" 200 13 \"http://r/\" \"tester/1.0\" abc text/plain <\\d+>"),
+    %% --no-access-log
+    {P2, Port2} = serve(Config, ["pw_apps:app", "--no-access-log"]),
+    {200, _} = get(Port2, "/"),
+    ok = ?P:signal(P2, "TERM"),
+    {0, Out} = ?P:wait_exit(P2, 30000),
+    nomatch = re:run(Out, "\"GET / HTTP/1.1\"").
+
+%% --log-config: JSON that asks for JSON lines; --access-logfile to a file.
+log_config(Config) ->
+    Dir = tmp(Config, "logcfg"),
+    Cfg = filename:join(Dir, "log.json"),
+    ok = file:write_file(Cfg, <<"{\"level\": \"INFO\", \"handlers\": {\"default\": "
+                                "{\"type\": \"standard_error\", \"format\": \"json\"}}}">>),
+    {P, Port} = serve(Config, ["pw_apps:app", "--log-config", Cfg]),
+    {200, _} = get(Port, "/"),
+    _ = ?P:wait(P, "\"py_web\":\"access\""),
+    [begin
+         {ok, #{<<"level">> := _, <<"time">> := _, <<"message">> := _, <<"pid">> := _}} =
+             py_web_json:decode(L)
+     end || L <- lines(?P:output(P))],
+    Access = filename:join(Dir, "access.log"),
+    {P2, Port2} = serve(Config, ["pw_apps:app", "--access-logfile", Access]),
+    {200, _} = get(Port2, "/"),
+    until(fun() -> case file:read_file(Access) of
+                       {ok, B} -> binary:match(B, <<"\"GET / HTTP/1.1\" 200">>) =/= nomatch;
+                       _ -> false
+                   end end, access_file),
+    nomatch = re:run(?P:output(P2), "\"GET / HTTP/1.1\""),
+    {2, Bad} = run_exit(Config, ["pw_apps:app", "--log-config", filename:join(Dir, "nope.json")]),
+    {match, _} = re:run(Bad, "--log-config").
+
+%%--------------------------------------------------------------------
+%% Reload
+
+%% SIGHUP with requests in flight: they finish on the old code, requests
+%% sent meanwhile are all answered, new ones get the new code; the process
+%% is not stopped.
+sighup_in_flight(Config) ->
+    Dir = app_copy(Config, "hup"),
+    {P, Port} = serve(Config, ["pw_apps:app"], #{cd => Dir}),
+    {200, <<"v1 ", Pid1/binary>>} = get(Port, "/version"),
+    Self = self(),
+    Slow = [spawn_link(fun() -> Self ! {slow, self(), get(Port, "/slow?2")} end)
+            || _ <- lists:seq(1, 3)],
+    _ = wait_all(P, "pw_apps: (/slow) entered", 3),
+    set_version(Dir, "v2"),
+    Load = spawn_link(fun() -> load(Self, Port, []) end),
+    ok = ?P:signal(P, "HUP"),
+    _ = ?P:wait(P, "SIGHUP: starting a new server process"),
+    until(fun() -> element(2, get(Port, "/version")) =/= <<"v1 ", Pid1/binary>> end, new_code),
+    {200, <<"v2 ", _/binary>>} = get(Port, "/version"),
+    [receive {slow, S, R} -> {200, <<"slow v1">>} = R end || S <- Slow],
+    Load ! stop,
+    Results = receive {load, L} -> L end,
+    ct:comment("~B requests during the reload, all answered", [length(Results)]),
+    [] = [R || R <- Results, element(1, R) =/= 200],
+    true = length(Results) > 0,
+    _ = ?P:wait(P, "retiring: finishing its requests"),
+    running = status(P).
+
+%% Requests one after another on one kept-alive connection and on new ones.
+load(Parent, Port, Acc) ->
+    receive stop -> Parent ! {load, Acc}
+    after 0 ->
+        R = try get(Port, "/version")
+            catch C:E -> {failed, C, E}
+            end,
+        load(Parent, Port, [R | Acc])
+    end.
+
+app_copy(Config, Name) ->
+    Dir = tmp(Config, Name),
+    {ok, _} = file:copy(filename:join(?config(data_dir, Config), "pw_apps.py"),
+                        filename:join(Dir, "pw_apps.py")),
+    Dir.
+
+set_version(Dir, V) ->
+    File = filename:join(Dir, "pw_apps.py"),
+    {ok, B} = file:read_file(File),
+    New = re:replace(B, "^VERSION = \"[^\"]*\"", ["VERSION = \"", V, "\""], [multiline, {return, binary}]),
+    ok = file:write_file(File, New).
+
+%% --reload: a save is served; a save that breaks the app keeps the old code
+%% serving (and prints why); the next good save is served.
+reload_on_edit(Config) ->
+    Dir = app_copy(Config, "reload"),
+    {P, Port} = serve(Config, ["pw_apps:app", "--reload", "--reload-delay", "0.1"], #{cd => Dir}),
+    _ = ?P:wait(P, "watching 1 file\\(s\\) for changes"),
+    {200, <<"v1 ", _/binary>>} = get(Port, "/version"),
+    set_version(Dir, "v2"),
+    until(fun() -> binary:match(element(2, get(Port, "/version")), <<"v2 ">>) =/= nomatch end, v2),
+    _ = ?P:wait(P, "changes detected in pw_apps.py: starting a new server process"),
+    File = filename:join(Dir, "pw_apps.py"),
+    {ok, Good} = file:read_file(File),
+    ok = file:write_file(File, <<Good/binary, "\nraise RuntimeError('half-saved')\n">>),
+    _ = ?P:wait(P, "RuntimeError: half-saved"),
+    _ = ?P:wait(P, "the new server process could not start"),
+    {200, <<"v2 ", _/binary>>} = get(Port, "/version"),
+    ok = file:write_file(File, Good),
+    set_version(Dir, "v3"),
+    until(fun() -> binary:match(element(2, get(Port, "/version")), <<"v3 ">>) =/= nomatch end, v3),
+    ok = ?P:signal(P, "TERM"),
+    {0, _} = ?P:wait_exit(P, 30000).
+
+%%--------------------------------------------------------------------
+%% Differential: the same requests to uvicorn, gunicorn and bin/pyweb.
+
+differential(Config) ->
+    Script = filename:join(?config(data_dir, Config), "pyweb_diff.py"),
+    P = ?P:start([Script, ?P:pyweb()], #{exe => python(), cd => ?config(data_dir, Config)}),
+    put(procs, [P | procs()]),
+    {Status, Out} = ?P:wait_exit(P, 150000),
+    ct:log("~ts", [Out]),
+    0 = Status,
+    [N] = ?P:wait(P, "^differential: ([0-9]+) cases agree"),
+    ct:comment("~s cases agree with uvicorn/gunicorn", [N]).
