@@ -111,7 +111,7 @@ stop(P = #p{os_pid = Pid, owner = O}) ->
         _ ->
             signal(P, "TERM"),
             try wait_exit(P, 15000)
-            catch error:_ -> os:cmd("kill -KILL -- -" ++ Pid)
+            catch error:_ -> os:cmd("kill -KILL -" ++ Pid)
             end
     end,
     exit(O, kill),

@@ -31,6 +31,11 @@
 %% failing again: the next one waits longer (up to ?MAX_BACKOFF).
 -define(STABLE_MS, 10000).
 -define(MAX_BACKOFF, 30000).
+%% One stop can reach this process twice at once: from bin/pyweb, which
+%% passes SIGTERM on, and directly (kill to the process group; systemd, which
+%% signals every process of the service). A second signal forces only when it
+%% comes this long after the first.
+-define(SAME_SIGNAL_MS, 1000).
 
 -record(gen, {
     n :: pos_integer(),
@@ -53,6 +58,7 @@
     announced = false :: boolean(),            %% "running on ..." was said
     pending = false :: boolean(),              %% a reload asked for while one starts
     stopping = false :: boolean(),
+    stopped_at :: undefined | integer(),      %% when the first SIGTERM came
     watch :: undefined | py_web_watch:t(),
     backoff = 0 :: non_neg_integer(),
     exit = 0 :: non_neg_integer()
@@ -237,11 +243,12 @@ handle({py_web_signal, sighup}, M) ->
     reload(M, "SIGHUP");
 handle({py_web_signal, sigterm}, M = #m{stopping = false}) ->
     logger:info("pyweb: shutting down (again to force)"),
-    stop_all(M#m{stopping = true, pending = false});
-handle({py_web_signal, sigterm}, M) ->
-    logger:warning("pyweb: forced exit"),
-    _ = [os:cmd("kill -KILL " ++ P) || #gen{os_pid = P} <- maps:values(M#m.gens)],
-    finish(M#m{exit = ?EXIT_FORCED});
+    stop_all(M#m{stopping = true, pending = false, stopped_at = now_ms()});
+handle({py_web_signal, sigterm}, M = #m{stopped_at = At}) ->
+    case now_ms() - At < ?SAME_SIGNAL_MS of
+        true -> M;
+        false -> force(M)
+    end;
 handle(py_web_watch, M = #m{watch = W, cli = Cli}) ->
     {Changed, W1} = py_web_watch:changes(W),
     erlang:send_after(delay(Cli), self(), py_web_watch),
@@ -257,6 +264,12 @@ handle({restart, Why}, M) ->
     reload(M, Why);
 handle(_, M) ->
     M.
+
+-spec force(#m{}) -> no_return().
+force(M) ->
+    logger:warning("pyweb: forced exit"),
+    _ = [os:cmd("kill -KILL " ++ P) || #gen{os_pid = P} <- maps:values(M#m.gens)],
+    finish(M#m{exit = ?EXIT_FORCED}).
 
 relative(F) ->
     {ok, Cwd} = file:get_cwd(),
