@@ -75,14 +75,54 @@ bind_listen_test() ->
     ?assertEqual(iolist_to_binary(["cannot listen on http://127.0.0.1:", integer_to_list(Port),
                                    ": address already in use"]),
                  iolist_to_binary(py_web_log:reason(E))),
-    %% a socket from its descriptor
-    {ok, Dup} = socket:open(Fd, #{dup => true}),
-    {ok, DupFd} = socket:getopt(Dup, otp, fd),
-    {ok, L2} = py_web_bind:listen({fd, DupFd}, Opts),
-    ?assertMatch(#{port := Port, family := inet}, L2),
-    ok = py_web_bind:close(L2),
+    %% a socket from a descriptor of it, as a server process of bin/pyweb
+    %% gets it (SCM_RIGHTS); opening and closing it never makes the shared
+    %% socket blocking, even for a moment (the other processes that accept
+    %% on it would hang in accept): a process watches its flags meanwhile
+    Watcher = spawn_link(fun() -> watch_nonblocking(Fd, 0) end),
+    [begin
+         {ok, L2} = py_web_bind:listen({fd, passed_fd(Fd)}, Opts),
+         ?assertMatch(#{port := Port, family := inet}, L2),
+         ok = py_web_bind:close(L2)
+     end || _ <- lists:seq(1, 20)],
+    Watcher ! {stop, self()},
+    ?assertMatch({watched, N, 0} when N > 0, receive {watched, _, _} = W -> W end),
     ok = py_web_bind:close(L),
-    ?assertMatch({error, {listen, _, ebadf}}, py_web_bind:listen({fd, 100000}, Opts)).
+    ?assertMatch({error, {listen, _, ebadf}}, py_web_bind:listen({fd, 100000}, Opts)),
+    {ok, U} = gen_udp:open(0),
+    {ok, UFd} = inet:getfd(U),
+    ?assertMatch({error, {listen, _, _}}, py_web_bind:listen({fd, passed_fd(UFd)}, Opts)),
+    gen_udp:close(U).
+
+%% Read the flags of descriptor Fd until told to stop; count the reads and
+%% the times O_NONBLOCK was off.
+watch_nonblocking(Fd, Blocking) -> watch_nonblocking(Fd, 0, Blocking).
+
+watch_nonblocking(Fd, Reads, Blocking) ->
+    receive
+        {stop, From} -> From ! {watched, Reads, Blocking}
+    after 0 ->
+        {ok, Info} = file:read_file("/proc/self/fdinfo/" ++ integer_to_list(Fd)),
+        {match, [Flags]} = re:run(Info, "flags:\\s*([0-7]+)", [{capture, all_but_first, list}]),
+        Off = case list_to_integer(Flags, 8) band 8#4000 of 0 -> 1; _ -> 0 end,
+        watch_nonblocking(Fd, Reads + 1, Blocking + Off)
+    end.
+
+%% A new descriptor of the same open socket, passed to this process over
+%% bin/pyweb's control channel.
+passed_fd(Fd) ->
+    {ok, CL, Name} = py_web_control:listen(),
+    Self = self(),
+    Acceptor = spawn(fun() -> py_web_control:accept_loop(CL, Self) end),
+    {ok, Ch} = py_web_control:connect(Name, self()),
+    Srv = receive {py_web_control, S, new} -> S after 5000 -> error(no_channel) end,
+    ok = py_web_control:send(Srv, fd, [Fd]),
+    New = receive {py_web_control, Ch, {term, fd, [F]}} -> F after 5000 -> error(no_fd) end,
+    py_web_control:close(Ch),
+    py_web_control:close(Srv),
+    exit(Acceptor, kill),
+    socket:close(CL),
+    New.
 
 unix_socket_test() ->
     Dir = tmp_dir(),

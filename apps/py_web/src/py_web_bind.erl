@@ -94,7 +94,8 @@ host(H) ->
 %% the accepted sockets inherit. A Unix socket file left by a server that
 %% is gone is replaced; one that answers is `eaddrinuse'.
 %% Errors: `{error, {listen, bind(), Reason}}' (Reason a POSIX atom,
-%% `not_a_socket' for a path that is another kind of file, `path_too_long').
+%% `not_a_socket' for a path that is another kind of file, `path_too_long',
+%% `not_a_stream_socket' for a descriptor of another kind of socket).
 -spec listen(bind(), #{backlog := pos_integer(), socket_opts := [gen_tcp:listen_option()]}) ->
           {ok, listener()} | {error, {listen, bind(), term()}}.
 listen(B = {tcp, Ip, Port, Host}, #{backlog := Backlog, socket_opts := SO}) ->
@@ -124,16 +125,26 @@ listen(B = {unix, Path, Mode}, #{backlog := Backlog, socket_opts := SO}) ->
             {error, {listen, B, R}}
     end;
 listen(B = {fd, Fd}, #{backlog := Backlog, socket_opts := SO}) ->
-    case fd_family(Fd) of
-        {ok, Family} ->
-            Opts = [{fd, Fd}, Family, {backlog, Backlog}
-                    | [O || O <- SO, Family =/= local orelse not tcp_only(O)]],
-            case gen_tcp:listen(0, Opts) of
-                {ok, L} -> described(L, #{family => Family, created => false});
-                {error, R} -> {error, {listen, B, R}}
-            end;
-        {error, R} ->
-            {error, {listen, B, R}}
+    case open_fd(Fd, Backlog, SO, [inet, inet6, local]) of
+        {ok, L, Family} -> described(L, #{family => Family, created => false});
+        {error, R} -> {error, {listen, B, R}}
+    end.
+
+%% A descriptor is opened with each address family in turn: the inet
+%% driver refuses (einval) one that is not the socket's, and leaves the
+%% descriptor as it was. (Not asked through the socket module: closing a
+%% socket it opened on a duplicate makes the shared open file blocking, and
+%% every process accepting on it, bin/pyweb's server processes, can then
+%% hang in accept.)
+open_fd(_Fd, _Backlog, _SO, []) ->
+    {error, not_a_stream_socket};
+open_fd(Fd, Backlog, SO, [Family | Others]) ->
+    Opts = [{fd, Fd}, Family, {backlog, Backlog}
+            | [O || O <- SO, Family =/= local orelse not tcp_only(O)]],
+    case gen_tcp:listen(0, Opts) of
+        {ok, L} -> {ok, L, Family};
+        {error, einval} -> open_fd(Fd, Backlog, SO, Others);
+        {error, R} -> {error, R}
     end.
 
 described(L, M = #{family := local}) ->
@@ -167,23 +178,6 @@ stale_socket(Path) ->
             end;
         {ok, _} -> {error, not_a_socket};
         {error, R} -> {error, R}
-    end.
-
-%% The address family of an open socket's descriptor (asked on a duplicate,
-%% which is closed again).
-fd_family(Fd) ->
-    try socket:open(Fd, #{dup => true}) of
-        {ok, S} ->
-            R = socket:getopt(S, otp, domain),
-            _ = socket:close(S),
-            case R of
-                {ok, F} when F =:= inet; F =:= inet6; F =:= local -> {ok, F};
-                {ok, F} -> {error, {unsupported_family, F}};
-                {error, _} -> {error, not_a_socket}
-            end;
-        {error, _} -> {error, ebadf}
-    catch
-        error:_ -> {error, ebadf}
     end.
 
 %% @doc How an address is shown to a user: `http://127.0.0.1:8000',

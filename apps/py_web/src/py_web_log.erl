@@ -108,7 +108,7 @@ family(_) -> inet.
 
 posix(not_a_socket) -> <<"the path exists and is not a socket">>;
 posix(path_too_long) -> <<"the path is longer than a Unix socket's 107 bytes">>;
-posix({unsupported_family, F}) -> io_lib:format("unsupported address family ~ts", [F]);
+posix(not_a_stream_socket) -> <<"not a TCP or Unix stream socket">>;
 posix(Why) when is_atom(Why) -> inet:format_error(Why);
 posix(Why) -> io_lib:format("~0tp", [Why]).
 
