@@ -1,7 +1,7 @@
 %% @doc One server process of bin/pyweb (a VM its supervisor, py_web_master,
 %% started): starts Python, gets the listening sockets over the control
 %% channel, serves the app on them with py_web, says when it is ready, and
-%% stops (`stop'), or hands over to its successor (`retire': py_web:retire/1)
+%% stops (`stop', or SIGTERM), or hands over to its successor (`retire': py_web:retire/1)
 %% when the supervisor says so. When the app cannot be loaded it prints the
 %% Python traceback (from the app's code on) and a one-line summary, and
 %% exits with status 1; when the server cannot start, the reason and 3.
@@ -21,6 +21,9 @@ run(Cli0, Control) ->
     os:unsetenv("PYWEB_GENERATION"),
     {ok, Cli} = py_web_cli:resolve(Cli0, fun os:getenv/1),
     _ = py_web_logging:setup(Cli),
+    %% a process manager may signal every process of the service: SIGTERM
+    %% stops this one gracefully too, SIGHUP is the supervisor's
+    py_web_signals:install(self(), [sigterm]),
     _ = application:load(erlang_python),
     ok = application:set_env(erlang_python, python_path,
                              [filename:absname(D) || D <- maps:get(app_dirs, Cli)]),
@@ -69,6 +72,8 @@ serve(Ch, Pid, Mon) ->
             ok = py_web:retire(Pid),
             done(0);
         {py_web_control, Ch, {term, stop, _}} ->
+            stop(Pid, Mon);
+        {py_web_signal, sigterm} ->
             stop(Pid, Mon);
         {py_web_control, Ch, closed} ->
             %% the supervisor is gone

@@ -13,8 +13,9 @@
 %%     connection (py_web:retire/1). No connection is refused meanwhile:
 %%     the sockets' queues are the kernel's, shared by both. If the new one
 %%     cannot start (the app fails to import), the old one goes on serving.</li>
-%% <li>stop, on SIGTERM (and SIGINT, which bin/pyweb turns into SIGTERM):
-%%     the server processes stop gracefully; a second signal kills them.</li>
+%% <li>stop, on SIGINT or SIGTERM (which bin/pyweb passes on as SIGUSR2;
+%%     SIGTERM may come directly too: see stop_signal/2): the server
+%%     processes stop gracefully; a second signal kills them.</li>
 %% <li>start a new server process when one dies.</li>
 %% </ul>
 %%
@@ -31,11 +32,11 @@
 %% failing again: the next one waits longer (up to ?MAX_BACKOFF).
 -define(STABLE_MS, 10000).
 -define(MAX_BACKOFF, 30000).
-%% One stop can reach this process twice at once: from bin/pyweb, which
-%% passes SIGTERM on, and directly (kill to the process group; systemd, which
-%% signals every process of the service). A second signal forces only when it
-%% comes this long after the first.
--define(SAME_SIGNAL_MS, 1000).
+%% One stop can reach this process twice: as SIGUSR2 from bin/pyweb, which
+%% passes SIGINT and SIGTERM on so, and as SIGTERM itself (a signal to the
+%% process group; systemd, which signals every process of the service). A
+%% signal of the other kind this soon after the first is that same stop.
+-define(SAME_STOP_MS, 2000).
 
 -record(gen, {
     n :: pos_integer(),
@@ -58,7 +59,7 @@
     announced = false :: boolean(),            %% "running on ..." was said
     pending = false :: boolean(),              %% a reload asked for while one starts
     stopping = false :: boolean(),
-    stopped_at :: undefined | integer(),      %% when the first SIGTERM came
+    stopped_by :: undefined | paired | {sigterm | sigusr2, integer()},  %% the first stop signal
     watch :: undefined | py_web_watch:t(),
     backoff = 0 :: non_neg_integer(),
     exit = 0 :: non_neg_integer()
@@ -74,7 +75,7 @@ run(Cli0) ->
     end,
     _ = [logger:notice("pyweb: ~ts ~ts: ignored (~ts)", [Name, value(V), Why])
          || {Name, V, Why} <- maps:get(ignored, Cli, []), Why =/= ""],
-    py_web_signals:install(self()),
+    py_web_signals:install(self(), [sigterm, sigusr2, sighup]),
     Listeners = listen(Cli),
     {ok, Control, Name} = case py_web_control:listen() of
                               {ok, _, _} = Ok -> Ok;
@@ -241,14 +242,8 @@ handle({Port, {exit_status, Status}}, M) when is_port(Port) ->
     exited(Port, Status, M);
 handle({py_web_signal, sighup}, M) ->
     reload(M, "SIGHUP");
-handle({py_web_signal, sigterm}, M = #m{stopping = false}) ->
-    logger:info("pyweb: shutting down (again to force)"),
-    stop_all(M#m{stopping = true, pending = false, stopped_at = now_ms()});
-handle({py_web_signal, sigterm}, M = #m{stopped_at = At}) ->
-    case now_ms() - At < ?SAME_SIGNAL_MS of
-        true -> M;
-        false -> force(M)
-    end;
+handle({py_web_signal, S}, M) when S =:= sigterm; S =:= sigusr2 ->
+    stop_signal(S, M);
 handle(py_web_watch, M = #m{watch = W, cli = Cli}) ->
     {Changed, W1} = py_web_watch:changes(W),
     erlang:send_after(delay(Cli), self(), py_web_watch),
@@ -264,6 +259,20 @@ handle({restart, Why}, M) ->
     reload(M, Why);
 handle(_, M) ->
     M.
+
+%% SIGTERM from the outside, SIGUSR2 from bin/pyweb (SIGINT or SIGTERM):
+%% the first stops gracefully, the other kind soon after is the same stop,
+%% any other forces.
+stop_signal(S, M = #m{stopping = false}) ->
+    logger:info("pyweb: shutting down (again to force)"),
+    stop_all(M#m{stopping = true, pending = false, stopped_by = {S, now_ms()}});
+stop_signal(S, M = #m{stopped_by = {First, At}}) when S =/= First ->
+    case now_ms() - At < ?SAME_STOP_MS of
+        true -> M#m{stopped_by = paired};
+        false -> force(M)
+    end;
+stop_signal(_, M) ->
+    force(M).
 
 -spec force(#m{}) -> no_return().
 force(M) ->
