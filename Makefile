@@ -6,7 +6,7 @@
 #   make build      the NIF and the Erlang apps (plain `rebar3 compile` does the same)
 #   make docs       the API reference (rebar3 edoc): doc/index.html, apps/py_web/doc/index.html
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
-#   make fuzz       the HTTP/1.1 parser's property suite at length
+#   make fuzz       the HTTP/1.1 parser's property suite and the socket fuzzer at length
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
@@ -94,12 +94,16 @@ test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q
 
 # The request parser's PropEr suite (test/py_web_h1_prop_tests.erl) with many cases per
-# property; `make test' runs it with 1000.  Seeded: PY_WEB_FUZZ_SEED=A,B,C (default 1,2,3).
+# property, and the socket-level fuzzer (test/py_web_h1_socket_tests.erl: the same
+# generators' requests sent to running servers); `make test' runs them with 1000 cases.
+# Seeded: PY_WEB_FUZZ_SEED=A,B,C (default 1,2,3).
 PY_WEB_FUZZ_N ?= 100000
+PY_WEB_SOCKET_FUZZ_N ?= 100000
 PY_WEB_FUZZ_SEED ?= 1,2,3
 fuzz: deps
-	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
-	  rebar3 eunit --module=py_web_h1_prop_tests
+	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_SOCKET_FUZZ_N=$(PY_WEB_SOCKET_FUZZ_N) \
+	  PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
+	  rebar3 eunit --module=py_web_h1_prop_tests,py_web_h1_socket_tests
 
 # Every module's edoc must build.
 test-docs: docs
@@ -144,7 +148,7 @@ QUICK ?=
 bench: build
 	QUICK=$(QUICK) PYTHON=$(PYTHON) bash bench/bench.sh
 
-# Request-head parsing, today's py_web_http against the strict py_web_h1_request, paired
+# Request-head parsing, the strict py_web_h1_request against bare decode_packet, paired
 # in one process (bench/h1_parse.erl).  Not a test: nothing asserts timings.
 RUNS ?= 15
 ITER ?= 20000

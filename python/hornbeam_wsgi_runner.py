@@ -37,6 +37,8 @@ HOP_BY_HOP_HEADERS = frozenset(
         "upgrade",
     }
 )
+# The environ key of a request body spooled to a file (see stream_wsgi).
+INPUT_FILE = "erlang_python.input_file"
 _STATUS = re.compile(r"[0-9]{3} [^\x00-\x1f\x7f]*\Z")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
@@ -203,8 +205,20 @@ def stream_wsgi(app: WSGIApp, environ: Environ, emit: Emit) -> None:
     non-empty body chunk (or at the end for an empty body);
     ``emit("body", chunk)`` is called for each non-empty chunk. The iterable's
     ``close()`` is always called, whether iteration succeeds or raises.
+
+    When the environ has ``erlang_python.input_file`` (py_wsgi:start/4's
+    ``body_file``: a request body read whole and spooled to a file), that key
+    is removed and ``wsgi.input`` is the file, opened read-only for the
+    duration of the call.
     """
-    _run(app, environ, _Response(emit))
+    path = environ.pop(INPUT_FILE, None)
+    if path is None:
+        _run(app, environ, _Response(emit))
+        return
+    # The path's bytes came as a latin-1 str, as every environ value does.
+    with open(path.encode("latin-1"), "rb") as body:
+        environ["wsgi.input"] = body
+        _run(app, environ, _Response(emit))
 
 
 def default_wsgi_handler(

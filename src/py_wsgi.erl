@@ -36,6 +36,8 @@
 -include("py_await.hrl").
 
 -define(DEFAULT_RUNNER, <<"hornbeam_wsgi_runner">>).
+%% The environ key that tells the runner's stream_wsgi to open the body file.
+-define(INPUT_FILE, <<"erlang_python.input_file">>).
 
 -type environ() :: #{binary() => term()}.
 -type status() :: binary().
@@ -45,7 +47,8 @@
 -type error() :: {bad_environ, term()} | {bad_runner, binary()} | {bad_response, binary()}
                | py:error().
 -type stream() :: reference().
--type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
+-type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean(),
+                         body_file => binary()}.
 -type event() :: {start, status(), headers()} | {body, binary()} | need_body | done
                | {error, error()}.
 -export_type([environ/0, response/0, opts/0, error/0, stream/0, stream_opts/0, event/0]).
@@ -77,7 +80,13 @@ run(_Module, _Callable, _Environ, Opts) ->
 %% @doc Starts `Module.Callable' on one request as a stream, on a worker thread of its
 %% own for the app's duration.  `wsgi.input' may be left out of `Environ': the app reads
 %% the body given with the `body' option (default `<<>>') and, with `more_body => true',
-%% what the owner feeds with {@link send_body/3}.  The calling process owns the stream
+%% what the owner feeds with {@link send_body/3}.  With `body_file' (a path) the body is
+%% that file instead, read whole before the app starts: the runner's stream_wsgi
+%% (hornbeam_wsgi_runner's; a custom runner must hand the environ to it or honour the
+%% environ key `erlang_python.input_file' itself) opens it read-only as wsgi.input, a
+%% real file (read, readline, readlines, iteration, seek), and closes it when the app
+%% returns; `body' and `more_body' are then not used.  The caller owns the file and may
+%% delete it at any time once the app has opened it.  The calling process owns the stream
 %% (monitored: if it dies, the app's reads and writes raise ConnectionResetError) and
 %% receives `{wsgi, Stream, Event}':
 %% <ul>
@@ -90,7 +99,14 @@ run(_Module, _Callable, _Environ, Opts) ->
 %% <li>`done', or `{error, Reason}' as for run/4.</li>
 %% </ul>
 -spec start(py:name(), py:name(), environ(), stream_opts()) -> {ok, stream()} | {error, error()}.
-start(Module, Callable, Environ, Opts) when is_map(Opts) ->
+start(Module, Callable, Environ, Opts = #{body_file := Path}) when is_binary(Path) ->
+    Env = case is_map(Environ) of
+              true -> Environ#{?INPUT_FILE => Path};
+              false -> Environ                      %% the NIF reports it
+          end,
+    py_nif:wsgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Env,
+                      <<>>, false);
+start(Module, Callable, Environ, Opts) when is_map(Opts), not is_map_key(body_file, Opts) ->
     py_nif:wsgi_start(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Environ,
                       maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
 start(_Module, _Callable, _Environ, Opts) ->

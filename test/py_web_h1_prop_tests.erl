@@ -37,7 +37,7 @@
 -import(proper_types, [list/1, non_empty/1, elements/1, oneof/1, frequency/1, choose/2,
                        vector/2, binary/0, bool/0, exactly/1]).
 
--export([cases/2]).
+-export([cases/2, socket_case/0, limits/1, count/1, seed/0]).
 
 -define(LIMITS, #{max_request_line => 8192, max_header_size => 32768, max_headers => 100}).
 %% Small limits for the mutation properties, so that they reach 414 and 431 too.
@@ -59,12 +59,18 @@ properties_test_() ->
       || P <- [valid_heads, invalid_heads, mutated_heads, valid_chunked,
                mutated_chunked]]}.
 
-count() ->
-    case os:getenv("PY_WEB_FUZZ_N") of
+count() -> count("PY_WEB_FUZZ_N").
+
+%% The number of cases in the environment variable Var (default 1000).
+-spec count(string()) -> pos_integer().
+count(Var) ->
+    case os:getenv(Var) of
         false -> 1000;
         S -> list_to_integer(S)
     end.
 
+%% PY_WEB_FUZZ_SEED, default {1, 2, 3}.
+-spec seed() -> {integer(), integer(), integer()}.
 seed() ->
     case os:getenv("PY_WEB_FUZZ_SEED") of
         false -> {1, 2, 3};
@@ -430,6 +436,29 @@ coding_list() ->
                                                    <<"100-continue">>, <<"close">>]),
                                          short_token()])),
          iolist_to_binary(lists:join(<<", ">>, Parts))).
+
+%% The requests of the socket-level fuzzer (py_web_h1_socket_tests):
+%% `{Kind, Bytes, Limits}', Limits those the server must have. Valid
+%% requests, requests with one targeted fault, mutated requests, and a
+%% chunked POST whose body is valid or mutated; each with what the
+%% generators put after the head (a body, a pipelined request, noise).
+socket_case() ->
+    Chunked = <<"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n">>,
+    frequency([{2, ?LET(R, request(), {valid, bytes(R), ?LIMITS})},
+               {3, ?LET({R, {Name, Mutate, _Status, Limits}}, ?LET(R, request(), {R, fault(R)}),
+                        {{invalid, Name}, bytes(Mutate(R)), Limits})},
+               {4, ?LET({R, Edits}, {noisy_request(), edits()},
+                        {mutated, edit(bytes(R), Edits), ?SMALL})},
+               {1, ?LET({Wire, _Data, Rest}, chunked_body(),
+                        {chunked, <<Chunked/binary, Wire/binary, Rest/binary>>, ?LIMITS})},
+               {2, ?LET({{Wire, _Data, Rest}, Edits}, {chunked_body(), edits()},
+                        {mutated_chunked, <<Chunked/binary, (edit(<<Wire/binary, Rest/binary>>,
+                                                                  Edits))/binary>>, ?SMALL})}]).
+
+%% The two sets of limits the generators use.
+-spec limits(default | small) -> map().
+limits(default) -> ?LIMITS;
+limits(small) -> ?SMALL.
 
 %%====================================================================
 %% Faults: {Name, fun(Model) -> Model, Status, Limits}

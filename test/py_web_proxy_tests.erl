@@ -52,7 +52,9 @@ x_forwarded_for_test_() ->
          {"127.0.0.1", "1.2.3.4:5678", {<<"1.2.3.4">>, 5678}},
          {"127.0.0.1", "[2001:db8::1]:5678", {<<"2001:db8::1">>, 5678}},
          {"127.0.0.1", "2001:db8::1", {<<"2001:db8::1">>, 0}},
-         {"127.0.0.1", "1.2.3.4:x", {<<"1.2.3.4:x">>, 0}}],
+         %% not an address (uvicorn would pass it on): the connection's own
+         {"127.0.0.1", "1.2.3.4:x", {<<"127.0.0.1">>, 1234}},
+         {"127.0.0.1", "unknown", {<<"127.0.0.1">>, 1234}}],
     [?_assertEqual({Client, <<"http">>},
                    apply_(<<"127.0.0.1">>, [{<<"x-forwarded-for">>, list_to_binary(XFF)}], T))
      || {T, XFF, Client} <- Cases].
@@ -106,6 +108,20 @@ forwarded_test() ->
     %% quoted strings hold separators
     ?assertEqual([#{for => <<"a,b;c">>, <<"ext">> => <<"q\"x">>}],
                  py_web_proxy:forwarded(<<"for=\"a,b;c\";ext=\"q\\\"x\"">>)).
+
+%% A field value may hold any octet (obs-text): never a crash, and what is
+%% not an address or a scheme is ignored.
+non_utf8_fields_test() ->
+    Bad = <<"1.2.3.4", 146, " ">>,
+    ?assertEqual({{<<"127.0.0.1">>, 1234}, <<"http">>},
+                 apply_(<<"127.0.0.1">>, [{<<"x-forwarded-proto">>, <<" ", 146>>},
+                                          {<<"x-forwarded-for">>, <<" ", 255, 146>>}], "127.0.0.1")),
+    ?assertMatch({{<<"127.0.0.1">>, 1234}, _}, apply_(<<"127.0.0.1">>, [{<<"x-forwarded-for">>, Bad}], "*")),
+    ?assertMatch({{<<"127.0.0.1">>, 1234}, _},
+                 apply_(<<"127.0.0.1">>, [{<<"x-forwarded-for">>, <<"unknown">>}], "127.0.0.1")),
+    ?assertEqual({{<<"127.0.0.1">>, 1234}, <<"http">>},
+                 apply_(<<"127.0.0.1">>, [{<<"forwarded">>, <<"for=", 146, ";pro", 200, "to=https">>}],
+                        "127.0.0.1")).
 
 unix_socket_peer_is_trusted_test() ->
     R = #req{peer = undefined, headers = [{<<"x-forwarded-for">>, <<"1.2.3.4">>},

@@ -17,7 +17,7 @@
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([log/2]).
 -export([environ_types/1, environ_defaults_and_overrides/1, wsgi_errors_to_logger/1,
-         input_methods/1,
+         input_methods/1, stream_body_file/1,
          bodies_byte_exact/1, latin1_path_and_headers/1, response_headers_order/1,
          write_callable/1, file_wrapper_and_generator/1, names_as_atoms_and_dotted/1,
          flask_routing_json/1, flask_query_utf8/1, flask_json_post/1,
@@ -47,7 +47,7 @@ all() ->
 
 groups() ->
     [{environ, [], [environ_types, environ_defaults_and_overrides, wsgi_errors_to_logger,
-                    input_methods,
+                    input_methods, stream_body_file,
                     bodies_byte_exact, latin1_path_and_headers, response_headers_order,
                     write_callable, file_wrapper_and_generator, names_as_atoms_and_dotted]},
      {flask, [], [flask_routing_json, flask_query_utf8, flask_json_post,
@@ -226,6 +226,38 @@ input_methods(_Config) ->
     ?assertEqual(Lines, Run(<<"raw_iter">>)),
     ?assertEqual(<<"[b'line one\\nline two\\r\\n\\nlast without newline', b'', b'']">>,
                  Run(<<"raw_readall">>)).
+
+%% py_wsgi:start/4 with `body_file': wsgi.input is that file, with the methods of the
+%% in-memory input and the same results; a path that is not a binary is badarg.
+stream_body_file(Config) ->
+    Body = <<"line one\nline two\r\n\nlast without newline">>,
+    Path = filename:join(?config(priv_dir, Config), "body"),
+    ok = file:write_file(Path, Body),
+    Run = fun(Mode) ->
+              Env = maps:remove(<<"wsgi.input">>,
+                                env(<<"POST">>, <<"/input?", Mode/binary>>,
+                                    [{<<"content-type">>, <<"text/plain">>}], Body)),
+              {ok, S} = py_wsgi:start(?APPS, input_methods, Env,
+                                      #{body_file => list_to_binary(Path)}),
+              stream_body(S, [])
+          end,
+    Lines = <<"[b'line one\\n', b'line two\\r\\n', b'\\n', b'last without newline']">>,
+    ?assertEqual(Lines, Run(<<"readlines">>)),
+    ?assertEqual(Lines, Run(<<"iter">>)),
+    ?assertEqual(<<"[b'line one\\n', b'li', b'ne two\\r\\n', b'\\nlast without newline']">>,
+                 Run(<<"readline">>)),
+    ?assertEqual({error, {badarg, {options, #{body_file => "body"}}}},
+                 py_wsgi:start(?APPS, input_methods, env(<<"GET">>, <<"/">>, [], <<>>),
+                               #{body_file => "body"})).
+
+stream_body(S, Acc) ->
+    receive
+        {wsgi, S, {start, <<"200 OK">>, _}} -> stream_body(S, Acc);
+        {wsgi, S, {body, B}} -> py_wsgi:ack(S, byte_size(B)), stream_body(S, [Acc, B]);
+        {wsgi, S, done} -> iolist_to_binary(Acc);
+        {wsgi, S, Other} -> ct:fail({unexpected, Other})
+    after 10000 -> ct:fail(no_stream_event)
+    end.
 
 %% Bodies arrive byte-exact in wsgi.input (length and sha256 computed in Python, nothing
 %% left after CONTENT_LENGTH bytes) and come back byte-exact.

@@ -26,6 +26,12 @@
 %%   /cl_bad           content-length: 10, body of 5 bytes (an app bug)
 %%   /cookies2         Set-Cookie values Cowboy's cookie API cannot express
 %%                     (a quoted value with a space, Expires)
+%%   /read_error       reads the whole body, then an error
+%%
+%% Every request an app sees is recorded when a test made the ETS table
+%% py_web_fake_requests (record/2). A WSGI body given as a file (body_file)
+%% is read from it at start, as the runner opens it; /echo then says
+%% x-input-type: BufferedReader, as the Python app does.
 %%
 %% For ASGI the scope's `path' is given as received (percent-encoded) and
 %% py_asgi's NIF decodes it: this double does the same (scope_path/1), so
@@ -45,14 +51,16 @@
 -define(HELLO, <<"Hello, World!">>).
 
 %% Hello fast path: what a trivial app costs (for wrk).
-start(asgi, _M, _C, #{path := <<"/">>}, _Opts) ->
+start(asgi, _M, _C, Env = #{path := <<"/">>}, _Opts) ->
+    record(asgi, Env),
     S = {fake, asgi, make_ref(), undefined},
     Self = self(),
     Self ! {asgi, S, {start, 200, [{<<"content-type">>, <<"text/plain">>}]}},
     Self ! {asgi, S, {body, ?HELLO, false}},
     Self ! {asgi, S, done},
     {ok, S};
-start(wsgi, _M, _C, #{<<"PATH_INFO">> := <<"/">>}, _Opts) ->
+start(wsgi, _M, _C, Env = #{<<"PATH_INFO">> := <<"/">>}, _Opts) ->
+    record(wsgi, Env),
     S = {fake, wsgi, make_ref(), undefined},
     Self = self(),
     Self ! {wsgi, S, {start, <<"200 OK">>, [{<<"content-type">>, <<"text/plain">>}]}},
@@ -61,7 +69,13 @@ start(wsgi, _M, _C, #{<<"PATH_INFO">> := <<"/">>}, _Opts) ->
     {ok, S};
 start(Kind, _M, _C, Env, Opts) ->
     {Path, Qs} = path(Kind, Env),
-    Body = maps:get(body, Opts, <<>>),
+    record(Kind, Env),
+    %% a WSGI body spooled to a file is read as the runner would: the file
+    %% is opened when the app starts
+    Body = case Opts of
+               #{body_file := File} -> {ok, B} = file:read_file(File), B;
+               _ -> maps:get(body, Opts, <<>>)
+           end,
     More = maps:get(more_body, Opts, false),
     Caller = self(),
     Ref = make_ref(),
@@ -79,7 +93,8 @@ start(Kind, _M, _C, Env, Opts) ->
                                 receive {go, S} -> ok end,
                                 put(path, Path),
                                 Fun(#{kind => Kind, s => S, caller => Caller,
-                                      qs => Qs, body => Body, more => More})
+                                      qs => Qs, body => Body, more => More,
+                                      file => is_map_key(body_file, Opts)})
                         end),
             S = {fake, Kind, Ref, Pid},
             Pid ! {go, S},
@@ -112,6 +127,22 @@ lifespan_startup(_M, C, _Opts) ->
 lifespan_shutdown(L) ->
     observe({fake, lifespan_shutdown, L}),
     ok.
+
+%% Every request an app sees, for the tests that check that a request did
+%% not reach the app: {Method, RawPath} in the public ETS table
+%% py_web_fake_requests when a test made it (requests/0 reads it).
+record(Kind, Env) ->
+    case ets:whereis(py_web_fake_requests) of
+        undefined -> ok;
+        _ ->
+            {M, P} = case Kind of
+                         asgi -> {maps:get(method, Env), maps:get(raw_path, Env)};
+                         wsgi -> {maps:get(<<"REQUEST_METHOD">>, Env),
+                                  maps:get(<<"PATH_INFO">>, Env)}
+                     end,
+            ets:insert(py_web_fake_requests, {erlang:unique_integer([monotonic]), M, P}),
+            ok
+    end.
 
 %%--------------------------------------------------------------------
 
@@ -223,10 +254,20 @@ route(<<"/big">>) ->
 route(<<"/echo">>) ->
     {proc, fun(A) ->
                    {Body, N} = read_body(A),
+                   Input = case A of
+                               #{file := true} -> [{<<"x-input-type">>, <<"BufferedReader">>}];
+                               _ -> []
+                           end,
                    emit(A, {start, 200, [{<<"content-type">>, <<"application/octet-stream">>},
-                                         {<<"x-body-chunks">>, integer_to_binary(N)}]}),
+                                         {<<"x-body-chunks">>, integer_to_binary(N)}
+                                         | Input]}),
                    emit(A, {body, Body, false}),
                    emit(A, done)
+           end};
+route(<<"/read_error">>) ->
+    {proc, fun(A) ->
+                   _ = read_body(A),
+                   emit(A, {error, python_error()})
            end};
 route(<<"/chunks_echo">>) ->
     {proc, fun(A = #{body := B0, more := M0}) ->

@@ -71,7 +71,7 @@ read_headers(S, Acc) ->
     F = fun(Buf) ->
                 case erlang:decode_packet(httph_bin, Buf, []) of
                     {ok, {http_header, _, _, Raw, V}, Rest} ->
-                        {ok, {py_web_http:lower(Raw), V}, Rest};
+                        {ok, {py_web_h1_field:lower(Raw), V}, Rest};
                     {ok, http_eoh, Rest} -> {ok, eoh, Rest};
                     {more, _} -> more;
                     Other -> error({bad_header, Other})

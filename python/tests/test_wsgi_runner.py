@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from _support import make_environ
 from hornbeam_wsgi_runner import (
+    INPUT_FILE,
     FileWrapper,
     default_wsgi_handler,
     run_wsgi,
@@ -347,6 +348,48 @@ def test_file_wrapper_without_close() -> None:
     wrapper = FileWrapper(Reader(), 2)  # type: ignore[arg-type]
     assert list(wrapper) == [b"ab", b"c"]
     wrapper.close()
+
+
+def test_stream_reads_a_spooled_body_from_its_file(tmp_path: Any) -> None:
+    # py_wsgi:start/4's body_file: the path comes as a latin-1 str of its bytes.
+    body = b"line one\nline two\n" + bytes(range(256))
+    path = tmp_path / "caf\xe9.body"
+    path.write_bytes(body)
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: Callable) -> list[bytes]:
+        inp = environ["wsgi.input"]
+        seen["keys"] = set(environ)
+        seen["first"] = inp.readline()
+        seen["rest"] = b"".join(inp)
+        seen["input"] = inp
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    environ = make_environ(method="POST")
+    environ[INPUT_FILE] = str(path).encode().decode("latin-1")
+    recorded: list[tuple] = []
+    stream_wsgi(app, environ, lambda *event: recorded.append(event))
+    assert seen["first"] + seen["rest"] == body
+    assert INPUT_FILE not in seen["keys"]
+    assert seen["input"].closed
+    assert recorded[-1] == ("body", b"ok")
+
+
+def test_stream_closes_the_spooled_body_when_the_app_raises(tmp_path: Any) -> None:
+    path = tmp_path / "b.body"
+    path.write_bytes(b"x")
+    seen: dict[str, Any] = {}
+
+    def app(environ: Environ, start_response: Callable) -> list[bytes]:
+        seen["input"] = environ["wsgi.input"]
+        raise ValueError("app failed")
+
+    environ = make_environ(method="POST")
+    environ[INPUT_FILE] = str(path)
+    with pytest.raises(ValueError):
+        stream_wsgi(app, environ, lambda *event: None)
+    assert seen["input"].closed
 
 
 def test_custom_runner_wraps_default_handler() -> None:

@@ -37,8 +37,16 @@
 %%     `request_timeout' (app silent before its response starts, 60000,
 %%     else 504), `body_timeout' (waiting for request body, 30000),
 %%     `shutdown_timeout' (graceful drain, 10000).</li>
+%% <li>WSGI request bodies: read whole before the app takes a Python worker
+%%     thread (a slow client does not hold one): in memory up to
+%%     `spool_threshold' bytes (1 MiB), beyond that in a file in a private
+%%     directory of the VM inside `spool_dir' (an existing directory;
+%%     default `tmpdir': $TMPDIR, else /tmp), which wsgi.input then reads
+%%     and which is deleted when the request ends (py_web_spool). The
+%%     limits above still apply (`max_body', `body_timeout' for each
+%%     read). ASGI apps get the body as it arrives.</li>
 %% <li>`root_path' (ASGI root_path / WSGI SCRIPT_NAME), `server_header'
-%%     (binary or `false'), `acceptors' (10), `backlog' (1024),
+%%     (binary or `false'), `acceptors' (10), `backlog' (2048),
 %%     `name' (register the server), `runner' and `timeout' (passed to
 %%     the py_asgi/py_wsgi calls), `asgi_backend'/`wsgi_backend'
 %%     (py_web_backend modules; default py_asgi/py_wsgi), `read_buffer'

@@ -1,6 +1,6 @@
 %% Internal records of py_web. Not a public header.
 
-%% One request as the app will see it: parsed by py_web_http (the server) or
+%% One request as the app will see it: parsed by py_web_h1_request (the server) or
 %% built by py_web_req:new/1 (the Cowboy and Elli handlers). The defaults
 %% are the parser's starting point, not configuration.
 -record(req, {
@@ -52,5 +52,7 @@
     body_timeout :: timeout(),
     handshake_timeout :: timeout(),
     read_buffer :: pos_integer(),
-    wsgi_hold :: non_neg_integer()
+    wsgi_hold :: non_neg_integer(),
+    spool_threshold :: non_neg_integer(),
+    spool_dir :: binary()
 }).

@@ -94,8 +94,8 @@ lit(L, Acc) -> [L | Acc].
 
 field(<<"{", T/binary>>) ->
     case binary:split(T, <<"}">>) of
-        [H, <<"i">>] when H =/= <<>> -> {req_header, py_web_http:lower(H)};
-        [H, <<"o">>] when H =/= <<>> -> {resp_header, py_web_http:lower(H)};
+        [H, <<"i">>] when H =/= <<>> -> {req_header, py_web_h1_field:lower(H)};
+        [H, <<"o">>] when H =/= <<>> -> {resp_header, py_web_h1_field:lower(H)};
         _ -> throw(bad_format)
     end;
 field(Name) ->
@@ -112,7 +112,7 @@ line({access_format, Parts}, R) ->
 part(B, _) when is_binary(B) -> B;
 part({req_header, N}, #{req := #req{headers = Hs}}) -> dash(header(N, Hs));
 part({req_header, _}, _) -> <<"-">>;
-part({resp_header, N}, #{headers := Hs}) -> dash(header(N, [{py_web_http:lower(K), V} || {K, V} <- Hs]));
+part({resp_header, N}, #{headers := Hs}) -> dash(header(N, [{py_web_h1_field:lower(K), V} || {K, V} <- Hs]));
 part({field, Name}, R) -> value(Name, R).
 
 value(<<"h">>, #{peer := undefined}) -> <<"-">>;

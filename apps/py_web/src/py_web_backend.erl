@@ -24,8 +24,12 @@
                | {trailers, [{binary(), binary()}], boolean()}
                | need_body | done | {error, term()}.
 
+%% The options: `body' (the request body read so far) and `more_body'
+%% (more follows, `need_body'); or, WSGI only, `body_file': the whole body is
+%% in this file (wsgi.input reads it; `body' is empty, `more_body' false).
 -callback start(Module :: binary(), Callable :: binary(), ScopeOrEnviron :: map(),
-                #{body := binary(), more_body := boolean(), atom() => term()}) ->
+                #{body := binary(), more_body := boolean(), body_file => binary(),
+                  atom() => term()}) ->
     {ok, stream()} | {error, term()}.
 -callback send_body(stream(), binary(), More :: boolean()) -> ok.
 -callback ack(stream(), Bytes :: non_neg_integer()) -> ok.
@@ -37,17 +41,23 @@
 -optional_callbacks([lifespan_startup/3, lifespan_shutdown/1]).
 
 %% @doc Start the configured app on a request: the ASGI scope or the WSGI
-%% environ is built from Req, Body is the request body already read and
-%% More whether more will follow (`need_body'). A backend that raises is an
-%% error, not a crash of the caller.
--spec start(#req{}, #cfg{}, binary(), boolean()) -> {ok, stream()} | {error, term()}.
+%% environ is built from Req, Body is the request body already read (or
+%% `{file, Path}', a WSGI body spooled whole to a file) and More whether
+%% more will follow (`need_body'). A backend that raises is an error, not a
+%% crash of the caller.
+-spec start(#req{}, #cfg{}, binary() | {file, binary()}, boolean()) ->
+          {ok, stream()} | {error, term()}.
 start(Req, Cfg = #cfg{interface = I, backend = B, module = M, callable = C,
                       call_opts = O}, Body, More) ->
     Env = case I of
               asgi -> py_web_asgi:scope(Req, Cfg);
               wsgi -> py_web_wsgi:environ(Req, Cfg)
           end,
-    try B:start(M, C, Env, O#{body => Body, more_body => More}) of
+    Opts = case Body of
+               {file, Path} -> O#{body => <<>>, more_body => false, body_file => Path};
+               _ -> O#{body => Body, more_body => More}
+           end,
+    try B:start(M, C, Env, Opts) of
         {ok, Stream} -> {ok, Stream};
         {error, _} = E -> E;
         Other -> {error, {bad_return, Other}}

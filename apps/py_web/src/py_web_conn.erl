@@ -5,10 +5,16 @@
 %% The socket is read with `{active, once}' so that the process waits on
 %% the socket, the app's stream events (`{asgi | wsgi, Stream, Event}') and
 %% the listener's drain message at once. Request heads are parsed by
-%% py_web_http; the body is handed to the app as it arrives, as far as the
-%% app asked for it (`need_body', then a window of ?BODY_WINDOW bytes);
-%% what to send is py_web_exchange's decision, carried out here on the
-%% socket, each body chunk acknowledged once written (backpressure).
+%% py_web_h1_request, chunked bodies decoded by py_web_h1_chunked (strict
+%% RFC 9112: anything else is answered 4xx/5xx and the connection closed,
+%% before the app sees the request). An ASGI app gets the body as it
+%% arrives, as far as it asked for it (`need_body', then a window of
+%% ?BODY_WINDOW bytes). A WSGI app gets the whole body at once: it is read
+%% here before the app takes a worker thread (a slow client must not hold
+%% one), in memory up to `spool_threshold' bytes, beyond that in a file
+%% (py_web_spool) whose path the app reads. What to send is
+%% py_web_exchange's decision, carried out here on the socket, each body
+%% chunk acknowledged once written (backpressure).
 -module(py_web_conn).
 
 -include("py_web.hrl").
@@ -31,8 +37,10 @@
     ok :: tcp | ssl,
     closed :: tcp_closed | ssl_closed,
     error :: tcp_error | ssl_error,
+    limits :: py_web_h1_request:limits(),
     buf = <<>> :: binary(),
     armed = false :: boolean(),
+    spool :: py_web_spool:t() | undefined,     %% the WSGI request body's file
     peer :: {binary(), inet:port_number()} | undefined,
     local :: {binary(), inet:port_number()} | undefined,
     draining = false :: boolean(),
@@ -45,7 +53,7 @@
     stream :: term(),
     backend :: module(),
     req :: #req{},
-    body :: done | {cl, pos_integer()} | {chunked, py_web_http:chunk_state()},
+    body :: body(),
     total = 0 :: non_neg_integer(),        %% request body bytes read
     continue = false :: boolean(),         %% 100 Continue still owed
     want = false :: boolean(),             %% app waits for body
@@ -53,6 +61,18 @@
     chunked = false :: boolean(),          %% the response body is chunked
     close = false :: boolean(),            %% close the connection after the response
     t0 :: integer()                        %% monotonic microseconds at the request's start
+}).
+
+%% What is left to read of a request body.
+-type body() :: done | {cl, pos_integer()} | {chunked, py_web_h1_chunked:state()}.
+
+%% A WSGI request body being read before the app starts: in memory (Acc,
+%% reversed), or in the connection's spool file once it has one.
+-record(pre, {
+    body :: body(),
+    total :: non_neg_integer(),
+    acc = [] :: [binary()],
+    ctx :: {#req{}, integer()}               %% the request and its start (access line)
 }).
 
 %%====================================================================
@@ -81,8 +101,12 @@ init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
     case connection(Cfg, Sock0) of
         {ok, Sock, Peer, Local, Initial} ->
             {Ok, Closed, Error} = py_web_transport:messages(T),
+            Limits = #{max_request_line => Cfg#cfg.max_request_line,
+                       max_header_size => Cfg#cfg.max_header_size,
+                       max_headers => Cfg#cfg.max_headers},
             request(#st{sock = Sock, cfg = Cfg, t = T, ok = Ok, closed = Closed,
-                        error = Error, peer = Peer, local = Local, buf = Initial}, undefined);
+                        error = Error, peer = Peer, local = Local, limits = Limits,
+                        buf = Initial}, undefined);
         error ->
             gen_tcp:close(Sock0),
             exit(normal)
@@ -131,10 +155,10 @@ request(St = #st{draining = true, linger = false, buf = <<>>}, _) ->
     stop(St);
 request(St = #st{buf = <<>>}, Deadline) ->
     wait_head(St, Deadline);
-request(St = #st{buf = Buf, cfg = Cfg}, Deadline) ->
-    case py_web_http:parse_request(Buf, Cfg) of
-        {ok, Req, Rest} ->
-            exchange(Req, St#st{buf = Rest});
+request(St = #st{buf = Buf, limits = Limits}, Deadline) ->
+    case py_web_h1_request:parse(Buf, Limits) of
+        {ok, Head, Rest} ->
+            exchange(req(Head), St#st{buf = Rest});
         {more, Buf2} ->
             wait_head(St#st{buf = Buf2}, Deadline);
         {error, Code} ->
@@ -188,65 +212,204 @@ wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
 
 now_ms() -> erlang:monotonic_time(millisecond).
 
+%% The request of a parsed head (target and authority are not used: for an
+%% absolute-form target the scope has its path, as for the origin form).
+req(#{method := M, version := V, raw_path := Path, qs := Qs, headers := Hs, clen := CL,
+      chunked := Chunked, keepalive := KA, expect := Expect}) ->
+    #req{method = M, version = V, raw_path = Path, qs = Qs, headers = Hs, clen = CL,
+         chunked = Chunked, keepalive = KA, expect = Expect}.
+
 %%====================================================================
 %% One exchange
 %%====================================================================
 
-exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local, buf = Buf}) ->
+exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
     T0 = erlang:monotonic_time(microsecond),
     Req = py_web_proxy:request(Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
                                Cfg),
     Init = case py_web_limits:request(Cfg#cfg.limits) of
-               ok -> body_init(Req, Buf, Cfg);
+               ok -> body_init(Req, St);
                over_capacity -> {error, 503}
            end,
     case Init of
         {error, Code} ->
             reply_error(Code, {Req, T0}, St);
-        {ok, Initial, Body, Total, Rest} ->
-            More = Body =/= done,
-            X = #x{ex = py_web_exchange:new(Req, Cfg, py_web_exchange:caps(server)),
-                   backend = Cfg#cfg.backend, req = Req, body = Body, total = Total,
-                   continue = Req#req.expect andalso More, t0 = T0},
-            St1 = St#st{buf = Rest},
-            case py_web_backend:start(Req, Cfg, Initial, More) of
-                {ok, Stream} -> run(X#x{stream = Stream}, St1);
-                {error, _} = E -> event(E, X, St1)
-            end
+        {ok, Initial, done, Total, St1} ->
+            start(Req, Initial, done, Total, T0, St1);
+        {ok, Initial, Body, Total, St1} when Cfg#cfg.interface =:= wsgi ->
+            preread(Req, Initial, Body, Total, T0, St1);
+        {ok, Initial, Body, Total, St1} ->
+            start(Req, Initial, Body, Total, T0, St1)
     end.
 
-body_init(#req{chunked = true}, Buf, Cfg) ->
-    chunked_body(Buf, py_web_http:chunked_init(), 0, Cfg);
-body_init(#req{clen = undefined}, Buf, _Cfg) ->
-    {ok, <<>>, done, 0, Buf};
-body_init(#req{clen = 0}, Buf, _Cfg) ->
-    {ok, <<>>, done, 0, Buf};
-body_init(#req{clen = N}, _Buf, #cfg{max_body = Max})
+%% Start the app with the body read so far (a binary, or the file of a
+%% spooled one); Body is what is left to read (the app asks for it).
+start(Req0, Initial, Body, Total, T0, St = #st{cfg = Cfg}) ->
+    Req = known_length(Req0, Body, Total, Cfg),
+    More = Body =/= done,
+    X = #x{ex = py_web_exchange:new(Req, Cfg, py_web_exchange:caps(server)),
+           backend = Cfg#cfg.backend, req = Req, body = Body, total = Total,
+           continue = Req#req.expect andalso More, t0 = T0},
+    case py_web_backend:start(Req, Cfg, Initial, More) of
+        {ok, Stream} -> run(X#x{stream = Stream}, St);
+        {error, _} = E -> event(E, X, St)
+    end.
+
+%% A WSGI app gets a chunked body whole and decoded: its headers say so
+%% as a proxy that buffers the body does (nginx): Transfer-Encoding, which
+%% described the framing, is replaced by the body's Content-Length
+%% (CONTENT_LENGTH, besides wsgi.input_terminated: frameworks that ignore the
+%% latter, Django for one, would read nothing without it).
+known_length(Req = #req{chunked = true, headers = Hs}, done, Total, #cfg{interface = wsgi}) ->
+    Req#req{headers = [H || H = {N, _} <- Hs, N =/= <<"transfer-encoding">>]
+                ++ [{<<"content-length">>, integer_to_binary(Total)}]};
+known_length(Req, _Body, _Total, _Cfg) ->
+    Req.
+
+%% The body's first bytes (what came with the head), and what is left to
+%% read. A Content-Length over max_body is refused at once.
+body_init(#req{chunked = true}, St = #st{buf = Buf, limits = Limits}) ->
+    body_take({chunked, py_web_h1_chunked:init(Limits)}, 0, Buf, St);
+body_init(#req{clen = undefined}, St) ->
+    {ok, <<>>, done, 0, St};
+body_init(#req{clen = 0}, St) ->
+    {ok, <<>>, done, 0, St};
+body_init(#req{clen = N}, #st{cfg = #cfg{max_body = Max}})
   when is_integer(Max), N > Max ->
     {error, 413};
-body_init(#req{clen = N}, Buf, _Cfg) when byte_size(Buf) >= N ->
-    <<Body:N/binary, Rest/binary>> = Buf,
-    {ok, Body, done, N, Rest};
-body_init(#req{clen = N}, Buf, _Cfg) ->
-    {ok, Buf, {cl, N - byte_size(Buf)}, byte_size(Buf), <<>>}.
+body_init(#req{clen = N}, St = #st{buf = Buf}) ->
+    body_take({cl, N}, 0, Buf, St).
 
-%% Decode what Buf holds of a chunked body; Total counts bytes so far.
-chunked_body(Buf, CS, Total, #cfg{max_body = Max}) ->
+%% Take what Buf holds of the body: the data, what is left to read after
+%% it, the total read so far, and the state with the rest of Buf. Errors:
+%% 413 over max_body, 400/431 from the chunked decoder.
+body_take({cl, Left}, Total, Buf, St) when byte_size(Buf) >= Left ->
+    <<Data:Left/binary, Rest/binary>> = Buf,
+    {ok, Data, done, Total + Left, St#st{buf = Rest}};
+body_take({cl, Left}, Total, Buf, St) ->
+    {ok, Buf, {cl, Left - byte_size(Buf)}, Total + byte_size(Buf), St#st{buf = <<>>}};
+body_take({chunked, CS}, Total, Buf, St = #st{cfg = #cfg{max_body = Max}}) ->
     Limit = case Max of
                 infinity -> 1 bsl 40;
                 _ -> Max - Total + 1
             end,
-    case py_web_http:decode_chunked(Buf, CS, Limit) of
+    case py_web_h1_chunked:decode(Buf, CS, Limit) of
         {ok, Data, Rest, CS2} ->
             Bin = iolist_to_binary(Data),
             Total2 = Total + byte_size(Bin),
+            Body = case CS2 of
+                       done -> done;
+                       _ -> {chunked, CS2}
+                   end,
             if
                 is_integer(Max), Total2 > Max -> {error, 413};
-                CS2 =:= done -> {ok, Bin, done, Total2, Rest};
-                true -> {ok, Bin, {chunked, CS2}, Total2, Rest}
+                true -> {ok, Bin, Body, Total2, St#st{buf = Rest}}
             end;
-        {error, bad_chunk} ->
-            {error, 400}
+        {error, _} = E ->
+            E
+    end.
+
+%%====================================================================
+%% WSGI: the whole request body before the app
+%%====================================================================
+
+%% Read the rest of a WSGI request body, then start the app with it: a
+%% worker thread is only taken by a request that is ready to run. The
+%% client has body_timeout for each read (408 when it stops sending).
+preread(Req, Initial, Body, Total, T0, St0 = #st{cfg = Cfg}) ->
+    St = case Req#req.expect of
+             true -> send_st(<<"HTTP/1.1 100 Continue\r\n\r\n">>, St0);
+             false -> St0
+         end,
+    Expected = case Body of
+                   {cl, Left} -> Total + Left;
+                   _ -> Total
+               end,
+    P = #pre{body = Body, total = Total, ctx = {Req, T0}},
+    St1 = case Expected > Cfg#cfg.spool_threshold of
+              true -> spool(P, St);
+              false -> St
+          end,
+    pre_loop(Req#req{expect = false}, pre_store(Initial, P, St1), T0, St1).
+
+pre_loop(Req, P = #pre{body = done}, T0, St) ->
+    pre_done(Req, P, T0, St);
+pre_loop(Req, P, T0, St0 = #st{sock = Sock, cfg = Cfg}) ->
+    St = arm(St0),
+    #st{ok = Ok, closed = Closed, error = Error} = St,
+    receive
+        {Ok, Sock, Data} ->
+            Buf = <<(St#st.buf)/binary, Data/binary>>,
+            case body_take(P#pre.body, P#pre.total, Buf, St#st{armed = false}) of
+                {ok, Bin, Body, Total, St1} ->
+                    P1 = P#pre{body = Body, total = Total},
+                    case St1#st.spool =:= undefined andalso
+                        Total > Cfg#cfg.spool_threshold of
+                        true ->
+                            %% what memory held so far goes first
+                            St2 = spool(P1, St1),
+                            P2 = pre_store(lists:reverse(P#pre.acc), P1#pre{acc = []}, St2),
+                            pre_loop(Req, pre_store(Bin, P2, St2), T0, St2);
+                        false ->
+                            pre_loop(Req, pre_store(Bin, P1, St1), T0, St1)
+                    end;
+                {error, Code} ->
+                    reply_error(Code, P#pre.ctx, St)
+            end;
+        {Closed, Sock} -> client_left(P, St);
+        {Error, Sock, _} -> client_left(P, St);
+        {py_web, drain} -> pre_loop(Req, P, T0, St#st{draining = true});
+        {py_web, retire} -> pre_loop(Req, P, T0, St#st{draining = true, linger = true});
+        {py_web, cut} -> reply_error(503, P#pre.ctx, St)
+    after Cfg#cfg.body_timeout ->
+        reply_error(408, P#pre.ctx, St)
+    end.
+
+%% The client went away before its body was read: 499 in the access line.
+-spec client_left(#pre{}, #st{}) -> no_return().
+client_left(#pre{ctx = {Req, T0}}, St) ->
+    access_log(Req, T0, 499, 0, [], St),
+    stop(St).
+
+%% Keep Data: in the spool file if there is one, else in memory.
+pre_store(Data, P = #pre{acc = Acc}, #st{spool = undefined}) ->
+    P#pre{acc = [Data | Acc]};
+pre_store(Data, P, St = #st{spool = Spool}) ->
+    case py_web_spool:write(Spool, Data) of
+        ok -> P;
+        {error, Reason} -> spool_error(write, Reason, P, St)
+    end.
+
+%% The spool file is the connection's from here (unspool/1 deletes it).
+spool(P, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
+    case py_web_spool:open(Dir) of
+        {ok, Spool} -> St#st{spool = Spool};
+        {error, Reason} -> spool_error(open, Reason, P, St)
+    end.
+
+-spec spool_error(open | write | close, term(), #pre{}, #st{}) -> no_return().
+spool_error(What, Reason, P, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
+    logger:error("py_web: cannot ~s a request body file in ~ts: ~ts", [What, Dir,
+                                                                       py_web_log:reason(Reason)],
+                 #{py_web => server}),
+    reply_error(500, P#pre.ctx, St).
+
+pre_done(Req, #pre{acc = Acc, total = Total}, T0, St = #st{spool = undefined}) ->
+    start(Req, iolist_to_binary(lists:reverse(Acc)), done, Total, T0, St);
+pre_done(Req, P = #pre{total = Total}, T0, St = #st{spool = Spool0}) ->
+    case py_web_spool:close(Spool0) of
+        {ok, Spool} ->
+            start(Req, {file, py_web_spool:path(Spool)}, done, Total, T0,
+                  St#st{spool = Spool});
+        {error, Reason} ->
+            spool_error(close, Reason, P, St)
+    end.
+
+%% Before an app runs: a failed write ends the connection.
+send_st(Data, St = #st{sock = Sock, t = T}) ->
+    case py_web_transport:send(T, Sock, Data) of
+        ok -> St;
+        {error, _} -> stop(St)
     end.
 
 %%====================================================================
@@ -370,7 +533,7 @@ perform([abort | _], X, St) ->
     stop(St);
 perform([done | _], X, St) ->
     access_log(X, St),
-    after_response(X, St, ?DISCARD_LIMIT).
+    after_response(X, unspool(St), ?DISCARD_LIMIT).
 
 %% The connection closes after the response when the exchange says so, when
 %% the server drains, or when a 100 Continue is still owed (the client will
@@ -415,23 +578,13 @@ deliver_body(X, St) ->
     end.
 
 %% Take what the buffer holds of the request body.
-take_body(X = #x{body = {cl, Left}}, St = #st{buf = Buf}) when Buf =/= <<>> ->
-    {Data, Rest, Body} =
-        case byte_size(Buf) >= Left of
-            true ->
-                <<D:Left/binary, R/binary>> = Buf,
-                {D, R, done};
-            false ->
-                {Buf, <<>>, {cl, Left - byte_size(Buf)}}
-        end,
-    {data, Data, X#x{body = Body, total = X#x.total + byte_size(Data)}, St#st{buf = Rest}};
-take_body(X = #x{body = {chunked, CS}, total = Total}, St = #st{buf = Buf, cfg = Cfg})
-  when Buf =/= <<>> ->
-    case chunked_body(Buf, CS, Total, Cfg) of
-        {ok, <<>>, Body = {chunked, _}, _, Rest} ->
-            {more, X#x{body = Body}, St#st{buf = Rest}};
-        {ok, Data, Body, Total2, Rest} ->
-            {data, Data, X#x{body = Body, total = Total2}, St#st{buf = Rest}};
+take_body(X = #x{body = Body, total = Total}, St = #st{buf = Buf})
+  when Buf =/= <<>>, Body =/= done ->
+    case body_take(Body, Total, Buf, St) of
+        {ok, <<>>, Body2 = {chunked, _}, _, St1} ->
+            {more, X#x{body = Body2}, St1};
+        {ok, Data, Body2, Total2, St1} ->
+            {data, Data, X#x{body = Body2, total = Total2}, St1};
         {error, _} = E ->
             E
     end;
@@ -446,7 +599,7 @@ give_body(Data, X = #x{backend = B, stream = S, body = Body, credit = Credit}, S
            end,
     {X#x{want = false, credit = Left}, St}.
 
--spec body_error(400 | 413, #x{}, #st{}) -> no_return().
+-spec body_error(400 | 413 | 431, #x{}, #st{}) -> no_return().
 body_error(Code, X = #x{ex = Ex}, St) ->
     abandon(X),
     case py_web_exchange:started(Ex) of
@@ -542,12 +695,20 @@ stop(St) ->
     close(St),
     exit(normal).
 
-close(#st{t = T, sock = Sock}) ->
+close(St = #st{t = T, sock = Sock}) ->
+    _ = unspool(St),
     py_web_transport:close(T, Sock).
+
+%% The request is over: its body file goes.
+unspool(St = #st{spool = undefined}) ->
+    St;
+unspool(St = #st{spool = Spool}) ->
+    py_web_spool:delete(Spool),
+    St#st{spool = undefined}.
 
 arm(St = #st{armed = true}) -> St;
 arm(St = #st{sock = Sock, t = T}) ->
     case py_web_transport:active_once(T, Sock) of
         ok -> St#st{armed = true};
-        {error, _} -> exit(normal)
+        {error, _} -> stop(St)
     end.

@@ -184,7 +184,7 @@ data(IsFin, Data, #c{req = Req}) ->
 %% order), then framing, connection, Date and Server.
 headers(#{headers := Hs, framing := F, length := Len, close := Close, date := D, server := S},
         Server) ->
-    M0 = lists:foldl(fun({N, V}, M) -> add(py_web_http:lower(N), V, M) end, #{}, Hs),
+    M0 = lists:foldl(fun({N, V}, M) -> add(py_web_h1_field:lower(N), V, M) end, #{}, Hs),
     M1 = case F of
              length -> M0#{<<"content-length">> => integer_to_binary(Len)};
              _ -> M0

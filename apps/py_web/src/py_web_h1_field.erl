@@ -20,7 +20,7 @@
 %% come from a table of literals. Pure: no processes, no state.
 -module(py_web_h1_field).
 
--export([section/4, list_tokens/1, is_token/1, is_tchar/1, lower/1]).
+-export([section/4, list_tokens/1, is_token/1, is_tchar/1, is_value/1, lower/1]).
 
 -export_type([field/0]).
 
@@ -127,6 +127,15 @@ all_tchar(<<C, R/binary>>) ->
         false -> false
     end;
 all_tchar(<<>>) -> true.
+
+%% @doc A field value's bytes (RFC 9110 §5.5): field-vchar (VCHAR,
+%% obs-text), SP and HTAB; no other control character, no DEL. The rule
+%% value/7 applies while parsing, for values that do not come from a
+%% parse (an app's response headers, a reason phrase).
+-spec is_value(binary()) -> boolean().
+is_value(<<C, R/binary>>) when ?VSP(C); C =:= $\t -> is_value(R);
+is_value(<<_, _/binary>>) -> false;
+is_value(<<>>) -> true.
 
 %% @doc The elements of a comma-separated list value (RFC 9110 §5.6.1),
 %% lower-cased, OWS trimmed, empty elements dropped (a recipient must

@@ -44,7 +44,7 @@
 %% When a request has several faults, 400 comes before 501, 501 before 417.
 -module(py_web_h1_request).
 
--export([parse/2]).
+-export([parse/2, content_length/1]).
 
 -export_type([head/0, limits/0, result/0, status/0]).
 
@@ -432,7 +432,9 @@ coding_name(<<>>, _N, _C) ->
 skip_ows(<<C, R/binary>>) when C =:= $\s; C =:= $\t -> skip_ows(R);
 skip_ows(B) -> B.
 
-%% 1*DIGIT, at most 18 digits (below 2^60: no bignum arithmetic).
+%% @doc A Content-Length value (§6.2): 1*DIGIT, at most 18 digits (below
+%% 2^60: no bignum arithmetic); also the rule for an app's response.
+-spec content_length(binary()) -> non_neg_integer() | error.
 content_length(<<>>) -> error;
 content_length(V) when byte_size(V) > 18 -> error;
 content_length(V) -> digits(V, 0).

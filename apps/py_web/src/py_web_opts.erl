@@ -49,6 +49,8 @@
     shutdown_timeout => 10000,
     read_buffer => 65536,
     wsgi_hold => 2,
+    spool_threshold => 1024 * 1024,
+    spool_dir => tmpdir,
     asgi_backend => py_asgi,
     wsgi_backend => py_wsgi
 }).
@@ -114,6 +116,8 @@ validate(Opts) when is_map(Opts) ->
         ProxyAllow = trust(proxy_allow_ips, O),
         Headers = headers(maps:get(headers, O)),
         Access = access_format(maps:get(access_log_format, O)),
+        non_neg(spool_threshold, O),
+        SpoolDir = spool_dir(maps:get(spool_dir, O)),
         case maps:get(max_body, O) of
             infinity -> ok;
             _ -> non_neg(max_body, O)
@@ -130,7 +134,7 @@ validate(Opts) when is_map(Opts) ->
         {ok, O#{app := App, ip := Ip, bind := Binds, server_header := Server,
                 root_path := Root, forwarded_allow_ips := Forwarded,
                 proxy_allow_ips := ProxyAllow, headers := Headers,
-                access_log_format := Access}}
+                access_log_format := Access, spool_dir := SpoolDir}}
     catch
         throw:{K, V} -> {error, {bad_option, K, V}}
     end;
@@ -181,7 +185,9 @@ cfg(O, Run) ->
          body_timeout = maps:get(body_timeout, O),
          handshake_timeout = maps:get(handshake_timeout, O),
          read_buffer = maps:get(read_buffer, O),
-         wsgi_hold = maps:get(wsgi_hold, O)}.
+         wsgi_hold = maps:get(wsgi_hold, O),
+         spool_threshold = maps:get(spool_threshold, O),
+         spool_dir = maps:get(spool_dir, O)}.
 
 %% @doc The configuration of a Cowboy or Elli route from its options (the
 %% server's, see py_web; `state' gives the lifespan state to put in each
@@ -280,7 +286,7 @@ header({N, V}) ->
     Name = text(headers, N),
     Value = text(headers, V),
     case py_web_http:response_head([{Name, Value}]) of
-        #{headers := [_]} -> {py_web_http:lower(Name), Value};
+        #{headers := [_]} -> {py_web_h1_field:lower(Name), Value};
         _ -> throw({headers, {N, V}})
     end;
 header(S) when is_list(S); is_binary(S) ->
@@ -304,6 +310,18 @@ binds(L) when is_list(L) ->
      end || B <- L];
 binds(V) ->
     throw({bind, V}).
+
+%% An existing directory; `tmpdir' is the system's temporary directory
+%% ($TMPDIR, else /tmp, as Python's tempfile looks first).
+spool_dir(tmpdir) ->
+    case os:getenv("TMPDIR") of
+        Dir when is_list(Dir), Dir =/= "" -> spool_dir(Dir);
+        _ -> spool_dir(<<"/tmp">>)
+    end;
+spool_dir(Dir) ->
+    D = text(spool_dir, Dir),
+    filelib:is_dir(D) orelse throw({spool_dir, Dir}),
+    D.
 
 server_header(false) -> false;
 server_header(V) -> text(server_header, V).

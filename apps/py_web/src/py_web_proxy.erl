@@ -17,7 +17,8 @@
 %% <li>`X-Forwarded-For' (all of them, joined): the client is the right-most
 %%     address that is not a trusted proxy, or the left-most when every one
 %%     is (uvicorn's rule; `host:port' and `[v6]:port' give the port, else
-%%     0);</li>
+%%     0); an entry that is not an IP address (`unknown', junk) leaves the
+%%     connection's address (uvicorn would pass it on as the client);</li>
 %% <li>`Forwarded' (RFC 7239), only when the request has neither
 %%     X-Forwarded-For nor X-Forwarded-Proto: the same walk over its `for'
 %%     nodes, and that element's `proto'. Not mixed with the X-Forwarded-*
@@ -147,7 +148,7 @@ apply_fields({undefined, [], Fwd}, Req, Trust) ->
         none -> Req;
         {{Host, Port}, E} ->
             Req1 = case maps:find(proto, E) of
-                       {ok, P} -> scheme(string:lowercase(P), Req);
+                       {ok, P} -> scheme(py_web_h1_field:lower(P), Req);
                        error -> Req
                    end,
             case is_ip(Host) of
@@ -158,16 +159,19 @@ apply_fields({undefined, [], Fwd}, Req, Trust) ->
 apply_fields({Proto, For, _}, Req, Trust) ->
     Req1 = case Proto of
                undefined -> Req;
-               _ -> scheme(string:trim(Proto), Req)
+               _ -> scheme(ows(Proto), Req)
            end,
     case For of
         [] -> Req1;
         _ ->
-            Hosts = [string:trim(H) || H <- binary:split(iolist_to_binary(lists:join(<<", ">>, For)),
+            Hosts = [ows(H) || H <- binary:split(iolist_to_binary(lists:join(<<", ">>, For)),
                                                         <<",">>, [global])],
             case pick([{H, H} || H <- Hosts], Trust) of
-                {{<<>>, _}, _} -> Req1;
-                {Client, _} -> Req1#req{peer = Client};
+                {{Host, _} = Client, _} ->
+                    case is_ip(Host) of
+                        true -> Req1#req{peer = Client};
+                        false -> Req1
+                    end;
                 none -> Req1
             end
     end.
@@ -242,7 +246,7 @@ element_map(E) ->
     lists:foldl(fun(Pair, M) ->
                         case binary:split(Pair, <<"=">>) of
                             [K, V] when K =/= <<>> ->
-                                M#{key(string:lowercase(string:trim(K))) => unquote(string:trim(V))};
+                                M#{key(py_web_h1_field:lower(ows(K))) => unquote(ows(V))};
                             _ -> M
                         end
                 end, #{}, split_quoted(E, $;)).
@@ -266,16 +270,30 @@ unescape(<<$\\, C, T/binary>>) -> <<C, (unescape(T))/binary>>;
 unescape(<<C, T/binary>>) -> <<C, (unescape(T))/binary>>;
 unescape(<<>>) -> <<>>.
 
+%% A field's text without spaces and tabs around it (bytes: a field value
+%% may hold any octet, RFC 9110 §5.5).
+ows(B) -> ows_right(ows_left(B)).
+
+ows_left(<<C, T/binary>>) when C =:= $\s; C =:= $\t -> ows_left(T);
+ows_left(B) -> B.
+
+ows_right(<<>>) -> <<>>;
+ows_right(B) ->
+    case binary:last(B) of
+        C when C =:= $\s; C =:= $\t -> ows_right(binary:part(B, 0, byte_size(B) - 1));
+        _ -> B
+    end.
+
 %% Split on Sep outside double quotes, trimming each part.
 split_quoted(B, Sep) -> split_quoted(B, Sep, false, <<>>, []).
 
 split_quoted(<<>>, _, _, Cur, Acc) ->
-    lists:reverse([string:trim(Cur) | Acc]);
+    lists:reverse([ows(Cur) | Acc]);
 split_quoted(<<$\\, C, T/binary>>, Sep, true, Cur, Acc) ->
     split_quoted(T, Sep, true, <<Cur/binary, $\\, C>>, Acc);
 split_quoted(<<$", T/binary>>, Sep, Q, Cur, Acc) ->
     split_quoted(T, Sep, not Q, <<Cur/binary, $">>, Acc);
 split_quoted(<<C, T/binary>>, Sep, false, Cur, Acc) when C =:= Sep ->
-    split_quoted(T, Sep, false, <<>>, [string:trim(Cur) | Acc]);
+    split_quoted(T, Sep, false, <<>>, [ows(Cur) | Acc]);
 split_quoted(<<C, T/binary>>, Sep, Q, Cur, Acc) ->
     split_quoted(T, Sep, Q, <<Cur/binary, C>>, Acc).

@@ -19,7 +19,7 @@ new(M) ->
          version = maps:get(version, M),
          raw_path = maps:get(raw_path, M),
          qs = maps:get(qs, M),
-         headers = [{py_web_http:lower(N), V} || {N, V} <- maps:get(headers, M)],
+         headers = [{py_web_h1_field:lower(N), V} || {N, V} <- maps:get(headers, M)],
          keepalive = maps:get(keepalive, M, true),
          peer = addr(maps:get(peer, M)),
          local = addr(maps:get(local, M)),

@@ -17,9 +17,11 @@
 %% `wsgi.multiprocess' is true when Python runs in several processes.
 %% Repeated headers are joined with ", "; header names containing "_" are
 %% dropped (they would be indistinguishable from "-" ones: header
-%% spoofing, as gunicorn does). A chunked request has no CONTENT_LENGTH
-%% and sets `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
-%% Werkzeug agree on: read wsgi.input to its end).
+%% spoofing, as gunicorn does). A chunked request sets
+%% `wsgi.input_terminated' (the extension gunicorn, mod_wsgi and
+%% Werkzeug agree on: read wsgi.input to its end); the embedded server,
+%% which reads a WSGI body whole, also replaces its Transfer-Encoding with
+%% the decoded body's Content-Length (py_web_conn), hence CONTENT_LENGTH.
 -spec environ(#req{}, #cfg{}) -> map().
 environ(Req = #req{chunked = true}, Cfg) ->
     (environ(Req#req{chunked = false}, Cfg))#{<<"wsgi.input_terminated">> => true};

@@ -23,6 +23,12 @@ through the real NIF (groups asgi_python and wsgi_python).
     /cl1               content-length: 5, body in one piece
     /cl_bad            content-length: 10, body of 5 bytes (an app bug)
     /cookies2          Set-Cookie values with a quoted space and an Expires attribute
+    /read_error        reads the whole body, then raises
+
+Every request an app sees is recorded in REQUESTS ([method, path]: read back
+with requests()), so that a test can check that a request never reached it.
+For WSGI, /echo says in x-input-type what wsgi.input was (the NIF's stream, or
+the file of a body spooled whole).
 
 Things the Erlang side cannot observe directly (disconnects, lifespan) are
 recorded in EVENTS and read back with py:call(pyweb_test_apps, events, []).
@@ -34,14 +40,20 @@ from urllib.parse import parse_qs
 
 HELLO = b"Hello, World!"
 EVENTS: list[list[str]] = []
+REQUESTS: list[list[str]] = []
 
 
 def events() -> list[list[str]]:
     return [list(e) for e in EVENTS]
 
 
+def requests() -> list[list[str]]:
+    return [list(r) for r in REQUESTS]
+
+
 def clear_events() -> None:
     EVENTS.clear()
+    REQUESTS.clear()
 
 
 def record(*event: str) -> None:
@@ -162,6 +174,7 @@ async def _wait_disconnect(receive, path):
 async def _asgi_http(scope, receive, send):
     # the route path: the scope's path after its root_path (as Starlette routes)
     path = scope["path"][len(scope.get("root_path", "")):]
+    REQUESTS.append([scope["method"], path])
     qs = scope["query_string"].decode("latin-1")
     if path == "/":
         await _start(send, 200)
@@ -176,6 +189,9 @@ async def _asgi_http(scope, receive, send):
         await _start(send, 200, [(b"content-type", b"application/octet-stream"),
                                  (b"x-body-chunks", str(n).encode())])
         await _body(send, body)
+    elif path == "/read_error":
+        await _read_body(receive)
+        raise ValueError("secret internal detail")
     elif path == "/stream":
         await _start(send, 200)
         for i in range(1, _qs_int(qs, "n", 5) + 1):
@@ -284,6 +300,7 @@ class _Watched:
 
 def wsgi_app(environ, start_response):
     path = environ["PATH_INFO"]
+    REQUESTS.append([environ["REQUEST_METHOD"], path])
     qs = environ.get("QUERY_STRING", "")
     inp = environ["wsgi.input"]
     if path == "/":
@@ -297,8 +314,12 @@ def wsgi_app(environ, start_response):
     if path == "/echo":
         body = inp.read()
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                  ("X-Body-Chunks", "1")])
+                                  ("X-Body-Chunks", "1"),
+                                  ("X-Input-Type", type(inp).__name__)])
         return [body]
+    if path == "/read_error":
+        inp.read()
+        raise ValueError("secret internal detail")
     if path == "/stream":
         def gen():
             for i in range(1, _qs_int(qs, "n", 5) + 1):
