@@ -91,7 +91,12 @@ start(Cfg, Sock) ->
 init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
     case L of
         undefined -> ok;
-        _ -> L ! {py_web_conn, self()}, link(L)
+        _ ->
+            %% counted before any request of it can be (limit_concurrency);
+            %% the listener uncounts it when it exits
+            py_web_limits:opened(Cfg#cfg.limits),
+            L ! {py_web_conn, self()},
+            link(L)
     end,
     receive
         {py_web_go, Sock0} -> ok

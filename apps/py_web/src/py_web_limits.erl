@@ -3,9 +3,10 @@
 %% `max_requests'). Lock-free (counters and atomics), read and written by
 %% every connection process; the listener owns them.
 %%
-%% A connection is counted by the listener from its registration (opened/1)
-%% to its exit (closed/1; the listener is linked to every connection), so a
-%% connection that crashes is still uncounted.
+%% A connection counts itself as it starts (opened/1), before it reads a
+%% request, and the listener uncounts it at its exit (closed/1; the
+%% listener is linked to every connection), so a connection that crashes
+%% is still uncounted.
 -module(py_web_limits).
 
 -export([new/3, opened/1, closed/1, connections/1, request/1, requests/1]).

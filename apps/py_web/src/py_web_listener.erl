@@ -205,8 +205,7 @@ handle_cast(_, St) ->
 
 %% @private
 -spec handle_info(term(), #ls{}) -> {noreply, #ls{}} | {stop, normal, #ls{}}.
-handle_info({py_web_conn, Pid}, St = #ls{conns = C, cfg = Cfg}) ->
-    py_web_limits:opened(Cfg#cfg.limits),
+handle_info({py_web_conn, Pid}, St = #ls{conns = C}) ->
     {noreply, St#ls{conns = C#{Pid => true}}};
 handle_info({py_web, max_requests}, St = #ls{on_max_requests = stop, cfg = Cfg}) ->
     logger:notice("py_web: ~B requests served (max_requests): stopping",
