@@ -166,6 +166,8 @@ option_forms(Config) ->
                                "--timeout-keep-alive=2"]),
     {200, _} = get(Port, "/"),
     _ = ?P:wait(P, "started server process \\[\\d+\\] \\(3 Python workers\\)"),
+    %% debug shows no OTP progress reports (Erlang terms about OTP's processes)
+    nomatch = re:run(?P:output(P), "supervisor: |started_at|mfargs"),
     {P2, Port2} = serve(Config, ["pw_apps:app"], #{env => [{"WEB_CONCURRENCY", "2"}]}),
     {200, _} = get(Port2, "/"),
     _ = ?P:wait(P2, "\\(2 Python workers\\)"),

@@ -25,11 +25,9 @@
 setup(Cli) ->
     Level = level(maps:get(log_level, Cli, info)),
     ok = logger:set_primary_config(level, Level),
-    _ = case Level of
-        all -> ok;
-        debug -> ok;
-        _ -> logger:add_primary_filter(pyweb_no_progress, {fun logger_filters:progress/2, stop})
-    end,
+    %% OTP's progress reports (an application or a supervisor's child
+    %% started) are Erlang terms about OTP's own processes: not at any level
+    _ = logger:add_primary_filter(pyweb_no_progress, {fun logger_filters:progress/2, stop}),
     _ = logger:remove_handler(default),
     case maps:find(log_config, Cli) of
         {ok, File} ->
