@@ -5,7 +5,8 @@
 -compile([export_all, nowarn_export_all]).
 
 all() -> [defaults, all_options, value_forms, gunicorn_spellings, binds, errors,
-          environment, help, help_defaults, version].
+          environment, help, help_defaults, version, compat_options, peers_options,
+          gunicorn_config].
 
 parse(Args) ->
     {ok, Cli} = py_web_cli:parse(Args),
@@ -153,9 +154,19 @@ help(_) ->
     %% every option of the table is in the help text, each name of it
     Names = [N || {_, Os} <- py_web_cli:options(), {Ns, _, _, _, _} <- Os, N <- Ns],
     true = length(Names) > 60,
-    [{match, _} = re:run(U, "\\Q" ++ N ++ "\\E[ ,=]") || N <- Names],
+    [{match, _} = re:run(U, "\\Q" ++ N ++ "\\E[ ,=\\n]") || N <- Names],
     %% every line fits a terminal
     [true = length(L) =< 82 || L <- string:split(U, "\n", all)].
+
+%% Every option the help lists says its default (or, in the last group, that
+%% it has no effect, and why).
+help_every_default() ->
+    [{Names, Help} || {Group, Os} <- py_web_cli:options(),
+                      Group =/= "Accepted for uvicorn and gunicorn command lines, without effect",
+                      {Names, _, _, _, Help} <- Os,
+                      Help =/= "Do not", not lists:member("--help", Names),
+                      not lists:member("--version", Names),
+                      string:find(Help, "default") =:= nomatch].
 
 %% The help text states the defaults the server has (py_web_opts).
 help_defaults(_) ->
@@ -169,10 +180,100 @@ help_defaults(_) ->
                  "(default " ++ integer_to_list(D(backlog)) ++ ")",
                  "else " ++ binary_to_list(D(forwarded_allow_ips)),
                  "(default " ++ binary_to_list(D(access_log_format)) ++ ")",
-                 "(default 127.0.0.1;"]].
+                 "(default 127.0.0.1;"]],
+    [] = help_every_default().
 
 version(_) ->
     version = py_web_cli:parse(["--version"]),
     V = py_web_cli:version(),
     {match, _} = re:run(V, "^pyweb [0-9.]+ \\(py_web [0-9.]+, erlang_python [0-9.]+\\) with "
                            ".* on Erlang/OTP [0-9]+\n$").
+
+%% uvicorn's and gunicorn's options pyweb takes without effect (a notice at
+%% start says why), the ones it refuses (a command-line error that says
+%% why), and the ones it maps onto its own.
+compat_options(_) ->
+    #{ignored := Ignored, opts := O} =
+        parse(["m:a", "--ws", "websockets", "--ws-max-size", "100", "--http2", "--loop", "uvloop",
+               "--reset-contextvars", "--ssl-version", "17", "--preload", "-n", "api",
+               "--worker-tmp-dir", "/dev/shm", "--statsd-host", "localhost:8125",
+               "--worker-connections", "100", "--header-map", "drop", "--protocol", "http",
+               "--date-header", "--reuse-port"]),
+    ["--ws", "--ws-max-size", "--http2", "--loop", "--reset-contextvars", "--ssl-version",
+     "--preload", "-n", "--worker-tmp-dir", "--statsd-host", "--worker-connections",
+     "--header-map", "--protocol"] = [N || {N, _, _} <- Ignored],
+    #{date_header := true, reuse_port := true} = O,
+    #{opts := #{date_header := false}} = parse(["m:a", "--no-date-header"]),
+    #{opts := #{lifespan := on}} = parse(["m:a", "--asgi-lifespan", "on"]),
+    #{opts := #{ciphers := "ECDHE-RSA-AES128-GCM-SHA256"}} =
+        parse(["m:a", "--ciphers", "ECDHE-RSA-AES128-GCM-SHA256"]),
+    %% the head limit: uvicorn's h11 size, and gunicorn's per-field size raising it
+    #{opts := #{max_header_size := 1000}} = parse(["m:a", "--h11-max-incomplete-event-size", "1000"]),
+    #{opts := #{max_header_size := 65536}} = parse(["m:a", "--limit-request-field_size", "65536"]),
+    #{opts := #{max_header_size := 32768}} = parse(["m:a", "--limit-request-field-size", "100"]),
+    %% gunicorn's umask, read as gunicorn reads it
+    [#{umask := 8#22} = parse(["m:a", "--umask", M]) || M <- ["0o22", "022", "0x12", "18"]],
+    #{umask := 8#7} = parse(["m:a", "-m7"]),
+    {error, "--umask: expected a file mode mask (0o22, 022, 18), got 9x"} =
+        py_web_cli:parse(["m:a", "--umask", "9x"]),
+    #{config := "g.py", daemon := true, capture_output := true, reload_extra := ["t.html"]} =
+        parse(["m:a", "-c", "g.py", "-D", "--capture-output", "--reload-extra-file", "t.html"]),
+    version = py_web_cli:parse(["-v"]),
+    %% refused, saying why
+    {error, "--user is not supported: run bin/pyweb as that user" ++ _} =
+        py_web_cli:parse(["m:a", "--user", "www"]),
+    {error, "-g is not supported: " ++ _} = py_web_cli:parse(["m:a", "-g", "www"]),
+    {error, "--permit-obsolete-folding is not supported: the request parser is strict" ++ _} =
+        py_web_cli:parse(["m:a", "--permit-obsolete-folding"]),
+    {error, "--interface asgi2 is not supported: ASGI 2 apps" ++ _} =
+        py_web_cli:parse(["m:a", "--interface", "asgi2"]),
+    {error, "--header-map: expected one of drop, got dangerous"} =
+        py_web_cli:parse(["m:a", "--header-map", "dangerous"]),
+    %% gunicorn's threads per worker process: Python workers in all
+    Env = fun(Vars) -> fun(K) -> proplists:get_value(K, Vars, false) end end,
+    {ok, #{workers := 8}} = py_web_cli:resolve(parse(["m:a", "-w", "2", "--threads", "4"]), Env([])),
+    {ok, #{workers := 3}} = py_web_cli:resolve(parse(["m:a", "--threads", "3"]), Env([])),
+    {ok, #{workers := 6}} = py_web_cli:resolve(parse(["m:a", "--threads", "3"]),
+                                               Env([{"WEB_CONCURRENCY", "2"}])).
+
+%% Every option of the uvicorn and gunicorn of the test venv is one pyweb
+%% knows: taken (with or without effect) or refused with a reason, never
+%% "unknown option". (A newer uvicorn or gunicorn with a new option fails
+%% this until the option is placed.)
+peers_options(_) ->
+    case os:getenv("VIRTUAL_ENV") of
+        false -> {skip, "VIRTUAL_ENV is not set: uvicorn and gunicorn are in the test venv"};
+        Venv ->
+            Known = [N || {_, Os} <- py_web_cli:options(), {Ns, _, _, _, _} <- Os, N <- Ns]
+                ++ [N || {Ns, _} <- py_web_cli:refused(), N <- Ns],
+            Peers = [{Peer, options_in(os:cmd(filename:join([Venv, "bin", Peer]) ++ " --help"))}
+                     || Peer <- ["uvicorn", "gunicorn"]],
+            [true = length(Opts) > 30 || {_, Opts} <- Peers],
+            [] = [{Peer, N} || {Peer, Opts} <- Peers, N <- Opts, not lists:member(N, Known)],
+            {comment, lists:flatten(io_lib:format("~B uvicorn and ~B gunicorn options",
+                                                  [length(O) || {_, O} <- Peers]))}
+    end.
+
+%% The option names of a --help text (click's and argparse's).
+options_in(Help) ->
+    {match, Ms} = re:run(Help, "(?:^|[\\s,/\\[])(--?[a-zA-Z][a-zA-Z0-9_-]*)",
+                         [global, multiline, {capture, all_but_first, list}]),
+    lists:usort([M || [M] <- Ms, M =/= "--", not lists:prefix("---", M)]).
+
+%% A gunicorn configuration file's settings as options: the command line's
+%% own win, list settings give one option each, hooks and what is not
+%% applied are said.
+gunicorn_config(_) ->
+    Settings = #{<<"bind">> => [<<"0.0.0.0:80">>, <<"unix:/run/a.sock">>],
+                 <<"workers">> => 3, <<"threads">> => 2, <<"timeout">> => 30,
+                 <<"reload">> => true, <<"preload_app">> => true, <<"accesslog">> => null,
+                 <<"raw_env">> => [<<"A=1">>], <<"forwarded_allow_ips">> => [<<"10.0.0.1">>, <<"10.0.0.2">>],
+                 <<"umask">> => 18, <<"helper">> => 4, <<"wsgi_app">> => <<"pkg.wsgi:app">>,
+                 <<"__hooks__">> => [<<"post_fork">>, <<"my_helper">>]},
+    {Args, Notes} = py_web_gunicorn_config:settings_args(Settings, ["-w", "5", "m:a"]),
+    ["--bind", "0.0.0.0:80", "--bind", "unix:/run/a.sock",
+     "--forwarded-allow-ips", "10.0.0.1,10.0.0.2", "--env", "A=1", "--reload",
+     "--threads", "2", "--timeout", "30", "pkg.wsgi:app"] = Args,
+    ["server hooks are not run: post_fork", "setting umask is not applied (see --help)"] = Notes,
+    %% with the command line after them, they parse; the command line's -w wins
+    #{workers := 5, threads := 2, reload := true} = parse((Args -- ["pkg.wsgi:app"]) ++ ["-w", "5", "m:a"]).

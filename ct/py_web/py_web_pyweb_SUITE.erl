@@ -17,7 +17,7 @@ suite() -> [{timetrap, {minutes, 3}}].
 
 all() ->
     [{group, start}, {group, binding}, {group, proxies}, {group, lifecycle},
-     {group, logs}, {group, reload}, differential].
+     {group, logs}, {group, reload}, {group, command_lines}, differential].
 
 groups() ->
     [{start, [], [serve_and_stop, option_forms, exit_statuses, import_error, factory,
@@ -26,8 +26,10 @@ groups() ->
      {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf]},
      {lifecycle, [], [second_signal_forces, graceful_timeout_cuts, limit_concurrency,
                       limit_max_requests]},
-     {logs, [], [access_lines, access_log_format, log_config]},
-     {reload, [], [sighup_in_flight, reload_on_edit]}].
+     {logs, [], [access_lines, wsgi_access_lines, access_log_format, log_config]},
+     {reload, [], [sighup_in_flight, reload_on_edit, reload_extra_file, control_socket_guarded]},
+     {command_lines, [], [uvicorn_command_line, gunicorn_command_line, daemon,
+                          umask_and_capture_output, reuse_port]}].
 
 init_per_suite(Config) ->
     case os:getenv("VIRTUAL_ENV") of
@@ -257,7 +259,26 @@ tls_files(Config) ->
     {ok, S} = ssl:connect({127, 0, 0, 1}, Port, [binary, {active, false}, {verify, verify_none}]),
     ok = ssl:send(S, "GET /scope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
     {match, _} = re:run(recv_all_ssl(S, <<>>), "\"scheme\": \"https\""),
-    ssl:close(S).
+    ssl:close(S),
+    %% --ssl-ciphers: the TLS 1.2 suites named (uvicorn's default word TLSv1 skipped);
+    %% TLS 1.3 is as OTP sets it up
+    {_, Port2} = serve(Config, ["pw_apps:app", "--ssl-certfile", Cert, "--ssl-keyfile", Key,
+                                "--ssl-ciphers", "TLSv1:ECDHE-ECDSA-AES128-GCM-SHA256"]),
+    Suite = fun(Versions, Ciphers) ->
+                    case ssl:connect({127, 0, 0, 1}, Port2,
+                                     [binary, {active, false}, {verify, verify_none},
+                                      {versions, Versions} | Ciphers], 10000) of
+                        {ok, S2} ->
+                            {ok, [{selected_cipher_suite, CS}]} =
+                                ssl:connection_information(S2, [selected_cipher_suite]),
+                            ssl:close(S2),
+                            CS;
+                        {error, _} = E -> E
+                    end
+            end,
+    #{cipher := aes_128_gcm, key_exchange := ecdhe_ecdsa} = Suite(['tlsv1.2'], []),
+    {error, _} = Suite(['tlsv1.2'], [{ciphers, [ssl:str_to_suite("ECDHE-ECDSA-AES256-GCM-SHA384")]}]),
+    #{key_exchange := any} = Suite(['tlsv1.3'], []).
 
 %% A certificate and its key, PEM.
 test_pair() ->
@@ -560,6 +581,23 @@ access_lines(Config) ->
                              "Traceback \\(most recent call last\\):"),
     [{match, _} = re:run(L, ?LOG_LINE) || L <- lines(Out), binary:first(L) =:= $[].
 
+%% A WSGI body is read before the app: its errors have access lines too (a
+%% body over the limit, a client that leaves in the middle of it).
+wsgi_access_lines(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:wsgi_app", "--limit-max-body", "10"]),
+    S0 = ?TC:connect(Port),
+    ?TC:send(S0, "POST /environ HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+                 "c\r\nmore than 10\r\n0\r\n\r\n"),
+    {ok, 413, _, _} = ?TC:recv(S0),
+    S = ?TC:connect(Port),
+    ?TC:send(S, "POST /environ HTTP/1.1\r\nhost: x\r\ncontent-length: 8\r\n\r\nhalf"),
+    timer:sleep(200),
+    gen_tcp:close(S),
+    {200, _} = get(Port, "/environ"),
+    [_ = ?P:wait(P, L) || L <- ["\"POST /environ HTTP/1.1\" 413 Content Too Large",
+                                "\"POST /environ HTTP/1.1\" 499 Client Closed Request",
+                                "\"GET /environ HTTP/1.1\" 200 OK"]].
+
 %% --access-log-format with gunicorn's fields (--access-logformat too).
 access_log_format(Config) ->
     {P, Port} = serve(Config, ["pw_apps:app", "--access-logformat",
@@ -674,6 +712,149 @@ reload_on_edit(Config) ->
     until(fun() -> binary:match(element(2, get(Port, "/version")), <<"v3 ">>) =/= nomatch end, v3),
     ok = ?P:signal(P, "TERM"),
     {0, _} = ?P:wait_exit(P, 30000).
+
+%% --reload-extra-file (gunicorn): a file that is not Python, watched too.
+reload_extra_file(Config) ->
+    Dir = app_copy(Config, "extra"),
+    Extra = filename:join(Dir, "settings.toml"),
+    ok = file:write_file(Extra, "a = 1\n"),
+    {P, Port} = serve(Config, ["pw_apps:app", "--reload", "--reload-delay", "0.1",
+                               "--reload-extra-file", Extra], #{cd => Dir}),
+    _ = ?P:wait(P, "watching 2 file\\(s\\)"),
+    {200, <<"v1 ", Pid1/binary>>} = get(Port, "/version"),
+    ok = file:write_file(Extra, "a = 2\n"),
+    _ = ?P:wait(P, "changes detected in settings.toml"),
+    until(fun() -> element(2, get(Port, "/version")) =/= <<"v1 ", Pid1/binary>> end, reloaded).
+
+%% The control socket between bin/pyweb's supervisor and its server
+%% processes has a name anyone on the machine can find: a process that
+%% connects and claims to be the server process being started (SIGHUP) gets
+%% no sockets without the secret the real one has; the real one takes over.
+control_socket_guarded(Config) ->
+    Dir = app_copy(Config, "guard"),
+    {P, Port} = serve(Config, ["pw_apps:app"], #{cd => Dir}),
+    [Sup] = ?P:wait(P, "started supervisor process \\[(\\d+)\\]"),
+    {ok, Unix} = file:read_file("/proc/net/unix"),
+    {match, [Name]} = re:run(Unix, "@(pyweb-" ++ binary_to_list(Sup) ++ "-\\d+)",
+                             [{capture, all_but_first, binary}]),
+    {200, <<"v1 ", _/binary>>} = get(Port, "/version"),
+    set_version(Dir, "v2"),
+    ok = ?P:signal(P, "HUP"),
+    _ = ?P:wait(P, "SIGHUP: starting a new server process"),
+    {ok, S} = socket:open(local, stream, default),
+    ok = socket:connect(S, #{family => local, path => <<0, Name/binary>>}),
+    Hello = term_to_binary({hello, 2, "1", base64:encode(crypto:strong_rand_bytes(18))}),
+    ok = socket:send(S, <<(byte_size(Hello)):32, Hello/binary>>),
+    %% closed, nothing sent (no descriptors)
+    {error, closed} = socket:recvmsg(S, 0, 64, [], 10000),
+    socket:close(S),
+    until(fun() -> binary:match(element(2, get(Port, "/version")), <<"v2 ">>) =/= nomatch end, v2).
+
+%%--------------------------------------------------------------------
+%% uvicorn's and gunicorn's command lines, unchanged
+
+%% A uvicorn command line as a deployment writes it: served, with notices
+%% for what has no effect here.
+uvicorn_command_line(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app", "--host", "127.0.0.1", "--workers", "2",
+                               "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
+                               "--proxy-headers", "--forwarded-allow-ips", "*",
+                               "--no-date-header", "--header", "X-Served-By:pyweb",
+                               "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", "10",
+                               "--limit-concurrency", "100", "--backlog", "512",
+                               "--log-level", "info", "--no-use-colors", "--reset-contextvars",
+                               "--lifespan", "on", "--app-dir", "."]),
+    {ok, 200, Hs, <<"Hello, World!">>} = raw(Port, "GET", "/", []),
+    undefined = ?TC:header(<<"date">>, Hs),
+    <<"pyweb">> = ?TC:header(<<"x-served-by">>, Hs),
+    _ = ?P:wait(P, "\\(2 Python workers\\)"),
+    [_ = ?P:wait(P, "\\[NOTICE\\] pyweb: " ++ O ++ " [a-z]+: ignored \\(" ++ Why)
+     || {O, Why} <- [{"--loop", "py_web runs its own event loop"},
+                     {"--http", "py_web has its own HTTP/1.1 server"},
+                     {"--ws", "WebSocket connections are not served yet"}]],
+    nomatch = re:run(?P:output(P), "--reset-contextvars|--no-use-colors").
+
+%% A gunicorn command line with its configuration file (bind, workers and
+%% threads, raw_env, accesslog, a hook) and the usual flags.
+gunicorn_command_line(Config) ->
+    P = pyweb(Config, ["-c", "pw_gunicorn.conf.py", "-k", "uvicorn.workers.UvicornWorker",
+                       "--preload", "--max-requests", "1000", "--max-requests-jitter", "50",
+                       "--keep-alive", "5", "--forwarded-allow-ips", "*",
+                       "--worker-tmp-dir", "/dev/shm", "--log-level", "info",
+                       "--error-logfile", "-", "--graceful-timeout", "5", "pw_apps:app"]),
+    Port = ?P:port(P),
+    {200, <<"from gunicorn.conf.py">>} = get(Port, "/env?PW_GREETING"),
+    #{<<"client">> := [<<"203.0.113.9">>, 0]} =
+        json(Port, "/scope", [{"x-forwarded-for", "203.0.113.9"}]),
+    _ = ?P:wait(P, "\\(4 Python workers\\)"),
+    _ = ?P:wait(P, "\\[NOTICE\\] pyweb: --config: server hooks are not run: post_fork"),
+    _ = ?P:wait(P, "\\[NOTICE\\] pyweb: -k uvicorn.workers.UvicornWorker: ignored"),
+    %% accesslog = "-": access lines on standard output
+    _ = ?P:wait(P, "\"GET /scope HTTP/1.1\" 200"),
+    %% a configuration file that does not run: its error, status 2
+    Dir = tmp(Config, "gconf"),
+    Bad = filename:join(Dir, "bad.conf.py"),
+    ok = file:write_file(Bad, "workers = 1 / 0\n"),
+    {2, Out} = run_exit(Config, ["-c", Bad, "pw_apps:app"]),
+    {match, _} = re:run(Out, "pyweb: --config [^ ]*bad.conf.py: ZeroDivisionError: division by zero\n$").
+
+%% --daemon (gunicorn's -D): checked, then detached: bin/pyweb returns 0 at
+%% once, the server runs on with its pid file and log file.
+daemon(Config) ->
+    Dir = short_tmp("daemon"),
+    Pid = filename:join(Dir, "pyweb.pid"),
+    Log = filename:join(Dir, "pyweb.log"),
+    {2, Bad} = run_exit(Config, ["pw_apps:app", "-D", "--port", "x"]),
+    {match, _} = re:run(Bad, "--port: expected an integer"),
+    {0, <<>>} = run_exit(Config, ["pw_apps:app", "-D", "--port", "0", "--pid", Pid,
+                                  "--error-logfile", Log]),
+    until(fun() -> filelib:is_file(Pid) end, pid_file),
+    {ok, PidText} = file:read_file(Pid),
+    OsPid = string:trim(binary_to_list(PidText)),
+    try
+        until(fun() -> file_has(Log, <<"running on">>) end, log_file),
+        {ok, L} = file:read_file(Log),
+        {match, [PortB]} = re:run(L, "running on http://127.0.0.1:([0-9]+)",
+                                  [{capture, all_but_first, binary}]),
+        {200, <<"Hello, World!">>} = get(binary_to_integer(PortB), "/")
+    after
+        os:cmd("kill -TERM " ++ OsPid)
+    end,
+    until(fun() -> not filelib:is_file(Pid) end, stopped),
+    {ok, L2} = file:read_file(Log),
+    {match, _} = re:run(L2, "pyweb: stopped").
+
+%% --umask (gunicorn's -m) for the files bin/pyweb makes (the Unix socket);
+%% --capture-output: what the app prints goes to --error-logfile.
+umask_and_capture_output(Config) ->
+    Dir = short_tmp("umask"),
+    Sock = filename:join(Dir, "app.sock"),
+    Log = filename:join(Dir, "error.log"),
+    P = pyweb(Config, ["pw_apps:app", "--uds", Sock, "--umask", "077", "--capture-output",
+                       "--error-logfile", Log]),
+    %% (the log lines go to the file)
+    until(fun() -> file_has(Log, <<"running on http+unix:">>) end, running),
+    {ok, #{mode := Mode}} = file_mode(Sock),
+    0 = Mode band 8#077,
+    {ok, S} = gen_tcp:connect({local, Sock}, 0, [local, binary, {active, false}]),
+    put({buf, S}, <<>>),
+    ok = gen_tcp:send(S, "GET /slow?0 HTTP/1.1\r\nhost: x\r\n\r\n"),
+    {ok, 200, _, <<"slow v1">>} = ?TC:recv(S),
+    until(fun() -> file_has(Log, <<"pw_apps: /slow entered">>) end, captured),
+    nomatch = re:run(?P:output(P), "pw_apps: /slow entered").
+
+file_has(File, Text) ->
+    case file:read_file(File) of
+        {ok, B} -> binary:match(B, Text) =/= nomatch;
+        {error, _} -> false
+    end.
+
+%% --reuse-port (gunicorn): a second server binds the same port.
+reuse_port(Config) ->
+    {_, Port} = serve(Config, ["pw_apps:app", "--reuse-port"]),
+    P2 = pyweb(Config, ["pw_apps:app", "--reuse-port", "--port", integer_to_list(Port)]),
+    Port = ?P:port(P2),
+    {200, _} = get(Port, "/").
 
 %%--------------------------------------------------------------------
 %% Differential: the same requests to uvicorn, gunicorn and bin/pyweb.

@@ -33,6 +33,7 @@
     scheme :: binary(),
     transport :: py_web_transport:t() | undefined,
     tls :: [ssl:tls_server_option()],  %% the TLS handshake's options (server, TLS only)
+    date_header :: boolean(),               %% send Date unless the app did
     server_header :: binary() | false,
     headers :: [{binary(), binary()}], %% sent with every response of the server
     server_software :: binary(),       %% WSGI SERVER_SOFTWARE

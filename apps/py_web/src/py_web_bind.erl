@@ -11,6 +11,9 @@
 
 %% The longest path of a Unix socket (Linux: sun_path is 108 bytes with its NUL).
 -define(UNIX_PATH_MAX, 107).
+%% Linux's (OTP 25's inet has no reuseport option).
+-define(SOL_SOCKET, 1).
+-define(SO_REUSEPORT, 15).
 -export_type([bind/0, listener/0]).
 
 -type bind() :: {tcp, inet:ip_address(), inet:port_number(), Host :: binary()}
@@ -90,17 +93,22 @@ host(H) ->
         {error, _} -> error
     end.
 
-%% @doc Open a listening socket. `Opts': `backlog' and the gen_tcp options
-%% the accepted sockets inherit. A Unix socket file left by a server that
+%% @doc Open a listening socket. `Opts': `backlog', the gen_tcp options
+%% the accepted sockets inherit, and `reuse_port' (SO_REUSEPORT on a TCP
+%% socket: other sockets may bind the same address; default false). A Unix socket file left by a server that
 %% is gone is replaced; one that answers is `eaddrinuse'.
 %% Errors: `{error, {listen, bind(), Reason}}' (Reason a POSIX atom,
 %% `not_a_socket' for a path that is another kind of file, `path_too_long',
 %% `not_a_stream_socket' for a descriptor of another kind of socket).
--spec listen(bind(), #{backlog := pos_integer(), socket_opts := [gen_tcp:listen_option()]}) ->
+-spec listen(bind(), #{backlog := pos_integer(), socket_opts := [gen_tcp:listen_option()],
+                       reuse_port => boolean()}) ->
           {ok, listener()} | {error, {listen, bind(), term()}}.
-listen(B = {tcp, Ip, Port, Host}, #{backlog := Backlog, socket_opts := SO}) ->
+listen(B = {tcp, Ip, Port, Host}, Opts = #{backlog := Backlog, socket_opts := SO}) ->
     Family = family(Ip),
-    case gen_tcp:listen(Port, [Family, {ip, Ip}, {reuseaddr, true}, {backlog, Backlog} | SO]) of
+    ReusePort = [{raw, ?SOL_SOCKET, ?SO_REUSEPORT, <<1:32/native>>}
+                 || maps:get(reuse_port, Opts, false)],
+    case gen_tcp:listen(Port, [Family, {ip, Ip}, {reuseaddr, true}, {backlog, Backlog}
+                               | ReusePort ++ SO]) of
         {ok, L} -> described(L, #{family => Family, ip => Ip, host => Host, created => false});
         {error, R} -> {error, {listen, B, R}}
     end;

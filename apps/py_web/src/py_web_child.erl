@@ -17,7 +17,9 @@
 run(Cli0, Control) ->
     Gen = list_to_integer(os:getenv("PYWEB_GENERATION", "1")),
     %% not for the app's own subprocesses
+    Token = list_to_binary(os:getenv("PYWEB_CONTROL_TOKEN", "")),
     os:unsetenv("PYWEB_CONTROL"),
+    os:unsetenv("PYWEB_CONTROL_TOKEN"),
     os:unsetenv("PYWEB_GENERATION"),
     {ok, Cli} = py_web_cli:resolve(Cli0, fun os:getenv/1),
     _ = py_web_logging:setup(Cli),
@@ -42,7 +44,7 @@ run(Cli0, Control) ->
              {error, R1} -> fail(?EXIT_STARTUP, "cannot reach the supervisor: ~ts",
                                  [py_web_log:reason(R1)])
          end,
-    ok = py_web_control:send(Ch, {hello, Gen, os:getpid()}),
+    ok = py_web_control:send(Ch, {hello, Gen, os:getpid(), Token}),
     Fds = receive
               {py_web_control, Ch, {term, {serve, Count}, Fs}} when length(Fs) =:= Count -> Fs;
               {py_web_control, Ch, closed} -> halt(0)

@@ -11,7 +11,7 @@
 %% (py_web_master) or, inside it, one server process (py_web_child).
 -module(py_web_cli).
 
--export([main/1, parse/1, resolve/2, usage/0, version/0, options/0]).
+-export([main/1, parse/1, resolve/2, usage/0, version/0, options/0, refused/0]).
 -export_type([cli/0]).
 
 %% The command line read: py_web's options (`opts') and the settings of
@@ -20,17 +20,18 @@
 
 %% How an option's value is read.
 -type kind() :: flag | string | int | {int, integer(), integer()} | seconds | float
-              | {enum, [atom()]} | octal | optional_enum.
+              | {enum, [atom()]} | octal | umask | optional_enum.
 
 %% Where the value goes: a py_web option, a setting of bin/pyweb, a setting
 %% that collects every occurrence, or a fixed value for a flag.
 -type target() :: {opt, atom()} | {cli, atom()} | {list, atom()}
                 | {set, {opt | cli, atom()}, term()} | {ignored, string()}.
 
+%% An option of uvicorn's or gunicorn's that pyweb refuses, and why.
+-type refused() :: {Names :: [string()], Why :: string()}.
+
 -type option() :: {Names :: [string()], Arg :: string(), kind(), target(), Help :: string()}.
 
--define(GROUPS, ["App", "Binding", "Proxies", "TLS", "Limits and timeouts", "Reload",
-                 "Logging", "Other"]).
 
 %% @doc Every option, by help group. Defaults shown in the help text come
 %% from py_web_opts (`{default}' in Help) or are stated in Help.
@@ -38,27 +39,35 @@
 options() ->
     Levels = [trace, debug, info, warning, error, critical],
     [{"App",
-      [{["--interface"], "auto|asgi|wsgi", {enum, [auto, asgi, asgi3, wsgi]}, {opt, interface},
+      [{["--interface"], "auto|asgi|wsgi", {enum, [auto, asgi, asgi3, wsgi]},
+        {opt, interface},
         "App interface (default {default}: a coroutine function or an object with an async "
-        "__call__ is ASGI, anything else WSGI; asgi3 means asgi)"},
+        "__call__ is ASGI, anything else WSGI; asgi3 means asgi; ASGI 2 apps are not "
+        "served)"},
        {["--factory"], "", flag, {set, {opt, factory}, true},
-        "MODULE:CALLABLE is an app factory: serve what calling it returns (a callable that "
-        "takes no arguments is taken for one anyway, with a warning)"},
+        "MODULE:CALLABLE is an app factory: serve what calling it returns (default: off; "
+        "a callable that takes no arguments is taken for one anyway, with a warning)"},
        {["--app-dir"], "DIR", string, {list, app_dirs},
-        "Directory to import MODULE from, after the current one (repeatable)"},
+        "Directory to import MODULE from, after the current one (repeatable; default: "
+        "none)"},
        {["--pythonpath"], "DIRS", string, {list, python_path},
-        "Comma-separated directories for the Python path (gunicorn)"},
-       {["--chdir"], "DIR", string, {cli, chdir}, "Change to DIR before loading the app"},
+        "Comma-separated directories for the Python path (default: none; gunicorn)"},
+       {["--chdir"], "DIR", string, {cli, chdir},
+        "Change to DIR before loading the app (default: stay)"},
        {["--env-file"], "FILE", string, {cli, env_file},
         "Set the environment variables of FILE (KEY=VALUE lines, as python-dotenv reads "
-        "them) before anything else"},
+        "them) before anything else (default: none)"},
        {["--env", "-e"], "KEY=VALUE", string, {list, env},
-        "Set an environment variable (repeatable; gunicorn)"},
-       {["--lifespan"], "auto|on|off", {enum, [auto, on, off]}, {opt, lifespan},
+        "Set an environment variable (repeatable; default: none; gunicorn)"},
+       {["--lifespan", "--asgi-lifespan"], "auto|on|off", {enum, [auto, on, off]},
+        {opt, lifespan},
         "ASGI lifespan (default {default}: used if the app supports it; on: required)"},
        {["--workers", "-w"], "N", {int, 1, 1024}, {cli, workers},
         "Python workers (default $WEB_CONCURRENCY, else {python_workers}): threads that "
         "share the interpreter; ASGI requests share them, a WSGI request holds one"},
+       {["--threads"], "N", {int, 1, 1024}, {cli, threads},
+        "Python workers per --workers (default 1; gunicorn's threads per worker process: "
+        "-w 2 --threads 4 serves 8 WSGI requests at once)"},
        {["--root-path"], "PATH", string, {opt, root_path},
         "The app is mounted at PATH behind a proxy (default $SCRIPT_NAME, else none): ASGI "
         "root_path, and path includes it; WSGI SCRIPT_NAME, PATH_INFO the rest. A request "
@@ -69,15 +78,23 @@ options() ->
        {["--port"], "N", {int, 0, 65535}, {cli, port},
         "Port to bind (default {port}; 0: any free port, printed at start)"},
        {["--bind", "-b"], "ADDR", string, {list, bind},
-        "Bind ADDR: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (repeatable; gunicorn). "
-        "With --bind, --uds or --fd, --host and --port are not bound"},
-       {["--uds"], "PATH", string, {cli, uds}, "Bind a Unix domain socket"},
+        "Bind ADDR: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N (repeatable; gunicorn; "
+        "default: --host and --port, which are not bound when --bind, --uds or --fd is "
+        "given)"},
+       {["--uds"], "PATH", string, {cli, uds}, "Bind a Unix domain socket (default: none)"},
        {["--uds-permissions"], "MODE", octal, {cli, uds_permissions},
         "File mode of the --uds socket, octal (e.g. 660; default from the umask)"},
        {["--fd"], "N", {int, 0, 65535}, {cli, fd},
-        "Serve on the listening socket of this file descriptor (socket activation)"},
+        "Serve on the listening socket of this file descriptor (socket activation; "
+        "default: none)"},
        {["--backlog"], "N", {int, 1, 1 bsl 20}, {opt, backlog},
-        "Connections waiting to be accepted (default {default})"}]},
+        "Connections waiting to be accepted (default {default})"},
+       {["--reuse-port"], "", flag, {set, {opt, reuse_port}, true},
+        "Set SO_REUSEPORT on the TCP sockets, so that other servers may bind the same "
+        "address (default: off; gunicorn)"},
+       {["--umask", "-m"], "MASK", umask, {cli, umask},
+        "File mode mask of bin/pyweb's processes (the Unix socket, pid and log files): "
+        "0o22, 022, 0x12 or 18 (default: inherited; gunicorn)"}]},
      {"Proxies",
       [{["--proxy-headers"], "", flag, {set, {opt, proxy_headers}, true},
         "From trusted peers, take the scheme from X-Forwarded-Proto and the client from "
@@ -88,36 +105,47 @@ options() ->
         "Peers trusted with proxy headers: addresses, networks (10.0.0.0/8), or * "
         "(default $FORWARDED_ALLOW_IPS, else {default}); a Unix socket's peer is trusted"},
        {["--proxy-protocol"], "[v1|v2|auto]", optional_enum, {opt, proxy_protocol},
-        "Read a PROXY protocol header (HAProxy's) from trusted peers (without a value: auto)"},
+        "Read a PROXY protocol header (HAProxy's) from the peers of --proxy-allow-from "
+        "(default: off; without a value: auto, v1 or v2)"},
        {["--proxy-allow-from"], "IPS", string, {opt, proxy_allow_ips},
         "Peers whose PROXY header is believed (default {default}; gunicorn)"}]},
      {"TLS",
       [{["--ssl-certfile", "--certfile"], "FILE", string, {opt, certfile},
-        "Serve HTTPS with this certificate (PEM; read at start)"},
+        "Serve HTTPS with this certificate (PEM; read at start; default: plain HTTP)"},
        {["--ssl-keyfile", "--keyfile"], "FILE", string, {opt, keyfile},
         "... and this private key (PEM; default: in the certificate file)"},
        {["--ssl-keyfile-password"], "PASSWORD", string, {opt, keyfile_password},
-        "Password of an encrypted key file"},
+        "Password of an encrypted key file (default: none)"},
        {["--ssl-ca-certs", "--ca-certs"], "FILE", string, {opt, cacertfile},
-        "CA certificates to verify client certificates with"},
+        "CA certificates to verify client certificates with (default: none)"},
        {["--ssl-cert-reqs", "--cert-reqs"], "0|1|2", {int, 0, 2}, {cli, cert_reqs},
-        "Client certificates: 0 not asked for (default), 1 optional, 2 required"}]},
+        "Client certificates: 0 not asked for (default), 1 optional, 2 required"},
+       {["--ssl-ciphers", "--ciphers"], "NAMES", string, {opt, ciphers},
+        "Cipher suites, OpenSSL names separated by colons; other words (uvicorn's default "
+        "TLSv1, HIGH...) are skipped (default: OTP's suites)"}]},
      {"Limits and timeouts",
       [{["--limit-concurrency"], "N", {int, 1, 1 bsl 30}, {opt, limit_concurrency},
-        "Answer 503 to requests while more than N connections are open"},
+        "Answer 503 to requests while more than N connections are open (default: no "
+        "limit)"},
        {["--limit-max-requests", "--max-requests"], "N", {int, 0, 1 bsl 50},
         {cli, max_requests},
         "After N requests, start a new server process and retire this one (its requests "
-        "finish; 0: never)"},
+        "finish; default 0: never)"},
        {["--limit-max-requests-jitter", "--max-requests-jitter"], "N", {int, 0, 1 bsl 50},
         {cli, max_requests_jitter},
-        "Add a random 0..N to --limit-max-requests"},
+        "Add a random 0..N to --limit-max-requests (default 0)"},
        {["--limit-max-body"], "BYTES", {int, 0, 1 bsl 50}, {opt, max_body},
         "Largest request body accepted, else 413 (default {default}: 64 MiB)"},
        {["--limit-request-line"], "BYTES", {int, 1, 1 bsl 20}, {opt, max_request_line},
         "Longest request line, else 414 (default {default}; gunicorn)"},
        {["--limit-request-fields"], "N", {int, 1, 1 bsl 20}, {opt, max_headers},
         "Most request header fields, else 431 (default {default}; gunicorn)"},
+       {["--h11-max-incomplete-event-size"], "BYTES", {int, 1, 1 bsl 24}, {opt, max_header_size},
+        "Largest request head, line and header fields, else 431 (default {default})"},
+       {["--limit-request-field_size", "--limit-request-field-size"], "BYTES",
+        {int, 0, 1 bsl 24}, {cli, field_size},
+        "Each header field at most BYTES (gunicorn): py_web bounds the whole head instead, "
+        "raised to BYTES if lower (default: the head's limit)"},
        {["--timeout-keep-alive", "--keep-alive"], "S", seconds, {opt, idle_timeout},
         "Close idle keep-alive connections after S seconds (default {default})"},
        {["--timeout-request", "--timeout", "-t"], "S", seconds, {opt, request_timeout},
@@ -130,7 +158,7 @@ options() ->
      {"Reload",
       [{["--reload"], "", flag, {set, {cli, reload}, true},
         "Serve new code when a watched file changes: a new server process takes over the "
-        "sockets, the old one finishes its requests"},
+        "sockets, the old one finishes its requests (default: off)"},
        {["--reload-dir"], "DIR", string, {list, reload_dirs},
         "Directory to watch (repeatable; default: the current one)"},
        {["--reload-include"], "GLOB", string, {list, reload_includes},
@@ -138,6 +166,8 @@ options() ->
        {["--reload-exclude"], "GLOB", string, {list, reload_excludes},
         "Do not watch files or directories matching GLOB (repeatable; default .*, "
         ".py[cod], .sw.*, ~*; virtualenvs and __pycache__ are never watched)"},
+       {["--reload-extra-file"], "FILE", string, {list, reload_extra},
+        "Watch this file too (repeatable; default: none; gunicorn)"},
        {["--reload-delay"], "S", float, {cli, reload_delay},
         "Seconds between two looks at the watched files (default 0.25)"}]},
      {"Logging",
@@ -146,7 +176,7 @@ options() ->
         "Log level, in any case (default info)"},
        {["--log-config"], "FILE", string, {cli, log_config},
         "OTP logger configuration: Erlang terms (.config, .erl) or JSON (.json); see the "
-        "README"},
+        "README (default: lines on standard error)"},
        {["--access-log"], "", flag, {set, {opt, access_log}, true},
         "Log a line for every request, its errors included (default: on)"},
        {["--no-access-log"], "", flag, {set, {opt, access_log}, false}, "Do not"},
@@ -156,28 +186,108 @@ options() ->
         "{default})"},
        {["--access-logfile"], "FILE", string, {cli, access_logfile},
         "Write access lines to FILE (- for standard output) instead of with the rest "
-        "(gunicorn)"},
+        "(default: with the rest; gunicorn)"},
        {["--error-logfile", "--log-file"], "FILE", string, {cli, error_logfile},
         "Write the other log lines to FILE (- for standard error, the default; gunicorn)"},
+       {["--capture-output"], "", flag, {set, {cli, capture_output}, true},
+        "With --error-logfile FILE: what the server processes print (the app's print(), "
+        "Python warnings) goes to FILE too (default: off; gunicorn)"},
        {["--header"], "NAME:VALUE", string, {list, headers},
-        "Send this header with every response (repeatable)"},
+        "Send this header with every response (repeatable; default: none)"},
        {["--server-header"], "", flag, {set, {opt, server_header}, default},
         "Send Server: {default} unless the app sets Server (default: on)"},
        {["--no-server-header"], "", flag, {set, {opt, server_header}, false}, "Do not"},
-       {["--use-colors"], "", flag, {ignored, "log lines have no colours"}, "Accepted, no effect"},
-       {["--no-use-colors"], "", flag, {ignored, ""}, "Accepted, no effect"}]},
+       {["--date-header"], "", flag, {set, {opt, date_header}, true},
+        "Send Date unless the app sets Date (default: on)"},
+       {["--no-date-header"], "", flag, {set, {opt, date_header}, false}, "Do not"}]},
      {"Other",
-      [{["--pid", "-p"], "FILE", string, {cli, pidfile},
-        "Write the process id to signal (bin/pyweb's) to FILE (gunicorn)"},
-       {["--loop"], "NAME", string, {ignored, "py_web runs its own event loop"},
-        "Accepted for uvicorn command lines, no effect"},
-       {["--http"], "NAME", string, {ignored, "py_web has its own HTTP/1.1 server"},
-        "Accepted for uvicorn command lines, no effect"},
-       {["--worker-class", "-k"], "CLASS", string,
-        {ignored, "py_web serves ASGI and WSGI apps itself"},
-        "Accepted for gunicorn command lines (uvicorn.workers.UvicornWorker...), no effect"},
-       {["--version"], "", flag, {set, {cli, version}, true}, "Print the versions and exit"},
-       {["--help", "-h"], "", flag, {set, {cli, help}, true}, "Show this help and exit"}]}].
+      [{["--config", "-c"], "FILE", string, {cli, config},
+        "Read settings from a gunicorn configuration file (Python: bind, workers, "
+        "timeout...); the command line wins; hooks are not run (default: none)"},
+       {["--daemon", "-D"], "", flag, {set, {cli, daemon}, true},
+        "Run in the background, detached from the terminal, standard streams on /dev/null "
+        "(log to --error-logfile; default: off; gunicorn)"},
+       {["--pid", "-p"], "FILE", string, {cli, pidfile},
+        "Write the process id to signal (bin/pyweb's) to FILE (default: none; gunicorn)"},
+       {["--version", "-v"], "", flag, {set, {cli, version}, true}, "Print the versions and exit"},
+       {["--help", "-h"], "", flag, {set, {cli, help}, true}, "Show this help and exit"}]},
+     {"Accepted for uvicorn and gunicorn command lines, without effect",
+      [ignored(["--worker-class", "-k"], "CLASS", string, "py_web serves ASGI and WSGI apps itself"),
+       ignored(["--loop", "--asgi-loop"], "NAME", string, "py_web runs its own event loop"),
+       ignored(["--http", "--http-parser"], "NAME", string, "py_web has its own HTTP/1.1 server"),
+       ignored(["--ws", "--ws-max-size", "--ws-max-queue", "--ws-ping-interval",
+                "--ws-ping-timeout", "--ws-per-message-deflate", "--websocket-max-message-size"],
+               "VALUE", string, "WebSocket connections are not served yet"),
+       ignored(["--http2"], "", flag, "HTTP/2 is not served: HTTP/1.1 only"),
+       ignored(["--http-protocols", "--http2-cleartext", "--http2-max-concurrent-streams",
+                "--http2-initial-window-size", "--http2-max-frame-size",
+                "--http2-max-header-list-size"],
+               "VALUE", string, "HTTP/2 is not served: HTTP/1.1 only"),
+       ignored(["--ssl-version"], "N", string, "TLS 1.2 and 1.3, as OTP sets them up"),
+       ignored(["--suppress-ragged-eofs", "--do-handshake-on-connect"], "", flag,
+               "TLS as OTP sets it up"),
+       ignored(["--timeout-worker-healthcheck"], "S", string,
+               "the supervisor watches its server processes itself"),
+       ignored(["--reset-contextvars"], "", flag,
+               "", "each request runs in a context of its own already"),
+       ignored(["--preload"], "", flag, "",
+               "each server process imports the app once, before it serves"),
+       ignored(["--worker-connections"], "N", string,
+               "connections are not limited per process (see --limit-concurrency)"),
+       ignored(["--enable-stdio-inheritance", "-R"], "", flag, "",
+               "server processes write to bin/pyweb's standard streams already"),
+       ignored(["--name", "-n"], "NAME", string, "process titles are not set"),
+       ignored(["--worker-tmp-dir"], "DIR", string, "", "no heartbeat files"),
+       ignored(["--no-sendfile"], "", flag, "", "sendfile is not used"),
+       ignored(["--statsd-host", "--statsd-prefix", "--dogstatsd-tags"], "VALUE", string,
+               "no StatsD metrics"),
+       ignored(["--enable-backlog-metric"], "", flag, "no StatsD metrics"),
+       ignored(["--log-syslog", "--disable-redirect-access-to-syslog"], "", flag,
+               "no syslog: log lines go to standard error (see --log-config)"),
+       ignored(["--log-syslog-to", "--log-syslog-prefix", "--log-syslog-facility"], "VALUE",
+               string, "no syslog: log lines go to standard error (see --log-config)"),
+       ignored(["--use-colors"], "", flag, "log lines have no colours"),
+       ignored(["--no-use-colors"], "", flag, "", "log lines have no colours"),
+       ignored(["--reload-engine"], "NAME", string, "files are polled"),
+       ignored(["--spew"], "", flag, "no line tracing"),
+       ignored(["--asgi-disconnect-grace-period"], "S", string, "",
+               "an app learns of a disconnect when it next receives"),
+       ignored(["--forwarder-headers"], "NAMES", string,
+               "SCRIPT_NAME and PATH_INFO are never taken from request headers"),
+       ignored(["--header-map"], "drop", {enum, [drop]}, "",
+               "header names with an underscore are dropped"),
+       ignored(["--protocol"], "http", {enum, [http]}, "", "HTTP only"),
+       ignored(["--uwsgi-allow-from"], "IPS", string, "no uwsgi protocol"),
+       ignored(["--control-socket", "--control-socket-mode"], "VALUE", string,
+               "no control socket: signals (see below)"),
+       ignored(["--no-control-socket"], "", flag, "", "no control socket"),
+       ignored(["--dirty-workers", "--dirty-timeout", "--dirty-threads",
+                "--dirty-graceful-timeout"], "N", string, "no dirty worker pool")]}].
+
+%% An option accepted without effect: a notice at start says Why (none
+%% when Why is ""; Help then says what pyweb does instead).
+ignored(Names, Arg, Kind, Why) -> ignored(Names, Arg, Kind, Why, Why).
+
+ignored(Names, Arg, Kind, Why, Help) ->
+    {Names, Arg, Kind, {ignored, Why}, "No effect: " ++ Help}.
+
+%% @doc The options of uvicorn's and gunicorn's that pyweb refuses (a
+%% command-line error that says why): what they ask cannot be done, and
+%% going on without it would serve differently from what was asked.
+-spec refused() -> [refused()].
+refused() ->
+    [{["--user", "-u", "--group", "-g", "--initgroups"],
+      "run bin/pyweb as that user (systemd's User=; for a port below 1024, --fd with "
+      "socket activation, or CAP_NET_BIND_SERVICE)"},
+     {["--paste", "--paster", "--paste-global"],
+      "PasteDeploy is not read: give the app as MODULE:CALLABLE"},
+     {["--log-config-json", "--logger-class"],
+      "Python logging is not used: --log-config takes OTP logger handlers (see --help)"},
+     {["--strip-header-spaces", "--permit-obsolete-folding", "--permit-unconventional-http-method",
+       "--permit-unconventional-http-version", "--casefold-http-method"],
+      "the request parser is strict RFC 9112 and nothing relaxes it"},
+     {["--dirty-app"], "no dirty worker pool"},
+     {["--check-config", "--print-config"], "not supported"}].
 
 %%--------------------------------------------------------------------
 %% Parsing
@@ -218,7 +328,11 @@ read([App | T], Acc) ->
 find(Name) ->
     case [O || {_, Os} <- options(), O = {Names, _, _, _, _} <- Os, lists:member(Name, Names)] of
         [O] -> O;
-        [] -> throw({cli, "unknown option: " ++ Name ++ " (see --help)"})
+        [] ->
+            case [Why || {Names, Why} <- refused(), lists:member(Name, Names)] of
+                [Why] -> throw({cli, Name ++ " is not supported: " ++ Why});
+                [] -> throw({cli, "unknown option: " ++ Name ++ " (see --help)"})
+            end
     end.
 
 option({_, _, flag, Target, _}, Name, none, T, Acc) ->
@@ -258,6 +372,10 @@ store({ignored, Why}, V, Name, Acc) ->
     Acc#{ignored => maps:get(ignored, Acc, []) ++ [{Name, V, Why}]}.
 
 value(V, string, _) -> V;
+value(V, {enum, _}, "--interface" = Name) when V =:= "asgi2"; V =:= "ASGI2" ->
+    throw({cli, Name ++ " asgi2 is not supported: ASGI 2 apps (a class instantiated with "
+                "the scope) are not served; wrap the app with "
+                "asgiref.compatibility.guarantee_single_callable"});
 value(V, {enum, Allowed}, Name) ->
     case [A || A <- Allowed, atom_to_list(A) =:= string:lowercase(V)] of
         [A] -> A;
@@ -280,6 +398,21 @@ value(V, float, Name) ->
     case number(V) of
         N when is_number(N), N >= 0 -> N;
         _ -> throw({cli, [Name, ": expected a number, got ", V]})
+    end;
+value(V, umask, Name) ->
+    %% gunicorn's reading: 0o22, 0x12, 0b..., 022 (octal), 18 (decimal)
+    {Base, Digits} = case V of
+                         [$0, O | D] when O =:= $o; O =:= $O -> {8, D};
+                         [$0, X | D] when X =:= $x; X =:= $X -> {16, D};
+                         [$0, B | D] when B =:= $b; B =:= $B -> {2, D};
+                         [$0 | D] when D =/= "" -> {8, D};
+                         _ -> {10, V}
+                     end,
+    try list_to_integer(Digits, Base) of
+        M when M >= 0, M =< 8#777 -> M;
+        _ -> throw({cli, [Name, ": expected a file mode mask (0o22, 022, 18), got ", V]})
+    catch
+        error:badarg -> throw({cli, [Name, ": expected a file mode mask (0o22, 022, 18), got ", V]})
     end;
 value(V, octal, Name) ->
     Digits = case V of "0o" ++ D -> D; _ -> V end,
@@ -324,10 +457,17 @@ finish(Cli = #{app := App, opts := O0}) ->
              _ -> O4
          end,
     O6 = maps:merge(maps:with([access_log, shutdown_timeout], cli_defaults()), O5),
+    O7 = case maps:find(field_size, Cli) of
+             {ok, Size} ->
+                 Head = maps:get(max_header_size, O6, py_web_opts:default(max_header_size)),
+                 O6#{max_header_size => max(Size, Head)};
+             error ->
+                 O6
+         end,
     Dirs = maps:get(app_dirs, Cli) ++
         lists:append([string:lexemes(P, ",") || P <- maps:get(python_path, Cli, [])]),
     maps:without([python_path, headers, cert_reqs],
-                 Cli#{opts := O6#{bind => binds(Cli)}, app_dirs := Dirs}).
+                 Cli#{opts := O7#{bind => binds(Cli)}, app_dirs := Dirs}).
 
 cli_defaults() ->
     #{access_log => py_web_opts:cli_default(access_log),
@@ -373,15 +513,22 @@ bind_spec(B) ->
 
 %% @doc The settings the environment gives where the command line did not:
 %% `WEB_CONCURRENCY' (--workers), `FORWARDED_ALLOW_IPS'
-%% (--forwarded-allow-ips), `SCRIPT_NAME' (--root-path). `Env' is a
+%% (--forwarded-allow-ips), `SCRIPT_NAME' (--root-path); and the number of
+%% Python workers, --workers (or WEB_CONCURRENCY, or 1) times --threads when
+%% that is given. `Env' is a
 %% function from a variable's name to its value or `false' (os:getenv/1).
 -spec resolve(cli(), fun((string()) -> string() | false)) -> {ok, cli()} | {error, string()}.
 resolve(Cli = #{opts := O}, Env) ->
     try
-        Workers = case {maps:find(workers, Cli), Env("WEB_CONCURRENCY")} of
-                      {{ok, W}, _} -> #{workers => W};
-                      {error, false} -> #{};
-                      {error, V} -> #{workers => value(V, {int, 1, 1024}, "WEB_CONCURRENCY")}
+        Workers0 = case {maps:find(workers, Cli), Env("WEB_CONCURRENCY")} of
+                       {{ok, W}, _} -> #{workers => W};
+                       {error, false} -> #{};
+                       {error, V} -> #{workers => value(V, {int, 1, 1024}, "WEB_CONCURRENCY")}
+                   end,
+        %% gunicorn's threads per worker process: as many Python workers in all
+        Workers = case maps:find(threads, Cli) of
+                      {ok, T} -> #{workers => min(1024, maps:get(workers, Workers0, 1) * T)};
+                      error -> Workers0
                   end,
         O1 = env_opt(forwarded_allow_ips, "FORWARDED_ALLOW_IPS", O, Env),
         O2 = env_opt(root_path, "SCRIPT_NAME", O1, Env),
@@ -429,7 +576,9 @@ option_help({Names, Arg, _, Target, Help}) ->
     Pad = fun(S) -> S ++ lists:duplicate(max(1, 30 - length(S)), $\s) end,
     case length(lists:flatten(Left)) >= 29 of
         true ->
-            ["  ", Left, "\n" | [[lists:duplicate(32, $\s), L, "\n"] || L <- Lines]];
+            %% names that do not fit one line wrap after a comma
+            [[["  ", L, "\n"] || L <- wrap(lists:flatten(Left), 78)]
+             | [[lists:duplicate(32, $\s), L, "\n"] || L <- Lines]];
         false ->
             [["  ", Pad(lists:flatten(Left)), hd(Lines), "\n"]
              | [[lists:duplicate(32, $\s), L, "\n"] || L <- tl(Lines)]]
@@ -503,10 +652,18 @@ version() ->
 %% @doc Entry point for bin/pyweb (`erl -eval
 %% "py_web_cli:main(init:get_plain_arguments())"'): the supervisor, or one
 %% server process when bin/pyweb's supervisor started this VM
-%% (`PYWEB_CONTROL' set).
+%% (`PYWEB_CONTROL' set), or only a check of the command line
+%% (`PYWEB_CHECK' set: bin/pyweb's --daemon, before it detaches). A
+%% --config file is read first.
 -spec main([string()] | [atom()]) -> no_return().
 main(Args0) ->
-    Args = [case A of _ when is_atom(A) -> atom_to_list(A); _ -> A end || A <- Args0],
+    Args1 = [case A of _ when is_atom(A) -> atom_to_list(A); _ -> A end || A <- Args0],
+    {Args, Notes} = case py_web_gunicorn_config:args(Args1, fun config_python/0) of
+                        {ok, As, Ns} -> {As, Ns};
+                        {error, Why} ->
+                            io:format(standard_error, "pyweb: ~ts~n", [Why]),
+                            halt(2)
+                    end,
     case parse(Args) of
         help ->
             io:put_chars(usage()),
@@ -518,8 +675,19 @@ main(Args0) ->
             io:format(standard_error, "pyweb: ~ts~n", [Msg]),
             halt(2);
         {ok, Cli} ->
-            case os:getenv("PYWEB_CONTROL") of
-                false -> py_web_master:run(Cli#{argv => Args});
-                Control -> py_web_child:run(Cli, Control)
+            case {os:getenv("PYWEB_CONTROL"), os:getenv("PYWEB_CHECK")} of
+                {false, false} -> py_web_master:run(Cli#{argv => Args, notes => Notes});
+                {false, _} -> py_web_master:check(Cli);
+                {Control, _} -> py_web_child:run(Cli, Control)
             end
+    end.
+
+%% The Python that reads a --config file: the one the app will run with.
+config_python() ->
+    _ = application:load(erlang_python),
+    try py_python:find() of
+        {ok, #{interpreter := Exe}} -> {ok, Exe};
+        {error, {_, Why}} -> {error, unicode:characters_to_list(Why)}
+    catch
+        error:undef -> {error, "erlang_python is not built"}
     end.

@@ -546,9 +546,15 @@ perform([done | _], X, St) ->
 close(#{close := C}, #x{body = Body, continue = Cont}, #st{draining = D}) ->
     C orelse D orelse (Body =/= done andalso Cont).
 
-head(Head, #x{close = Close, req = #req{version = V}},
-     #st{cfg = #cfg{server_header = S, headers = Defaults}}) ->
-    py_web_http:head(Head, Close, V, S, Defaults).
+head(Head, #x{close = Close, req = #req{version = V}}, St) ->
+    head_bytes(Head, Close, V, St).
+
+%% The bytes of a response head, with the server's Server, Date (unless
+%% date_header is off: then as if the app had sent one) and --header fields.
+head_bytes(Head, Close, V, #st{cfg = #cfg{server_header = S, headers = Defaults,
+                                          date_header = Date}}) ->
+    py_web_http:head(case Date of true -> Head; false -> Head#{date := true} end,
+                     Close, V, S, Defaults).
 
 send(Data, X, St = #st{sock = Sock, t = T}) ->
     case py_web_transport:send(T, Sock, Data) of
@@ -682,11 +688,9 @@ access_log(Req, T0, Status, Sent, Headers, #st{cfg = #cfg{access_log = Format}, 
 %% known of the request: nothing (it could not be parsed), the request and
 %% its start, or its exchange.
 -spec reply_error(400..599, undefined | {#req{}, integer()} | #x{}, #st{}) -> no_return().
-reply_error(Code, Ctx, St = #st{cfg = #cfg{server_header = Server, headers = Defaults},
-                                sock = Sock, t = T}) ->
+reply_error(Code, Ctx, St = #st{sock = Sock, t = T}) ->
     {Head, Body} = py_web_http:error_response(Code),
-    _ = py_web_transport:send(T, Sock, [py_web_http:head(Head, true, {1, 1}, Server, Defaults),
-                                        Body]),
+    _ = py_web_transport:send(T, Sock, [head_bytes(Head, true, {1, 1}, St), Body]),
     Size = byte_size(Body),
     case Ctx of
         undefined -> access_log(undefined, erlang:monotonic_time(microsecond), Code, Size, [], St);

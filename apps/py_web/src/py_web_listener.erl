@@ -159,7 +159,7 @@ listen(O) ->
                 Bs ->
                     Bs
             end,
-    Opts = #{backlog => maps:get(backlog, O),
+    Opts = #{backlog => maps:get(backlog, O), reuse_port => maps:get(reuse_port, O),
              socket_opts => [binary, {packet, raw}, {active, false}, {nodelay, true},
                              {send_timeout, 30000}, {send_timeout_close, true}]},
     lists:foldl(fun(B, Acc) ->

@@ -24,7 +24,7 @@
 %% after a forced one (bin/pyweb says 130 when that was SIGINT).
 -module(py_web_master).
 
--export([run/1]).
+-export([run/1, check/1]).
 
 -define(EXIT_STARTUP, 3).
 -define(EXIT_FORCED, 143).
@@ -52,6 +52,7 @@
     listeners :: [py_web_bind:listener()],
     control :: socket:socket(),
     control_name :: string(),
+    token :: binary(),                        %% what a server process proves itself with
     gens = #{} :: #{pos_integer() => #gen{}},
     channels = #{} :: #{py_web_control:channel() => pos_integer()},
     next = 1 :: pos_integer(),
@@ -75,6 +76,7 @@ run(Cli0) ->
     end,
     _ = [logger:notice("pyweb: ~ts ~ts: ignored (~ts)", [Name, value(V), Why])
          || {Name, V, Why} <- maps:get(ignored, Cli, []), Why =/= ""],
+    _ = [logger:notice("pyweb: --config: ~ts", [N]) || N <- maps:get(notes, Cli, [])],
     py_web_signals:install(self(), [sigterm, sigusr2, sighup]),
     Listeners = listen(Cli),
     {ok, Control, Name} = case py_web_control:listen() of
@@ -87,12 +89,24 @@ run(Cli0) ->
     _ = write_pidfile(Cli),
     logger:info("pyweb: started supervisor process [~s]", [os:getpid()]),
     Watch = watch(Cli),
+    %% The control socket's name can be found by anyone on the machine; the
+    %% sockets go only to a process that has this (in its environment, which
+    %% only the same user can read).
+    Token = base64:encode(crypto:strong_rand_bytes(18)),
     M = spawn_gen(#m{cli = Cli, listeners = Listeners, control = Control,
-                     control_name = Name, watch = Watch}),
+                     control_name = Name, token = Token, watch = Watch}),
     loop(M).
 
 value(true) -> "";
 value(V) -> V.
+
+%% @doc Check a command line as run/1 would before it starts anything (the
+%% environment it names, the server's options) and halt: 0, or 2 with the
+%% reason on standard error.
+-spec check(py_web_cli:cli()) -> no_return().
+check(Cli) ->
+    _ = prepare(Cli),
+    halt(0).
 
 %% The environment first (--chdir, --env-file, --env), then what it says.
 prepare(Cli) ->
@@ -131,7 +145,8 @@ prepare(Cli) ->
 
 listen(#{opts := O}) ->
     {ok, V} = py_web_opts:validate(O),
-    Opts = #{backlog => maps:get(backlog, V), socket_opts => [binary, {active, false}]},
+    Opts = #{backlog => maps:get(backlog, V), reuse_port => maps:get(reuse_port, V),
+             socket_opts => [binary, {active, false}]},
     lists:foldl(fun(B, Acc) ->
                         case py_web_bind:listen(B, Opts) of
                             {ok, L} -> Acc ++ [L];
@@ -154,12 +169,13 @@ write_pidfile(_) ->
     ok.
 
 watch(Cli = #{reload := true}) ->
-    {Include, Exclude} = py_web_watch:patterns(maps:get(reload_includes, Cli, []),
+    Dirs0 = case maps:get(reload_dirs, Cli, []) of
+                [] -> [element(2, file:get_cwd())];
+                Ds -> Ds
+            end,
+    {Dirs, Extra} = extra_files(maps:get(reload_extra, Cli, []), Dirs0),
+    {Include, Exclude} = py_web_watch:patterns(maps:get(reload_includes, Cli, []) ++ Extra,
                                                 maps:get(reload_excludes, Cli, [])),
-    Dirs = case maps:get(reload_dirs, Cli, []) of
-               [] -> [element(2, file:get_cwd())];
-               Ds -> Ds
-           end,
     W = py_web_watch:new(#{dirs => Dirs, include => Include, exclude => Exclude}),
     logger:info("pyweb: watching ~B file(s) for changes in ~ts (~ts; not ~ts), every ~ts s",
                 [length(py_web_watch:files(W)), lists:join(", ", Dirs),
@@ -172,10 +188,23 @@ watch(_) ->
 
 delay(Cli) -> round(maps:get(reload_delay, Cli, 0.25) * 1000).
 
+%% --reload-extra-file: a file under a watched directory is included by its
+%% path relative to it; one elsewhere adds its directory, and its name.
+extra_files(Files, Dirs) ->
+    Abs = [filename:absname(D) || D <- Dirs],
+    lists:foldl(
+      fun(F, {Ds, Pats}) ->
+              A = filename:absname(F),
+              case [lists:nthtail(length(D) + 1, A) || D <- Abs, lists:prefix(D ++ "/", A)] of
+                  [Rel | _] -> {Ds, Pats ++ [Rel]};
+                  [] -> {Ds ++ [filename:dirname(A)], Pats ++ [filename:basename(A)]}
+              end
+      end, {Dirs, []}, Files).
+
 %%--------------------------------------------------------------------
 %% Server processes
 
-spawn_gen(M = #m{next = N, cli = Cli, control_name = Name}) ->
+spawn_gen(M = #m{next = N, cli = Cli, control_name = Name, token = Token}) ->
     Script = case os:getenv("PYWEB_SCRIPT") of
                  false -> fail(?EXIT_STARTUP, "PYWEB_SCRIPT is not set (run bin/pyweb)", []);
                  S -> S
@@ -183,11 +212,18 @@ spawn_gen(M = #m{next = N, cli = Cli, control_name = Name}) ->
     {ok, Cwd} = file:get_cwd(),
     Port = open_port({spawn_executable, Script},
                      [{args, maps:get(argv, Cli)}, {cd, Cwd}, exit_status, nouse_stdio,
-                      {env, [{"PYWEB_CONTROL", Name},
-                             {"PYWEB_GENERATION", integer_to_list(N)}]}]),
+                      {env, [{"PYWEB_CONTROL", Name}, {"PYWEB_CONTROL_TOKEN", binary_to_list(Token)},
+                             {"PYWEB_GENERATION", integer_to_list(N)} | output(Cli)]}]),
     {os_pid, OsPid} = erlang:port_info(Port, os_pid),
     G = #gen{n = N, port = Port, os_pid = integer_to_list(OsPid), since = now_ms()},
     M#m{gens = (M#m.gens)#{N => G}, next = N + 1}.
+
+%% --capture-output with --error-logfile FILE: bin/pyweb starts the server
+%% process with its standard output and error appended to FILE.
+output(#{capture_output := true, error_logfile := File}) when File =/= "-" ->
+    [{"PYWEB_OUTPUT", filename:absname(File)}];
+output(_) ->
+    [].
 
 %% A reload: a new generation, unless one is starting already (then one
 %% more after it).
@@ -218,9 +254,9 @@ loop(M) ->
 handle({py_web_control, _Ch, new}, M) ->
     %% who it is comes with its first message
     M;
-handle({py_web_control, Ch, {term, {hello, N, OsPid}, _}}, M = #m{gens = Gens}) ->
-    case Gens of
-        #{N := G = #gen{channel = undefined}} ->
+handle({py_web_control, Ch, {term, {hello, N, OsPid, Token}, _}}, M = #m{gens = Gens}) ->
+    case {Gens, proven(Token, M#m.token)} of
+        {#{N := G = #gen{channel = undefined}}, true} when is_list(OsPid) ->
             Fds = [Fd || #{fd := Fd} <- M#m.listeners],
             ok = py_web_control:send(Ch, {serve, length(Fds)}, Fds),
             M#m{gens = Gens#{N := G#gen{channel = Ch, os_pid = OsPid}},
@@ -279,6 +315,10 @@ force(M) ->
     logger:warning("pyweb: forced exit"),
     _ = [os:cmd("kill -KILL " ++ P) || #gen{os_pid = P} <- maps:values(M#m.gens)],
     finish(M#m{exit = ?EXIT_FORCED}).
+
+proven(Token, Mine) ->
+    is_binary(Token) andalso byte_size(Token) =:= byte_size(Mine)
+        andalso crypto:hash_equals(Token, Mine).
 
 relative(F) ->
     {ok, Cwd} = file:get_cwd(),

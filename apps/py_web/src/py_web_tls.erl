@@ -1,6 +1,6 @@
 %% @doc The server's TLS options from py_web's (`certfile', `keyfile',
-%% `keyfile_password', `cacertfile', `verify', and `ssl' for any other ssl
-%% server option), with the files read once at start: a certificate or key
+%% `keyfile_password', `cacertfile', `verify', `ciphers', and `ssl' for any
+%% other ssl server option), with the files read once at start: a certificate or key
 %% that cannot be read fails the start with the file and the reason, not the
 %% first handshake.
 -module(py_web_tls).
@@ -40,7 +40,11 @@ options(O) ->
                        P -> [{password, to_list(P)}]
                    end,
         Verify = verify(maps:get(verify, O, none)),
-        case Files ++ CaOpts ++ Password ++ Extra of
+        Ciphers = case maps:get(ciphers, O, undefined) of
+                      undefined -> [];
+                      Spec -> ciphers(Spec)
+                  end,
+        case Files ++ CaOpts ++ Password ++ Ciphers ++ Extra of
             [] -> {ok, []};
             Opts -> {ok, Opts ++ Verify}
         end
@@ -67,6 +71,29 @@ verify(none) -> [];
 verify(optional) -> [{verify, verify_peer}, {fail_if_no_peer_cert, false}];
 verify(required) -> [{verify, verify_peer}, {fail_if_no_peer_cert, true}];
 verify(V) -> throw({tls, verify, V}).
+
+%% `ciphers' (--ssl-ciphers): OpenSSL names of TLS 1.2 suites separated by
+%% colons, as Python's SSLContext.set_ciphers takes them; TLS 1.3 suites
+%% stay OTP's (as OpenSSL configures those apart). Words that name no suite
+%% (OpenSSL's HIGH, uvicorn's default TLSv1) are skipped; with no suite
+%% named at all, OTP's defaults.
+ciphers(Spec) ->
+    V12 = ssl:cipher_suites(all, 'tlsv1.2'),
+    Named = [S || N <- string:split(to_list(Spec), ":", all),
+                  S <- [suite(string:trim(N))], lists:member(S, V12)],
+    case Named of
+        [] -> [];
+        _ -> [{ciphers, [S || S = #{key_exchange := any} <- ssl:cipher_suites(default, 'tlsv1.3')]
+                        ++ Named}]
+    end.
+
+suite(Name) ->
+    try ssl:str_to_suite(Name) of
+        #{} = S -> S;
+        _ -> none
+    catch
+        _:_ -> none
+    end.
 
 to_list(B) when is_binary(B) -> binary_to_list(B);
 to_list(L) -> L.
