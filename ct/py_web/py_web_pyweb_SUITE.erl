@@ -638,7 +638,30 @@ log_config(Config) ->
                    end end, access_file),
     nomatch = re:run(?P:output(P2), "\"GET / HTTP/1.1\""),
     {2, Bad} = run_exit(Config, ["pw_apps:app", "--log-config", filename:join(Dir, "nope.json")]),
-    {match, _} = re:run(Bad, "--log-config").
+    {match, _} = re:run(Bad, "--log-config: cannot use the log configuration [^ ]*nope.json: "
+                             "no such file or directory\n$"),
+    %% uvicorn's --log-config JSON (Python's dictConfig): its handlers, by the
+    %% loggers that use them; a JSON formatter writes JSON
+    Dict = filename:join(Dir, "uvicorn-log.json"),
+    AccessJson = filename:join(Dir, "access.jsonl"),
+    ok = file:write_file(Dict, [<<"{\"version\": 1, \"disable_existing_loggers\": false,
+      \"formatters\": {\"default\": {\"format\": \"%(message)s\"},
+                     \"json\": {\"()\": \"pythonjsonlogger.jsonlogger.JsonFormatter\"}},
+      \"handlers\": {\"default\": {\"class\": \"logging.StreamHandler\", \"formatter\": \"default\",
+                                  \"stream\": \"ext://sys.stderr\"},
+                   \"access\": {\"class\": \"logging.FileHandler\", \"formatter\": \"json\",
+                              \"filename\": \"">>, AccessJson, <<"\"}},
+      \"loggers\": {\"uvicorn\": {\"handlers\": [\"default\"], \"level\": \"INFO\"},
+                  \"uvicorn.access\": {\"handlers\": [\"access\"], \"level\": \"INFO\"}}}">>]),
+    {P3, Port3} = serve(Config, ["pw_apps:app", "--log-config", Dict]),
+    {200, _} = get(Port3, "/"),
+    until(fun() -> file_has(AccessJson, <<"\"py_web\":\"access\"">>) end, access_json),
+    nomatch = re:run(?P:output(P3), "\"GET / HTTP/1.1\""),
+    %% Python's .ini and .yaml logging files: not read, and said so
+    Ini = filename:join(Dir, "logging.ini"),
+    ok = file:write_file(Ini, "[loggers]\nkeys=root\n"),
+    {2, IniOut} = run_exit(Config, ["pw_apps:app", "--log-config", Ini]),
+    {match, _} = re:run(IniOut, "Python logging's .ini and .yaml files are not read").
 
 %%--------------------------------------------------------------------
 %% Reload

@@ -175,7 +175,8 @@ options() ->
         {enum, Levels ++ [notice]}, {cli, log_level},
         "Log level, in any case (default info)"},
        {["--log-config"], "FILE", string, {cli, log_config},
-        "OTP logger configuration: Erlang terms (.config, .erl) or JSON (.json); see the "
+        "Log handlers: OTP logger's as Erlang terms (.config), or JSON (.json): pyweb's, "
+        "or Python's dictConfig as uvicorn's and gunicorn's files are written; see the "
         "README (default: lines on standard error)"},
        {["--access-log"], "", flag, {set, {opt, access_log}, true},
         "Log a line for every request, its errors included (default: on)"},

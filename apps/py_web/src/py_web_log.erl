@@ -81,6 +81,10 @@ reason(closed) ->
     <<"connection closed">>;
 reason({shutdown, R}) ->
     reason(R);
+reason({log_config, File, Why}) ->
+    io_lib:format("cannot use the log configuration ~ts: ~ts", [File, log_config(Why)]);
+reason({log_handler, Id, Why}) ->
+    io_lib:format("cannot add the log handler ~ts: ~0tp", [Id, Why]);
 reason(R) when is_atom(R) ->
     case inet:format_error(R) of
         "unknown POSIX error" ++ _ -> atom_to_list(R);
@@ -111,6 +115,27 @@ posix(path_too_long) -> <<"the path is longer than a Unix socket's 107 bytes">>;
 posix(not_a_stream_socket) -> <<"not a TCP or Unix stream socket">>;
 posix(Why) when is_atom(Why) -> inet:format_error(Why);
 posix(Why) -> io_lib:format("~0tp", [Why]).
+
+log_config(python_logging_format) ->
+    <<"Python logging's .ini and .yaml files are not read: write it as JSON, Python's "
+      "dictConfig or pyweb's (see the README)">>;
+log_config(not_an_object) -> <<"not a JSON object">>;
+log_config({json, At}) -> io_lib:format("not JSON (at byte ~B)", [At]);
+log_config({Line, Mod, Msg}) when is_integer(Line), is_atom(Mod) ->
+    io_lib:format("not Erlang terms: line ~B: ~ts", [Line, Mod:format_error(Msg)]);
+log_config({bad_type, T}) ->
+    io_lib:format("unknown handler type ~ts (standard_error, standard_io or file)", [T]);
+log_config({bad_format, F}) -> io_lib:format("unknown format ~ts (text or json)", [F]);
+log_config({bad_events, E}) -> io_lib:format("unknown events ~ts (all, access or other)", [E]);
+log_config({bad_level, L}) -> io_lib:format("unknown level ~tp", [L]);
+log_config({bad_handler, _}) -> <<"a handler that is not an object, or a file handler without a file">>;
+log_config({unknown_handler, Id}) -> io_lib:format("a logger names the handler ~ts, not defined", [Id]);
+log_config({unsupported_handler_class, C}) ->
+    io_lib:format("the handler class ~tp is not supported (logging.StreamHandler, FileHandler, "
+                  "handlers.WatchedFileHandler, handlers.RotatingFileHandler, "
+                  "handlers.TimedRotatingFileHandler, NullHandler)", [C]);
+log_config(Why) when is_atom(Why) -> file:format_error(Why);
+log_config(Why) -> io_lib:format("~0tp", [Why]).
 
 tls_file(certfile) -> <<"certificate file">>;
 tls_file(keyfile) -> <<"key file">>;

@@ -14,7 +14,9 @@
 %% | "standard_io" | "file", "file": PATH, "format": "text" | "json",
 %% "level": LEVEL, "events": "all" | "access" | "other"}}}': each handler
 %% writes with py_web's formatter; `events' keeps only the access lines or
-%% only the others.
+%% only the others. Or JSON as uvicorn's and gunicorn's --log-config take it,
+%% Python's dictConfig (`"version": 1'; see dict_config/1 in the source). Python's .ini
+%% and .yaml logging files are refused.
 -module(py_web_logging).
 
 -export([setup/1, level/1, flush/0]).
@@ -92,12 +94,15 @@ config_file(File) ->
             case file:read_file(File) of
                 {ok, Bin} ->
                     case py_web_json:decode(Bin) of
-                        {ok, Json} when is_map(Json) -> json_config(Json);
+                        {ok, #{<<"version">> := 1} = Dict} -> json_result(File, dict_config(Dict));
+                        {ok, Json} when is_map(Json) -> json_result(File, json_config(Json));
                         {ok, _} -> {error, {log_config, File, not_an_object}};
                         {error, R} -> {error, {log_config, File, R}}
                     end;
                 {error, R} -> {error, {log_config, File, R}}
             end;
+        Ext when Ext =:= ".ini"; Ext =:= ".yaml"; Ext =:= ".yml" ->
+            {error, {log_config, File, python_logging_format}};
         _ ->
             case file:consult(File) of
                 {ok, [Terms]} when is_list(Terms) -> terms_config(File, Terms);
@@ -122,6 +127,9 @@ terms_config(File, Terms) ->
         error:R -> {error, {log_config, File, R}}
     end.
 
+json_result(File, {error, {log_config, R}}) -> {error, {log_config, File, R}};
+json_result(_File, Result) -> Result.
+
 json_config(Json) ->
     try
         _ = case maps:find(<<"level">>, Json) of
@@ -133,6 +141,113 @@ json_config(Json) ->
     catch
         throw:R -> {error, {log_config, R}}
     end.
+
+%% Python's logging.config.dictConfig (version 1), as uvicorn's and
+%% gunicorn's --log-config JSON files are written: its handlers that the
+%% loggers of the server use become OTP handlers with py_web's formatter
+%% (the format strings are not used; a formatter whose class or factory
+%% names JSON writes JSON lines). A handler on `uvicorn.access' or
+%% `gunicorn.access' gets the access lines, one on `uvicorn',
+%% `uvicorn.error', `gunicorn.error' or the root logger the others; its
+%% level is its own, else its loggers'. Handler classes: StreamHandler
+%% (sys.stdout or sys.stderr), FileHandler, WatchedFileHandler,
+%% RotatingFileHandler (maxBytes, backupCount), TimedRotatingFileHandler
+%% (as a plain file), NullHandler.
+dict_config(Dict) ->
+    try
+        Loggers = maps:to_list(maps:get(<<"loggers">>, Dict, #{}))
+            ++ [{<<>>, R} || R <- [maps:get(<<"root">>, Dict, undefined)], is_map(R)],
+        Uses = lists:foldl(
+                 fun({Name, L}, Acc) ->
+                         Kind = logger_kind(Name),
+                         Level = maps:get(<<"level">>, L, <<"INFO">>),
+                         lists:foldl(fun(H, A) -> maps:update_with(H, fun(Us) -> [{Kind, Level} | Us] end,
+                                                                   [{Kind, Level}], A)
+                                     end, Acc, [H || Kind =/= none, H <- maps:get(<<"handlers">>, L, [])])
+                 end, #{}, Loggers),
+        Formatters = maps:get(<<"formatters">>, Dict, #{}),
+        Handlers = maps:get(<<"handlers">>, Dict, #{}),
+        add([{binary_to_atom(<<"pyweb_", Id/binary>>), H}
+             || {Id, Us} <- lists:sort(maps:to_list(Uses)),
+                H <- [dict_handler(Id, maps:get(Id, Handlers, undefined), Us, Formatters)],
+                H =/= none])
+    catch
+        throw:R -> {error, {log_config, R}}
+    end.
+
+logger_kind(Name) when Name =:= <<"uvicorn.access">>; Name =:= <<"gunicorn.access">> -> access;
+logger_kind(Name) when Name =:= <<"uvicorn">>; Name =:= <<"uvicorn.error">>;
+                       Name =:= <<"gunicorn.error">>; Name =:= <<"gunicorn">>; Name =:= <<>> ->
+    other;
+logger_kind(_) -> none.
+
+dict_handler(Id, undefined, _, _) ->
+    throw({unknown_handler, Id});
+dict_handler(_Id, H, Uses, Formatters) ->
+    Out = case maps:get(<<"class">>, H, undefined) of
+              <<"logging.NullHandler">> -> none;
+              <<"logging.StreamHandler">> ->
+                  case maps:get(<<"stream">>, H, <<"ext://sys.stderr">>) of
+                      <<"ext://sys.stdout">> -> #{type => standard_io};
+                      _ -> #{type => standard_error}
+                  end;
+              C when C =:= <<"logging.FileHandler">>; C =:= <<"logging.handlers.WatchedFileHandler">>;
+                     C =:= <<"logging.handlers.TimedRotatingFileHandler">> ->
+                  #{file => filename(H)};
+              <<"logging.handlers.RotatingFileHandler">> ->
+                  Rotate = case {maps:get(<<"maxBytes">>, H, 0), maps:get(<<"backupCount">>, H, 0)} of
+                               {Max, N} when is_integer(Max), Max > 0, is_integer(N), N > 0 ->
+                                   #{max_no_bytes => Max, max_no_files => N};
+                               _ -> #{}
+                           end,
+                  maps:merge(#{file => filename(H)}, Rotate);
+              C ->
+                  throw({unsupported_handler_class, C})
+          end,
+    case Out of
+        none -> none;
+        _ ->
+            Events = case lists:usort([K || {K, _} <- Uses]) of
+                         [access] -> access;
+                         [other] -> other;
+                         _ -> all
+                     end,
+            Format = case maps:get(maps:get(<<"formatter">>, H, <<>>), Formatters, #{}) of
+                         #{<<"()">> := F} -> json_or_text(F);
+                         #{<<"class">> := F} -> json_or_text(F);
+                         _ -> text
+                     end,
+            Level = case maps:find(<<"level">>, H) of
+                        {ok, L} -> py_level(L);
+                        error -> most_verbose([py_level(L) || {_, L} <- Uses])
+                    end,
+            (handler_config(Out, Format, Events))#{level => level(Level)}
+    end.
+
+%% A level of Python's logging: a name (NOTSET: everything) or a number.
+py_level(<<"NOTSET">>) -> trace;
+py_level(N) when is_integer(N), N < 10 -> trace;
+py_level(N) when is_integer(N), N < 20 -> debug;
+py_level(N) when is_integer(N), N < 30 -> info;
+py_level(N) when is_integer(N), N < 40 -> warning;
+py_level(N) when is_integer(N), N < 50 -> error;
+py_level(N) when is_integer(N) -> critical;
+py_level(L) -> json_atom(L).
+
+most_verbose(Levels) ->
+    Order = [trace, debug, info, notice, warning, error, critical, alert, emergency],
+    hd([L || L <- Order, lists:member(L, Levels)]).
+
+filename(#{<<"filename">> := F}) when is_binary(F) -> binary_to_list(F);
+filename(H) -> throw({bad_handler, H}).
+
+json_or_text(Class) when is_binary(Class) ->
+    case binary:match(string:lowercase(Class), <<"json">>) of
+        nomatch -> text;
+        _ -> json
+    end;
+json_or_text(_) ->
+    text.
 
 json_handler(H) when is_map(H) ->
     Out = case maps:get(<<"type">>, H, <<"standard_error">>) of
