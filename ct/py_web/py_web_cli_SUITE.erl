@@ -79,6 +79,7 @@ value_forms(_) ->
     #{opts := #{proxy_protocol := v1}} = parse(["m:a", "--proxy-protocol", "v1"]),
     #{opts := #{proxy_protocol := off}} = parse(["m:a", "--proxy-protocol=false"]),
     #{opts := #{request_timeout := infinity}} = parse(["m:a", "--timeout", "0"]),
+    #{opts := #{max_body := infinity}} = parse(["m:a", "--limit-max-body", "0"]),
     #{opts := #{shutdown_timeout := 0}} = parse(["m:a", "--timeout-graceful-shutdown=0"]),
     #{uds_permissions := 8#660} = parse(["m:a", "--uds", "s", "--uds-permissions", "0o660"]),
     #{uds_permissions := 8#644} = parse(["m:a", "--uds", "s", "--uds-permissions", "644"]).
@@ -175,7 +176,7 @@ help_defaults(_) ->
     D = fun py_web_opts:cli_default/1,
     [{match, _} = re:run(Flat, "\\Q" ++ Text ++ "\\E")
      || Text <- ["--port N Port to bind (default " ++ integer_to_list(D(port)),
-                 "(default " ++ integer_to_list(D(max_body)) ++ ": 64 MiB)",
+                 "(default " ++ integer_to_list(D(max_body)) ++ ": 64 MiB; 0: no limit)",
                  "seconds (default " ++ integer_to_list(D(idle_timeout) div 1000) ++ ")",
                  "(default " ++ integer_to_list(D(backlog)) ++ ")",
                  "else " ++ binary_to_list(D(forwarded_allow_ips)),

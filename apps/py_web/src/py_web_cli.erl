@@ -135,7 +135,8 @@ options() ->
         {cli, max_requests_jitter},
         "Add a random 0..N to --limit-max-requests (default 0)"},
        {["--limit-max-body"], "BYTES", {int, 0, 1 bsl 50}, {opt, max_body},
-        "Largest request body accepted, else 413 (default {default}: 64 MiB)"},
+        "Largest request body accepted, else 413 (default {default}: 64 MiB; 0: no "
+        "limit)"},
        {["--limit-request-line"], "BYTES", {int, 1, 1 bsl 20}, {opt, max_request_line},
         "Longest request line, else 414 (default {default}; gunicorn)"},
        {["--limit-request-fields"], "N", {int, 1, 1 bsl 20}, {opt, max_headers},
@@ -453,10 +454,9 @@ finish(Cli = #{app := App, opts := O0}) ->
              {ok, R} -> O3#{verify => lists:nth(R + 1, [none, optional, required])};
              error -> O3
          end,
-    O5 = case maps:find(request_timeout, O4) of
-             {ok, 0} -> O4#{request_timeout := infinity};
-             _ -> O4
-         end,
+    O5 = maps:map(fun(K, 0) when K =:= request_timeout; K =:= max_body -> infinity;
+                     (_, V) -> V
+                  end, O4),
     O6 = maps:merge(maps:with([access_log, shutdown_timeout], cli_defaults()), O5),
     O7 = case maps:find(field_size, Cli) of
              {ok, Size} ->
