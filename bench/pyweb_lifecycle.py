@@ -46,16 +46,17 @@ async def app(scope, receive, send):
 '''
 
 
-def get(port: int) -> str | None:
+def get(port: int) -> tuple[str | None, str]:
+    """The body of a 200, else None and why."""
     try:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/")
         r = c.getresponse()
         body = r.read().decode()
         c.close()
-        return body if r.status == 200 else None
-    except OSError:
-        return None
+        return (body, "") if r.status == 200 else (None, f"status {r.status}")
+    except (OSError, http.client.HTTPException) as e:
+        return None, repr(e)
 
 
 class Load(threading.Thread):
@@ -64,15 +65,20 @@ class Load(threading.Thread):
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
         self.port, self.stop, self.ok, self.failed, self.last = port, False, 0, 0, ""
+        self.why: list[str] = []
 
     def run(self) -> None:
         while not self.stop:
-            body = get(self.port)
+            body, why = get(self.port)
             if body is None:
                 self.failed += 1
+                self.why.append(why)
             else:
                 self.ok += 1
                 self.last = body
+
+    def failures(self) -> str:
+        return f"{self.failed} failed" + (f" ({'; '.join(sorted(set(self.why)))})" if self.why else "")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -150,7 +156,7 @@ def main() -> None:
     load.join()
     print(f"SIGHUP to new code: median {statistics.median(hup):.2f} s, "
           f"min {min(hup):.2f}, max {max(hup):.2f} ({opts.rounds} rounds); "
-          f"{load.ok} requests meanwhile, {load.failed} failed")
+          f"{load.ok} requests meanwhile, {load.failures()}")
     stop(proc)
 
     proc, port, lines = start(work, "--reload")
@@ -172,7 +178,7 @@ def main() -> None:
     load.join()
     print(f"--reload, save to new code: median {statistics.median(rel):.2f} s, "
           f"min {min(rel):.2f}, max {max(rel):.2f} ({opts.rounds} rounds); "
-          f"{load.ok} requests meanwhile, {load.failed} failed")
+          f"{load.ok} requests meanwhile, {load.failures()}")
 
     time.sleep(3)   # the last old server process is gone
     sup = pids(lines, r"\[(\d+)\] \[INFO\] pyweb: started supervisor")[0]
