@@ -206,7 +206,14 @@ handle_cast(_, St) ->
 %% @private
 -spec handle_info(term(), #ls{}) -> {noreply, #ls{}} | {stop, normal, #ls{}}.
 handle_info({py_web_conn, Pid}, St = #ls{conns = C}) ->
+    %% from the connection itself: its exit comes after it
     {noreply, St#ls{conns = C#{Pid => true}}};
+handle_info({py_web_accepted, Pid}, St = #ls{conns = C}) ->
+    %% from its acceptor (see terminate/2): maybe after the connection's exit
+    case is_process_alive(Pid) of
+        true -> {noreply, St#ls{conns = C#{Pid => true}}};
+        false -> {noreply, St}
+    end;
 handle_info({py_web, max_requests}, St = #ls{on_max_requests = stop, cfg = Cfg}) ->
     logger:notice("py_web: ~B requests served (max_requests): stopping",
                   [py_web_limits:requests(Cfg#cfg.limits)], #{py_web => server}),
@@ -254,7 +261,7 @@ terminate(_Reason, St0 = #ls{cfg = Cfg}) ->
                    infinity -> infinity;
                    T -> erlang:monotonic_time(millisecond) + T
                end,
-    Left = drain(St#ls.conns, Deadline, St),
+    Left = drain(acceptors_gone(St#ls.acceptors, St#ls.conns, St), Deadline, St),
     case map_size(Left) of
         0 -> ok;
         N ->
@@ -267,6 +274,28 @@ terminate(_Reason, St0 = #ls{cfg = Cfg}) ->
     lifespan_shutdown(Cfg#cfg.backend, St#ls.lifespan),
     ok.
 
+%% The acceptors end once the listening sockets are closed; one may have
+%% accepted a connection just before, which it registers before it ends:
+%% wait for them all, so that no such connection is left out of the drain
+%% (retiring, its client is owed an answer; the server taking over never
+%% sees it). Bounded: an acceptor is ended after ?CUT_GRACE.
+acceptors_gone(Acceptors, Conns, _St) when map_size(Acceptors) =:= 0 ->
+    Conns;
+acceptors_gone(Acceptors, Conns, St) ->
+    receive
+        {'EXIT', P, _} when is_map_key(P, Acceptors) ->
+            acceptors_gone(maps:remove(P, Acceptors), Conns, St);
+        {'EXIT', P, _} when is_map_key(P, Conns) ->
+            acceptors_gone(Acceptors, maps:remove(P, Conns), St);
+        {py_web_conn, P} ->
+            acceptors_gone(Acceptors, late_conn(P, Conns, St), St);
+        {py_web_accepted, P} ->
+            acceptors_gone(Acceptors, late_accepted(P, Conns, St), St)
+    after ?CUT_GRACE ->
+        _ = [exit(P, kill) || P <- maps:keys(Acceptors)],
+        Conns
+    end.
+
 drain(Conns, _Deadline, _St) when map_size(Conns) =:= 0 ->
     Conns;
 drain(Conns, Deadline, St) ->
@@ -276,12 +305,26 @@ drain(Conns, Deadline, St) ->
         end,
     receive
         {'EXIT', P, _} -> drain(maps:remove(P, Conns), Deadline, St);
-        {py_web_conn, P} ->
-            %% accepted before the sockets closed
-            P ! case St#ls.retiring of true -> {py_web, retire}; false -> {py_web, drain} end,
-            drain(Conns#{P => true}, Deadline, St)
+        {py_web_conn, P} -> drain(late_conn(P, Conns, St), Deadline, St);
+        {py_web_accepted, P} -> drain(late_accepted(P, Conns, St), Deadline, St)
     after T ->
         Conns
+    end.
+
+%% A connection accepted before the sockets closed, registered while the
+%% server stops: told what the others were told. Its own registration
+%% (py_web_conn) comes before its exit; its acceptor's (py_web_accepted)
+%% may come after it, and is then left out.
+late_conn(P, Conns, _St) when is_map_key(P, Conns) ->
+    Conns;
+late_conn(P, Conns, St) ->
+    P ! case St#ls.retiring of true -> {py_web, retire}; false -> {py_web, drain} end,
+    Conns#{P => true}.
+
+late_accepted(P, Conns, St) ->
+    case is_process_alive(P) of
+        true -> late_conn(P, Conns, St);
+        false -> Conns
     end.
 
 lifespan_shutdown(_Backend, undefined) -> ok;
@@ -304,7 +347,11 @@ acceptor(LSock, Cfg) ->
         {ok, Sock} ->
             {ok, Pid} = py_web_conn:start(Cfg, Sock),
             _ = case gen_tcp:controlling_process(Sock, Pid) of
-                ok -> Pid ! {py_web_go, Sock};
+                ok ->
+                    Pid ! {py_web_go, Sock},
+                    %% also said by the connection itself; this one reaches the
+                    %% listener before this acceptor's exit (see terminate/2)
+                    Cfg#cfg.listener ! {py_web_accepted, Pid};
                 {error, _} -> exit(Pid, kill), gen_tcp:close(Sock)
             end,
             acceptor(LSock, Cfg);
