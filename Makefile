@@ -6,10 +6,14 @@
 #   make build      the NIF and the Erlang apps (plain `rebar3 compile` does the same)
 #   make docs       the API reference (rebar3 edoc): doc/index.html, apps/py_web/doc/index.html
 #   make test-asan  the suites against an ASan+UBSan build of the NIF
+#   make test-subinterpreters  the erlang_python and py_web suites on Python 3.13 in
+#                   subinterpreters mode
 #   make fuzz       the HTTP/1.1 parser's property suite and the socket fuzzer at length
 #   make valgrind   the NIF's paths under valgrind memcheck (tools/valgrind.sh)
 #
 # PYTHON selects the interpreter: PYTHON="$(pyenv prefix 3.12.1)/bin/python3" make test
+# MODE selects the execution mode of the test targets (ERLANG_PYTHON_MODE; default auto):
+#   make test-ct MODE=gil
 
 PYTHON ?= python3
 PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -33,10 +37,14 @@ APT_TEST_PACKAGES := erlang-nox erlang-common-test erlang-eunit erlang-proper er
 # clone of this repository's HEAD (commit first: it tests what is committed).
 CT_DIRS := ct/erlang_python ct/py_web ct/dependency
 # The embedded interpreter imports the test venv's packages (Flask, Django, Starlette...).
-TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON)
+MODE ?=
+TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON) $(if $(MODE),ERLANG_PYTHON_MODE=$(MODE))
+# The interpreter of test-subinterpreters: pyenv's 3.13.0, else python3.13 on PATH.
+SUBINTERP_PYTHON ?= $(shell p=$$(pyenv prefix 3.13.0 2>/dev/null) && echo "$$p/bin/python3" \
+                      || command -v python3.13)
 
 .PHONY: all deps test-deps venv run-venv nif build docs test test-eunit test-ct test-python \
-        test-docs test-asan valgrind fuzz bench-h1 run shell clean
+        test-docs test-subinterpreters test-asan valgrind fuzz bench-h1 run shell clean
 
 all: build
 
@@ -95,14 +103,29 @@ docs: deps
 
 # ---- tests -----------------------------------------------------------------------------
 
-# Runs every suite even when one fails, then fails if any did.
+# Runs every suite even when one fails, then fails if any did.  The default Python's
+# suites run in the default mode (auto), then the erlang_python and py_web Common Test
+# suites again on Python 3.13 in subinterpreters mode.
 test: build venv test-deps
 	@rc=0; \
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
 	$(MAKE) --no-print-directory test-python || rc=1; \
 	$(MAKE) --no-print-directory test-docs || rc=1; \
+	$(MAKE) --no-print-directory test-subinterpreters || rc=1; \
+	$(MAKE) --no-print-directory nif; \
 	exit $$rc
+
+# The erlang_python and py_web suites on Python 3.13 (its own venv, .venv-3.13) with one
+# sub-interpreter per worker (ct/dependency, which does not depend on the mode, runs once,
+# above).  Leaves priv/ built for 3.13: `make nif` rebuilds for PYTHON.
+test-subinterpreters:
+	@if [ -z "$(SUBINTERP_PYTHON)" ] || [ ! -x "$(SUBINTERP_PYTHON)" ]; then \
+	  echo "test-subinterpreters: no Python 3.13 (pyenv 3.13.0 or python3.13) found" >&2; \
+	  exit 1; \
+	fi
+	$(MAKE) --no-print-directory test-ct PYTHON="$(SUBINTERP_PYTHON)" MODE=subinterpreters \
+	  CT_DIRS="ct/erlang_python ct/py_web"
 
 test-eunit: build venv test-deps
 	$(TEST_ENV) rebar3 eunit --dir test
@@ -160,13 +183,18 @@ shell: run
 
 # ---- benchmarks ------------------------------------------------------------------------
 
-# `make bench` (< 30 min) or `make bench QUICK=1` (< 5 min): in-process and end-to-end (wrk)
-# numbers against the peer servers, written to bench/results/ (see bench/run.py).  Installs
-# wrk and the bench venv (bench/.venv) first.  Not a test: nothing asserts timings.
+# `make bench` (< 35 min) or `make bench QUICK=1` (< 8 min): in-process and end-to-end (wrk)
+# numbers against the peer servers, and the execution modes, written to bench/results/
+# (see bench/run.py).  Installs wrk and the bench venv (bench/.venv-X.Y) first.  Runs on
+# Python 3.13 when there is one (the subinterpreters mode needs 3.12+), else on PYTHON;
+# PYTHON=... on the command line chooses.  Not a test: nothing asserts timings.
 QUICK ?=
+BENCH_PYTHON ?= $(if $(filter command line,$(origin PYTHON)),$(PYTHON),$(or $(SUBINTERP_PYTHON),$(PYTHON)))
 .PHONY: bench
-bench: build
-	QUICK=$(QUICK) PYTHON=$(PYTHON) bash bench/bench.sh
+bench: deps
+	$(MAKE) --no-print-directory build PYTHON="$(BENCH_PYTHON)"
+	@rc=0; QUICK=$(QUICK) PYTHON="$(BENCH_PYTHON)" bash bench/bench.sh || rc=1; \
+	$(MAKE) --no-print-directory nif; exit $$rc
 
 # Request-head parsing, the strict py_web_h1_request against bare decode_packet, paired
 # in one process (bench/h1_parse.erl).  Not a test: nothing asserts timings.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make bench` (QUICK=1 for the short run): installs what the benchmark needs, then runs
 # bench/run.py.  wrk from Debian; the peer servers, frameworks and matplotlib into
-# bench/.venv (gitignored) from bench/requirements.txt.  Nothing here is a test.
+# bench/.venv-X.Y (gitignored; X.Y of PYTHON, the NIF's Python) from
+# bench/requirements.txt.  Nothing here is a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-VENV=bench/.venv
+VENV=bench/.venv-$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+export BENCH_VENV="$PWD/$VENV"
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk (Debian)"

@@ -14,6 +14,12 @@
 %% short slices (4 x runs pairs, the order alternating), so that each ratio compares two
 %% measurements a fraction of a second apart on this noisy machine:
 %%   pair  case  callers  pair  generic_calls  generic_us  fast_calls  fast_us
+%% Then, when the Python has sub-interpreters (3.12+), the modes: py_wsgi:run/3 and
+%% py_asgi:run/4 (hello) and the CPU-bound WSGI app at 50 callers with 2 workers, in gil
+%% mode and in subinterpreters mode, the application restarted in each mode before its
+%% slice, the order alternating, with the CPU time the worker threads used meanwhile
+%% (Linux /proc: above 1 s per second, Python ran on more than one core at once):
+%%   mode  case  mode  pair  calls  elapsed_us  p50_us  p99_us  worker_cpu_ms
 %% Nothing here is a test: it measures and prints, it asserts only that each case
 %% returns the expected response before it is measured.
 -module(inproc).
@@ -71,8 +77,77 @@ main([Out, MsStr, RunsStr]) ->
                         io:format("pair      ~-36s pair ~2b: ~.2fx~n", [Name, I, (Cf / Uf) / (Cg / Ug)])
                 end, lists:seq(1, 4 * Runs))
       end, pair_cases()),
+    modes(Fd, Ms, Runs),
     ok = file:close(Fd),
     halt(0).
+
+%% ---- modes ---------------------------------------------------------------------------
+
+modes(Fd, Ms, Runs) ->
+    case maps:get(subinterpreters_supported, py:info()) of
+        false ->
+            io:format(Fd, "# modes\tskipped: Python ~s has no sub-interpreters with their "
+                          "own GIL (3.12+)~n", [maps:get(python_version, py:info())]);
+        true ->
+            Slice = max(300, Ms div 4),
+            lists:foreach(
+              fun(I) ->
+                      Order = case I rem 2 of
+                                  1 -> [gil, subinterpreters];
+                                  0 -> [subinterpreters, gil]
+                              end,
+                      [mode_slice(Fd, Mode, I, Slice) || Mode <- Order]
+              end, lists:seq(1, 4 * Runs)),
+            restart_in(undefined, undefined)
+    end.
+
+mode_slice(Fd, Mode, I, Slice) ->
+    restart_in(Mode, 2),
+    [begin
+         check(Name, Fun),
+         _ = measure(Fun, 50, 100), % every interpreter has imported the app
+         Cpu0 = worker_cpu_ms(),
+         {Calls, Us, P50, P99} = measure(Fun, 50, Slice),
+         Cpu = worker_cpu_ms() - Cpu0,
+         io:format(Fd, "mode\t~s\t~s\t~p\t~p\t~p\t~p\t~p\t~p~n",
+                   [Name, Mode, I, Calls, Us, P50, P99, Cpu]),
+         io:format("mode      ~-36s ~-15s pair ~2b: ~8b calls/s, workers ~.2f CPU s/s~n",
+                   [Name, Mode, I, round(Calls * 1.0e6 / Us), Cpu * 1000 / Us])
+     end || {Name, Fun} <- mode_cases()].
+
+mode_cases() ->
+    M = main_cases(),
+    CpuEnv = maps:put(<<"wsgi.input">>, <<>>, environ(<<"/">>)),
+    [{Name, proplists:get_value(Name, M)} || Name <- ["wsgi py_wsgi:run/3", "asgi py_asgi:run/4"]]
+    ++ [{"wsgi cpu_wsgi (CPU-bound)",
+         fun() -> {ok, {<<"200 OK">>, _, _}} = py_wsgi:run(bench_apps, cpu_wsgi, CpuEnv) end}].
+
+%% CPU time (ms) used so far by the NIF's worker threads (named py-worker-N).
+worker_cpu_ms() ->
+    Ticks = [begin
+                 {ok, Stat} = file:read_file(Task ++ "/stat"),
+                 [_, Rest] = binary:split(Stat, <<") ">>),
+                 Fields = binary:split(Rest, <<" ">>, [global]),
+                 binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields))
+             end || Task <- filelib:wildcard("/proc/self/task/*"),
+                    is_worker(Task)],
+    lists:sum(Ticks) * 10. % clock ticks of 10 ms
+
+is_worker(Task) ->
+    case file:read_file(Task ++ "/comm") of
+        {ok, <<"py-worker", _/binary>>} -> true;
+        _ -> false
+    end.
+
+%% The application restarted with `mode' and `workers' set (undefined: the defaults).
+restart_in(Mode, Workers) ->
+    ok = application:stop(erlang_python),
+    [case V of
+         undefined -> application:unset_env(erlang_python, K);
+         _ -> application:set_env(erlang_python, K, V)
+     end || {K, V} <- [{mode, Mode}, {workers, Workers}]],
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok.
 
 slice(Fun, Ms) ->
     {Calls, Us, _, _} = measure(Fun, 50, Ms),

@@ -5,7 +5,7 @@ peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
     make bench            full run (< 30 min on 2 cores)
     make bench QUICK=1    short runs (< 5 min)
-Environment: QUICK=1; BENCH_ONLY=inproc,http,memory (a subset of the phases);
+Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes (a subset of the phases);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
 missing).  Only 127.0.0.1 is loaded, every load is bounded in time.  Nothing here is a test.
@@ -36,22 +36,31 @@ WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 APPS = BENCH / "apps"
 LUA = BENCH / "lua"
-VENV = BENCH / ".venv"
+VENV = Path(os.environ.get("BENCH_VENV", BENCH / ".venv"))
 
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-COMMAND = "make bench" + (" QUICK=1" if QUICK else "")
+PHASES = ["inproc", "http", "memory", "modes"]
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
+# A run of some phases only says so in its command and its files' names, and leaves
+# bench/results/latest.md (the last full run) alone.
+SUBSET = [p for p in PHASES if p in ONLY] if ONLY != set(PHASES) else []
+COMMAND = ((f"BENCH_ONLY={','.join(SUBSET)} " if SUBSET else "") + "make bench"
+           + (" QUICK=1" if QUICK else ""))
 PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "inproc,http,memory").split(",")))
 
 # ---- servers ---------------------------------------------------------------------------
 
 ASGI_SERVERS = ["pyweb", "uvicorn", "granian", "hypercorn"]
 WSGI_SERVERS = ["pyweb", "granian", "gunicorn-sync", "gunicorn-gthread"]
 SERVER_NOTES = {
-    "pyweb": "bin/pyweb, defaults (4 Python worker threads under one GIL, BEAM on 2 schedulers)",
+    "pyweb": "bin/pyweb, defaults (4 Python workers in mode auto: sub-interpreters on 3.12+, "
+             "threads under one GIL before; BEAM on 2 schedulers)",
+    "pyweb-MODE-wN": "bin/pyweb --mode MODE --workers N",
+    "uvicorn-w2, granian-w2": "as below with --workers 2",
+    "gunicorn-w2": "2 workers, -k sync",
     "uvicorn": "1 worker, --loop uvloop --http httptools --no-access-log",
     "granian": "1 worker, --http 1 --no-ws, --loop uvloop (ASGI); WSGI with its default blocking threads",
     "hypercorn": "1 worker, -k uvloop",
@@ -61,9 +70,23 @@ SERVER_NOTES = {
 
 
 def server_argv(server, app, iface, port):
-    """The command line of `server` serving `app` ("module:callable")."""
+    """The command line of `server` serving `app` ("module:callable").  `server` may end in
+    `-wN` (N workers) and, for pyweb, name a mode: `pyweb-subinterpreters-w2`."""
     vbin = VENV / "bin"
     host = "127.0.0.1"
+    m = re.fullmatch(r"(.*)-w(\d+)", server)
+    if m:
+        base, workers = m.group(1), m.group(2)
+        if base.startswith("pyweb-"):
+            return server_argv("pyweb", app, iface, port) + [
+                "--mode", base[len("pyweb-"):], "--workers", workers]
+        if base == "gunicorn":
+            return [str(vbin / "gunicorn"), "-w", workers, "-k", "sync", "-b",
+                    f"{host}:{port}", "--log-level", "warning", app]
+        argv = server_argv(base, app, iface, port)
+        i = argv.index("--workers") if "--workers" in argv else argv.index("-w")
+        argv[i + 1] = workers
+        return argv
     if server in ("pyweb", "pyweb+erlang_asyncio"):
         return PYWEB + [app, "--interface", iface, "--host", host, "--port", str(port),
                         "--app-dir", str(APPS), "--log-level", "warning"]
@@ -239,6 +262,32 @@ WORKLOADS = [
 ]
 
 
+# The execution modes (phase "modes"): a CPU-bound app at 1 and 2 workers in gil and
+# subinterpreters modes against the peers with 2 workers (processes), and the hello apps
+# per mode.  The subinterpreters rows need Python 3.12+.
+PYWEB_MODES = ["pyweb-gil-w1", "pyweb-gil-w2", "pyweb-subinterpreters-w1",
+               "pyweb-subinterpreters-w2"]
+CPU = get_probe()
+MODE_WORKLOADS = [
+    dict(name="cpu_asgi", title="CPU-bound ASGI (about 2 ms of Python per request), 20 connections",
+         iface="asgi", conns=20, app="bench_apps:cpu_asgi", probe=CPU,
+         servers=PYWEB_MODES + ["uvicorn-w2", "granian-w2"]),
+    dict(name="cpu_wsgi", title="CPU-bound WSGI (about 2 ms of Python per request), 20 connections",
+         iface="wsgi", conns=20, app="bench_apps:cpu_wsgi", probe=CPU,
+         servers=PYWEB_MODES + ["granian-w2", "gunicorn-w2"]),
+    dict(name="hello_asgi_modes", title="hello ASGI per mode, 50 connections", iface="asgi",
+         conns=50, app="bench_apps:hello_asgi", probe=HELLO, servers=PYWEB_MODES),
+    dict(name="hello_wsgi_modes", title="hello WSGI per mode, 50 connections", iface="wsgi",
+         conns=50, app="bench_apps:hello_wsgi", probe=HELLO, servers=PYWEB_MODES),
+]
+
+
+def has_subinterpreters():
+    """The bench's Python (the NIF's, and this driver's) has sub-interpreters with their
+    own GIL."""
+    return sys.version_info >= (3, 12)
+
+
 def wrk(port, conns, seconds, lua=None, extra_lua="", path="/"):
     """One wrk run; returns its summary dict (req/s, p50/p99 in ms, errors)."""
     script = (LUA / lua).read_text() if lua else ""
@@ -260,15 +309,15 @@ def wrk(port, conns, seconds, lua=None, extra_lua="", path="/"):
                 mbps=s["bytes"] / secs / 1e6)
 
 
-def run_http(results, notes):
+def run_http(results, notes, workloads=WORKLOADS, key="http"):
     wl_filter = set(filter(None, os.environ.get("BENCH_WORKLOADS", "").split(",")))
     sv_filter = set(filter(None, os.environ.get("BENCH_SERVERS", "").split(",")))
     have_pyweb = pyweb_available()
     if not have_pyweb:
         notes.append(f"`{' '.join(PYWEB)}` is missing: the pyweb rows were skipped "
                      "(run `make build` and re-run).")
-    out = results.setdefault("http", {})
-    for wl in WORKLOADS:
+    out = results.setdefault(key, {})
+    for wl in workloads:
         if wl_filter and wl["name"] not in wl_filter:
             continue
         rows = out.setdefault(wl["name"], {})
@@ -276,8 +325,12 @@ def run_http(results, notes):
             base = server.split("+")[0]
             if sv_filter and server not in sv_filter and base not in sv_filter:
                 continue
-            if base == "pyweb" and not have_pyweb:
+            if base.startswith("pyweb") and not have_pyweb:
                 rows[server] = dict(skipped="bin/pyweb missing")
+                continue
+            if "subinterpreters" in server and not has_subinterpreters():
+                rows[server] = dict(skipped=f"Python {platform.python_version()}: no "
+                                            "sub-interpreters (3.12+)")
                 continue
             app = wl.get("app_for", {}).get(server, wl["app"])
             label = f"{wl['name']:15s} {server:22s}"
@@ -378,6 +431,101 @@ def run_memory(results, notes):
                  + (" (QUICK: not 1M)." if QUICK else "."))
 
 
+# ---- modes -----------------------------------------------------------------------------
+
+def cpu_work_ms():
+    """The CPU-bound apps' work per request, measured in this Python (median of 30)."""
+    sys.path.insert(0, str(APPS))
+    import bench_apps  # noqa: PLC0415 - the apps directory is added just above
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        bench_apps.cpu_work()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def run_modes(results, notes):
+    results["cpu_work_ms"] = cpu_work_ms()
+    print(f"{stamp()} CPU-bound apps: {results['cpu_work_ms']:.2f} ms of Python per request",
+          flush=True)
+    notes.append(f"Load average before the modes phase: {load_average()}")
+    run_interleaved(results, MODE_WORKLOADS, "modes")
+    if has_subinterpreters():
+        run_interp_memory(results)
+    notes.append(f"Load average after the modes phase: {load_average()}")
+
+
+def load_average():
+    """/proc/loadavg's 1, 5 and 15 minute averages: the machine is shared."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def run_interleaved(results, workloads, key):
+    """Like run_http, but the runs of every server of a workload interleave (run 1 of each
+    server, then run 2 of each, the order rotating), each server started afresh for its
+    run: the machine's drift spreads over all servers alike, so that the ratios compare
+    like with like."""
+    out = results.setdefault(key, {})
+    for wl in workloads:
+        servers = [s for s in wl["servers"]
+                   if "subinterpreters" not in s or has_subinterpreters()]
+        rows = out.setdefault(wl["name"], {})
+        for s in wl["servers"]:
+            if s not in servers:
+                rows[s] = dict(skipped=f"Python {platform.python_version()}: no "
+                                       "sub-interpreters (3.12+)")
+        runs = {s: [] for s in servers}
+        for i in range(CFG["runs"]):
+            for server in servers[i % len(servers):] + servers[:i % len(servers)]:
+                srv = None
+                try:
+                    srv = Server(server, wl["app"], wl["iface"])
+                    srv.wait_ready(wl["probe"])
+                    wrk(srv.port, wl["conns"], CFG["warm"])
+                    r = wrk(srv.port, wl["conns"], CFG["run"])
+                    runs[server].append(r)
+                    print(f"{stamp()} {wl['name']:16s} {server:26s} run {i + 1}: "
+                          f"{r['rps']:9.0f} req/s  p99 {r['p99']:7.2f} ms  errors {r['errors']}",
+                          flush=True)
+                except Exception as e:  # noqa: BLE001 - report and go on with the others
+                    rows[server] = dict(failed=str(e)[:300])
+                    print(f"{stamp()} {wl['name']} {server} FAILED: {e}", flush=True)
+                finally:
+                    if srv:
+                        srv.stop()
+        for server in servers:
+            if runs[server] and "failed" not in rows.get(server, {}):
+                rows[server] = summarize(runs[server])
+
+
+def run_interp_memory(results):
+    """RSS of bin/pyweb with 1 and 4 workers in each mode, once every worker has served
+    the app: (RSS at 4 - RSS at 1) / 3 is the cost of one more worker (one more
+    interpreter in subinterpreters mode)."""
+    out = results.setdefault("interp_memory", {})
+    for app, iface in [("bench_apps:hello_asgi", "asgi"), ("bench_frameworks:starlette_app", "asgi")]:
+        for mode in ("gil", "subinterpreters"):
+            for n in (1, 4):
+                srv = None
+                key = f"{app} {mode} w{n}"
+                try:
+                    srv = Server(f"pyweb-{mode}-w{n}", app, iface)
+                    srv.wait_ready(get_probe())
+                    wrk(srv.port, 20, 2)
+                    time.sleep(0.5)
+                    out[key] = dict(app=app, mode=mode, workers=n, rss=srv.rss_kib())
+                    print(f"{stamp()} memory {key:48s} {out[key]['rss'] / 1024:7.1f} MiB",
+                          flush=True)
+                except Exception as e:  # noqa: BLE001
+                    out[key] = dict(app=app, mode=mode, workers=n, failed=str(e)[:300])
+                    print(f"{stamp()} memory {key} FAILED: {e}", flush=True)
+                finally:
+                    if srv:
+                        srv.stop()
+
+
 # ---- in-process ------------------------------------------------------------------------
 
 def run_inproc(results, notes):
@@ -392,14 +540,24 @@ def run_inproc(results, notes):
              f'inproc:main(["{tsv}", "{CFG["inproc_ms"]}", "{CFG["runs"]}"])']
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
+    # The interpreter this driver's venv was made from: the NIF's (bench.sh makes both
+    # with PYTHON), which python3.X on PATH need not be (pyenv answers for its global
+    # version only).
+    env["ERLANG_PYTHON"] = os.path.realpath(sys.executable)
     proc = subprocess.run(argv, cwd=ROOT, env=env, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"inproc benchmark failed ({proc.returncode})")
-    meta, rows, pairs = {}, {}, {}
+    meta, rows, pairs, modes = {}, {}, {}, {}
     for line in tsv.read_text().splitlines():
         if line.startswith("# "):
             k, v = line[2:].split("\t", 1)
             meta[k] = v
+            continue
+        if line.startswith("mode\t"):
+            _, case, mode, i, calls, us, p50, p99, cpu_ms = line.split("\t")
+            modes.setdefault(case, {}).setdefault(int(i), {})[mode] = dict(
+                rps=int(calls) * 1e6 / int(us), p50=float(p50), p99=float(p99),
+                cpu=int(cpu_ms) * 1000 / int(us))
             continue
         if line.startswith("pair\t"):
             _, case, _callers, _i, cg, ug, cf, uf = line.split("\t")
@@ -411,6 +569,17 @@ def run_inproc(results, notes):
     out = results.setdefault("inproc", {"meta": meta, "main": [], "ablation": []})
     out["pairs"] = {case: dict(median=statistics.median(r), min=min(r), max=max(r), n=len(r))
                     for case, r in pairs.items()}
+    out["modes"] = {}
+    for case, by_pair in modes.items():
+        gil = [p["gil"]["rps"] for p in by_pair.values()]
+        sub = [p["subinterpreters"]["rps"] for p in by_pair.values()]
+        ratios = [p["subinterpreters"]["rps"] / p["gil"]["rps"] for p in by_pair.values()]
+        out["modes"][case] = dict(gil=statistics.median(gil), sub=statistics.median(sub),
+                                  ratio=statistics.median(ratios), min=min(ratios),
+                                  max=max(ratios), n=len(ratios),
+                                  gil_cpu=statistics.median(p["gil"]["cpu"] for p in by_pair.values()),
+                                  sub_cpu=statistics.median(p["subinterpreters"]["cpu"]
+                                                            for p in by_pair.values()))
     for (table, case, callers), runs in rows.items():
         s = summarize([dict(r, errors=0, requests=0) for r in runs])
         s.update(case=case, callers=callers)
@@ -463,7 +632,7 @@ def ratio_str(a, b):
 
 def report(results, notes, stamp, started, elapsed):
     m, v = results["machine"], results["versions"]
-    base = stamp + ("-quick" if QUICK else "")
+    base = file_base(stamp)
     md = []
     w = md.append
     w(f"# Benchmarks {stamp}{' (QUICK)' if QUICK else ''}\n")
@@ -530,6 +699,10 @@ def report(results, notes, stamp, started, elapsed):
             else:
                 w(f"- {wlname}: pyweb / {peer}: not measured")
         w("")
+
+    mres = results.get("modes", {})
+    if mres:
+        modes_section(w, results, mres)
 
     mem = results.get("memory", {})
     if mem:
@@ -612,6 +785,95 @@ def report(results, notes, stamp, started, elapsed):
     path = RESULTS / f"{base}.md"
     path.write_text("\n".join(md) + "\n")
     return path
+
+
+def rps_of(rows, server):
+    return rows.get(server, {}).get("rps")
+
+
+def modes_section(w, results, mres):
+    """The execution modes: the CPU-bound app and the hello apps per mode, the in-process
+    ratio, the memory of one more interpreter, each against the issue's target."""
+    sub2 = "pyweb-subinterpreters-w2"
+    w("## Execution modes\n")
+    w(f"Each server started afresh for each of its {CFG['runs']} runs, the runs of a "
+      "workload's servers interleaved (the order rotating) so that the machine's drift "
+      "falls on all alike.\n")
+    w(f"`bin/pyweb --mode MODE --workers N`; the CPU-bound apps (`bench_apps:cpu_asgi`, "
+      f"`cpu_wsgi`) do {results.get('cpu_work_ms', 0):.2f} ms of pure-Python work per "
+      f"request (measured in this Python).  Peers: `uvicorn --workers 2`, `granian --workers 2`, "
+      "`gunicorn -w 2 -k sync` (processes).  Ratios are within this run.\n")
+    for wl in MODE_WORKLOADS:
+        rows = mres.get(wl["name"])
+        if not rows:
+            continue
+        ref = sub2 if sub2 in rows and "rps" in rows[sub2] else None
+        w(f"### {wl['title']}\n")
+        w(f"| server | req/s (median) | min-max | p50 ms | p99 ms | errors |"
+          f"{' ' + sub2 + ' / this |' if ref else ''}")
+        w("|---|---:|---:|---:|---:|---:|" + ("---:|" if ref else ""))
+        for server, r in rows.items():
+            if "rps" not in r:
+                w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | |"
+                  + (" |" if ref else ""))
+                continue
+            w(f"| {server} | {fmt_rps(r['rps'])} | {fmt_rps(r['rps_min'])}-{fmt_rps(r['rps_max'])} "
+              f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']} |"
+              + (f" {ratio_str(rps_of(rows, ref), r['rps'])} |" if ref else ""))
+        w("")
+    w("Targets:\n")
+    checks = []
+    for wl, peers in [("cpu_asgi", ["uvicorn-w2", "granian-w2"]),
+                      ("cpu_wsgi", ["granian-w2", "gunicorn-w2"])]:
+        rows = mres.get(wl, {})
+        checks.append((f"{wl}: subinterpreters 2 workers / 1 worker",
+                       rps_of(rows, sub2), rps_of(rows, "pyweb-subinterpreters-w1"), 1.8))
+        checks += [(f"{wl}: subinterpreters 2 workers / {p}", rps_of(rows, sub2),
+                    rps_of(rows, p), 1.0) for p in peers]
+    for wl in ("hello_asgi_modes", "hello_wsgi_modes"):
+        rows = mres.get(wl, {})
+        a, b = rows.get("pyweb-subinterpreters-w1", {}), rows.get("pyweb-gil-w1", {})
+        if "rps" in a and "rps" in b:
+            noise = (b["rps_max"] - b["rps_min"]) / b["rps"]
+            w(f"- {wl}: subinterpreters / gil at 1 worker = {a['rps'] / b['rps']:.2f}x (target: "
+              f"no slower within the run's noise, gil's min-max spread being {noise:.0%}): "
+              f"{'met' if a['rps_max'] >= b['rps_min'] else 'MISSED'}")
+    for label, a, b, target in checks:
+        if a and b:
+            w(f"- {label} = {a / b:.2f}x (target {target}x): {'met' if a / b >= target else 'MISSED'}")
+        else:
+            w(f"- {label}: not measured")
+    inp = results.get("inproc", {}).get("modes", {})
+    if inp:
+        w("\nIn-process, 50 callers, 2 workers, gil and subinterpreters modes measured back to "
+          "back (the application restarted in each mode before its slice, the order "
+          "alternating):\n")
+        w("| path | gil calls/s | subinterpreters calls/s | subinterpreters / gil (paired median) "
+          "| min-max | pairs | workers' CPU s/s gil | subinterpreters | 1.5x target |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for case, m in inp.items():
+            target = "-" if "CPU" in case else ("met" if m["ratio"] >= 1.5 else "MISSED")
+            w(f"| `{case}` | {fmt_rps(m['gil'])} | {fmt_rps(m['sub'])} | {m['ratio']:.2f}x | "
+              f"{m['min']:.2f}-{m['max']:.2f}x | {m['n']} | {m['gil_cpu']:.2f} | "
+              f"{m['sub_cpu']:.2f} | {target} |")
+        w("\nWorkers' CPU s/s: CPU time of the worker threads per second of the slice.  Under "
+          "one GIL, Python runs on one core at a time (the workers' brief polls between jobs, "
+          "GIL released, add a little); clearly above 1.0, Python ran on both cores at once.  "
+          "It shows whether the mode ran in parallel whatever the other load of the shared "
+          "machine left to this run.")
+    mem = results.get("interp_memory", {})
+    if mem:
+        w("\nMemory of one more worker: RSS of bin/pyweb (process tree) with 1 and 4 workers "
+          "after each worker served the app; (4 workers - 1 worker) / 3.\n")
+        w("| app | mode | RSS 1 worker MiB | RSS 4 workers MiB | per extra worker MiB |")
+        w("|---|---|---:|---:|---:|")
+        for app in dict.fromkeys(r["app"] for r in mem.values()):
+            for mode in ("gil", "subinterpreters"):
+                one, four = mem.get(f"{app} {mode} w1", {}), mem.get(f"{app} {mode} w4", {})
+                if "rss" in one and "rss" in four:
+                    w(f"| `{app}` | {mode} | {one['rss'] / 1024:.1f} | {four['rss'] / 1024:.1f} | "
+                      f"{(four['rss'] - one['rss']) / 3 / 1024:.1f} |")
+    w("")
 
 
 def footer(fig, results):
@@ -741,16 +1003,24 @@ def main():
         run_http(results, notes)
     if "memory" in ONLY:
         run_memory(results, notes)
+    if "modes" in ONLY:
+        run_modes(results, notes)
     elapsed = time.monotonic() - t0
-    base = stamp + ("-quick" if QUICK else "")
+    base = file_base(stamp)
     results["notes"] = notes
     results["elapsed_s"] = elapsed
     (RESULTS / f"{base}.json").write_text(json.dumps(results, indent=1, default=str))
     charts(results, base)
     path = report(results, notes, stamp, results["date"], elapsed)
-    shutil.copyfile(path, RESULTS / "latest.md")
-    print(f"\nwrote {path.relative_to(ROOT)} (and bench/results/latest.md) in "
-          f"{elapsed / 60:.1f} min", flush=True)
+    if not SUBSET:
+        shutil.copyfile(path, RESULTS / "latest.md")
+    print(f"\nwrote {path.relative_to(ROOT)}{'' if SUBSET else ' (and bench/results/latest.md)'}"
+          f" in {elapsed / 60:.1f} min", flush=True)
+
+
+def file_base(stamp):
+    """The results' file names: the date, then the phases of a partial run, then -quick."""
+    return stamp + "".join(f"-{p}" for p in SUBSET) + ("-quick" if QUICK else "")
 
 
 if __name__ == "__main__":

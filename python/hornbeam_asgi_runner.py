@@ -14,11 +14,10 @@ the event loop the app runs on (the worker thread).
 """
 
 import asyncio
-import enum
 import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 Message = dict[str, Any]
 Scope = dict[str, Any]
@@ -45,12 +44,9 @@ class LifespanUnsupported(Exception):
     """The app raised or returned before answering ``lifespan.startup``."""
 
 
-class _State(enum.Enum):
-    START = "start"
-    BODY = "body"
-    TRAILERS = "trailers"
-    COMPLETE = "complete"
-
+# The states of a response, as ints: the NIF's C exchange (c_src/asgi/asgi_native.c) keeps
+# the same numbers and hands them to send_rules.
+START, BODY, TRAILERS, COMPLETE = 0, 1, 2, 3
 
 def _message_type(message: object) -> str:
     if not isinstance(message, dict):
@@ -68,11 +64,17 @@ def _flag(message: Message, key: str) -> bool:
     return value
 
 
+# Every valid status: the fast paths (Stream.send and the NIF's C exchange) take a start
+# message as it is when its status is an int found here, and leave anything else to
+# send_rules.
+VALID_STATUSES = frozenset(range(100, 600))
+
+
 def _status(message: Message) -> int:
     status = message.get("status")
     if type(status) is not int:
         raise RuntimeError(f"ASGI 'http.response.start': 'status' must be an int, got {status!r}")
-    if not 100 <= status <= 599:
+    if status not in VALID_STATUSES:
         raise RuntimeError(f"ASGI 'http.response.start': invalid status {status}")
     return status
 
@@ -123,6 +125,22 @@ def _headers(message: Message) -> RawHeaders:
     return checked
 
 
+def _known_headers(headers: object) -> RawHeaders | None:
+    """``headers`` as they are when every pair is an exact (bytes, bytes) tuple already
+    found valid (the fast path), else None (send_rules decides)."""
+    if type(headers) is not list:
+        return None
+    for header in headers:
+        if type(header) is not tuple or len(header) != 2:
+            return None
+        try:
+            if header not in _valid_headers:
+                return None
+        except TypeError:
+            return None
+    return list(headers)
+
+
 def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
     return data if isinstance(data, bytes) else bytes(data)
 
@@ -132,6 +150,66 @@ def _body(message: Message) -> bytes:
     if isinstance(body, (bytes, bytearray, memoryview)):
         return _as_bytes(body)
     raise RuntimeError(f"ASGI 'http.response.body': 'body' must be bytes, got {type(body).__name__}")
+
+
+Event = tuple[Any, ...]
+
+
+def send_rules(state: int, trailers: bool, accept_trailers: bool, message: object) -> tuple[int, bool, Event]:
+    """The rules of an HTTP response's ``send()``, in one place.
+
+    ``state`` is START, BODY, TRAILERS or COMPLETE; ``trailers`` whether the app asked
+    for trailers (and the scope offers them); ``accept_trailers`` whether the scope
+    offers the ``http.response.trailers`` extension.  Returns ``(state, trailers,
+    event)`` with ``event`` one of ``("start", status, headers, trailers)``,
+    ``("body", body, more_body)``, ``("trailers", headers, more_trailers)``; raises
+    ``RuntimeError`` for any message the spec does not allow at this point.
+
+    ``Stream.send`` and the NIF's C exchange take the common valid messages (a start
+    whose status is in VALID_STATUSES and whose headers are all known valid, without
+    trailers; a body with bytes and a bool or absent more_body, without trailers) as
+    they are, and call this for everything else.
+    """
+    kind = _message_type(message)
+    assert isinstance(message, dict)
+    if state == COMPLETE:
+        raise RuntimeError(f"ASGI {kind!r} sent after the response was complete")
+    if kind == "http.response.start":
+        if state != START:
+            raise RuntimeError("ASGI 'http.response.start' sent twice")
+        status = _status(message)
+        headers = _headers(message)
+        trailers = _flag(message, "trailers") and accept_trailers
+        return BODY, trailers, ("start", status, headers, trailers)
+    if kind == "http.response.body":
+        if state == START:
+            raise RuntimeError("ASGI 'http.response.body' sent before 'http.response.start'")
+        if state == TRAILERS:
+            raise RuntimeError("ASGI 'http.response.body' sent after the last body message")
+        body = _body(message)
+        more_body = _flag(message, "more_body")
+        if not more_body:
+            state = TRAILERS if trailers else COMPLETE
+        return state, trailers, ("body", body, more_body)
+    if kind == "http.response.trailers":
+        if not trailers:
+            raise RuntimeError(
+                "ASGI 'http.response.trailers' needs the 'http.response.trailers' extension"
+                " and 'trailers': True in 'http.response.start'"
+            )
+        if state != TRAILERS:
+            raise RuntimeError("ASGI 'http.response.trailers' sent before the last body message")
+        headers = _headers(message)
+        more_trailers = _flag(message, "more_trailers")
+        return (TRAILERS if more_trailers else COMPLETE), trailers, ("trailers", headers, more_trailers)
+    raise RuntimeError(f"ASGI message type {kind!r} is not supported in an HTTP response")
+
+
+def finish_rules(state: int) -> None:
+    """The app returned: its response must be complete (unless the client went away, which
+    the caller checks first)."""
+    if state != COMPLETE:
+        raise RuntimeError("ASGI app returned without completing the response")
 
 
 class _Flag:
@@ -206,7 +284,7 @@ class Stream:
         self._more_body = more_body
         self._asked_for_body = False
         self._body_arrived = _Flag()
-        self._state = _State.START
+        self._state = START
         self._trailers = False
         self._finished = _Flag()
         self._disconnected = False
@@ -217,7 +295,7 @@ class Stream:
     @property
     def complete(self) -> bool:
         """The app has sent its whole response."""
-        return self._state is _State.COMPLETE
+        return self._state == COMPLETE
 
     @property
     def disconnected(self) -> bool:
@@ -250,7 +328,7 @@ class Stream:
 
     async def receive(self) -> Message:
         while True:
-            if self._disconnected or self._state is _State.COMPLETE:
+            if self._disconnected or self._state == COMPLETE:
                 return {"type": "http.disconnect"}
             if self._pending:
                 body = self._pending.popleft()
@@ -265,51 +343,50 @@ class Stream:
     async def send(self, message: Message) -> None:
         if self._disconnected:
             raise ClientDisconnected("the client disconnected")
+        # The common valid messages as they are (see send_rules), the rest by the rules.
         kind = message.get("type") if type(message) is dict else None
-        if kind == "http.response.start" and self._state is _State.START:
-            # The common cases first, with the checks of _send_start/_send_body inlined.
+        if kind == "http.response.start" and self._state == START and "trailers" not in message:
             status = message.get("status")
-            if type(status) is not int or not 100 <= status <= 599:
-                status = _status(message)
-            headers = _headers(message)
-            trailers = message.get("trailers", False)
-            if trailers is not False:
-                trailers = _flag(message, "trailers") and self.accept_trailers
-            self._trailers = trailers
-            self._state = _State.BODY
-            if self._emit is None:
-                self.status, self.headers = status, headers
+            headers = _known_headers(message.get("headers"))
+            if type(status) is int and status in VALID_STATUSES and headers is not None:
+                self._state = BODY
+                event: Event = ("start", status, headers, False)
             else:
-                self._emit("start", status, headers, trailers)
-            return
-        if kind == "http.response.body" and self._state is _State.BODY:
+                event = self._by_rules(message)
+        elif kind == "http.response.body" and self._state == BODY and not self._trailers:
             body = message.get("body", b"")
-            if type(body) is not bytes:
-                body = _body(message)
             more_body = message.get("more_body", False)
-            if type(more_body) is not bool:
-                more_body = _flag(message, "more_body")
-            if not more_body:
-                self._end_body()
-            if self._emit is None:
-                if body:
-                    self.chunks.append(body)
-                return
-            self._emit("body", body, more_body)
-            if more_body and self._over_high_water(len(body)):
-                await self._wait_drained()
-            return
-        kind = _message_type(message)
-        if self._state is _State.COMPLETE:
-            raise RuntimeError(f"ASGI {kind!r} sent after the response was complete")
-        if kind == "http.response.start":
-            self._send_start(message)
-        elif kind == "http.response.body":
-            await self._send_body(message)
-        elif kind == "http.response.trailers":
-            self._send_trailers(message)
+            if type(body) is bytes and type(more_body) is bool:
+                if not more_body:
+                    self._complete()
+                event = ("body", body, more_body)
+            else:
+                event = self._by_rules(message)
         else:
-            raise RuntimeError(f"ASGI message type {kind!r} is not supported in an HTTP response")
+            event = self._by_rules(message)
+        await self._deliver(event)
+
+    def _by_rules(self, message: object) -> Event:
+        state, self._trailers, event = send_rules(
+            self._state, self._trailers, self.accept_trailers, message
+        )
+        if state == COMPLETE:
+            self._complete()
+        else:
+            self._state = state
+        return event
+
+    async def _deliver(self, event: Event) -> None:
+        """Emits the event (or, buffered, collects the response); waits for acks when
+        too much body is in flight."""
+        if self._emit is not None:
+            self._emit(*event)
+            if event[0] == "body" and event[2] and self._over_high_water(len(event[1])):
+                await self._wait_drained()
+        elif event[0] == "start":
+            self.status, self.headers = event[1], event[2]
+        elif event[0] == "body" and event[1]:
+            self.chunks.append(event[1])
 
     def _ask_for_body(self) -> None:
         if not self._asked_for_body:
@@ -318,58 +395,8 @@ class Stream:
             if self._emit is not None:
                 self._emit("need_body")
 
-    def _send_start(self, message: Message) -> None:
-        if self._state is not _State.START:
-            raise RuntimeError("ASGI 'http.response.start' sent twice")
-        status = _status(message)
-        headers = _headers(message)
-        self._trailers = _flag(message, "trailers") and self.accept_trailers
-        self._state = _State.BODY
-        if self._emit is None:
-            self.status, self.headers = status, headers
-        else:
-            self._emit("start", status, headers, self._trailers)
-
-    async def _send_body(self, message: Message) -> None:
-        if self._state is _State.START:
-            raise RuntimeError("ASGI 'http.response.body' sent before 'http.response.start'")
-        if self._state is _State.TRAILERS:
-            raise RuntimeError("ASGI 'http.response.body' sent after the last body message")
-        body = _body(message)
-        more_body = _flag(message, "more_body")
-        if not more_body:
-            self._end_body()
-        if self._emit is None:
-            if body:
-                self.chunks.append(body)
-            return
-        self._emit("body", body, more_body)
-        if more_body and self._over_high_water(len(body)):
-            await self._wait_drained()
-
-    def _send_trailers(self, message: Message) -> None:
-        if not self._trailers:
-            raise RuntimeError(
-                "ASGI 'http.response.trailers' needs the 'http.response.trailers' extension"
-                " and 'trailers': True in 'http.response.start'"
-            )
-        if self._state is not _State.TRAILERS:
-            raise RuntimeError("ASGI 'http.response.trailers' sent before the last body message")
-        headers = _headers(message)
-        more_trailers = _flag(message, "more_trailers")
-        if not more_trailers:
-            self._complete()
-        if self._emit is not None:
-            self._emit("trailers", headers, more_trailers)
-
-    def _end_body(self) -> None:
-        if self._trailers:
-            self._state = _State.TRAILERS
-        else:
-            self._complete()
-
     def _complete(self) -> None:
-        self._state = _State.COMPLETE
+        self._state = COMPLETE
         self._finished.set()
 
     def _over_high_water(self, sent: int) -> bool:
@@ -391,8 +418,8 @@ async def stream_asgi(app: ASGIApp, scope: Scope, stream: Stream) -> None:
     """
     stream.accept_trailers = TRAILERS_EXTENSION in (scope.get("extensions") or {})
     await app(scope, stream.receive, stream.send)
-    if not (stream.complete or stream.disconnected):
-        raise RuntimeError("ASGI app returned without completing the response")
+    if not stream.disconnected:
+        finish_rules(stream._state)
 
 
 async def default_asgi_handler(
@@ -407,6 +434,15 @@ async def default_asgi_handler(
     stream = Stream(None, body)
     await stream_asgi(app, scope, stream)
     return stream.status, stream.headers, stream.chunks
+
+
+T = TypeVar("T")
+
+
+async def await_any(awaitable: Awaitable[T]) -> T:
+    """Any awaitable as a coroutine: the NIF wraps an app call that returns another kind
+    of awaitable (asyncio tasks take coroutines only)."""
+    return await awaitable
 
 
 # The entry point called by the NIF.  Custom runners define their own run_asgi and wrap

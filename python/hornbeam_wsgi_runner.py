@@ -128,6 +128,70 @@ def _check_headers(headers: object) -> Headers:
     return [_check_header(header) for header in headers]
 
 
+def start_response_rules(
+    current_status: str | None,
+    headers_sent: bool,
+    status: object,
+    headers: object,
+    exc_info: ExcInfo | None,
+) -> tuple[str, Headers]:
+    """The rules of ``start_response`` (PEP 3333), in one place: the checked
+    ``(status, headers)``, or an exception.
+
+    ``current_status`` is the status of an earlier call (None before the first);
+    ``headers_sent`` whether a body chunk has gone out.  ``_Response`` and the NIF's C
+    start_response (c_src/wsgi/wsgi_native.c) both call it; the C one takes a first call
+    without exc_info whose status and headers are all known valid (``_valid_statuses``,
+    ``_valid_headers``) as it is.
+    """
+    if exc_info is not None:
+        if headers_sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+    elif current_status is not None:
+        raise RuntimeError("start_response() called a second time without exc_info")
+    return _check_status(status), _check_headers(headers)
+
+
+def write_rules(status: str | None, data: object) -> bytes | None:
+    """The rules of ``write()`` and of each chunk the body yields: the chunk to send, None
+    for an empty one (nothing is sent), or an exception.  The C start_response appends a
+    non-empty ``bytes`` chunk after start_response itself and calls this otherwise."""
+    if not isinstance(data, bytes):
+        raise TypeError(f"WSGI body chunks must be bytes, got {type(data).__name__}")
+    if not data:
+        return None
+    if status is None:
+        raise RuntimeError("WSGI app produced body data before calling start_response()")
+    return data
+
+
+def finish_rules(status: str | None) -> None:
+    """The app returned (and its iterable is closed): start_response must have been called."""
+    if status is None:
+        raise RuntimeError("WSGI app returned without calling start_response()")
+
+
+class ErrorStream:
+    """``wsgi.errors``: each write of non-blank text goes to ``log("error", text)`` (the
+    NIF passes ``_erlang.log``, the Erlang logger)."""
+
+    def __init__(self, log: Callable[[str, str], object]) -> None:
+        self._log = log
+
+    def write(self, s: str) -> None:
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors.write() takes str")
+        if s.strip():
+            self._log("error", s)
+
+    def writelines(self, seq: Iterable[str]) -> None:
+        for s in seq:
+            self.write(s)
+
+    def flush(self) -> None:
+        pass
+
+
 class _Response:
     """The ``start_response``/``write`` state of one WSGI call.
 
@@ -149,33 +213,24 @@ class _Response:
     def start_response(
         self, status: str, headers: Headers, exc_info: ExcInfo | None = None
     ) -> Write:
-        if exc_info is not None:
-            if self._headers_sent:
-                raise exc_info[1].with_traceback(exc_info[2])
-        elif self.status is not None:
-            raise RuntimeError("start_response() called a second time without exc_info")
-        checked_status = _check_status(status)
-        self.headers = _check_headers(headers)
-        self.status = checked_status
+        self.status, self.headers = start_response_rules(
+            self.status, self._headers_sent, status, headers, exc_info
+        )
         return self.write
 
     def write(self, data: bytes) -> None:
-        if not isinstance(data, bytes):
-            raise TypeError(f"WSGI body chunks must be bytes, got {type(data).__name__}")
-        if not data:
+        chunk = write_rules(self.status, data)
+        if chunk is None:
             return
-        if self.status is None:
-            raise RuntimeError("WSGI app produced body data before calling start_response()")
         if not self._headers_sent:
             self._send_headers()
         if self._emit is None:
-            self.chunks.append(data)
+            self.chunks.append(chunk)
         else:
-            self._emit("body", data)
+            self._emit("body", chunk)
 
     def finish(self) -> None:
-        if self.status is None:
-            raise RuntimeError("WSGI app returned without calling start_response()")
+        finish_rules(self.status)
         if not self._headers_sent:
             self._send_headers()
 

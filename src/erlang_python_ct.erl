@@ -25,7 +25,7 @@
 %% can also set up a shell or an EUnit fixture (give `base').
 -module(erlang_python_ct).
 
--export([start/1, start/2, stop/0, path/2, flush/0]).
+-export([start/1, start/2, stop/0, path/2, each/3, flush/0]).
 
 -export_type([opts/0]).
 
@@ -99,6 +99,31 @@ stop() ->
 -spec path(list(), file:filename()) -> file:filename().
 path(Config, Path) ->
     resolve(base(Config, #{}), Path).
+
+%% @doc `Module:Function(Args...)' run once in each interpreter the workers use, in
+%% worker order: the results.  Module globals are per interpreter in the
+%% `subinterpreters' mode (one interpreter per worker; in the other modes there is one),
+%% so a test that reads back what its app recorded in a global asks every interpreter
+%% and combines the answers.  Raises `error({each_failed, Module, Function, Reason})'
+%% when a call fails (`Reason' is the error shape of `py:call/3', or `timeout' after
+%% 30 s).
+-spec each(py:name(), py:name(), list()) -> [term()].
+each(Module, Function, Args) ->
+    Tag = make_ref(),
+    case py_nif:call_each(Tag, 30000, Module, Function, Args, #{}) of
+        {ok, _} ->
+            receive
+                {Tag, {ok, Replies}} ->
+                    [case R of
+                         {ok, V} -> V;
+                         {error, Reason} -> error({each_failed, Module, Function, Reason})
+                     end || R <- Replies];
+                {Tag, {error, Reason}} ->
+                    error({each_failed, Module, Function, Reason})
+            end;
+        {error, Reason} ->
+            error({each_failed, Module, Function, Reason})
+    end.
 
 %% @doc The messages in the caller's mailbox, removed from it (for asserting that no stray
 %% or late reply arrived).

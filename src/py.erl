@@ -32,20 +32,24 @@
 call(Module, Function, Args) ->
     call(Module, Function, Args, #{}).
 
-%% @doc Calls `Module.Function(*Args, **Kwargs)' on a Python worker thread.  `Function'
+%% @doc Calls `Module.Function(*Args, **Kwargs)' on a Python worker.  `Function'
 %% may be dotted (`<<"Path.home">>').  An async function is awaited on the worker's event
-%% loop.  Options: `timeout' (ms or infinity; default the application's `call_timeout'),
+%% loop.  The call runs on whichever worker is free: in `subinterpreters' mode, in any one
+%% of the interpreters, whose module globals are its own (see py_mode).  Options: `timeout' (ms or infinity; default the application's `call_timeout'),
 %% `kwargs' (a map with atom or binary keys).
 -spec call(name(), name(), list(), opts()) -> {ok, term()} | {error, error()}.
 call(Module, Function, Args, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Kwargs = maps:get(kwargs, Opts, #{}),
-            Tag = make_ref(),
-            case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
-                {ok, _Job} -> ?PY_AWAIT(Tag);
-                {error, _} = Error -> Error
-            end;
+            py_mode:with_fallback(
+              fun() ->
+                      Tag = make_ref(),
+                      case py_nif:call(Tag, Timeout, Module, Function, Args, Kwargs) of
+                          {ok, _Job} -> ?PY_AWAIT(Tag);
+                          {error, _} = Error -> Error
+                      end
+              end);
         {error, _} = Error -> Error
     end;
 call(_Module, _Function, _Args, Opts) ->
@@ -58,8 +62,18 @@ call(_Module, _Function, _Args, Opts) ->
 set_call_timeout(Timeout) ->
     py_opts:set_default_timeout(Timeout).
 
-%% @doc The interpreter and the worker pool: Python version (running and built for),
-%% libpython, worker count, queued jobs, GIL mode.
+%% @doc The interpreter and the workers:
+%% <ul>
+%% <li>`mode': where Python runs now (`gil', `subinterpreters' or `free_threaded'; see
+%%     py_mode), `configured': the mode asked for (`auto' by default), `fallback':
+%%     present when `auto' left sub-interpreters, `#{module, message}' of the module that
+%%     refused them;</li>
+%% <li>`workers' (0 when stopped), `running', `queued' (calls waiting for a worker);</li>
+%% <li>`interpreters': one map per interpreter created, `#{id, main, state (running |
+%%     idle), threads}' (the sub-interpreters stay when the application stops);</li>
+%% <li>`python_version', `build_python_version', `libpython',
+%%     `subinterpreters_supported', `free_threaded_build'.</li>
+%% </ul>
 -spec info() -> #{atom() => term()}.
 info() ->
-    py_nif:info().
+    maps:merge(maps:remove(refused, py_nif:info()), py_mode:info()).

@@ -67,11 +67,14 @@ run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            Tag = make_ref(),
-            case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope, Body) of
-                {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                {error, _} = Error -> Error
-            end;
+            py_mode:with_fallback(
+              fun() ->
+                      Tag = make_ref(),
+                      case py_nif:asgi_run(Tag, Timeout, Module, Callable, Runner, Scope, Body) of
+                          {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                          {error, _} = Error -> Error
+                      end
+              end);
         {error, _} = Error -> Error
     end;
 run(_Module, _Callable, _Scope, _Body, Opts) ->
@@ -151,15 +154,18 @@ lifespan_startup(Module, Callable, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            Tag = make_ref(),
-            case py_nif:lifespan_startup(Tag, Timeout, Module, Callable, Runner) of
-                {ok, _Job} ->
-                    case ?PY_AWAIT(Tag) of
-                        {ok, Lifespan} -> {ok, Lifespan, Lifespan};
-                        {error, _} = Error -> Error
-                    end;
-                {error, _} = Error -> Error
-            end;
+            py_mode:with_fallback(
+              fun() ->
+                      Tag = make_ref(),
+                      case py_nif:lifespan_startup(Tag, Timeout, Module, Callable, Runner) of
+                          {ok, _Job} ->
+                              case ?PY_AWAIT(Tag) of
+                                  {ok, Lifespan} -> {ok, Lifespan, Lifespan};
+                                  {error, _} = Error -> Error
+                              end;
+                          {error, _} = Error -> Error
+                      end
+              end);
         {error, _} = Error -> Error
     end;
 lifespan_startup(_Module, _Callable, Opts) ->

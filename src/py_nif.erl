@@ -5,13 +5,14 @@
 %% threads and their results arrive as messages.
 -module(py_nif).
 
--export([load/0, priv_dir/0, start/1, stop/1, call/6, info/0, set_options/1, get_options/0,
+-export([load/0, priv_dir/0, start/1, stop/1, switch_mode/2, call/6, call_each/6, info/0,
+         set_options/1, get_options/0,
          wsgi_run/6, asgi_run/7, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
          timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
 
 -type job() :: reference().
--export_type([job/0]).
+-export_type([job/0, config/0]).
 
 -define(NOT_LOADED, erlang:nif_error({nif_not_loaded, ?MODULE})).
 
@@ -53,16 +54,27 @@ build_note(Priv) ->
         {error, _} -> " (priv/py_nif.info missing: `rebar3 compile` builds the NIF)"
     end.
 
-%% @doc Initialises the interpreter (once per VM) and starts the worker threads.
-%% Returns warnings worth logging (for example a virtualenv of another Python version).
--spec start(#{workers := pos_integer(), paths := [binary()], venv := binary() | undefined}) ->
+-type config() :: #{workers := pos_integer(), paths := [binary()],
+                    venv := binary() | undefined, mode := py_mode:mode()}.
+
+%% @doc Initialises the interpreter (once per VM) and starts the worker threads in
+%% `mode' (sub-interpreters are created the first time, then kept).  `paths' go first on
+%% sys.path; the first must hold the erlang_python package.  Returns warnings worth
+%% logging (for example a virtualenv of another Python version).
+-spec start(config()) ->
           {ok, [binary()]} | {error, already_started | {init_failed, binary()} |
                               {python_mismatch, binary()} | {badarg, term()}}.
 start(_Config) -> ?NOT_LOADED.
 
-%% @doc Stops the worker threads, waiting up to TimeoutMs; the interpreter stays.
+%% @doc Stops the worker threads, waiting up to TimeoutMs; the interpreters stay.
 -spec stop(non_neg_integer()) -> ok.
 stop(_TimeoutMs) -> ?NOT_LOADED.
+
+%% @doc Replaces the running workers by as many in Config's mode (waiting up to
+%% StopTimeoutMs for each old one); calls queued meanwhile wait for the new workers.
+-spec switch_mode(config(), non_neg_integer()) ->
+          ok | {error, {init_failed, binary()} | {badarg, term()}}.
+switch_mode(_Config, _StopTimeoutMs) -> ?NOT_LOADED.
 
 %% The functions that make a call (call, wsgi_run, asgi_run, lifespan_startup,
 %% lifespan_shutdown) take the caller's reply tag and timeout first.  They queue the job
@@ -78,6 +90,13 @@ stop(_TimeoutMs) -> ?NOT_LOADED.
 -spec call(reference(), timeout(), atom() | binary(), atom() | binary(), list(), map()) ->
           {ok, job()} | {error, term()}.
 call(_Tag, _Timeout, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
+
+%% @doc Queues Module:Function(*Args, **Kwargs) once in each interpreter the workers run
+%% in (each sub-interpreter, or the one interpreter); `Reply' is `{ok, [Result]}' with one
+%% `{ok, Term} | {error, Reason}' per interpreter.
+-spec call_each(reference(), timeout(), atom() | binary(), atom() | binary(), list(), map()) ->
+          {ok, job()} | {error, term()}.
+call_each(_Tag, _Timeout, _Module, _Function, _Args, _Kwargs) -> ?NOT_LOADED.
 
 %% @doc Queues Runner.run_wsgi(App, Environ) for Module:Callable; `Reply' is
 %% `{ok, {Status, Headers, Body}} | {error, Reason}'.

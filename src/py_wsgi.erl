@@ -67,11 +67,14 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
     case py_opts:timeout(Opts) of
         {ok, Timeout} ->
             Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
-            Tag = make_ref(),
-            case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
-                {ok, _Job} -> normalise(?PY_AWAIT(Tag));
-                {error, _} = Error -> Error
-            end;
+            py_mode:with_fallback(
+              fun() ->
+                      Tag = make_ref(),
+                      case py_nif:wsgi_run(Tag, Timeout, Module, Callable, Runner, Environ) of
+                          {ok, _Job} -> normalise(?PY_AWAIT(Tag));
+                          {error, _} = Error -> Error
+                      end
+              end);
         {error, _} = Error -> Error
     end;
 run(_Module, _Callable, _Environ, Opts) ->

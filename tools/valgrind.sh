@@ -2,7 +2,7 @@
 # Runs tools/vg_smoke.erl (the NIF's paths: start, calls, errors, a timeout, WSGI, ASGI,
 # a stream, stop) under valgrind memcheck and fails if any error's stack goes through the
 # NIF (a frame in c_src/): invalid reads, writes and frees in the NIF itself and in Python
-# code or libraries it calls (every worker thread starts in c_src/worker.c).
+# code or libraries it calls (every worker thread starts in c_src/exec/worker.c).
 # Definedness errors are off (--undef-value-errors=no) and reads of live emulator carriers
 # are not counted: memcheck cannot follow Debian's JIT beam.smp (it remaps reserved
 # ranges and writes from JIT code), so Erlang heaps and binaries look uninitialised or

@@ -21,11 +21,31 @@ _BIG_START = {"type": "http.response.start", "status": 200,
               "headers": [(b"content-type", b"application/octet-stream"), (b"content-length", b"65536")]}
 
 
+# The CPU-bound apps' work: pure Python, no I/O, about 2 ms per request on the bench
+# machine (bench/run.py measures and reports it).  It holds the GIL all along: under one
+# GIL, two workers cannot run it at once; with a sub-interpreter (or a process) each, they
+# can.
+CPU_ROUNDS = 20_000
+
+
+def cpu_work(rounds: int = CPU_ROUNDS) -> bytes:
+    acc = 0
+    for i in range(rounds):
+        acc = (acc * 31 + i) % 1_000_003
+    return b"%d" % acc
+
+
 # ---- WSGI -------------------------------------------------------------------------------
 
 def hello_wsgi(environ, start_response):
     start_response("200 OK", _HELLO_HEADERS_WSGI)
     return [HELLO]
+
+
+def cpu_wsgi(environ, start_response):
+    body = cpu_work()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def big_wsgi(environ, start_response):
@@ -58,6 +78,16 @@ async def hello_asgi(scope, receive, send):
         return await _lifespan(receive, send)
     await send(_HELLO_START)
     await send({"type": "http.response.body", "body": HELLO})
+
+
+async def cpu_asgi(scope, receive, send):
+    if scope["type"] != "http":
+        return await _lifespan(receive, send)
+    body = cpu_work()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def big_asgi(scope, receive, send):

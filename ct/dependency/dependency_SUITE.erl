@@ -130,7 +130,9 @@ mix_compile(Config) ->
     ?assertEqual(["CHECK hello Elixir, from Python|hello from ASGI|hello from WSGI"],
                  check_lines(Out)).
 
-%% `mix release' moved elsewhere; `bin/hello_py eval' boots it and runs the same check.
+%% `mix release' moved elsewhere; `bin/hello_py eval' boots it and runs the same check,
+%% with no virtualenv and, as relx_release_moved, the default rule when python3.X on PATH
+%% is the build's Python version, else ERLANG_PYTHON naming the build's interpreter.
 mix_release_moved(Config) ->
     Dir = ?config(project, Config),
     Env = [{"MIX_ENV", "prod"} | mix_env(Config)],
@@ -139,9 +141,14 @@ mix_release_moved(Config) ->
     ok = filelib:ensure_dir(Moved),
     ok = file:rename(filename:join(Dir, "_build/prod/rel/hello_py"), Moved),
     check_release_files(Moved, Config),
+    Python = build_python(Moved),
+    PythonEnv = case same_minor_on_path(Python) of
+                    true -> [];
+                    false -> [{"ERLANG_PYTHON", Python}]
+                end,
     Expr = "{:ok, _} = Application.ensure_all_started(:hello_py); " ++ mix_check_expr(),
     {0, Out} = run_ok(filename:join(Moved, "bin/hello_py"), ["eval", Expr], Moved,
-                      [{"VIRTUAL_ENV", false}], ?MINUTE),
+                      [{"VIRTUAL_ENV", false} | PythonEnv], ?MINUTE),
     ?assertEqual(["CHECK hello Elixir, from Python|hello from ASGI|hello from WSGI"],
                  check_lines(Out)).
 

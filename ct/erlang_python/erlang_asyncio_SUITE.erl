@@ -40,15 +40,15 @@ groups() ->
 
 init_per_suite(Config) ->
     ok = erlang_python_ct:start(Config),
-    {ok, none} = py:call(?H, install_spy, []),
+    _ = erlang_python_ct:each(?H, install_spy, []),
     Config.
 
 end_per_suite(_Config) ->
-    _ = py:call(?H, uninstall_spy, []),
+    _ = erlang_python_ct:each(?H, uninstall_spy, []),
     erlang_python_ct:stop().
 
 init_per_testcase(_TC, Config) ->
-    {ok, none} = py:call(?H, spy_reset, []),
+    _ = erlang_python_ct:each(?H, spy_reset, []),
     Config.
 
 end_per_testcase(_TC, _Config) ->
@@ -118,7 +118,8 @@ many_sleeps_gathered(_Config) ->
 %% 1,000 callers, each a py:call of a coroutine sleeping 10 ms, at once.
 many_sleeps_concurrent_calls(_Config) ->
     T0 = erlang:monotonic_time(millisecond),
-    Results = pmap(fun(I) -> py:call(?H, sleep_result, [0.01, I]) end, lists:seq(1, 1000)),
+    Results = ep_test_lib:pmap(fun(I) -> py:call(?H, sleep_result, [0.01, I]) end,
+                               lists:seq(1, 1000)),
     Ms = erlang:monotonic_time(millisecond) - T0,
     ?assertEqual([], [{I, R} || {I, R} <- lists:zip(lists:seq(1, 1000), Results),
                                 not is_result(I, R)]),
@@ -129,7 +130,7 @@ many_sleeps_concurrent_calls(_Config) ->
 %% An ASGI app sleeping 100 ms with erlang_asyncio: 200 concurrent requests.
 asgi_concurrent_sleepers(_Config) ->
     T0 = erlang:monotonic_time(millisecond),
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            Path = <<"/s/", (integer_to_binary(I))/binary>>,
                            {I, py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => Path,
                                                              query_string => <<"0.1">>}, <<>>)}
@@ -178,7 +179,7 @@ call_timeout_cancels_sleep(_Config) ->
     Key = <<"call-timeout">>,
     ?assertEqual({error, timeout}, py:call(?H, sleep_record, [Key, 10], #{timeout => 100})),
     timer:sleep(200),
-    ?assertEqual({ok, [<<"started">>, <<"cancelled">>, <<"finally">>]}, py:call(?H, record, [Key])),
+    ?assertEqual({ok, [<<"started">>, <<"cancelled">>, <<"finally">>]}, {ok, ep_test_lib:one(?H, record, [Key])}),
     ?assertMatch(#{<<"scheduled">> := 1, <<"cancelled">> := 1, <<"fired">> := 0}, spy()),
     ?assertEqual({ok, <<"slept">>}, py:call(?H, sleep_record, [<<"next">>, 0.01])),
     ?assertEqual([], erlang_python_ct:flush()).
@@ -188,7 +189,7 @@ asgi_timeout_cancels(_Config) ->
                  py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => <<"/t">>,
                                                query_string => <<"10">>}, <<>>, #{timeout => 100})),
     timer:sleep(200),
-    ?assertEqual({ok, [<<"started">>, <<"cancelled">>]}, py:call(?H, record, [<<"/t">>])),
+    ?assertEqual({ok, [<<"started">>, <<"cancelled">>]}, {ok, ep_test_lib:one(?H, record, [<<"/t">>])}),
     ?assertMatch(#{<<"scheduled">> := 1, <<"cancelled">> := 1, <<"fired">> := 0}, spy()),
     ?assertEqual({ok, {200, [], <<"/t2">>}},
                  py_asgi:run(?H, asgi_sleep, #{type => <<"http">>, path => <<"/t2">>,
@@ -221,18 +222,9 @@ executor_loop_falls_back(_Config) ->
 
 %% ---- helpers ---------------------------------------------------------------------------
 
+%% The spies of every interpreter, added up.
 spy() ->
-    {ok, Spy} = py:call(?H, spy, []),
-    Spy.
+    ep_test_lib:sum(erlang_python_ct:each(?H, spy, [])).
 
 is_result(I, {ok, [I, Ms]}) -> Ms >= 9.5;
 is_result(_, _) -> false.
-
-pmap(F, L) ->
-    Self = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Self ! {Ref, F(X)} end),
-                Ref
-            end || X <- L],
-    [receive {Ref, R} -> R after 60000 -> ct:fail(pmap_timeout) end || Ref <- Refs].

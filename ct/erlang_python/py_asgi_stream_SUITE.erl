@@ -75,7 +75,7 @@ need_body_round_trips(_Config) ->
     ?assertEqual(nothing, next(S, 100)),
     ?assertEqual({ok, [[<<"http.request">>, 5, true], [<<"http.request">>, 6, true],
                        [<<"http.request">>, 5, false]]},
-                 py:call(?APPS, record, [Path])).
+                 {ok, ep_test_lib:one(?APPS, record, [Path])}).
 
 %% Pieces sent before the app asked for them are queued in order.
 body_fed_ahead(_Config) ->
@@ -134,7 +134,7 @@ backpressure(_Config) ->
     ct:comment("~b of 20 chunks before the first ack", [NBefore]),
     ?assert(NBefore >= 4 andalso NBefore < 20),
     ?assert(lists:sum([byte_size(B) || {body, B, _} <- Before]) =< 1024 * 1024 + 256 * 1024),
-    {ok, #{<<"returned">> := Returned}} = py:call(?APPS, record, [Path]),
+    {ok, #{<<"returned">> := Returned}} = {ok, ep_test_lib:one(?APPS, record, [Path])},
     ?assertEqual(NBefore - 1, Returned),
     %% Still blocked: nothing more arrives.
     ?assertEqual([], collect_bodies(S, 200)),
@@ -143,7 +143,7 @@ backpressure(_Config) ->
     Bodies = Before ++ [E || {body, _, _} = E <- After],
     ?assertEqual(done, lists:last(After)),
     ?assertEqual([{body, binary:copy(<<I>>, 256 * 1024), I < 19} || I <- lists:seq(0, 19)], Bodies),
-    ?assertEqual({ok, #{<<"returned">> => 20, <<"error">> => none}}, py:call(?APPS, record, [Path])).
+    ?assertEqual({ok, #{<<"returned">> => 20, <<"error">> => none}}, {ok, ep_test_lib:one(?APPS, record, [Path])}).
 
 %% Acks in many small pieces count the same.
 backpressure_many_acks(_Config) ->
@@ -155,7 +155,7 @@ backpressure_many_acks(_Config) ->
     [ok = py_asgi:ack(S, 1024) || {body, B, _} <- Before, _ <- lists:seq(1, byte_size(B) div 1024)],
     After = ack_until_done(S),
     ?assertEqual(20, length(Before) + length([E || {body, _, _} = E <- After])),
-    ?assertEqual({ok, #{<<"returned">> => 20, <<"error">> => none}}, py:call(?APPS, record, [Path])).
+    ?assertEqual({ok, #{<<"returned">> => 20, <<"error">> => none}}, {ok, ep_test_lib:one(?APPS, record, [Path])}).
 
 %% 100 streams at once, each with its own events.
 many_streams(_Config) ->
@@ -193,7 +193,7 @@ disconnect_while_waiting(_Config) ->
     ?assertEqual({ok, [[<<"first">>, <<"http.request">>, <<"req">>, false],
                        [<<"received">>, <<"http.disconnect">>],
                        [<<"send">>, <<"ClientDisconnected">>, true]]},
-                 py:call(?APPS, record, [Path])).
+                 {ok, ep_test_lib:one(?APPS, record, [Path])}).
 
 disconnect_while_waiting_for_body(_Config) ->
     Path = <<"/dcb">>,
@@ -203,7 +203,7 @@ disconnect_while_waiting_for_body(_Config) ->
     ok = py_asgi:disconnect(S),
     ?assertEqual(done, next(S)),
     ?assertEqual({ok, [<<"http.request">>, <<"http.disconnect">>, <<"ClientDisconnected">>]},
-                 py:call(?APPS, record, [Path])).
+                 {ok, ep_test_lib:one(?APPS, record, [Path])}).
 
 %% The owner process dies: the same as disconnect/1.
 owner_death(_Config) ->
@@ -243,7 +243,7 @@ owner_death_unblocks_backpressure(_Config) ->
     receive {'DOWN', Mon, process, Pid, killed} -> ok end,
     ?assertEqual({ok, #{<<"returned">> => NBefore, <<"error">> => <<"ClientDisconnected">>,
                         <<"oserror">> => true}},
-                 wait_until(fun() -> py:call(?APPS, record, [Path]) end,
+                 wait_until(fun() -> {ok, ep_test_lib:one(?APPS, record, [Path])} end,
                             fun({ok, #{<<"error">> := E}}) -> E =/= none; (_) -> false end)).
 
 %% ---- trailers ------------------------------------------------------------------------
@@ -404,7 +404,7 @@ split(Bin, N) when byte_size(Bin) =< N -> [Bin];
 split(Bin, N) -> <<C:N/binary, Rest/binary>> = Bin, [C | split(Rest, N)].
 
 wait_record(Path, Len) ->
-    wait_until(fun() -> py:call(?APPS, record, [Path]) end,
+    wait_until(fun() -> {ok, ep_test_lib:one(?APPS, record, [Path])} end,
                fun({ok, L}) when is_list(L) -> length(L) >= Len; (_) -> false end).
 
 wait_until(F, Done) ->

@@ -118,7 +118,7 @@ async_functions(_Config) ->
 %% Many coroutines suspended at once share the workers' loops: 200 concurrent calls that
 %% each await asyncio.sleep all come back with their own result.
 async_many_in_flight(_Config) ->
-    Results = pmap(fun(I) -> py:call(?H, add_later, [I, 1]) end, lists:seq(1, 200)),
+    Results = ep_test_lib:pmap(fun(I) -> py:call(?H, add_later, [I, 1]) end, lists:seq(1, 200)),
     ?assertEqual([{ok, I + 1} || I <- lists:seq(1, 200)], Results).
 
 %% ---- errors --------------------------------------------------------------------------
@@ -329,7 +329,7 @@ default_timeout_read_at_start(_Config) ->
 
 concurrent_callers(_Config) ->
     N = 1000,
-    Results = pmap(fun(I) ->
+    Results = ep_test_lib:pmap(fun(I) ->
                            {py:call(operator, add, [I, I]),
                             py:call(builtins, str, [I]),
                             py:call(?H, add_later, [I, 1])}
@@ -342,7 +342,7 @@ concurrent_callers(_Config) ->
 exception_storm(_Config) ->
     Procs = 50,
     PerProc = 200,
-    Failures = pmap(
+    Failures = ep_test_lib:pmap(
                  fun(P) ->
                          [{P, I, R} || I <- lists:seq(1, PerProc),
                                        R <- [storm_call(P, I)], R =/= ok]
@@ -385,20 +385,10 @@ async_system_exit(_Config) ->
                   py:call(?H, exit_later, [], Opts))
      || _ <- lists:seq(1, Workers)],
     ?assertEqual([{ok, I + 1} || I <- lists:seq(1, 4 * Workers)],
-                 pmap(fun(I) -> py:call(?H, add_later, [I, 1], Opts) end,
+                 ep_test_lib:pmap(fun(I) -> py:call(?H, add_later, [I, 1], Opts) end,
                       lists:seq(1, 4 * Workers))).
 
 %% ---- helpers -------------------------------------------------------------------------
-
-%% Runs F on each element in its own process; results in input order.
-pmap(F, List) ->
-    Parent = self(),
-    Refs = [begin
-                Ref = make_ref(),
-                spawn_link(fun() -> Parent ! {Ref, F(X)} end),
-                Ref
-            end || X <- List],
-    [receive {Ref, R} -> R after 60000 -> ct:fail({pmap_timeout, Ref}) end || Ref <- Refs].
 
 %% Plain functions run with no running loop on their thread, so asyncio.run (and
 %% async-to-sync adapters) work in them; the worker's own loop keeps serving afterwards.

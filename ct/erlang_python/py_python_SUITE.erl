@@ -130,6 +130,10 @@ explicit_without_libpython(Config) ->
 %% A virtualenv of another Python is skipped (its site-packages then do not import, with a
 %% warning at start, as before): the next step finds the interpreter.
 venv_of_other_version_skipped(Config) ->
+    %% The path step looks for python3.X: this run's interpreter goes first on PATH under
+    %% that name (pyenv's shim of another version than the global one does not answer).
+    {ok, #{executable := Exe}} = py_python:find(),
+    os:putenv("PATH", filename:dirname(Exe) ++ ":" ++ os:getenv("PATH")),
     Venv = filename:join(?config(priv_dir, Config), "venv39"),
     Fake = fake_python(Config, "venv39py", "3.9.1"),
     ok = filelib:ensure_dir(filename:join([Venv, "bin", "x"])),

@@ -93,7 +93,7 @@ start_python(Config) ->
 
 init_per_testcase(_, Config) ->
     case ?config(backend, Config) of
-        python -> {ok, _} = py:call(pyweb_test_apps, clear_events, []);
+        python -> _ = erlang_python_ct:each(pyweb_test_apps, clear_events, []);
         _ -> ets:new(py_web_fake_requests, [named_table, public, ordered_set])
     end,
     Config.
@@ -138,7 +138,9 @@ python(Config) -> ?config(backend, Config) =:= python.
 app_requests(Config) ->
     case python(Config) of
         true ->
-            {ok, L} = py:call(pyweb_test_apps, requests, []),
+            %% every interpreter's (module globals are per interpreter in
+            %% subinterpreters mode)
+            L = lists:append(erlang_python_ct:each(pyweb_test_apps, requests, [])),
             [{M, P} || [M, P] <- L];
         false ->
             [{M, P} || {_, M, P} <- ets:tab2list(py_web_fake_requests)]
@@ -162,7 +164,7 @@ scope_of(Config, B) ->
 
 %% An event seen by the app: {disconnected, Path}, {lifespan_startup,
 %% Callable}, {lifespan_shutdown, Callable}. The fake sends messages to
-%% the observer; the Python app records them (read back with py:call).
+%% the observer; the Python app records them (read back from every interpreter).
 expect_event(Config, {Kind, What} = Event) ->
     case python(Config) of
         false ->

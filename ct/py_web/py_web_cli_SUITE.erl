@@ -25,7 +25,8 @@ defaults(_) ->
 all_options(_) ->
     Cli = parse(["m:application", "--interface", "wsgi", "--factory", "--host", "0.0.0.0",
                  "--port", "9000", "--app-dir", "a", "--app-dir", "b", "--pythonpath", "c,d",
-                 "--workers", "3", "--lifespan", "off", "--timeout-keep-alive", "7",
+                 "--workers", "3", "--mode", "subinterpreters", "--lifespan", "off",
+                 "--timeout-keep-alive", "7",
                  "--timeout-request", "30", "--timeout-graceful-shutdown", "2.5",
                  "--limit-max-body", "1000", "--limit-concurrency", "50",
                  "--limit-max-requests", "1000", "--limit-max-requests-jitter", "50",
@@ -52,7 +53,7 @@ all_options(_) ->
                 cacertfile := "ca.pem", verify := required, proxy_headers := false,
                 forwarded_allow_ips := "*", proxy_protocol := v2,
                 proxy_allow_ips := "10.0.0.0/8"} = O,
-      app_dirs := ["a", "b", "c", "d"], workers := 3, log_level := debug,
+      app_dirs := ["a", "b", "c", "d"], workers := 3, mode := subinterpreters, log_level := debug,
       log_config := "log.json", access_logfile := "-", error_logfile := "err.log",
       max_requests := 1000, max_requests_jitter := 50, reload := true,
       reload_dirs := ["src"], reload_includes := ["*.html"], reload_excludes := ["*.tmp"],
@@ -132,7 +133,9 @@ errors(_) ->
     "--header: expected NAME:VALUE, got nocolon" = Err(["m:a", "--header", "nocolon"]),
     "--bind: expected HOST:PORT, unix:PATH or fd://N, got a:b:c" = Err(["m:a", "-b", "a:b:c"]),
     "--uds-permissions: expected an octal file mode" ++ _ = Err(["m:a", "--uds-permissions", "9"]),
-    "--reload-delay: expected a number, got soon" = Err(["m:a", "--reload-delay", "soon"]).
+    "--reload-delay: expected a number, got soon" = Err(["m:a", "--reload-delay", "soon"]),
+    "--mode: expected one of auto|gil|subinterpreters|free_threaded, got fast" =
+        Err(["m:a", "--mode", "fast"]).
 
 %% Environment variables fill in what the command line does not say.
 environment(_) ->

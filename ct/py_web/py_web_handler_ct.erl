@@ -129,7 +129,7 @@ apps_dir(Config) ->
 
 init_case(Config) ->
     case ?config(backend, Config) of
-        python -> {ok, _} = py:call(pyweb_test_apps, clear_events, []);
+        python -> _ = erlang_python_ct:each(pyweb_test_apps, clear_events, []);
         fake -> ok
     end,
     ok = watch(),
@@ -200,7 +200,8 @@ scope(Port, Request) ->
 
 %% An event the app recorded: {fake, Kind, What} from the fake backend
 %% (the test registered as py_web_fake_observer), or [Kind, What] in
-%% pyweb_test_apps' EVENTS.
+%% pyweb_test_apps' EVENTS (read from every interpreter: module globals are
+%% per interpreter in subinterpreters mode).
 await_event(fake, Msg) ->
     receive Msg -> ok
     after 10000 -> ct:fail({no_event, Msg})
@@ -209,7 +210,7 @@ await_event(python, Want) ->
     await_event(python, Want, erlang:monotonic_time(millisecond) + 10000).
 
 await_event(python, Want, Deadline) ->
-    {ok, Events} = py:call(pyweb_test_apps, events, []),
+    Events = lists:append(erlang_python_ct:each(pyweb_test_apps, events, [])),
     case lists:member(Want, Events) of
         true -> ok;
         false ->

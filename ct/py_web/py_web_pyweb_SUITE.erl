@@ -217,6 +217,7 @@ import_error(Config) ->
     {match, _} = re:run(Out, "Traceback \\(most recent call last\\):\n"
                              "  File \"[^\"]*broken_app.py\", line 6, in <module>\n"
                              "    helper\\(\\)\n"
+                             "(    [~^]+\n)?"          %% Python 3.13 marks the call
                              "  File \"[^\"]*broken_app.py\", line 4, in helper\n"),
     {match, _} = re:run(Out, "ZeroDivisionError: division by zero\n"
                              "pyweb: cannot load the app broken_app:app: importing the module raised "

@@ -33,6 +33,10 @@ run(Cli0, Control) ->
         {ok, N} -> ok = application:set_env(erlang_python, workers, N);
         error -> ok
     end,
+    _ = case maps:find(mode, Cli) of
+        {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
+        error -> ok
+    end,
     {ok, Workers} = application:get_env(erlang_python, workers),
     logger:info("pyweb: started server process [~s] (~B Python workers)", [os:getpid(), Workers]),
     case application:ensure_all_started(py_web) of

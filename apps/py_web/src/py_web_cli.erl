@@ -63,11 +63,18 @@ options() ->
         {opt, lifespan},
         "ASGI lifespan (default {default}: used if the app supports it; on: required)"},
        {["--workers", "-w"], "N", {int, 1, 1024}, {cli, workers},
-        "Python workers (default $WEB_CONCURRENCY, else {python_workers}): threads that "
-        "share the interpreter; ASGI requests share them, a WSGI request holds one"},
+        "Python workers (default $WEB_CONCURRENCY, else {python_workers}): threads, or "
+        "sub-interpreters (--mode); ASGI requests share them, a WSGI request holds one"},
        {["--threads"], "N", {int, 1, 1024}, {cli, threads},
         "Python workers per --workers (default 1; gunicorn's threads per worker process: "
         "-w 2 --threads 4 serves 8 WSGI requests at once)"},
+       {["--mode"], "MODE", {enum, [auto, gil, subinterpreters, free_threaded]}, {cli, mode},
+        "Where Python runs (default $ERLANG_PYTHON_MODE, else {mode}): gil (threads, one "
+        "GIL), subinterpreters (Python 3.12+: an interpreter with its own GIL per worker, "
+        "so Python uses every core; module globals are per worker), free_threaded (a "
+        "free-threaded CPython build; untested), auto (subinterpreters on 3.12+, gil if a "
+        "module of the app refuses sub-interpreters, e.g. pydantic-core; the log says "
+        "which)"},
        {["--root-path"], "PATH", string, {opt, root_path},
         "The app is mounted at PATH behind a proxy (default $SCRIPT_NAME, else none): ASGI "
         "root_path, and path includes it; WSGI SCRIPT_NAME, PATH_INFO the rest. A request "
@@ -589,7 +596,8 @@ fill(Help, Target) ->
     Subst = [{"{default}", fun() -> default_text(Target) end},
              {"{ip}", fun() -> inet:ntoa(py_web_opts:default(ip)) end},
              {"{port}", fun() -> integer_to_list(py_web_opts:default(port)) end},
-             {"{python_workers}", fun() -> integer_to_list(python_workers()) end}],
+             {"{python_workers}", fun() -> integer_to_list(python_workers()) end},
+             {"{mode}", fun() -> atom_to_list(py_mode:default()) end}],
     lists:foldl(fun({K, F}, H) ->
                         case string:find(H, K) of
                             nomatch -> H;

@@ -1,14 +1,18 @@
 """Raw ASGI apps for py_asgi_SUITE (run through the NIF by py_asgi:run/4,5).
 
 Records go into RECORDS (a module global) under a key chosen by the test, and are read
-back with py:call(ep_asgi_apps, record, [Key]).
+back with ep_test_lib:one(ep_asgi_apps, record, [Key]) (module globals are per interpreter:
+each sub-interpreter has its own RECORDS).  Apps whose answer depends on earlier requests
+also report INTERPRETER, which names the interpreter that ran them.
 """
 import asyncio
 import hashlib
 import json
+import sys
 
 RECORDS = {}
 COUNTS = {}
+INTERPRETER = "%x" % id(sys.modules)
 
 
 def record(key):
@@ -76,11 +80,17 @@ async def echo_scope(scope, receive, send):
 _STATES = []
 
 
+def states_seen():
+    return len(_STATES)
+
+
+
 async def state_identity(scope, receive, send):
     """Mutates scope['state'] and reports what it found first."""
     state = scope["state"]
     _STATES.append(state)
-    seen = {"keys": sorted(state), "ids": len({id(s) for s in _STATES}), "n": len(_STATES)}
+    seen = {"keys": sorted(state), "ids": len({id(s) for s in _STATES}), "n": len(_STATES),
+            "interp": INTERPRETER}
     state["touched"] = True
     await _respond(send, 200, json.dumps(seen).encode())
 
@@ -278,7 +288,8 @@ async def counted(scope, receive, send):
         raise ValueError(how)
     body = await _read_body(receive)
     _bump(key + ":after")
-    await _respond(send, 200, value + b"|" + body, [(b"x-count", str(COUNTS[key]).encode())])
+    await _respond(send, 200, value + b"|" + body,
+                   [(b"x-count", str(COUNTS[key]).encode()), (b"x-interp", INTERPRETER.encode())])
 
 
 # ---- timeouts ---------------------------------------------------------------------------
@@ -317,7 +328,8 @@ async def lifespan_app(scope, receive, send):
                 return
     state = scope["state"]
     seen = {"keys": sorted(state), "name": state.get("name"),
-            "shared": list(state.get("shared", [])), "type": type(state).__name__}
+            "shared": list(state.get("shared", [])), "type": type(state).__name__,
+            "interp": INTERPRETER}
     state["name"] = "changed"
     state["added"] = 1
     state["shared"].append(len(seen["shared"]))

@@ -31,7 +31,9 @@ For WSGI, /echo says in x-input-type what wsgi.input was (the NIF's stream, or
 the file of a body spooled whole).
 
 Things the Erlang side cannot observe directly (disconnects, lifespan) are
-recorded in EVENTS and read back with py:call(pyweb_test_apps, events, []).
+recorded in EVENTS and read back with events().  Both are module globals: in the
+subinterpreters mode each interpreter has its own, and the suites read all of them
+(erlang_python_ct:each/3).
 """
 
 import asyncio

@@ -1,13 +1,17 @@
 """Shared helpers of the e2e apps: an event log read back from Erlang with
-py:call(Module, events, []), and a gate that a streaming response waits on
-until the test opens it (py:call(Module, open_gate, [])), which shows that the
-first chunk reached the client before the stream ended without timing."""
+erlang_python_ct:each(Module, events, []) (module globals are per interpreter:
+the suite asks each one), and a gate that a streaming response waits on until
+the test opens it (py:call(Module, open_gate, [])), which shows that the first
+chunk reached the client before the stream ended without timing.  The gate is a
+file, so that any interpreter can open it for the one running the response."""
 
 import hashlib
-import threading
+import os
+import tempfile
+import time
 
 EVENTS: list[list[str]] = []
-GATE = threading.Event()
+GATE = os.path.join(tempfile.gettempdir(), f"e2e-gate-{os.getpid()}")
 
 
 def events() -> list[list[str]]:
@@ -19,12 +23,18 @@ def record(*event: str) -> None:
 
 
 def reset() -> None:
+    """Runs in every interpreter at once (erlang_python_ct:each): the gate may be
+    gone by the time this one removes it."""
     EVENTS.clear()
-    GATE.clear()
+    try:
+        os.remove(GATE)
+    except FileNotFoundError:
+        pass
 
 
 def open_gate() -> None:
-    GATE.set()
+    with open(GATE, "w"):
+        pass
 
 
 def upload_summary(note: str, data: bytes) -> str:
@@ -34,7 +44,11 @@ def upload_summary(note: str, data: bytes) -> str:
 def gate_chunks_sync():
     """first, then (once the gate is open) second."""
     yield b"first\n"
-    if not GATE.wait(30):
+    for _ in range(3000):
+        if os.path.exists(GATE):
+            break
+        time.sleep(0.01)
+    else:
         raise TimeoutError("gate never opened")
     yield b"second\n"
 
@@ -44,7 +58,7 @@ async def gate_chunks_async():
 
     yield b"first\n"
     for _ in range(3000):
-        if GATE.is_set():
+        if os.path.exists(GATE):
             break
         await asyncio.sleep(0.01)
     else:

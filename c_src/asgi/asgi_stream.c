@@ -1,0 +1,345 @@
+#include "asgi/asgi_stream.h"
+
+#include "asgi/scope.h"
+#include "call/appcache.h"
+#include "core/atoms.h"
+#include "core/release.h"
+#include "exec/deadline.h"
+#include "exec/job.h"
+#include "exec/pool.h"
+#include "exec/task.h"
+#include "terms/errors.h"
+#include "terms/response.h"
+
+#include <string.h>
+
+enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_SCOPE, ARG_BODY, ARG_MORE, START_ARGC };
+
+/* job->data of a stream job: the runner's Stream object while the app runs. */
+typedef struct {
+    PyObject *stream; /* strong; GIL; NULL once the app has finished */
+} stream_state_t;
+
+static void
+stream_state_free(job_t *job)
+{
+    stream_state_t *ss = job->data;
+    if (ss->stream != NULL) {
+        release_later(job->ip, ss->stream);
+    }
+    enif_free(ss);
+}
+
+/* ---- emit: the runner's events -> {asgi, Stream, Event} messages ------------------ */
+
+static int
+emit_start(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
+{
+    ErlNifEnv *env = job_event_env(job);
+    int ok;
+    if (nargs < 3 || !PyLong_Check(args[1])) {
+        return -1;
+    }
+    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[2], &ok);
+    if (!ok) {
+        return -1;
+    }
+    *event = enif_make_tuple3(env, ATOM_start, enif_make_long(env, PyLong_AsLong(args[1])), headers);
+    return 0;
+}
+
+static int
+emit_body(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
+{
+    ErlNifEnv *env = job_event_env(job);
+    ERL_NIF_TERM body;
+    if (nargs != 3 || response_bytes(job->ip->st, env, args[1], &body) < 0) {
+        return -1;
+    }
+    *event = enif_make_tuple3(env, ATOM_body, body, PyObject_IsTrue(args[2]) ? ATOM_true : ATOM_false);
+    return 0;
+}
+
+static int
+emit_trailers(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
+{
+    ErlNifEnv *env = job_event_env(job);
+    int ok;
+    if (nargs != 3) {
+        return -1;
+    }
+    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[1], &ok);
+    if (!ok) {
+        return -1;
+    }
+    *event = enif_make_tuple3(env, ATOM_trailers, headers,
+                              PyObject_IsTrue(args[2]) ? ATOM_true : ATOM_false);
+    return 0;
+}
+
+static PyObject *
+emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    job_t *job = job_from_capsule(self);
+    if (job == NULL) {
+        return NULL;
+    }
+    const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
+    ERL_NIF_TERM event;
+    int rc = -1;
+    if (name == NULL) {
+        rc = -1;
+    } else if (strcmp(name, "body") == 0) {
+        rc = emit_body(job, args, nargs, &event);
+    } else if (strcmp(name, "start") == 0) {
+        rc = emit_start(job, args, nargs, &event);
+    } else if (strcmp(name, "need_body") == 0) {
+        event = ATOM_need_body;
+        rc = 0;
+    } else if (strcmp(name, "trailers") == 0) {
+        rc = emit_trailers(job, args, nargs, &event);
+    }
+    if (rc < 0) {
+        enif_clear_env(job_event_env(job));
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "bad stream event");
+        }
+        return NULL;
+    }
+    job_event_send(job, event);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef emit_def = {"emit", (PyCFunction)(void (*)(void))emit, METH_FASTCALL,
+                               "Reports a response event to the Erlang owner of the stream."};
+
+
+/* ---- the stream job --------------------------------------------------------------- */
+
+static ERL_NIF_TERM
+stream_done(py_state_t *st, job_t *job, PyObject *result)
+{
+    stream_state_t *ss = job->data;
+    Py_CLEAR(ss->stream);
+    if (result == NULL) {
+        return errors_tuple(job->env, errors_take(st, job->env));
+    }
+    return ATOM_done;
+}
+
+static void
+stream_run(job_t *job, worker_t *w)
+{
+    py_state_t *st = worker_state(w);
+    ErlNifEnv *env = job->env;
+    stream_state_t *ss = job->data;
+    PyObject *app = NULL, *fn = NULL, *cls = NULL, *unused = NULL;
+    PyObject *emit_fn = NULL, *body = NULL, *scope = NULL, *coro = NULL;
+    ERL_NIF_TERM why = 0;
+
+    if (appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
+                         "stream_asgi", &app, &fn, &why) < 0 ||
+        appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
+                         "Stream", &unused, &cls, &why) < 0) {
+        job_reply(job, errors_tuple(env, why));
+        goto out;
+    }
+    ErlNifBinary bin;
+    enif_inspect_binary(env, job->argv[ARG_BODY], &bin);
+    emit_fn = job_callable(job, &emit_def);
+    body = emit_fn != NULL
+        ? PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size) : NULL;
+    if (body != NULL) {
+        ss->stream = PyObject_CallFunctionObjArgs(cls, emit_fn, body,
+                                                  job->argv[ARG_MORE] == ATOM_true ? Py_True : Py_False,
+                                                  NULL);
+    }
+    if (ss->stream != NULL) {
+        scope = scope_build(st, env, job->argv[ARG_SCOPE], &why);
+    }
+    if (scope != NULL) {
+        coro = PyObject_CallFunctionObjArgs(fn, app, scope, ss->stream, NULL);
+    }
+    if (coro == NULL) {
+        Py_CLEAR(ss->stream);
+        job_reply(job, why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
+                                : errors_tuple(env, errors_take(st, env)));
+        goto out;
+    }
+    Py_XDECREF(task_await(w, job, coro, stream_done));
+out:
+    Py_XDECREF(coro);
+    Py_XDECREF(scope);
+    Py_XDECREF(body);
+    Py_XDECREF(emit_fn);
+    Py_XDECREF(cls);
+    Py_XDECREF(unused);
+    Py_XDECREF(fn);
+    Py_XDECREF(app);
+    PyErr_Clear();
+}
+
+/* ---- follow-ups: body chunks, acks, disconnect ------------------------------------ */
+
+/* The stream's Python object, or NULL once the app has finished. */
+static PyObject *
+live_stream(job_t *followup)
+{
+    job_t *target = followup->data;
+    stream_state_t *ss = target->data;
+    return ss->stream;
+}
+
+static void
+call_method(PyObject *obj, PyObject *name, PyObject *arg1, PyObject *arg2)
+{
+    PyObject *r = PyObject_CallMethodObjArgs(obj, name, arg1, arg2, NULL);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(obj);
+    }
+    Py_XDECREF(r);
+}
+
+static void
+feed_run(job_t *f, worker_t *w)
+{
+    PyObject *stream = live_stream(f);
+    if (stream == NULL) {
+        return;
+    }
+    ErlNifBinary bin;
+    enif_inspect_binary(f->env, f->argv[0], &bin);
+    PyObject *chunk = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    if (chunk == NULL) {
+        PyErr_WriteUnraisable(stream);
+        return;
+    }
+    call_method(stream, w->st->s_feed, chunk, f->argv[1] == ATOM_true ? Py_True : Py_False);
+    Py_DECREF(chunk);
+}
+
+static void
+ack_run(job_t *f, worker_t *w)
+{
+    PyObject *stream = live_stream(f);
+    ErlNifUInt64 n;
+    if (stream == NULL || !enif_get_uint64(f->env, f->argv[0], &n)) {
+        return;
+    }
+    PyObject *count = PyLong_FromUnsignedLongLong(n);
+    if (count != NULL) {
+        call_method(stream, w->st->s_ack, count, NULL);
+        Py_DECREF(count);
+    }
+}
+
+static void
+disconnect_run(job_t *f, worker_t *w)
+{
+    PyObject *stream = live_stream(f);
+    if (stream != NULL) {
+        call_method(stream, w->st->s_disconnect, NULL, NULL);
+    }
+}
+
+static int
+submit_followup(job_t *target, job_run_fn run, ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    job_t *f = job_new_followup(run, target);
+    if (f == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        f->argv[i] = enif_make_copy(f->env, argv[i]);
+    }
+    f->argc = argc;
+    int rc = pool_submit_to(target->worker, f);
+    enif_release_resource(f);
+    return rc;
+}
+
+/* The owner died: the app's receive() returns http.disconnect. */
+static void
+stream_owner_down(job_t *job)
+{
+    submit_followup(job, disconnect_run, NULL, 0, NULL);
+}
+
+/* ---- NIFs ------------------------------------------------------------------------- */
+
+ERL_NIF_TERM
+asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    ERL_NIF_TERM err = appcache_check_names(env, argv);
+    if (err == 0) {
+        err = job_check_stream_body(env, argv[ARG_BODY], argv[ARG_MORE]);
+    }
+    if (err != 0) {
+        return err;
+    }
+    ERL_NIF_TERM bad;
+    if (!scope_is_template(env, argv[ARG_SCOPE]) && scope_validate(env, argv[ARG_SCOPE], &bad) < 0) {
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_scope, bad));
+    }
+    stream_state_t *ss = enif_alloc(sizeof(*ss));
+    job_t *job = ss != NULL ? job_new(env, stream_run, ATOM_asgi, START_ARGC, argv) : NULL;
+    if (job == NULL) {
+        enif_free(ss);
+        return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    }
+    ss->stream = NULL;
+    job->data = ss;
+    job->free_data = stream_state_free;
+    if (job_make_stream(env, job, ATOM_asgi, stream_owner_down) < 0) {
+        enif_release_resource(job);
+        return enif_raise_exception(env, enif_make_atom(env, "enomem"));
+    }
+    /* A stream lives on one worker's loop: chosen now, so that follow-ups sent before
+     * the app starts are queued behind the start. */
+    return pool_submit_new(env, job, pool_pick_worker(), DEADLINE_NONE);
+}
+
+static job_t *
+stream_job(ErlNifEnv *env, ERL_NIF_TERM term)
+{
+    job_t *job;
+    if (!enif_get_resource(env, term, JOB_RESOURCE, (void **)&job) || job->kind != ATOM_asgi) {
+        return NULL;
+    }
+    return job;
+}
+
+ERL_NIF_TERM
+asgi_stream_send_body(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    job_t *job = stream_job(env, argv[0]);
+    if (job == NULL || !enif_is_binary(env, argv[1]) ||
+        (argv[2] != ATOM_true && argv[2] != ATOM_false)) {
+        return enif_make_badarg(env);
+    }
+    submit_followup(job, feed_run, env, 2, argv + 1);
+    return ATOM_ok;
+}
+
+ERL_NIF_TERM
+asgi_stream_ack(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    job_t *job = stream_job(env, argv[0]);
+    ErlNifUInt64 n;
+    if (job == NULL || !enif_get_uint64(env, argv[1], &n)) {
+        return enif_make_badarg(env);
+    }
+    submit_followup(job, ack_run, env, 1, argv + 1);
+    return ATOM_ok;
+}
+
+ERL_NIF_TERM
+asgi_stream_disconnect(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    job_t *job = stream_job(env, argv[0]);
+    if (job == NULL) {
+        return enif_make_badarg(env);
+    }
+    submit_followup(job, disconnect_run, env, 0, NULL);
+    return ATOM_ok;
+}

@@ -1,0 +1,679 @@
+#include "exec/pool.h"
+
+#include "core/atoms.h"
+#include "core/interp.h"
+#include "core/release.h"
+#include "exec/deadline.h"
+#include "terms/errors.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Jobs run per wake-up before the worker lets its loop serve other callbacks. */
+#define DRAIN_BATCH 256
+/* A worker whose current job started less than this long ago is taken to be making
+ * progress through the queue, so new jobs do not wake another worker (which would only
+ * contend for the GIL).  A job running longer than this (blocked in I/O or sleep, or just
+ * slow) lets the monitor wake another worker for what is queued behind it. */
+#define STALL_NS 1000000ull
+/* An idle drainer keeps polling the queues this long (GIL released, yielding the CPU)
+ * before going back to its event loop's selector: under load the next job usually arrives
+ * within microseconds, and a wake-up through the eventfd and the loop costs far more. */
+#define SPIN_NS 50000ull
+/* Worker thread stack: Python frames plus CONVERT_MAX_DEPTH-deep conversions. */
+#define WORKER_STACK_SIZE (16u * 1024u * 1024u)
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t phase_changed;
+    int running;
+    job_t *head, *tail;
+    unsigned long queued;
+    int n;
+    worker_t *workers;
+    pool_mode_t mode;      /* of the running workers */
+    int next_pick;         /* round-robin start of pool_pick_worker (parallel modes) */
+    pthread_t monitor;
+    pthread_cond_t monitor_cond;
+    int monitor_idle;      /* the monitor waits for work, not on a deadline */
+} pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .phase_changed = PTHREAD_COND_INITIALIZER,
+};
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int monitor_cond_ready = 0;
+
+int
+pool_size(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.running ? pool.n : 0;
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+unsigned long
+pool_queued(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    unsigned long q = pool.queued;
+    pthread_mutex_unlock(&pool.lock);
+    return q;
+}
+
+/* ---- queues (pool.lock held) ------------------------------------------------------ */
+
+static void
+link_job(job_t **head, job_t **tail, job_t *job)
+{
+    job->next = NULL;
+    if (*tail != NULL) {
+        (*tail)->next = job;
+    } else {
+        *head = job;
+    }
+    *tail = job;
+}
+
+static job_t *
+unlink_job(job_t **head, job_t **tail)
+{
+    job_t *job = *head;
+    if (job != NULL) {
+        *head = job->next;
+        if (*head == NULL) {
+            *tail = NULL;
+        }
+        job->next = NULL;
+    }
+    return job;
+}
+
+static void
+wake(worker_t *w)
+{
+    uint64_t one = 1;
+    w->signaled = 1;
+    while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR) {
+    }
+}
+
+/* Some worker will reach the shared queue soon: one has been woken, or one is draining
+ * and its current job is fresh. */
+static int
+drainer_active(uint64_t now)
+{
+    for (int i = 0; i < pool.n; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->signaled || (w->busy && now - w->job_started < STALL_NS)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* pool.lock held, shared queue non-empty.  Wakes the first idle worker: the first-idle
+ * order keeps light load on few threads (warm caches, no GIL hand-offs).  When it wakes
+ * nobody, the monitor watches for a stall. */
+static int
+wake_idle(void)
+{
+    for (int i = 0; i < pool.n; i++) {
+        worker_t *w = &pool.workers[i];
+        if (w->phase == W_READY && !w->busy && !w->signaled && !w->stop) {
+            wake(w);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Workers on their way to the shared queue: woken and not draining yet, or polling it. */
+static unsigned long
+coming_count(void)
+{
+    unsigned long k = 0;
+    for (int i = 0; i < pool.n; i++) {
+        k += pool.workers[i].signaled || pool.workers[i].spinning;
+    }
+    return k;
+}
+
+/* pool.lock held.  Whether queued jobs need another worker: under one GIL (gil mode)
+ * only when no drainer is active (a second one would only contend for the GIL); when
+ * workers run in parallel, whenever more jobs are queued than workers are on their way
+ * to the queue. */
+static int
+needs_worker(uint64_t now)
+{
+    return pool.mode == POOL_GIL ? !drainer_active(now) : coming_count() < pool.queued;
+}
+
+static void
+dispatch(uint64_t now)
+{
+    if (needs_worker(now) && wake_idle()) {
+        return;
+    }
+    if (pool.monitor_idle) {
+        pthread_cond_signal(&pool.monitor_cond);
+    }
+}
+
+/* While jobs are queued, re-checks every STALL_NS that some worker is getting to them. */
+static void *
+monitor_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "py-monitor");
+    pthread_mutex_lock(&pool.lock);
+    while (pool.running) {
+        if (pool.head == NULL) {
+            pool.monitor_idle = 1;
+            pthread_cond_wait(&pool.monitor_cond, &pool.lock);
+            pool.monitor_idle = 0;
+            continue;
+        }
+        if (needs_worker(now_ns())) {
+            wake_idle();
+        }
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += (long)STALL_NS;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&pool.monitor_cond, &pool.lock, &deadline);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+int
+pool_submit(job_t *job)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        return -1;
+    }
+    enif_keep_resource(job);
+    link_job(&pool.head, &pool.tail, job);
+    pool.queued++;
+    dispatch(now_ns());
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+ERL_NIF_TERM
+pool_submit_new(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms)
+{
+    int rc;
+    if (index < 0) {
+        rc = pool_submit(job);
+    } else {
+        job->worker = index;
+        rc = pool_submit_to(index, job);
+    }
+    if (rc < 0) {
+        enif_release_resource(job);
+        return errors_tuple(env, ATOM_not_started);
+    }
+    if (timeout_ms != DEADLINE_NONE) {
+        deadline_set(job, timeout_ms);
+    }
+    ERL_NIF_TERM handle = enif_make_resource(env, job);
+    enif_release_resource(job);
+    return enif_make_tuple2(env, ATOM_ok, handle);
+}
+
+int
+pool_submit_to(int index, job_t *job)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running || index < 0 || index >= pool.n ||
+        pool.workers[index].phase != W_READY || pool.workers[index].stop) {
+        pthread_mutex_unlock(&pool.lock);
+        return -1;
+    }
+    worker_t *w = &pool.workers[index];
+    enif_keep_resource(job);
+    link_job(&w->head, &w->tail, job);
+    if (!w->busy && !w->signaled) {
+        wake(w);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return 0;
+}
+
+/* ---- the drain callback (worker thread, GIL held) --------------------------------- */
+
+static job_t *
+next_job(worker_t *w, int *stop)
+{
+    pthread_mutex_lock(&pool.lock);
+    job_t *job = NULL;
+    *stop = w->stop;
+    if (!w->stop) {
+        job = unlink_job(&w->head, &w->tail);
+        if (job == NULL) {
+            job = unlink_job(&pool.head, &pool.tail);
+            if (job != NULL) {
+                pool.queued--;
+            }
+        }
+    }
+    w->busy = job != NULL;
+    if (job != NULL) {
+        w->job_started = now_ns();
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return job;
+}
+
+/* Polls for a job for up to SPIN_NS with the GIL released.  Counts as draining, so
+ * submitters do not wake another worker meanwhile.  Returns 1 when there is work (or a
+ * stop request) to look at, 0 when the worker went idle. */
+static int
+spin_for_job(worker_t *w)
+{
+    uint64_t start = now_ns();
+    pthread_mutex_lock(&pool.lock);
+    w->busy = 1;
+    w->spinning = 1;
+    w->job_started = start;
+    pthread_mutex_unlock(&pool.lock);
+
+    int found = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (now_ns() - start < SPIN_NS) {
+        if (__atomic_load_n(&pool.head, __ATOMIC_RELAXED) != NULL ||
+            __atomic_load_n(&w->head, __ATOMIC_RELAXED) != NULL ||
+            __atomic_load_n(&w->stop, __ATOMIC_RELAXED)) {
+            found = 1;
+            break;
+        }
+        sched_yield();
+    }
+    Py_END_ALLOW_THREADS
+
+    pthread_mutex_lock(&pool.lock);
+    if (!found) {
+        found = pool.head != NULL || w->head != NULL || w->stop;
+    }
+    w->busy = found;
+    w->spinning = 0;
+    pthread_mutex_unlock(&pool.lock);
+    return found;
+}
+
+int
+pool_drain(worker_t *w)
+{
+    pthread_mutex_lock(&pool.lock);
+    w->signaled = 0;
+    pthread_mutex_unlock(&pool.lock);
+    release_pending(w->it.ip);
+
+    int stop = 0;
+    for (int n = 0; n < DRAIN_BATCH; n++) {
+        job_t *job = next_job(w, &stop);
+        if (job == NULL) {
+            if (stop || !spin_for_job(w)) {
+                break;
+            }
+            n--;
+            continue;
+        }
+        if (!job_is_cancelled(job) && worker_running_loop(w, !job->sync) == 0) {
+            job->ip = w->it.ip;
+            job->worker = w->index;
+            job->run(job, w);
+            if (PyErr_Occurred()) {
+                /* A job's run function must reply and clear what it raised. */
+                PyErr_WriteUnraisable(w->loop);
+            }
+        }
+        PyErr_Clear();
+        enif_release_resource(job);
+        if (n + 1 == DRAIN_BATCH) {
+            pthread_mutex_lock(&pool.lock);
+            w->busy = 0;
+            wake(w); /* more may be queued: come back after the loop's other callbacks */
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
+    return stop;
+}
+
+int
+pool_pick_worker(void)
+{
+    uint64_t now = now_ns();
+    int pick = 0;
+    pthread_mutex_lock(&pool.lock);
+    /* Under one GIL the first worker that is not stuck (warm caches, no hand-offs); in
+     * parallel modes the next one in turn, so that streams spread over the cores. */
+    int start = pool.mode == POOL_GIL || pool.n == 0 ? 0 : pool.next_pick % pool.n;
+    for (int k = 0; k < pool.n; k++) {
+        int i = (start + k) % pool.n;
+        worker_t *w = &pool.workers[i];
+        if (w->phase == W_READY && !w->stop && !(w->busy && now - w->job_started >= STALL_NS)) {
+            pick = i;
+            break;
+        }
+    }
+    pool.next_pick = pick + 1;
+    pthread_mutex_unlock(&pool.lock);
+    return pick;
+}
+
+int
+pool_per_interp(int *workers, int max)
+{
+    if (pool_mode() != POOL_SUBINTERPRETERS) {
+        workers[0] = pool_pick_worker();
+        return 1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    int n = pool.n < max ? pool.n : max;
+    for (int i = 0; i < n; i++) {
+        workers[i] = i;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return n;
+}
+
+pool_mode_t
+pool_mode(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool_mode_t mode = pool.mode;
+    pthread_mutex_unlock(&pool.lock);
+    return mode;
+}
+
+/* ---- worker side ------------------------------------------------------------------ */
+
+void
+pool_set_phase(worker_t *w, worker_phase_t phase)
+{
+    pthread_mutex_lock(&pool.lock);
+    w->phase = phase;
+    pthread_cond_broadcast(&pool.phase_changed);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+int
+pool_stopping(worker_t *w)
+{
+    pthread_mutex_lock(&pool.lock);
+    int stop = w->stop;
+    pthread_mutex_unlock(&pool.lock);
+    return stop;
+}
+
+/* ---- start / stop ----------------------------------------------------------------- */
+
+/* Answers {error, not_started} to a list of jobs taken off a queue (linked by `next`),
+ * and drops the queue's references.  pool.lock not held: a reply may queue jobs (a
+ * lifespan whose start-up failed shuts down the interpreters where it started). */
+static void
+reply_not_started(job_t *list)
+{
+    while (list != NULL) {
+        job_t *job = list;
+        list = job->next;
+        job->next = NULL;
+        if (job->env != NULL) {
+            job_reply(job, errors_tuple(job->env, ATOM_not_started));
+        }
+        enif_release_resource(job);
+    }
+}
+
+/* Takes every job of a queue, as a list.  pool.lock held. */
+static job_t *
+take_all(job_t **head, job_t **tail)
+{
+    job_t *list = *head;
+    *head = *tail = NULL;
+    return list;
+}
+
+/* Asks `workers` (no longer the pool's) to stop and joins them, waiting up to
+ * `timeout_ms`; answers the jobs of their own queues {error, not_started}.  A worker
+ * stuck in Python past the timeout is left to finish on its own: it exits when its call
+ * returns (stop is set), and its struct and eventfd stay allocated for it.  pool.lock not
+ * held. */
+static void
+stop_workers(worker_t *workers, int n, unsigned timeout_ms)
+{
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < n; i++) {
+        workers[i].stop = 1;
+        wake(&workers[i]);
+    }
+    pthread_mutex_unlock(&pool.lock);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int all_joined = 1;
+    for (int i = 0; i < n; i++) {
+        if (pthread_timedjoin_np(workers[i].thread, NULL, &deadline) != 0) {
+            pthread_detach(workers[i].thread);
+            all_joined = 0;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&pool.lock);
+        job_t *list = take_all(&workers[i].head, &workers[i].tail);
+        pthread_mutex_unlock(&pool.lock);
+        reply_not_started(list);
+    }
+    if (all_joined) {
+        for (int i = 0; i < n; i++) {
+            close(workers[i].efd);
+        }
+        free(workers);
+    }
+}
+
+/* Starts `n` workers for `mode` (each entering its interpreter and applying `cfg`) and
+ * waits until each runs its loop.  Returns them, or NULL with a message in err (the ones
+ * that started are stopped again).  pool.lock not held. */
+static worker_t *
+start_workers(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen)
+{
+    worker_t *workers = calloc((size_t)n, sizeof(worker_t));
+    if (workers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, WORKER_STACK_SIZE);
+
+    int started = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        worker_t *w = &workers[i];
+        w->index = i;
+        w->interp_index = mode == POOL_SUBINTERPRETERS ? i + 1 : 0;
+        w->cfg = cfg;
+        w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->efd < 0) {
+            snprintf(err, errlen, "eventfd: %s", strerror(errno));
+            failed = 1;
+            break;
+        }
+        if (pthread_create(&w->thread, &attr, worker_main, w) != 0) {
+            close(w->efd);
+            snprintf(err, errlen, "pthread_create failed");
+            failed = 1;
+            break;
+        }
+        started++;
+    }
+    pthread_attr_destroy(&attr);
+
+    /* Wait until every started worker has its loop running (or failed). */
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < started; i++) {
+        while (workers[i].phase == W_STARTING) {
+            pthread_cond_wait(&pool.phase_changed, &pool.lock);
+        }
+        workers[i].cfg = NULL;
+        if (workers[i].phase == W_FAILED && !failed) {
+            snprintf(err, errlen, "worker %d failed to start: %s", i, workers[i].failure);
+            failed = 1;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (!failed) {
+        return workers;
+    }
+    pthread_mutex_lock(&pool.lock);
+    for (int i = 0; i < started; i++) {
+        workers[i].stop = 1;
+        if (workers[i].phase == W_READY) {
+            wake(&workers[i]);
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    for (int i = 0; i < started; i++) {
+        pthread_join(workers[i].thread, NULL); /* a failed one has returned already */
+        close(workers[i].efd);
+    }
+    free(workers);
+    return NULL;
+}
+
+/* Makes `workers` the pool's and wakes them for what is queued.  pool.lock held. */
+static void
+install(worker_t *workers, int n, pool_mode_t mode)
+{
+    pool.workers = workers;
+    pool.n = n;
+    pool.mode = mode;
+    pool.running = 1;
+    if (pool.head != NULL) {
+        dispatch(now_ns());
+    }
+}
+
+int
+pool_start(int n, pool_mode_t mode, const runtime_config_t *cfg, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        snprintf(err, errlen, "already started");
+        return -1;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (deadline_start() < 0) {
+        snprintf(err, errlen, "pthread_create failed (deadline thread)");
+        return -1;
+    }
+    worker_t *workers = start_workers(n, mode, cfg, err, errlen);
+    if (workers == NULL) {
+        return -1;
+    }
+    if (!monitor_cond_ready) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&pool.monitor_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        monitor_cond_ready = 1;
+    }
+    pthread_mutex_lock(&pool.lock);
+    install(workers, n, mode);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_create(&pool.monitor, NULL, monitor_main, NULL);
+    return 0;
+}
+
+int
+pool_switch(pool_mode_t mode, const runtime_config_t *cfg, unsigned timeout_ms, char *err,
+            size_t errlen)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        snprintf(err, errlen, "not started");
+        return -1;
+    }
+    /* New calls queue meanwhile (no worker to wake); follow-ups for the old workers'
+     * loops are refused (that work ends with its workers). */
+    worker_t *old = pool.workers;
+    int n = pool.n;
+    pool.workers = NULL;
+    pool.n = 0;
+    pthread_mutex_unlock(&pool.lock);
+    stop_workers(old, n, timeout_ms);
+
+    worker_t *workers = start_workers(n, mode, cfg, err, errlen);
+    pthread_mutex_lock(&pool.lock);
+    if (workers != NULL) {
+        install(workers, n, mode);
+        pthread_mutex_unlock(&pool.lock);
+        return 0;
+    }
+    pool.running = 0;
+    pthread_cond_signal(&pool.monitor_cond);
+    job_t *list = take_all(&pool.head, &pool.tail);
+    pool.queued = 0;
+    pthread_mutex_unlock(&pool.lock);
+    pthread_join(pool.monitor, NULL);
+    reply_not_started(list);
+    return -1;
+}
+
+void
+pool_stop(unsigned timeout_ms)
+{
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.running) {
+        pthread_mutex_unlock(&pool.lock);
+        return;
+    }
+    pool.running = 0;
+    worker_t *workers = pool.workers;
+    int n = pool.n;
+    pool.workers = NULL;
+    pool.n = 0;
+    pthread_cond_signal(&pool.monitor_cond);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_join(pool.monitor, NULL);
+
+    stop_workers(workers, n, timeout_ms);
+
+    pthread_mutex_lock(&pool.lock);
+    job_t *list = take_all(&pool.head, &pool.tail);
+    pool.queued = 0;
+    pthread_mutex_unlock(&pool.lock);
+    reply_not_started(list);
+}
