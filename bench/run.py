@@ -5,7 +5,7 @@ peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
     make bench            full run (< 30 min on 2 cores)
     make bench QUICK=1    short runs (< 5 min)
-Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes (a subset of the phases);
+Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes,ws (a subset of the phases);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
 missing).  Only 127.0.0.1 is loaded, every load is bounded in time.  Nothing here is a test.
@@ -42,7 +42,7 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-PHASES = ["inproc", "http", "memory", "modes"]
+PHASES = ["inproc", "http", "memory", "modes", "ws"]
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
 # A run of some phases only says so in its command and its files' names, and leaves
 # bench/results/latest.md (the last full run) alone.
@@ -134,10 +134,10 @@ def free_port():
 class Server:
     """One server process group, started alone and stopped (by its own pid) when done."""
 
-    def __init__(self, server, app, iface):
+    def __init__(self, server, app, iface, argv_fn=server_argv):
         self.name = server
         self.port = free_port()
-        self.argv = server_argv(server, app, iface, self.port)
+        self.argv = argv_fn(server, app, iface, self.port)
         self.log = open(WORK / f"server-{server}.log", "ab")
         self.log.write(f"\n==== {' '.join(self.argv)}\n".encode())
         self.log.flush()
@@ -355,6 +355,99 @@ def run_http(results, notes, workloads=WORKLOADS, key="http"):
 
 
 T_START = time.monotonic()
+
+
+# ---- websockets ------------------------------------------------------------------------
+
+WS_SERVERS = ["pyweb", "uvicorn", "granian"]
+WS_NOTE = ("websocket phase: app bench/apps/bench_ws.py (plain ASGI); clients bench/ws_load.py "
+           "(websockets' asyncio client on uvloop, no compression, same 2 cores); uvicorn with "
+           "--ws websockets, granian without --no-ws, pyweb with --mode gil (the broadcast room "
+           "is a module global: one interpreter, as uvicorn's one process)")
+
+
+def ws_argv(server, app, iface, port):
+    argv = server_argv(server, app, iface, port)
+    if server == "granian":
+        argv.remove("--no-ws")
+    if server == "uvicorn":
+        argv[-2:-2] = ["--ws", "websockets"]
+    if server == "pyweb":
+        argv += ["--mode", "gil"]
+    return argv
+
+
+def ws_load(*args, timeout=300):
+    out = subprocess.run([str(VENV / "bin" / "python"), str(ROOT / "bench" / "ws_load.py"),
+                          *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ws_idle_kib(srv, count):
+    """RSS growth of the server's process tree per idle websocket, `count` of them open."""
+    before = srv.rss_kib()
+    p = subprocess.Popen([str(VENV / "bin" / "python"), str(ROOT / "bench" / "ws_load.py"),
+                          "idle", str(srv.port), str(count), "8"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line.startswith("open"):
+            raise RuntimeError(f"idle client: {line!r}")
+        time.sleep(3)
+        after = srv.rss_kib()
+    finally:
+        p.wait(timeout=120)
+    return (after - before) / count
+
+
+def run_ws(results, notes):
+    """Echo messages/s (1 KiB text, 50 connections), broadcast deliveries/s (one sender,
+    100 clients) and RSS per idle websocket, for each server alone, in one run."""
+    seconds = 3 if QUICK else 10
+    messages = 200 if QUICK else 1000
+    idle = 1000 if QUICK else 10000
+    rows = {}
+    for server in WS_SERVERS:
+        if server == "pyweb" and not pyweb_available():
+            rows[server] = {"skipped": "bin/pyweb not built"}
+            continue
+        print(f"ws: {server}", flush=True)
+        srv = Server(server, "bench_ws:app", "asgi", argv_fn=ws_argv)
+        try:
+            srv.wait_ready(get_probe("/", expect=b"ok"))
+            ws_load("echo", srv.port, 50, 1)  # warm-up
+            echo = ws_load("echo", srv.port, 50, seconds)
+            bcast = ws_load("broadcast", srv.port, 100, messages)
+            rows[server] = {"echo_mps": echo["msgs"] / echo["seconds"],
+                            "bcast_dps": bcast["delivered"] / bcast["seconds"],
+                            "idle_kib": ws_idle_kib(srv, idle), "idle_n": idle}
+        except Exception as e:  # noqa: BLE001 - reported, the other servers still run
+            rows[server] = {"failed": str(e)[:300]}
+        finally:
+            srv.stop()
+    results["ws"] = rows
+    notes.append(WS_NOTE)
+
+
+def ws_section(w, results):
+    rows = results.get("ws", {})
+    if not rows:
+        return
+    w("## WebSockets\n")
+    w("| server | echo msgs/s (1 KiB text, 50 conns) | pyweb / this | broadcast deliveries/s "
+      "(100 clients) | pyweb / this | RSS per idle websocket (KiB) |")
+    w("|---|---:|---:|---:|---:|---:|")
+    ref = rows.get("pyweb", {})
+    for server, r in rows.items():
+        if "echo_mps" not in r:
+            w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | |")
+            continue
+        w(f"| {server} | {r['echo_mps']:,.0f} | {ratio_str(ref.get('echo_mps'), r['echo_mps'])} "
+          f"| {r['bcast_dps']:,.0f} | {ratio_str(ref.get('bcast_dps'), r['bcast_dps'])} "
+          f"| {r['idle_kib']:.1f} (of {r['idle_n']:,}) |")
+    w("")
 
 
 def stamp():
@@ -704,6 +797,7 @@ def report(results, notes, stamp, started, elapsed):
     if mres:
         modes_section(w, results, mres)
 
+    ws_section(w, results)
     mem = results.get("memory", {})
     if mem:
         w("## Memory: RSS under load (hello apps, 50 connections)\n")
@@ -1005,6 +1099,8 @@ def main():
         run_memory(results, notes)
     if "modes" in ONLY:
         run_modes(results, notes)
+    if "ws" in ONLY:
+        run_ws(results, notes)
     elapsed = time.monotonic() - t0
     base = file_base(stamp)
     results["notes"] = notes

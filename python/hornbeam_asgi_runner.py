@@ -4,13 +4,16 @@ The C side builds the scope (types already per the spec) and calls one of:
 
 * ``run_asgi(app, scope, body)``: buffered; returns ``(status, headers, body_chunks)``;
 * ``stream_asgi(app, scope, stream)``: streaming, for the embedded HTTP server; the
-  response is reported through the ``emit`` callable given to ``Stream``.
+  response is reported through the ``emit`` callable given to ``Stream``;
+* ``stream_websocket(app, scope, ws)``: a websocket scope (ASGI websocket spec 2.4),
+  through the ``emit`` callable given to ``WebSocketStream``.
 
-There is one protocol state machine, ``Stream``: the buffered path is a ``Stream``
-whose ``emit`` collects the response. ``Lifespan`` drives the lifespan scope.
+There is one protocol state machine per kind of scope: ``Stream`` for HTTP (the
+buffered path is a ``Stream`` whose ``emit`` collects the response), ``WebSocketStream``
+for websockets. ``Lifespan`` drives the lifespan scope.
 
-``Stream``'s ``feed``/``disconnect``/``ack`` must be called on the thread that runs
-the event loop the app runs on (the worker thread).
+The streams' ``feed``/``message``/``disconnect``/``ack`` must be called on the thread that
+runs the event loop the app runs on (the worker thread).
 """
 
 import asyncio
@@ -242,7 +245,35 @@ class _Flag:
         await waiter
 
 
-class Stream:
+class _SendWindow:
+    """Bytes sent to the server but not yet acknowledged as written (``ack()``): once they
+    exceed ``high_water`` the sender waits until they drop to ``high_water // 2``.  The
+    subclass has ``_disconnected``: after it nobody waits."""
+
+    __slots__ = ("_high_water", "_in_flight", "_drained")
+
+    def __init__(self, high_water: int) -> None:
+        self._high_water = high_water
+        self._in_flight = 0
+        self._drained = _Flag()
+
+    def ack(self, nbytes: int) -> None:
+        """The server has written ``nbytes`` more to the client."""
+        self._in_flight = max(0, self._in_flight - nbytes)
+        if self._in_flight <= self._high_water // 2:
+            self._drained.set()
+
+    def _over_high_water(self, sent: int) -> bool:
+        """Counts ``sent`` bytes as in flight; True when the sender must wait for acks."""
+        self._in_flight += sent
+        return self._in_flight > self._high_water and not self._disconnected  # type: ignore[attr-defined]
+
+    async def _wait_drained(self) -> None:
+        self._drained.clear()
+        await self._drained.wait()
+
+
+class Stream(_SendWindow):
     """One HTTP request/response exchange between the server and an ASGI app.
 
     The request body arrives through the constructor and ``feed()``; the
@@ -264,7 +295,7 @@ class Stream:
     __slots__ = (
         "accept_trailers", "_emit", "status", "headers", "chunks", "_pending", "_more_body",
         "_asked_for_body", "_body_arrived", "_state", "_trailers", "_finished",
-        "_disconnected", "_high_water", "_in_flight", "_drained",
+        "_disconnected",
     )
 
     def __init__(
@@ -288,9 +319,7 @@ class Stream:
         self._trailers = False
         self._finished = _Flag()
         self._disconnected = False
-        self._high_water = high_water
-        self._in_flight = 0
-        self._drained = _Flag()
+        super().__init__(high_water)
 
     @property
     def complete(self) -> bool:
@@ -319,12 +348,6 @@ class Stream:
         self._body_arrived.set()
         self._finished.set()
         self._drained.set()
-
-    def ack(self, nbytes: int) -> None:
-        """The server has written ``nbytes`` of response body to the client."""
-        self._in_flight = max(0, self._in_flight - nbytes)
-        if self._in_flight <= self._high_water // 2:
-            self._drained.set()
 
     async def receive(self) -> Message:
         while True:
@@ -399,14 +422,6 @@ class Stream:
         self._state = COMPLETE
         self._finished.set()
 
-    def _over_high_water(self, sent: int) -> bool:
-        """Counts ``sent`` bytes as in flight; True when send() must wait for acks."""
-        self._in_flight += sent
-        return self._in_flight > self._high_water and not self._disconnected
-
-    async def _wait_drained(self) -> None:
-        self._drained.clear()
-        await self._drained.wait()
 
 
 async def stream_asgi(app: ASGIApp, scope: Scope, stream: Stream) -> None:
@@ -420,6 +435,231 @@ async def stream_asgi(app: ASGIApp, scope: Scope, stream: Stream) -> None:
     await app(scope, stream.receive, stream.send)
     if not stream.disconnected:
         finish_rules(stream._state)
+
+
+# ---- websockets (ASGI websocket spec 2.4) ----------------------------------------------
+
+WEBSOCKET_RESPONSE_EXTENSION = "websocket.http.response"
+# Messages the server has delivered that the app's receive() has not taken yet: at this
+# many the server is told to stop reading from the client (``pause_reading``), and once the
+# app has taken half of them to go on (``resume_reading``).  uvicorn's --ws-max-queue.
+WS_MAX_QUEUE = 32
+
+# The states of a websocket: before the handshake's answer, sending a denial response
+# (websocket.http.response), open, closed by the app (or denied: the end for the app).
+WS_CONNECTING, WS_RESPONSE, WS_OPEN, WS_CLOSED = range(4)
+
+
+def _http_rules(state: int, message: Message) -> tuple[int, Event]:
+    """A websocket.http.response.* message checked by the HTTP response's rules (one owner
+    for them: send_rules), its errors naming the websocket message."""
+    kind = message["type"]
+    try:
+        state, _, event = send_rules(state, False, False, {**message, "type": kind[len("websocket."):]})
+    except RuntimeError as error:
+        raise RuntimeError(str(error).replace("'http.response.", "'websocket.http.response.")) from None
+    return state, event
+
+
+def _close_fields(message: Message) -> tuple[int, str]:
+    code = message.get("code", 1000)
+    reason = message.get("reason") or ""
+    if type(code) is not int:
+        raise RuntimeError(f"ASGI 'websocket.close': 'code' must be an int, got {code!r}")
+    if not isinstance(reason, str):
+        raise RuntimeError(f"ASGI 'websocket.close': 'reason' must be a str, got {type(reason).__name__}")
+    return code, reason
+
+
+def _send_data(message: Message) -> tuple[str, str | bytes, int]:
+    """A websocket.send's ``("text", str, utf8_size)`` or ``("bytes", bytes, size)``."""
+    text = message.get("text")
+    data = message.get("bytes")
+    if (text is None) == (data is None):
+        raise RuntimeError("ASGI 'websocket.send' needs exactly one of 'bytes' and 'text' not None")
+    if text is not None:
+        if not isinstance(text, str):
+            raise RuntimeError(f"ASGI 'websocket.send': 'text' must be a str, got {type(text).__name__}")
+        return "text", text, len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise RuntimeError(f"ASGI 'websocket.send': 'bytes' must be bytes, got {type(data).__name__}")
+    data = _as_bytes(data)
+    return "bytes", data, len(data)
+
+
+class WebSocketStream(_SendWindow):
+    """One websocket between the server and an ASGI app (websocket spec 2.4).
+
+    The app's messages leave through ``emit``:
+
+    * ``emit("accept", subprotocol: str | None, headers: list[tuple[bytes, bytes]])``;
+    * ``emit("text", data: str)`` and ``emit("bytes", data: bytes)`` (websocket.send);
+    * ``emit("close", code: int, reason: str)``: after accept, the close handshake;
+      before it, a denial (the server answers 403);
+    * ``emit("start", status, headers, False)`` and ``emit("body", body, more_body)``: a
+      denial response (the ``websocket.http.response`` extension, offered by the scope);
+    * ``emit("pause_reading")`` when WS_MAX_QUEUE messages wait for the app's receive(),
+      ``emit("resume_reading")`` once it has taken half of them.
+
+    The server calls ``message(data)`` for each message from the client (str for text,
+    bytes for binary: websocket.receive), ``disconnect(code, reason)`` when the connection
+    has ended (websocket.disconnect; 1006 when it ended without a close handshake) and
+    ``ack(nbytes)`` for the bytes of sent messages (and of a denial body) written out:
+    ``send()`` waits while more than ``high_water`` bytes are unacknowledged, until they
+    drop to half of it.  After ``disconnect`` the app's ``send()`` raises
+    ``ClientDisconnected`` (an OSError, as the spec asks).
+
+    Messages out of order (send before accept, anything after close, a response body
+    without its start, bad field types) raise RuntimeError in the app's ``send()``;
+    close codes and reason lengths are the server's to check.
+    """
+
+    __slots__ = (
+        "accept_response", "_emit", "_state", "_connected", "_queue", "_arrived", "_paused",
+        "_close", "_disconnected",
+    )
+
+    def __init__(self, emit: Emit, high_water: int = 1 << 20) -> None:
+        self.accept_response = False
+        self._emit = emit
+        self._state = WS_CONNECTING
+        self._connected = False
+        self._queue: deque[str | bytes] = deque()
+        self._arrived = _Flag()
+        self._paused = False
+        self._close: tuple[int, str] | None = None  # the websocket.disconnect to give
+        self._disconnected = False
+        super().__init__(high_water)
+
+    @property
+    def disconnected(self) -> bool:
+        return self._disconnected
+
+    @property
+    def state(self) -> int:
+        return self._state
+
+    # -- the server's side
+
+    def message(self, data: str | bytes) -> None:
+        """A message from the client: str for text, bytes for binary."""
+        if self._close is not None:
+            return
+        self._queue.append(data)
+        if len(self._queue) >= WS_MAX_QUEUE and not self._paused:
+            self._paused = True
+            self._emit("pause_reading")
+        self._arrived.set()
+
+    def disconnect(self, code: int = 1006, reason: str = "") -> None:
+        """The connection has ended: receive() gives websocket.disconnect once the queued
+        messages are taken; send() raises."""
+        self._disconnected = True
+        if self._close is None:
+            self._close = (code, reason)
+        self._arrived.set()
+        self._drained.set()
+
+    # -- the app's side
+
+    async def receive(self) -> Message:
+        if not self._connected:
+            self._connected = True
+            return {"type": "websocket.connect"}
+        while True:
+            if self._queue:
+                data = self._queue.popleft()
+                if self._paused and len(self._queue) <= WS_MAX_QUEUE // 2:
+                    self._paused = False
+                    self._emit("resume_reading")
+                if type(data) is str:
+                    return {"type": "websocket.receive", "text": data}
+                return {"type": "websocket.receive", "bytes": data}
+            if self._close is not None:
+                code, reason = self._close
+                return {"type": "websocket.disconnect", "code": code, "reason": reason}
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    async def send(self, message: Message) -> None:
+        if self._disconnected:
+            raise ClientDisconnected("the client disconnected")
+        kind = _message_type(message)
+        if self._state == WS_OPEN:
+            if kind == "websocket.send":
+                event, data, size = _send_data(message)
+                self._emit(event, data)
+                await self._count_sent(size)
+            elif kind == "websocket.close":
+                self._emit("close", *_close_fields(message))
+                self._state = WS_CLOSED
+            else:
+                raise RuntimeError(
+                    f"Expected ASGI message 'websocket.send' or 'websocket.close', but got {kind!r}."
+                )
+        elif self._state == WS_CONNECTING:
+            self._handshake(kind, message)
+        elif self._state == WS_RESPONSE:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got {kind!r}.")
+            state, event = _http_rules(BODY, message)
+            self._emit(*event)
+            if state == COMPLETE:
+                self._end()
+            elif event[2]:
+                await self._count_sent(len(event[1]))
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r}, after sending 'websocket.close'.")
+
+    def _handshake(self, kind: str, message: Message) -> None:
+        if kind == "websocket.accept":
+            subprotocol = message.get("subprotocol")
+            if subprotocol is not None and not isinstance(subprotocol, str):
+                raise RuntimeError(f"ASGI 'websocket.accept': 'subprotocol' must be a str or None, got {subprotocol!r}")
+            self._emit("accept", subprotocol, _headers(message))
+            self._state = WS_OPEN
+        elif kind == "websocket.close":
+            self._emit("close", *_close_fields(message))
+            self._end()
+        elif kind == "websocket.http.response.start" and self.accept_response:
+            _, event = _http_rules(START, message)
+            self._emit(*event)
+            self._state = WS_RESPONSE
+        else:
+            raise RuntimeError(
+                "Expected ASGI message 'websocket.accept', 'websocket.close' or "
+                f"'websocket.http.response.start' but got {kind!r}."
+            )
+
+    def _end(self) -> None:
+        """Denied (403 or the app's response): for the app the connection is over."""
+        self._state = WS_CLOSED
+        if self._close is None:
+            self._close = (1006, "")
+        self._arrived.set()
+
+    async def _count_sent(self, size: int) -> None:
+        if self._over_high_water(size):
+            await self._wait_drained()
+
+
+async def stream_websocket(app: ASGIApp, scope: Scope, ws: WebSocketStream) -> None:
+    """Run an ASGI app on a websocket scope over ``ws``.
+
+    Raises RuntimeError when the app returns without answering the handshake (neither
+    accept, nor close, nor a complete denial response); the server answers 500 then, and
+    1011 when the app raises after accepting.  A ``ClientDisconnected`` the app lets
+    through is the end of the connection, not an error.
+    """
+    ws.accept_response = WEBSOCKET_RESPONSE_EXTENSION in (scope.get("extensions") or {})
+    try:
+        await app(scope, ws.receive, ws.send)
+    except ClientDisconnected:
+        if not ws.disconnected:
+            raise
+        return
+    if ws.state in (WS_CONNECTING, WS_RESPONSE) and not ws.disconnected:
+        raise RuntimeError("ASGI callable returned without completing the websocket handshake")
 
 
 async def default_asgi_handler(

@@ -16,7 +16,9 @@
 %% duplicates kept; names are lower-cased; both reach the app as bytes), `server' and
 %% `client' (`{Host, Port}' or `undefined'; default None), `state' (map, default a new
 %% dict for each request), `extensions' (map).  Anything else, or a value of the wrong
-%% type, is `{error, {bad_scope, Field}}' without running Python.
+%% type, is `{error, {bad_scope, Field}}' without running Python.  A websocket scope
+%% (see {@link start/4}) runs as a stream only: run/5 refuses it with
+%% `{error, {bad_scope, type}}'.
 %%
 %% Result: `{ok, {Status, Headers, Body}}' (integer status, `[{Name, Value}]' binaries in
 %% the app's order with duplicates kept, the whole body).  Errors: `{error, {bad_scope,
@@ -28,7 +30,7 @@
 -module(py_asgi).
 
 -export([run/4, run/5, build_scope/1, build_scope/2]).
--export([start/4, send_body/3, ack/2, disconnect/1]).
+-export([start/4, send_body/3, ack/2, disconnect/1, ws_receive/2, ws_disconnect/3]).
 -export([lifespan_startup/3, lifespan_shutdown/1, lifespan_shutdown/2]).
 
 -include("py_await.hrl").
@@ -46,9 +48,15 @@
 -type lifespan() :: reference().
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
 -type event() :: {start, 100..999, headers()} | {body, binary(), boolean()}
-               | {trailers, headers(), boolean()} | need_body | done | {error, error()}.
+               | {trailers, headers(), boolean()} | need_body | done | {error, error()}
+               | ws_event().
+%% The events of a websocket stream besides start, body, done and error.
+-type ws_event() :: {accept, binary() | undefined, headers()}
+                  | {send, text | binary, binary()} | {close, integer(), binary()}
+                  | pause_reading | resume_reading.
+-type ws_message() :: {text, binary()} | {binary, binary()}.
 -export_type([scope/0, scope_ref/0, response/0, opts/0, error/0, stream/0, stream_opts/0,
-              event/0, lifespan/0]).
+              event/0, ws_event/0, ws_message/0, lifespan/0]).
 
 %% @equiv run(Module, Callable, Scope, Body, #{})
 -spec run(py:name(), py:name(), scope() | scope_ref(), binary()) ->
@@ -117,6 +125,34 @@ build_scope(_Scope, Opts) ->
 %% (whether more will follow through send_body, default false).  After
 %% `disconnect(Stream)' the app's receive() returns http.disconnect and its send()
 %% raises.
+%%
+%% <b>Websocket scopes</b> (`type => <<"websocket">>', ASGI websocket spec 2.4: the scope
+%% has `subprotocols' (binaries, default []) and no `method'; `scheme' defaults to
+%% `<<"ws">>').  The app's receive() first gives websocket.connect.  The owner receives:
+%% <ul>
+%% <li>`{accept, Subprotocol, Headers}' (`Subprotocol' a binary or `undefined'): answer
+%%     the handshake (the server checks that the client offered the subprotocol);</li>
+%% <li>`{close, Code, Reason}' before accept: deny the handshake with 403; after it: send
+%%     this close frame (the server checks the code: 1000-1003, 1007-1014, 3000-4999) and
+%%     complete the close handshake;</li>
+%% <li>`{start, Status, Headers}' and `{body, Chunk, More}' before accept, when the scope's
+%%     `extensions' offer `<<"websocket.http.response">>': a denial response, as for
+%%     HTTP (ack bodies with `More' true);</li>
+%% <li>`{send, text | binary, Data}': a message (text is UTF-8); call
+%%     `ack(Stream, byte_size(Data))' once it is written out (in batches of up to 256 KiB
+%%     if you like): the app's send() waits while more than 1 MiB is unacknowledged;</li>
+%% <li>`pause_reading' when 32 messages wait for the app's receive(): stop reading from
+%%     the client; `resume_reading' when the app has taken half of them;</li>
+%% <li>`done' when the app returned (after accept without a close: close with 1000);
+%%     `{error, Reason}' when it raised or broke the protocol (send before accept, a
+%%     message after close, text that is not str, returning without answering the
+%%     handshake): answer 500 before accept, close with 1011 after it, and log.  An app
+%%     that lets the OSError of a send() after disconnect through ends with `done'.</li>
+%% </ul>
+%% The owner feeds `ws_receive(Stream, {text | binary, Data})' per message from the client
+%% and `ws_disconnect(Stream, Code, Reason)' once the connection has ended
+%% (websocket.disconnect; 1006 when it ended without a close frame; `disconnect(Stream)'
+%% and the owner's death are 1006).  `send_body/3' is for HTTP streams only.
 -spec start(py:name(), py:name(), scope() | scope_ref(), stream_opts()) ->
           {ok, stream()} | {error, error()}.
 start(Module, Callable, Scope, Opts) when is_map(Opts) ->
@@ -135,10 +171,22 @@ send_body(Stream, Chunk, MoreBody) ->
 ack(Stream, Bytes) ->
     py_nif:asgi_ack(Stream, Bytes).
 
-%% @doc The client went away.
+%% @doc The client went away (a websocket: websocket.disconnect with code 1006).
 -spec disconnect(stream()) -> ok.
 disconnect(Stream) ->
     py_nif:asgi_disconnect(Stream).
+
+%% @doc A message from the client of a websocket stream (websocket.receive; text must be
+%% UTF-8, as a websocket server has checked).
+-spec ws_receive(stream(), ws_message()) -> ok.
+ws_receive(Stream, {Kind, Data}) ->
+    py_nif:asgi_ws_receive(Stream, Kind, Data).
+
+%% @doc The websocket has ended with `Code' and `Reason' (websocket.disconnect): the
+%% peer's close frame, the code the server failed the connection with, or 1006.
+-spec ws_disconnect(stream(), 1000..4999, binary()) -> ok.
+ws_disconnect(Stream, Code, Reason) ->
+    py_nif:asgi_ws_disconnect(Stream, Code, Reason).
 
 %% @doc Runs the app's lifespan startup (the lifespan scope with lifespan.startup) on a
 %% worker's event loop; the app keeps running there until {@link lifespan_shutdown/1}.

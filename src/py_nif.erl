@@ -9,6 +9,7 @@
          set_options/1, get_options/0,
          wsgi_run/6, asgi_run/7, asgi_build_scope/1,
          asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
+         asgi_ws_receive/3, asgi_ws_disconnect/3,
          timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1]).
 
 -type job() :: reference().
@@ -127,6 +128,12 @@ asgi_ack(_Stream, _Bytes) -> ?NOT_LOADED.
 
 -spec asgi_disconnect(job()) -> ok.
 asgi_disconnect(_Stream) -> ?NOT_LOADED.
+
+-spec asgi_ws_receive(job(), text | binary, binary()) -> ok.
+asgi_ws_receive(_Stream, _Kind, _Data) -> ?NOT_LOADED.
+
+-spec asgi_ws_disconnect(job(), integer(), binary()) -> ok.
+asgi_ws_disconnect(_Stream, _Code, _Reason) -> ?NOT_LOADED.
 
 %% @doc Queues the lifespan startup of Module:Callable; `Reply' is
 %% `{ok, Lifespan} | {error, unsupported | Reason}'.

@@ -99,7 +99,9 @@ run(_Module, _Callable, _Environ, Opts) ->
 %%     `ack(Stream, byte_size(Chunk))' once written: the app blocks while more than
 %%     1 MiB is unacknowledged;</li>
 %% <li>`need_body' when wsgi.input needs more of the request body;</li>
-%% <li>`done', or `{error, Reason}' as for run/4.</li>
+%% <li>`done', or `{error, Reason}' as for run/4; `{error, not_started}' when the stream
+%%     was disconnected (or its owner died) before a worker took it: the app never
+%%     ran.</li>
 %% </ul>
 -spec start(py:name(), py:name(), environ(), stream_opts()) -> {ok, stream()} | {error, error()}.
 start(Module, Callable, Environ, Opts = #{body_file := Path}) when is_binary(Path) ->

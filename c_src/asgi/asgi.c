@@ -163,8 +163,9 @@ asgi_submit(ErlNifEnv *env, ERL_NIF_TERM tag, uint64_t timeout_ms, const ERL_NIF
                                                   enif_make_tuple2(env, ATOM_body, argv[ARG_BODY])));
     }
     ERL_NIF_TERM bad;
-    if (!scope_is_template(env, argv[ARG_SCOPE]) && scope_validate(env, argv[ARG_SCOPE], &bad) < 0) {
-        return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_scope, bad));
+    int kind = scope_check(env, argv[ARG_SCOPE], &bad);
+    if (kind < 0 || kind == SCOPE_WEBSOCKET) { /* a websocket needs a stream */
+        return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_scope, kind < 0 ? bad : ATOM_type));
     }
     job_t *job = job_new(env, asgi_run, tag, ASGI_ARGC, argv);
     if (job == NULL) {

@@ -15,9 +15,11 @@
 
 enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_SCOPE, ARG_BODY, ARG_MORE, START_ARGC };
 
-/* job->data of a stream job: the runner's Stream object while the app runs. */
+/* job->data of a stream job: the runner's Stream (or WebSocketStream) object while the
+ * app runs. */
 typedef struct {
     PyObject *stream; /* strong; GIL; NULL once the app has finished */
+    int websocket;    /* a websocket scope: stream_websocket and WebSocketStream */
 } stream_state_t;
 
 static void
@@ -77,6 +79,65 @@ emit_trailers(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM 
     return 0;
 }
 
+/* A str -> a binary of its UTF-8. */
+static int
+utf8_binary(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
+{
+    Py_ssize_t size;
+    const char *text = PyUnicode_Check(obj) ? PyUnicode_AsUTF8AndSize(obj, &size) : NULL;
+    if (text == NULL) {
+        return -1;
+    }
+    memcpy(enif_make_new_binary(env, (size_t)size, out), text, (size_t)size);
+    return 0;
+}
+
+/* ("accept", subprotocol | None, headers) -> {accept, Subprotocol | undefined, Headers} */
+static int
+emit_accept(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
+{
+    ErlNifEnv *env = job_event_env(job);
+    ERL_NIF_TERM subprotocol = ATOM_undefined;
+    int ok;
+    if (nargs != 3 || (args[1] != Py_None && utf8_binary(env, args[1], &subprotocol) < 0)) {
+        return -1;
+    }
+    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[2], &ok);
+    if (!ok) {
+        return -1;
+    }
+    *event = enif_make_tuple3(env, ATOM_accept, subprotocol, headers);
+    return 0;
+}
+
+/* ("text", str) -> {send, text, Utf8}; ("bytes", bytes) -> {send, binary, Bytes} */
+static int
+emit_send(job_t *job, PyObject *const *args, Py_ssize_t nargs, int text, ERL_NIF_TERM *event)
+{
+    ErlNifEnv *env = job_event_env(job);
+    ERL_NIF_TERM data;
+    if (nargs != 2 || (text ? utf8_binary(env, args[1], &data)
+                            : response_bytes(job->ip->st, env, args[1], &data)) < 0) {
+        return -1;
+    }
+    *event = enif_make_tuple3(env, ATOM_send, text ? ATOM_text : ATOM_binary, data);
+    return 0;
+}
+
+/* ("close", code, reason) -> {close, Code, Reason} */
+static int
+emit_close(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
+{
+    ErlNifEnv *env = job_event_env(job);
+    ERL_NIF_TERM reason;
+    long code = nargs == 3 && PyLong_Check(args[1]) ? PyLong_AsLong(args[1]) : -1;
+    if (code == -1 || utf8_binary(env, args[2], &reason) < 0) {
+        return -1;
+    }
+    *event = enif_make_tuple3(env, ATOM_close, enif_make_long(env, code), reason);
+    return 0;
+}
+
 static PyObject *
 emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -98,6 +159,15 @@ emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         rc = 0;
     } else if (strcmp(name, "trailers") == 0) {
         rc = emit_trailers(job, args, nargs, &event);
+    } else if (strcmp(name, "text") == 0 || strcmp(name, "bytes") == 0) {
+        rc = emit_send(job, args, nargs, name[0] == 't', &event);
+    } else if (strcmp(name, "accept") == 0) {
+        rc = emit_accept(job, args, nargs, &event);
+    } else if (strcmp(name, "close") == 0) {
+        rc = emit_close(job, args, nargs, &event);
+    } else if (strcmp(name, "pause_reading") == 0 || strcmp(name, "resume_reading") == 0) {
+        event = name[0] == 'p' ? ATOM_pause_reading : ATOM_resume_reading;
+        rc = 0;
     }
     if (rc < 0) {
         enif_clear_env(job_event_env(job));
@@ -137,10 +207,12 @@ stream_run(job_t *job, worker_t *w)
     PyObject *emit_fn = NULL, *body = NULL, *scope = NULL, *coro = NULL;
     ERL_NIF_TERM why = 0;
 
+    const char *entry = ss->websocket ? "stream_websocket" : "stream_asgi";
+    const char *class_name = ss->websocket ? "WebSocketStream" : "Stream";
     if (appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
-                         "stream_asgi", &app, &fn, &why) < 0 ||
+                         entry, &app, &fn, &why) < 0 ||
         appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
-                         "Stream", &unused, &cls, &why) < 0) {
+                         class_name, &unused, &cls, &why) < 0) {
         job_reply(job, errors_tuple(env, why));
         goto out;
     }
@@ -149,7 +221,9 @@ stream_run(job_t *job, worker_t *w)
     emit_fn = job_callable(job, &emit_def);
     body = emit_fn != NULL
         ? PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size) : NULL;
-    if (body != NULL) {
+    if (body != NULL && ss->websocket) {
+        ss->stream = PyObject_CallOneArg(cls, emit_fn);
+    } else if (body != NULL) {
         ss->stream = PyObject_CallFunctionObjArgs(cls, emit_fn, body,
                                                   job->argv[ARG_MORE] == ATOM_true ? Py_True : Py_False,
                                                   NULL);
@@ -242,6 +316,50 @@ disconnect_run(job_t *f, worker_t *w)
     }
 }
 
+/* argv: text | binary, Data: stream.message(str | bytes) (websocket.receive). */
+static void
+ws_message_run(job_t *f, worker_t *w)
+{
+    PyObject *stream = live_stream(f);
+    if (stream == NULL) {
+        return;
+    }
+    ErlNifBinary bin;
+    enif_inspect_binary(f->env, f->argv[1], &bin);
+    PyObject *data = f->argv[0] == ATOM_text
+        ? PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "replace")
+        : PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    if (data == NULL) {
+        PyErr_WriteUnraisable(stream);
+        return;
+    }
+    call_method(stream, w->st->s_message, data, NULL);
+    Py_DECREF(data);
+}
+
+/* argv: Code, Reason: stream.disconnect(code, reason) (websocket.disconnect). */
+static void
+ws_disconnect_run(job_t *f, worker_t *w)
+{
+    PyObject *stream = live_stream(f);
+    ErlNifBinary bin;
+    int code;
+    if (stream == NULL || !enif_get_int(f->env, f->argv[0], &code) ||
+        !enif_inspect_binary(f->env, f->argv[1], &bin)) {
+        return;
+    }
+    PyObject *c = PyLong_FromLong(code);
+    PyObject *reason = c != NULL
+        ? PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "replace") : NULL;
+    if (reason == NULL) {
+        PyErr_WriteUnraisable(stream);
+    } else {
+        call_method(stream, w->st->s_disconnect, c, reason);
+    }
+    Py_XDECREF(reason);
+    Py_XDECREF(c);
+}
+
 static int
 submit_followup(job_t *target, job_run_fn run, ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -278,7 +396,8 @@ asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
         return err;
     }
     ERL_NIF_TERM bad;
-    if (!scope_is_template(env, argv[ARG_SCOPE]) && scope_validate(env, argv[ARG_SCOPE], &bad) < 0) {
+    int kind = scope_check(env, argv[ARG_SCOPE], &bad);
+    if (kind < 0) {
         return errors_tuple(env, enif_make_tuple2(env, ATOM_bad_scope, bad));
     }
     stream_state_t *ss = enif_alloc(sizeof(*ss));
@@ -288,6 +407,7 @@ asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
     ss->stream = NULL;
+    ss->websocket = kind == SCOPE_WEBSOCKET;
     job->data = ss;
     job->free_data = stream_state_free;
     if (job_make_stream(env, job, ATOM_asgi, stream_owner_down) < 0) {
@@ -299,11 +419,13 @@ asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     return pool_submit_new(env, job, pool_pick_worker(), DEADLINE_NONE);
 }
 
+/* The stream job behind term, of the kind asked (websocket 0 or 1; -1: either), or NULL. */
 static job_t *
-stream_job(ErlNifEnv *env, ERL_NIF_TERM term)
+stream_job(ErlNifEnv *env, ERL_NIF_TERM term, int websocket)
 {
     job_t *job;
-    if (!enif_get_resource(env, term, JOB_RESOURCE, (void **)&job) || job->kind != ATOM_asgi) {
+    if (!enif_get_resource(env, term, JOB_RESOURCE, (void **)&job) || job->kind != ATOM_asgi ||
+        (websocket >= 0 && ((stream_state_t *)job->data)->websocket != websocket)) {
         return NULL;
     }
     return job;
@@ -312,7 +434,7 @@ stream_job(ErlNifEnv *env, ERL_NIF_TERM term)
 ERL_NIF_TERM
 asgi_stream_send_body(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 {
-    job_t *job = stream_job(env, argv[0]);
+    job_t *job = stream_job(env, argv[0], 0);
     if (job == NULL || !enif_is_binary(env, argv[1]) ||
         (argv[2] != ATOM_true && argv[2] != ATOM_false)) {
         return enif_make_badarg(env);
@@ -324,7 +446,7 @@ asgi_stream_send_body(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 asgi_stream_ack(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 {
-    job_t *job = stream_job(env, argv[0]);
+    job_t *job = stream_job(env, argv[0], -1);
     ErlNifUInt64 n;
     if (job == NULL || !enif_get_uint64(env, argv[1], &n)) {
         return enif_make_badarg(env);
@@ -336,10 +458,34 @@ asgi_stream_ack(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 ERL_NIF_TERM
 asgi_stream_disconnect(ErlNifEnv *env, const ERL_NIF_TERM argv[])
 {
-    job_t *job = stream_job(env, argv[0]);
+    job_t *job = stream_job(env, argv[0], -1);
     if (job == NULL) {
         return enif_make_badarg(env);
     }
     submit_followup(job, disconnect_run, env, 0, NULL);
+    return ATOM_ok;
+}
+
+ERL_NIF_TERM
+asgi_stream_ws_receive(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    job_t *job = stream_job(env, argv[0], 1);
+    if (job == NULL || (argv[1] != ATOM_text && argv[1] != ATOM_binary) ||
+        !enif_is_binary(env, argv[2])) {
+        return enif_make_badarg(env);
+    }
+    submit_followup(job, ws_message_run, env, 2, argv + 1);
+    return ATOM_ok;
+}
+
+ERL_NIF_TERM
+asgi_stream_ws_disconnect(ErlNifEnv *env, const ERL_NIF_TERM argv[])
+{
+    job_t *job = stream_job(env, argv[0], 1);
+    int code;
+    if (job == NULL || !enif_get_int(env, argv[1], &code) || !enif_is_binary(env, argv[2])) {
+        return enif_make_badarg(env);
+    }
+    submit_followup(job, ws_disconnect_run, env, 2, argv + 1);
     return ATOM_ok;
 }

@@ -84,10 +84,32 @@ valid_address(ErlNifEnv *env, ERL_NIF_TERM v)
 }
 
 static int
+binary_list(ErlNifEnv *env, ERL_NIF_TERM v)
+{
+    ERL_NIF_TERM head, tail = v;
+    while (enif_get_list_cell(env, tail, &head, &tail)) {
+        if (!enif_is_binary(env, head)) {
+            return 0;
+        }
+    }
+    return enif_is_empty_list(env, tail);
+}
+
+static int
+is_websocket_type(ErlNifEnv *env, ERL_NIF_TERM type)
+{
+    ErlNifBinary bin;
+    return enif_inspect_binary(env, type, &bin) && bin.size == 9 &&
+           memcmp(bin.data, "websocket", 9) == 0;
+}
+
+static int
 valid_value(ErlNifEnv *env, int index, ERL_NIF_TERM v)
 {
     ERL_NIF_TERM head, tail;
     switch (index) {
+    case S_SUBPROTOCOLS:
+        return binary_list(env, v);
     case S_STATE:
         return enif_is_map(env, v) || lifespan_is_ref(env, v);
     case S_ASGI:
@@ -112,16 +134,19 @@ valid_value(ErlNifEnv *env, int index, ERL_NIF_TERM v)
     }
 }
 
-int
-scope_validate(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad)
+/* A map's kind, or -1 with *bad set.  A websocket scope has no `method' and an HTTP one
+ * no `subprotocols' (the ASGI spec's field sets). */
+static int
+validate_map(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad)
 {
     if (!enif_is_map(env, scope)) {
         *bad = scope;
         return -1;
     }
     ErlNifMapIterator it;
-    ERL_NIF_TERM k, v;
-    int seen_type = 0, seen_path = 0, rc = 0;
+    ERL_NIF_TERM k, v, type = 0;
+    unsigned seen = 0;
+    int rc = 0;
     enif_map_iterator_create(env, scope, &it, ERL_NIF_MAP_ITERATOR_FIRST);
     while (enif_map_iterator_get_pair(env, &it, &k, &v)) {
         int index = key_index(k);
@@ -130,19 +155,20 @@ scope_validate(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad)
             rc = -1;
             break;
         }
-        seen_type |= index == S_TYPE;
-        seen_path |= index == S_PATH;
+        seen |= 1u << index;
+        type = index == S_TYPE ? v : type;
         enif_map_iterator_next(env, &it);
     }
     enif_map_iterator_destroy(env, &it);
-    if (rc == 0 && !seen_type) {
-        *bad = ATOM_type;
-        rc = -1;
-    } else if (rc == 0 && !seen_path) {
-        *bad = ATOM_path;
-        rc = -1;
+    if (rc < 0) {
+        return -1;
     }
-    return rc;
+    int websocket = type != 0 && is_websocket_type(env, type);
+    int refused = websocket ? S_METHOD : S_SUBPROTOCOLS;
+    *bad = !(seen & (1u << S_TYPE)) ? ATOM_type
+         : !(seen & (1u << S_PATH)) ? ATOM_path
+         : (seen & (1u << refused)) ? S.atoms[refused] : 0;
+    return *bad != 0 ? -1 : websocket ? SCOPE_WEBSOCKET : SCOPE_HTTP;
 }
 
 /* ---- building (worker, GIL held) -------------------------------------------------- */
@@ -288,6 +314,28 @@ headers_value(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM list)
     return out;
 }
 
+/* The subprotocols the client offered, as a list of str. */
+static PyObject *
+subprotocols_value(ErlNifEnv *env, ERL_NIF_TERM list)
+{
+    unsigned len;
+    enif_get_list_length(env, list, &len);
+    PyObject *out = PyList_New(len);
+    ERL_NIF_TERM head, tail = list;
+    for (unsigned i = 0; out != NULL && i < len; i++) {
+        ErlNifBinary bin;
+        enif_get_list_cell(env, tail, &head, &tail);
+        enif_inspect_binary(env, head, &bin);
+        PyObject *s = PyUnicode_DecodeUTF8((const char *)bin.data, (Py_ssize_t)bin.size, "replace");
+        if (s == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, s);
+    }
+    return out;
+}
+
 static PyObject *
 address_value(ErlNifEnv *env, ERL_NIF_TERM v)
 {
@@ -327,6 +375,8 @@ field_value(py_state_t *st, ErlNifEnv *env, int index, ERL_NIF_TERM v, ERL_NIF_T
         return convert_to_py(st, env, v, badarg);
     case S_HEADERS:
         return headers_value(st, env, v);
+    case S_SUBPROTOCOLS:
+        return subprotocols_value(env, v);
     case S_SERVER:
     case S_CLIENT:
         return address_value(env, v);
@@ -377,13 +427,19 @@ const_str(py_state_t *st, const char *text)
 }
 
 static int
-set_defaults(py_state_t *st, PyObject *dict, unsigned seen, ErlNifEnv *env, ERL_NIF_TERM path)
+set_defaults(py_state_t *st, PyObject *dict, unsigned seen, int websocket, ErlNifEnv *env,
+             ERL_NIF_TERM path)
 {
     ErlNifBinary bin;
     if (!(seen & (1u << S_ASGI)) && set_field(st, dict, S_ASGI, PyDict_Copy(st->asgi_version)) < 0) return -1;
     if (!(seen & (1u << S_HTTP_VERSION)) && set_field(st, dict, S_HTTP_VERSION, const_str(st, "1.1")) < 0) return -1;
-    if (!(seen & (1u << S_METHOD)) && set_field(st, dict, S_METHOD, const_str(st, "GET")) < 0) return -1;
-    if (!(seen & (1u << S_SCHEME)) && set_field(st, dict, S_SCHEME, const_str(st, "http")) < 0) return -1;
+    if (websocket) {
+        if (!(seen & (1u << S_SCHEME)) && set_field(st, dict, S_SCHEME, const_str(st, "ws")) < 0) return -1;
+        if (!(seen & (1u << S_SUBPROTOCOLS)) && set_field(st, dict, S_SUBPROTOCOLS, PyList_New(0)) < 0) return -1;
+    } else {
+        if (!(seen & (1u << S_METHOD)) && set_field(st, dict, S_METHOD, const_str(st, "GET")) < 0) return -1;
+        if (!(seen & (1u << S_SCHEME)) && set_field(st, dict, S_SCHEME, const_str(st, "http")) < 0) return -1;
+    }
     if (!(seen & (1u << S_RAW_PATH))) {
         enif_inspect_binary(env, path, &bin);
         if (set_field(st, dict, S_RAW_PATH, bytes_value(st, &bin)) < 0) return -1;
@@ -405,6 +461,7 @@ build_from_map(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM 
         return NULL;
     }
     unsigned seen = 0;
+    int websocket = 0;
     ERL_NIF_TERM path = 0;
     ErlNifMapIterator it;
     ERL_NIF_TERM k, v;
@@ -415,6 +472,7 @@ build_from_map(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM 
         if (index == S_PATH) {
             path = v;
         }
+        websocket |= index == S_TYPE && is_websocket_type(env, v);
         if (set_field(st, dict, index, field_value(st, env, index, v, badarg)) < 0) {
             enif_map_iterator_destroy(env, &it);
             Py_DECREF(dict);
@@ -423,7 +481,7 @@ build_from_map(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM 
         enif_map_iterator_next(env, &it);
     }
     enif_map_iterator_destroy(env, &it);
-    if (set_defaults(st, dict, seen, env, path) < 0) {
+    if (set_defaults(st, dict, seen, websocket, env, path) < 0) {
         Py_DECREF(dict);
         return NULL;
     }
@@ -438,6 +496,7 @@ build_from_map(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM 
 typedef struct {
     ErlNifEnv *env;                /* holds map */
     ERL_NIF_TERM map;
+    int kind;                      /* SCOPE_HTTP or SCOPE_WEBSOCKET */
     PyObject *dicts[INTERP_MAX];   /* by interpreter slot */
 } template_t;
 
@@ -470,7 +529,8 @@ ERL_NIF_TERM
 scope_template_new(ErlNifEnv *env, ERL_NIF_TERM scope)
 {
     ERL_NIF_TERM bad;
-    if (scope_validate(env, scope, &bad) < 0) {
+    int kind = validate_map(env, scope, &bad);
+    if (kind < 0) {
         return enif_make_tuple2(env, ATOM_error, enif_make_tuple2(env, ATOM_bad_scope, bad));
     }
     template_t *t = enif_alloc_resource(TEMPLATE_RESOURCE, sizeof(*t));
@@ -478,6 +538,7 @@ scope_template_new(ErlNifEnv *env, ERL_NIF_TERM scope)
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
     memset(t->dicts, 0, sizeof(t->dicts));
+    t->kind = kind;
     t->env = enif_alloc_env();
     t->map = enif_make_copy(t->env, scope);
     ERL_NIF_TERM ref = enif_make_resource(env, t);
@@ -486,10 +547,13 @@ scope_template_new(ErlNifEnv *env, ERL_NIF_TERM scope)
 }
 
 int
-scope_is_template(ErlNifEnv *env, ERL_NIF_TERM term)
+scope_check(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad)
 {
-    void *t;
-    return enif_get_resource(env, term, TEMPLATE_RESOURCE, &t);
+    template_t *t;
+    if (enif_get_resource(env, scope, TEMPLATE_RESOURCE, (void **)&t)) {
+        return t->kind;
+    }
+    return validate_map(env, scope, bad);
 }
 
 static int

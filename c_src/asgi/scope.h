@@ -14,16 +14,18 @@
 void scope_load(void);
 int scope_resource_init(ErlNifEnv *env);
 
-/* Scheduler side, no Python: checks a scope map.  Returns 0, or -1 with *bad the
- * offending field (an atom key, or the scope itself when it is not a map). */
-int scope_validate(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad);
+/* The kinds of scope the NIF tells apart, by `type': <<"websocket">> (ASGI websocket spec:
+ * `subprotocols', no `method', scheme "ws" by default), anything else as HTTP. */
+enum { SCOPE_HTTP, SCOPE_WEBSOCKET };
+
+/* Scheduler side, no Python: checks a scope map, or takes a template as it is.  Returns
+ * its kind, or -1 with *bad the offending field (an atom key, or the scope itself when
+ * it is neither a map nor a template). */
+int scope_check(ErlNifEnv *env, ERL_NIF_TERM scope, ERL_NIF_TERM *bad);
 
 /* For build_scope: validates and wraps a copy of the map in a template resource.
  * Returns {ok, Ref} or {error, {bad_scope, Field}}. */
 ERL_NIF_TERM scope_template_new(ErlNifEnv *env, ERL_NIF_TERM scope);
-
-/* 1 if term is a template made by scope_template_new. */
-int scope_is_template(ErlNifEnv *env, ERL_NIF_TERM term);
 
 /* Worker side, GIL of `st`'s interpreter held: a new scope dict for one request from a map
  * or a template (a template gives a copy of everything mutable: the dict, headers, state,

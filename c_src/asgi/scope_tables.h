@@ -12,7 +12,7 @@
     X(QUERY_STRING, query_string, "query_string") X(ROOT_PATH, root_path, "root_path") \
     X(HEADERS, headers, "headers") X(SERVER, server, "server")                     \
     X(CLIENT, client, "client") X(STATE, state, "state")                           \
-    X(EXTENSIONS, extensions, "extensions")
+    X(EXTENSIONS, extensions, "extensions") X(SUBPROTOCOLS, subprotocols, "subprotocols")
 
 #define SCOPE_KEY_ENUM(name, atom, text) SCOPE_K_##name,
 enum { SCOPE_KEYS(SCOPE_KEY_ENUM) N_SCOPE_KEYS };

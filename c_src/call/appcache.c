@@ -88,16 +88,28 @@ resolve(py_state_t *st, ErlNifEnv *env, const char *key, PyObject **app, PyObjec
     return 0;
 }
 
-/* key = module \0 callable \0 runner \0 entry \0; -1 if too long or a name holds NUL. */
+/* The argument names of module, callable and runner in {badarg, {Name, Value}}. */
+static ERL_NIF_TERM
+name_badarg(ErlNifEnv *env, int which, ERL_NIF_TERM value)
+{
+    const ERL_NIF_TERM names[3] = {ATOM_module, ATOM_callable, ATOM_runner};
+    return enif_make_tuple2(env, ATOM_badarg, enif_make_tuple2(env, names[which], value));
+}
+
+/* key = module \0 callable \0 runner \0 entry \0.  Returns 0, or -1 with *bad the
+ * index (0..2) of the name that holds a NUL byte or makes the key too long. */
 static int
-build_key(ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TERM callable, ERL_NIF_TERM runner,
-          const char *entry, appcache_key_t *key)
+build_key(ErlNifEnv *env, const ERL_NIF_TERM names[3], const char *entry, appcache_key_t *key,
+          int *bad)
 {
     size_t len = 0;
     size_t entry_len = strlen(entry) + 1;
-    if (append_name(env, module, key->text, &len) < 0 || append_name(env, callable, key->text, &len) < 0 ||
-        append_name(env, runner, key->text, &len) < 0 || len + entry_len > APPCACHE_KEY_MAX) {
-        return -1;
+    for (int i = 0; i < 3; i++) {
+        if (append_name(env, names[i], key->text, &len) < 0 ||
+            (i == 2 && len + entry_len > APPCACHE_KEY_MAX)) {
+            *bad = i;
+            return -1;
+        }
     }
     memcpy(key->text + len, entry, entry_len);
     key->len = len + entry_len;
@@ -108,9 +120,9 @@ ERL_NIF_TERM
 appcache_key(ErlNifEnv *env, const ERL_NIF_TERM names[3], const char *entry, appcache_key_t *key)
 {
     ERL_NIF_TERM err = appcache_check_names(env, names);
-    if (err == 0 && build_key(env, names[0], names[1], names[2], entry, key) < 0) {
-        err = errors_tuple(env, enif_make_tuple2(env, ATOM_badarg,
-                                                 enif_make_tuple3(env, names[0], names[1], names[2])));
+    int bad;
+    if (err == 0 && build_key(env, names, entry, key, &bad) < 0) {
+        err = errors_tuple(env, name_badarg(env, bad, names[bad]));
     }
     return err;
 }
@@ -191,8 +203,10 @@ appcache_resolve(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM module, ERL_NIF_TE
                  const char *entry, PyObject **app, PyObject **fn, ERL_NIF_TERM *err)
 {
     appcache_key_t key;
-    if (build_key(env, module, callable, runner, entry, &key) < 0) {
-        *err = enif_make_tuple2(env, ATOM_badarg, enif_make_tuple3(env, module, callable, runner));
+    const ERL_NIF_TERM names[3] = {module, callable, runner};
+    int bad;
+    if (build_key(env, names, entry, &key, &bad) < 0) {
+        *err = name_badarg(env, bad, names[bad]);
         return -1;
     }
     return appcache_get(st, env, &key, app, fn, err);
@@ -215,7 +229,7 @@ appcache_check_names(ErlNifEnv *env, const ERL_NIF_TERM names[3])
 {
     for (int i = 0; i < 3; i++) {
         if (!enif_is_atom(env, names[i]) && !enif_is_binary(env, names[i])) {
-            return errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, names[i]));
+            return errors_tuple(env, name_badarg(env, i, names[i]));
         }
     }
     return 0;

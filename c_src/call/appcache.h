@@ -25,9 +25,9 @@ int appcache_resolve(py_state_t *st, ErlNifEnv *env, ERL_NIF_TERM module, ERL_NI
                      ERL_NIF_TERM *err);
 
 /* Scheduler side, no GIL: the key of (names[0], names[1], names[2], entry), so that the
- * worker only compares bytes.  Returns 0, or an {error, {badarg, Name}} term (a name that
- * is neither atom nor binary) or {error, {badarg, {Module, Callable, Runner}}} (names too
- * long, or holding a NUL byte). */
+ * worker only compares bytes.  Returns 0, or an {error, {badarg, {Which, Name}}} term,
+ * Which the atom module, callable or runner: a name that is neither atom nor binary,
+ * holds a NUL byte, or makes the names longer than APPCACHE_KEY_MAX together. */
 ERL_NIF_TERM appcache_key(ErlNifEnv *env, const ERL_NIF_TERM names[3], const char *entry,
                           appcache_key_t *key);
 
@@ -36,7 +36,7 @@ int appcache_get(py_state_t *st, ErlNifEnv *env, const appcache_key_t *key, PyOb
                  ERL_NIF_TERM *err);
 
 /* Scheduler side: names[0..2] (module, callable, runner) must be atoms or binaries.
- * Returns 0, or an {error, {badarg, Name}} term. */
+ * Returns 0, or an {error, {badarg, {module | callable | runner, Name}}} term. */
 ERL_NIF_TERM appcache_check_names(ErlNifEnv *env, const ERL_NIF_TERM names[3]);
 
 /* 1 if `runner` (atom or binary) names the module `name`.  No GIL needed. */

@@ -2,6 +2,7 @@
 
 #include "core/interp.h"
 #include "core/pyhome.h"
+#include "core/signals.h"
 
 #include <Python.h>
 #include <pthread.h>
@@ -135,6 +136,7 @@ init_interpreter(char *err, size_t errlen)
         snprintf(err, errlen, "cannot register the %s module", builtin_name);
         return -1;
     }
+    signals_guard();
     struct sigaction vm_sigint;
     sigaction(SIGINT, NULL, &vm_sigint);
     PyConfig config;

@@ -48,7 +48,7 @@ struct interp;
     X(s_response_body, "http.response.body")                                        \
     X(s_response_trailers, "http.response.trailers")                                \
     X(s_http_request, "http.request") X(s_http_disconnect, "http.disconnect")       \
-    X(s_file_wrapper_key, "wsgi.file_wrapper")
+    X(s_file_wrapper_key, "wsgi.file_wrapper") X(s_message, "message")
 
 /* Standard library objects, imported when the state is created: X(field, module, attr). */
 #define STATE_IMPORTS(X)                                                           \

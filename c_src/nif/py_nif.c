@@ -68,6 +68,8 @@ FORWARD(nif_asgi_start, asgi_stream_start)
 FORWARD(nif_asgi_send_body, asgi_stream_send_body)
 FORWARD(nif_asgi_ack, asgi_stream_ack)
 FORWARD(nif_asgi_disconnect, asgi_stream_disconnect)
+FORWARD(nif_asgi_ws_receive, asgi_stream_ws_receive)
+FORWARD(nif_asgi_ws_disconnect, asgi_stream_ws_disconnect)
 FORWARD(nif_wsgi_start, wsgi_stream_start)
 FORWARD(nif_wsgi_send_body, wsgi_stream_send_body)
 FORWARD(nif_wsgi_ack, wsgi_stream_ack)
@@ -132,6 +134,8 @@ static ErlNifFunc nif_funcs[] = {
     {"asgi_send_body", 3, nif_asgi_send_body, 0},
     {"asgi_ack", 2, nif_asgi_ack, 0},
     {"asgi_disconnect", 1, nif_asgi_disconnect, 0},
+    {"asgi_ws_receive", 3, nif_asgi_ws_receive, 0},
+    {"asgi_ws_disconnect", 3, nif_asgi_ws_disconnect, 0},
     {"lifespan_startup", 5, nif_lifespan_startup, 0},
     {"timer_fire", 2, nif_timer_fire, 0},
     {"lifespan_shutdown", 3, nif_lifespan_shutdown, 0},

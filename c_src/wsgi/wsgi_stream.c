@@ -393,6 +393,16 @@ static PyMethodDef emit_def = {"emit", (PyCFunction)(void (*)(void))emit, METH_F
 
 /* ---- the stream job (runs the whole app on its worker thread) --------------------- */
 
+/* 1 if the owner gave the stream up (disconnect/1, or it died). */
+static int
+channel_is_disconnected(channel_t *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    int disconnected = ch->disconnected;
+    pthread_mutex_unlock(&ch->lock);
+    return disconnected;
+}
+
 static void
 stream_run(job_t *job, worker_t *w)
 {
@@ -401,6 +411,13 @@ stream_run(job_t *job, worker_t *w)
     PyObject *app = NULL, *fn = NULL, *input = NULL, *environ = NULL, *emit_fn = NULL;
     PyObject *result = NULL;
     ERL_NIF_TERM why = 0;
+
+    /* Given up while it waited for a worker (a server's request timeout answered the
+     * client already): the app never starts. */
+    if (channel_is_disconnected(job->data)) {
+        job_reply(job, errors_tuple(env, ATOM_not_started));
+        return;
+    }
 
     input = input_new(st, job);
     if (input == NULL) {

@@ -3,7 +3,8 @@
 %% waiting for a condition, capturing erlang_python's log records.
 -module(ep_test_lib).
 
--export([one/3, sum/1, mode/0, pmap/2, wait_until/1, log/2]).
+-export([one/3, sum/1, mode/0, pmap/2, wait_until/1, log/2, stream_event/2,
+         stream_events/2]).
 
 %% The one result of erlang_python_ct:each/3 other than `none' (what the interpreter
 %% that ran a request recorded), or `none'.
@@ -70,4 +71,20 @@ log(#{level := Level, msg := Msg, meta := Meta}, #{config := #{pid := Pid}}) ->
             ok;
         false ->
             ok
+    end.
+
+%% The next `{asgi, Stream, Event}' message's Event, or `nothing' after Timeout ms.
+-spec stream_event(py_asgi:stream(), timeout()) -> py_asgi:event() | nothing.
+stream_event(Stream, Timeout) ->
+    receive {asgi, Stream, Event} -> Event after Timeout -> nothing end.
+
+%% Every event of Stream up to and including `done' or `{error, _}' (or `nothing', when
+%% Timeout ms pass without one).
+-spec stream_events(py_asgi:stream(), timeout()) -> [py_asgi:event() | nothing].
+stream_events(Stream, Timeout) ->
+    case stream_event(Stream, Timeout) of
+        done -> [done];
+        {error, _} = E -> [E];
+        nothing -> [nothing];
+        E -> [E | stream_events(Stream, Timeout)]
     end.

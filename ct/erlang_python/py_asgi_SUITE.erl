@@ -357,6 +357,14 @@ bad_options(_Config) ->
     ?assertEqual({error, {badarg, {options, [x]}}}, py_asgi:run(?APPS, hello, S, <<>>, [x])),
     ?assertEqual({error, {badarg, {options, #{x => 1}}}}, py_asgi:build_scope(S, #{x => 1})),
     ?assertEqual({error, {badarg, {body, "abc"}}}, py_asgi:run(?APPS, hello, S, "abc")),
+    %% Names: the shapes of py:call ({badarg, {module, M}}), one per argument.
+    ?assertEqual({error, {badarg, {module, "ep_asgi_apps"}}},
+                 py_asgi:run("ep_asgi_apps", hello, S, <<>>)),
+    ?assertEqual({error, {badarg, {callable, 1}}}, py_asgi:run(?APPS, 1, S, <<>>)),
+    ?assertEqual({error, {badarg, {runner, [r]}}},
+                 py_asgi:run(?APPS, hello, S, <<>>, #{runner => [r]})),
+    ?assertEqual({error, {badarg, {module, 1}}}, py_asgi:start(1, hello, S, #{})),
+    ?assertEqual({error, {badarg, {module, 1}}}, py_asgi:lifespan_startup(1, hello, #{})),
     ?assertEqual({ok, {200, [{<<"content-type">>, <<"text/plain">>}], <<"hello">>}},
                  py_asgi:run(<<"ep_asgi_apps">>, <<"hello">>, S, <<>>)).
 

@@ -361,16 +361,11 @@ next(S) ->
     next(S, ?T).
 
 next(S, Timeout) ->
-    receive {asgi, S, Event} -> Event after Timeout -> nothing end.
+    ep_test_lib:stream_event(S, Timeout).
 
 %% Every event up to and including done or {error, _}.
 until_done(S) ->
-    case next(S) of
-        done -> [done];
-        {error, _} = E -> [E];
-        nothing -> [nothing];
-        E -> [E | until_done(S)]
-    end.
+    ep_test_lib:stream_events(S, ?T).
 
 %% Body events that arrive within Ms of quiet.
 collect_bodies(S, Ms) ->

@@ -655,9 +655,18 @@ badarg_shapes(_Config) ->
                  py_wsgi:run(?APPS, app_a, Env, [{timeout, 5}])),
     ?assertEqual({error, {badarg, {timeout, -1}}},
                  py_wsgi:run(?APPS, app_a, Env, #{timeout => -1})),
-    ?assertEqual({error, {badarg, 42}}, py_wsgi:run(42, app_a, Env)),
-    ?assertEqual({error, {badarg, "app_a"}}, py_wsgi:run(?APPS, "app_a", Env)),
-    ?assertEqual({error, {badarg, {runner}}}, py_wsgi:run(?APPS, app_a, Env, #{runner => {runner}})).
+    %% Names: the shapes of py:call ({badarg, {module, M}}), one per argument.
+    ?assertEqual({error, {badarg, {module, 42}}}, py_wsgi:run(42, app_a, Env)),
+    ?assertEqual({error, {badarg, {callable, "app_a"}}}, py_wsgi:run(?APPS, "app_a", Env)),
+    ?assertEqual({error, {badarg, {runner, {runner}}}},
+                 py_wsgi:run(?APPS, app_a, Env, #{runner => {runner}})),
+    ?assertEqual({error, {badarg, {module, <<"a", 0, "b">>}}},
+                 py_wsgi:run(<<"a", 0, "b">>, app_a, Env)),
+    Long = binary:copy(<<"x">>, 600),
+    ?assertEqual({error, {badarg, {callable, Long}}}, py_wsgi:run(?APPS, Long, Env)),
+    ?assertEqual({error, {badarg, {module, 42}}},
+                 py_wsgi:start(42, app_a, Env, #{})),
+    ?assertEqual({error, {badarg, {module, 42}}}, py:call(42, f, [])).
 
 %% SystemExit raised by an app is an error result; the VM and the workers carry on.
 system_exit(_Config) ->

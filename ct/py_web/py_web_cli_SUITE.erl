@@ -198,15 +198,23 @@ version(_) ->
 %% why), and the ones it maps onto its own.
 compat_options(_) ->
     #{ignored := Ignored, opts := O} =
-        parse(["m:a", "--ws", "websockets", "--ws-max-size", "100", "--http2", "--loop", "uvloop",
+        parse(["m:a", "--ws", "websockets", "--ws-max-queue", "32", "--http2", "--loop", "uvloop",
                "--reset-contextvars", "--ssl-version", "17", "--preload", "-n", "api",
                "--worker-tmp-dir", "/dev/shm", "--statsd-host", "localhost:8125",
                "--worker-connections", "100", "--header-map", "drop", "--protocol", "http",
                "--date-header", "--reuse-port"]),
-    ["--ws", "--ws-max-size", "--http2", "--loop", "--reset-contextvars", "--ssl-version",
+    ["--ws-max-queue", "--http2", "--loop", "--reset-contextvars", "--ssl-version",
      "--preload", "-n", "--worker-tmp-dir", "--statsd-host", "--worker-connections",
      "--header-map", "--protocol"] = [N || {N, _, _} <- Ignored],
-    #{date_header := true, reuse_port := true} = O,
+    #{date_header := true, reuse_port := true, ws := auto} = O,
+    %% WebSockets: uvicorn's options, and gunicorn's name for the message size
+    #{opts := #{ws := none, ws_max_size := 100, ws_ping_interval := 5500,
+                ws_ping_timeout := 3000, ws_per_message_deflate := false}} =
+        parse(["m:a", "--ws", "none", "--ws-max-size", "100", "--ws-ping-interval", "5.5",
+               "--ws-ping-timeout", "3", "--ws-per-message-deflate", "False"]),
+    #{opts := #{ws_max_size := 4096}} = parse(["m:a", "--websocket-max-message-size", "4096"]),
+    {error, "--ws-per-message-deflate: expected true or false, got maybe"} =
+        py_web_cli:parse(["m:a", "--ws-per-message-deflate", "maybe"]),
     #{opts := #{date_header := false}} = parse(["m:a", "--no-date-header"]),
     #{opts := #{lifespan := on}} = parse(["m:a", "--asgi-lifespan", "on"]),
     #{opts := #{ciphers := "ECDHE-RSA-AES128-GCM-SHA256"}} =

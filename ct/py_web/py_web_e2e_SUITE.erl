@@ -407,36 +407,16 @@ httpx(App) ->
 run(Exe, Args, Env) ->
     P = open_port({spawn_executable, Exe},
                   [{args, Args}, {env, Env}, exit_status, stderr_to_stdout, binary]),
-    collect(P, []).
-
-collect(P, Acc) ->
-    receive
-        {P, {data, D}} -> collect(P, [Acc, D]);
-        {P, {exit_status, S}} -> {S, iolist_to_binary(Acc)}
-    after 120000 ->
-        ct:fail({no_exit, iolist_to_binary(Acc)})
-    end.
+    py_web_os_proc:collect(P).
 
 %%--------------------------------------------------------------------
 %% bin/pyweb
 
-pyweb() ->
-    %% .../_build/test/lib/py_web/ebin/py_web_cli.beam -> repository root
-    Beam = code:which(py_web_cli),
-    Root = lists:foldl(fun(_, D) -> filename:dirname(D) end, Beam, lists:seq(1, 6)),
-    filename:join([Root, "bin", "pyweb"]).
-
-free_port() ->
-    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}, {reuseaddr, true}]),
-    {ok, Port} = inet:port(L),
-    gen_tcp:close(L),
-    Port.
-
 %% Serve an app from the data dir, answer requests, stop with SIGTERM:
 %% exit status 0 after lifespan shutdown.
 cli_serves_and_stops(Config) ->
-    Port = free_port(),
-    Exe = pyweb(),
+    Port = py_web_os_proc:free_port(),
+    Exe = py_web_os_proc:pyweb(),
     P = open_port({spawn_executable, Exe},
                   [{args, ["e2e_starlette:app", "--port", integer_to_list(Port),
                            "--app-dir", ?config(data_dir, Config), "--access-log",
@@ -450,34 +430,32 @@ cli_serves_and_stops(Config) ->
     {ok, {{_, 200, _}, _, <<"Hello, World!">>}} =
         httpc:request(get, {Url ++ "/", []}, [], [{body_format, binary}]),
     _ = os:cmd("kill -TERM " ++ integer_to_list(OsPid)),
-    {0, Out} = collect(P, []),
+    {0, Out} = py_web_os_proc:collect(P),
     {match, _} = re:run(Out, "serving e2e_starlette:app \\(asgi\\)"),
     {match, _} = re:run(Out, "\"GET /state HTTP/1.1\" 200"),
     {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 1000).
 
 wait_up(_Url, P, 0) ->
-    ct:fail({not_up, collect_now(P)});
+    ct:fail({not_up, py_web_os_proc:collect_now(P)});
 wait_up(Url, P, N) ->
     case httpc:request(get, {Url, []}, [], [{body_format, binary}]) of
         {ok, _} -> ok;
         {error, _} -> timer:sleep(100), wait_up(Url, P, N - 1)
     end.
 
-collect_now(P) ->
-    receive {P, {data, D}} -> [D | collect_now(P)] after 0 -> [] end.
-
 %% A lifespan startup failure stops bin/pyweb with status 3 (the server
 %% cannot start, as uvicorn's) and the app's error.
 cli_lifespan_failure(Config) ->
-    {3, Out} = run(pyweb(), ["e2e_starlette:failing_app", "--port", integer_to_list(free_port()),
-                             "--app-dir", ?config(data_dir, Config)], []),
+    {3, Out} = run(py_web_os_proc:pyweb(), ["e2e_starlette:failing_app", "--port",
+                                            integer_to_list(py_web_os_proc:free_port()),
+                                            "--app-dir", ?config(data_dir, Config)], []),
     {match, _} = re:run(Out, "application startup failed: .*database unreachable"),
     nomatch = re:run(Out, "lifespan_startup_failed").
 
 cli_help(_Config) ->
-    {0, Out} = run(pyweb(), ["--help"], []),
+    {0, Out} = run(py_web_os_proc:pyweb(), ["--help"], []),
     [{match, _} = re:run(Out, "\\Q" ++ F ++ "\\E")
      || F <- ["--interface", "--host", "--port", "--app-dir", "--workers", "--lifespan",
               "--timeout-keep-alive", "--limit-max-body", "--access-log", "--log-level",
               "--ssl-certfile", "--ssl-keyfile"]],
-    {2, _} = run(pyweb(), ["--bogus"], []).
+    {2, _} = run(py_web_os_proc:pyweb(), ["--bogus"], []).

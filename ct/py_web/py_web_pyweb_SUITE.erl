@@ -23,7 +23,8 @@ groups() ->
     [{start, [], [serve_and_stop, option_forms, exit_statuses, import_error, factory,
                   tls_files, env_file]},
      {binding, [], [uds, fd, several_binds, host_names]},
-     {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf]},
+     {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf,
+                    websocket_behind_proxy]},
      {lifecycle, [], [second_signal_forces, graceful_timeout_cuts, limit_concurrency,
                       limit_max_requests]},
      {logs, [], [access_lines, wsgi_access_lines, access_log_format, log_config]},
@@ -481,6 +482,52 @@ django_csrf(Config) ->
     {_, Port2} = serve(Config, ["pw_django:application", "--no-proxy-headers"]),
     {ok, 403, _, _} = Post(Port2).
 
+%% A WebSocket through a TLS-terminating proxy: its scope's scheme is wss
+%% and its client the forwarded one; a reload (SIGHUP) closes it with 1001
+%% (going away: the client reconnects to the new server process).
+websocket_behind_proxy(Config) ->
+    {P, Port} = serve(Config, ["pw_apps:app"]),
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}]),
+    ok = gen_tcp:send(S, ["GET /ws HTTP/1.1\r\nhost: example.com\r\nupgrade: websocket\r\n"
+                          "connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "sec-websocket-version: 13\r\nx-forwarded-proto: https\r\n"
+                          "x-forwarded-for: 203.0.113.5\r\n\r\n"]),
+    {<<"HTTP/1.1 101 ", _/binary>>, Rest} = ws_head(S, <<>>),
+    {text, Json, Rest2} = ws_frame(S, Rest),
+    #{<<"type">> := <<"websocket">>, <<"scheme">> := <<"wss">>,
+      <<"client">> := [<<"203.0.113.5">>, 0]} = json(Json),
+    ok = ?P:signal(P, "HUP"),
+    {close, <<1001:16, _/binary>>, _} = ws_frame(S, Rest2),
+    gen_tcp:close(S).
+
+ws_head(S, Buf) ->
+    case binary:split(Buf, <<"\r\n\r\n">>) of
+        [Head, Rest] -> {Head, Rest};
+        [_] -> {ok, D} = gen_tcp:recv(S, 0, 30000), ws_head(S, <<Buf/binary, D/binary>>)
+    end.
+
+%% One unmasked frame from the server: {text | close | Opcode, Payload, Rest}.
+ws_frame(S, <<_:4, Op:4, 0:1, Len:7, More/binary>> = Buf) ->
+    {N, Body} = case Len of
+                    126 when byte_size(More) >= 2 -> <<L:16, B/binary>> = More, {L, B};
+                    127 when byte_size(More) >= 8 -> <<L:64, B/binary>> = More, {L, B};
+                    _ when Len < 126 -> {Len, More};
+                    _ -> {more, More}
+                end,
+    case N =/= more andalso byte_size(Body) >= N of
+        true ->
+            <<Payload:N/binary, Rest/binary>> = Body,
+            {case Op of 1 -> text; 8 -> close; _ -> Op end, Payload, Rest};
+        false ->
+            ws_more(S, Buf)
+    end;
+ws_frame(S, Buf) ->
+    ws_more(S, Buf).
+
+ws_more(S, Buf) ->
+    {ok, D} = gen_tcp:recv(S, 0, 30000),
+    ws_frame(S, <<Buf/binary, D/binary>>).
+
 %%--------------------------------------------------------------------
 %% Lifecycle
 
@@ -794,9 +841,9 @@ uvicorn_command_line(Config) ->
     _ = ?P:wait(P, "\\(2 Python workers\\)"),
     [_ = ?P:wait(P, "\\[NOTICE\\] pyweb: " ++ O ++ " [a-z]+: ignored \\(" ++ Why)
      || {O, Why} <- [{"--loop", "py_web runs its own event loop"},
-                     {"--http", "py_web has its own HTTP/1.1 server"},
-                     {"--ws", "WebSocket connections are not served yet"}]],
-    nomatch = re:run(?P:output(P), "--reset-contextvars|--no-use-colors").
+                     {"--http", "py_web has its own HTTP/1.1 server"}]],
+    %% uvicorn's --ws websockets is py_web's own: no notice
+    nomatch = re:run(?P:output(P), "--reset-contextvars|--no-use-colors|--ws").
 
 %% A gunicorn command line with its configuration file (bind, workers and
 %% threads, raw_env, accesslog, a hook) and the usual flags.
@@ -832,9 +879,10 @@ daemon(Config) ->
     {match, _} = re:run(Bad, "--port: expected an integer"),
     {0, <<>>} = run_exit(Config, ["pw_apps:app", "-D", "--port", "0", "--pid", Pid,
                                   "--error-logfile", Log]),
+    %% (written whole: never seen empty)
     until(fun() -> filelib:is_file(Pid) end, pid_file),
     {ok, PidText} = file:read_file(Pid),
-    OsPid = string:trim(binary_to_list(PidText)),
+    {match, [OsPid]} = re:run(PidText, "^([0-9]+)\n$", [{capture, all_but_first, list}]),
     try
         until(fun() -> file_has(Log, <<"running on">>) end, log_file),
         {ok, L} = file:read_file(Log),

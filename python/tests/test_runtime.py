@@ -47,6 +47,8 @@ def test_venv_of_another_python_is_a_warning(sys_path: list[str], tmp_path: Path
 
 def test_blocked_exit_replaces_os_exit(sys_path: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "_exit", os._exit)
+    guards: list[bool] = []
+    monkeypatch.setattr(rt, "guard_process", lambda: guards.append(True))
 
     def blocked(*args: object) -> None:
         raise SystemExit("blocked")
@@ -54,6 +56,7 @@ def test_blocked_exit_replaces_os_exit(sys_path: list[str], monkeypatch: pytest.
     rt.configure([], None, VERSION, blocked)
     with pytest.raises(SystemExit, match="blocked"):
         os._exit(0)
+    assert guards == [True]
 
 
 def test_package_imports_write_no_bytecode(
@@ -95,3 +98,59 @@ def test_teardown_of_an_idle_loop() -> None:
     loop = asyncio.new_event_loop()
     rt.teardown_loop(loop)
     assert loop.is_closed()
+
+
+@pytest.fixture
+def guarded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """guard_process() applied, everything it replaces restored afterwards."""
+    import multiprocessing
+    import signal
+
+    for name in ("fork", "forkpty", "kill", "killpg"):
+        monkeypatch.setattr(os, name, getattr(os, name))
+    for name in ("raise_signal", "pthread_kill"):
+        monkeypatch.setattr(signal, name, getattr(signal, name))
+    method = multiprocessing.get_start_method(allow_none=True)
+    rt.guard_process()
+    rt.guard_process()  # idempotent
+    yield
+    multiprocessing.set_start_method(method, force=True)
+
+
+def test_fork_is_refused(guarded: None) -> None:
+    with pytest.raises(RuntimeError, match="os.fork"):
+        os.fork()
+    with pytest.raises(RuntimeError, match="os.fork"):
+        os.forkpty()
+
+
+def test_signals_to_own_process_are_refused(guarded: None) -> None:
+    import signal
+
+    for pid in (os.getpid(), 0, -1, -os.getpgrp()):
+        with pytest.raises(PermissionError, match="VM's own process"):
+            os.kill(pid, signal.SIGTERM)
+    with pytest.raises(PermissionError):
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    with pytest.raises(PermissionError):
+        signal.raise_signal(signal.SIGTERM)
+    with pytest.raises(PermissionError):
+        signal.pthread_kill(threading_ident(), signal.SIGTERM)
+    os.kill(os.getpid(), 0)  # signal 0 only checks: allowed
+    signal.pthread_kill(threading_ident(), 0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(2**22 + 12345, signal.SIGTERM)  # another pid goes to the real kill
+
+
+def test_multiprocessing_spawns_from_the_interpreter(guarded: None) -> None:
+    import multiprocessing
+
+    assert multiprocessing.get_start_method() == "spawn"
+    with multiprocessing.Pool(1) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+
+
+def threading_ident() -> int:
+    import threading
+
+    return threading.get_ident()

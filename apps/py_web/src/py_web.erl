@@ -81,6 +81,12 @@
 %%     the first chunk of a WSGI body without Content-Length waits for the
 %%     app's return, to be sent with a Content-Length, see
 %%     py_web_exchange).</li>
+%% <li>WebSockets (ASGI apps; uvicorn's options and defaults): `ws' (`auto', or `none':
+%%     an upgrade request is plain HTTP to the app), `ws_max_size' (largest message,
+%%     16777216 bytes, else close 1009), `ws_ping_interval' and `ws_ping_timeout' (ms or
+%%     `infinity': a ping after 20000 ms without a byte from the client, then 20000 ms for
+%%     any byte, else close), `ws_per_message_deflate' (`true': permessage-deflate,
+%%     RFC 7692, when the client offers it). See py_web_ws_conn.</li>
 %% <li>Handlers only: `state', the lifespan state to put in each scope.</li>
 %% </ul>
 -module(py_web).

@@ -55,5 +55,6 @@
     read_buffer :: pos_integer(),
     wsgi_hold :: non_neg_integer(),
     spool_threshold :: non_neg_integer(),
-    spool_dir :: binary()
+    spool_dir :: binary(),
+    ws :: false | py_web_ws:opts()  %% websockets off (`ws => none', WSGI), or their options
 }).

@@ -14,7 +14,7 @@
 
 -include("py_web.hrl").
 
--export([start/4]).
+-export([start/4, start_websocket/3]).
 -export_type([stream/0, event/0]).
 
 -type stream() :: term().
@@ -34,11 +34,16 @@
 -callback send_body(stream(), binary(), More :: boolean()) -> ok.
 -callback ack(stream(), Bytes :: non_neg_integer()) -> ok.
 -callback disconnect(stream()) -> ok.
+%% ASGI backends, websocket streams (py_asgi:start/4 documents the events): a message from
+%% the client, and the end of the connection.
+-callback ws_receive(stream(), {text | binary, binary()}) -> ok.
+-callback ws_disconnect(stream(), Code :: 1000..4999, Reason :: binary()) -> ok.
 %% ASGI backends: the lifespan protocol (py_web_listener runs it).
 -callback lifespan_startup(Module :: binary(), Callable :: binary(), map()) ->
     {ok, Lifespan :: term(), State :: map()} | {error, unsupported | term()}.
 -callback lifespan_shutdown(Lifespan :: term()) -> ok | {error, term()}.
--optional_callbacks([lifespan_startup/3, lifespan_shutdown/1]).
+-optional_callbacks([lifespan_startup/3, lifespan_shutdown/1, ws_receive/2,
+                     ws_disconnect/3]).
 
 %% @doc Start the configured app on a request: the ASGI scope or the WSGI
 %% environ is built from Req, Body is the request body already read (or
@@ -57,6 +62,17 @@ start(Req, Cfg = #cfg{interface = I, backend = B, module = M, callable = C,
                {file, Path} -> O#{body => <<>>, more_body => false, body_file => Path};
                _ -> O#{body => Body, more_body => More}
            end,
+    call_start(B, M, C, Env, Opts).
+
+%% @doc Start the configured ASGI app on a WebSocket opening handshake (its websocket
+%% scope, with the subprotocols the client offered).
+-spec start_websocket(#req{}, #cfg{}, [binary()]) -> {ok, stream()} | {error, term()}.
+start_websocket(Req, Cfg = #cfg{backend = B, module = M, callable = C, call_opts = O},
+                Subprotocols) ->
+    call_start(B, M, C, py_web_asgi:websocket_scope(Req, Cfg, Subprotocols),
+               O#{body => <<>>, more_body => false}).
+
+call_start(B, M, C, Env, Opts) ->
     try B:start(M, C, Env, Opts) of
         {ok, Stream} -> {ok, Stream};
         {error, _} = E -> E;

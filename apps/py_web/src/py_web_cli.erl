@@ -20,7 +20,7 @@
 
 %% How an option's value is read.
 -type kind() :: flag | string | int | {int, integer(), integer()} | seconds | float
-              | {enum, [atom()]} | octal | umask | optional_enum.
+              | {enum, [atom()]} | octal | umask | optional_enum | boolean.
 
 %% Where the value goes: a py_web option, a setting of bin/pyweb, a setting
 %% that collects every occurrence, or a fixed value for a flag.
@@ -130,6 +130,22 @@ options() ->
        {["--ssl-ciphers", "--ciphers"], "NAMES", string, {opt, ciphers},
         "Cipher suites, OpenSSL names separated by colons; other words (uvicorn's default "
         "TLSv1, HIGH...) are skipped (default: OTP's suites)"}]},
+     {"WebSocket",
+      [{["--ws"], "auto|none", {enum, [auto, none, websockets, 'websockets-sansio', wsproto]},
+        {opt, ws},
+        "WebSockets for ASGI apps (default {default}; none: an upgrade request is plain "
+        "HTTP to the app; uvicorn's websockets, websockets-sansio and wsproto mean auto: "
+        "py_web has its own)"},
+       {["--ws-max-size", "--websocket-max-message-size"], "BYTES", {int, 0, 1 bsl 40},
+        {opt, ws_max_size},
+        "Largest WebSocket message, else close 1009 (default {default})"},
+       {["--ws-ping-interval"], "S", seconds, {opt, ws_ping_interval},
+        "Ping a WebSocket client silent for S seconds (default {default})"},
+       {["--ws-ping-timeout"], "S", seconds, {opt, ws_ping_timeout},
+        "... and close if it stays silent S seconds more (default {default})"},
+       {["--ws-per-message-deflate"], "BOOL", boolean, {opt, ws_per_message_deflate},
+        "Compress WebSocket messages (permessage-deflate) when the client offers it "
+        "(default {default})"}]},
      {"Limits and timeouts",
       [{["--limit-concurrency"], "N", {int, 1, 1 bsl 30}, {opt, limit_concurrency},
         "Answer 503 to requests while more than N connections are open (default: no "
@@ -224,9 +240,8 @@ options() ->
       [ignored(["--worker-class", "-k"], "CLASS", string, "py_web serves ASGI and WSGI apps itself"),
        ignored(["--loop", "--asgi-loop"], "NAME", string, "py_web runs its own event loop"),
        ignored(["--http", "--http-parser"], "NAME", string, "py_web has its own HTTP/1.1 server"),
-       ignored(["--ws", "--ws-max-size", "--ws-max-queue", "--ws-ping-interval",
-                "--ws-ping-timeout", "--ws-per-message-deflate", "--websocket-max-message-size"],
-               "VALUE", string, "WebSocket connections are not served yet"),
+       ignored(["--ws-max-queue"], "N", string,
+               "messages are flow-controlled both ways (the app's receive and send wait)"),
        ignored(["--http2"], "", flag, "HTTP/2 is not served: HTTP/1.1 only"),
        ignored(["--http-protocols", "--http2-cleartext", "--http2-max-concurrent-streams",
                 "--http2-initial-window-size", "--http2-max-frame-size",
@@ -408,6 +423,13 @@ value(V, float, Name) ->
         N when is_number(N), N >= 0 -> N;
         _ -> throw({cli, [Name, ": expected a number, got ", V]})
     end;
+value(V, boolean, Name) ->
+    %% as click (uvicorn's command line) reads it
+    case string:lowercase(V) of
+        L when L =:= "true"; L =:= "1"; L =:= "yes"; L =:= "y"; L =:= "on"; L =:= "t" -> true;
+        L when L =:= "false"; L =:= "0"; L =:= "no"; L =:= "n"; L =:= "off"; L =:= "f" -> false;
+        _ -> throw({cli, [Name, ": expected true or false, got ", V]})
+    end;
 value(V, umask, Name) ->
     %% gunicorn's reading: 0o22, 0x12, 0b..., 022 (octal), 18 (decimal)
     {Base, Digits} = case V of
@@ -449,9 +471,13 @@ app(Spec) ->
 %% From what was read to py_web's options and bin/pyweb's settings.
 finish(Cli = #{app := App, opts := O0}) ->
     O1 = O0#{app => App},
-    O2 = case maps:find(interface, O1) of
-             {ok, asgi3} -> O1#{interface := asgi};
-             _ -> O1
+    O2a = case maps:find(interface, O1) of
+              {ok, asgi3} -> O1#{interface := asgi};
+              _ -> O1
+          end,
+    O2 = case maps:find(ws, O2a) of
+             {ok, W} when W =/= auto, W =/= none -> O2a#{ws := auto};
+             _ -> O2a
          end,
     O3 = case maps:find(headers, Cli) of
              {ok, Hs} -> default_headers(Hs, O2);
@@ -608,7 +634,8 @@ fill(Help, Target) ->
 default_text({set, Where, _}) ->
     default_text(Where);
 default_text({opt, K}) ->
-    Ms = lists:member(K, [idle_timeout, request_timeout, shutdown_timeout]),
+    Ms = lists:member(K, [idle_timeout, request_timeout, shutdown_timeout, ws_ping_interval,
+                          ws_ping_timeout]),
     case py_web_opts:cli_default(K) of
         V when Ms, is_integer(V) -> integer_to_list(V div 1000);
         V when is_integer(V) -> integer_to_list(V);

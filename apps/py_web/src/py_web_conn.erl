@@ -15,6 +15,12 @@
 %% (py_web_spool) whose path the app reads. What to send is
 %% py_web_exchange's decision, carried out here on the socket, each body
 %% chunk acknowledged once written (backpressure).
+%%
+%% A WebSocket opening handshake (py_web_ws_handshake; ASGI apps, unless `ws => none')
+%% starts the app with a websocket scope; its refusals (400, 426), the app's denials (a
+%% close before accept is 403, as uvicorn answers; or its own response) and its errors
+%% before accept are answered here as HTTP; once the app accepts, py_web_ws_conn runs the
+%% connection.
 -module(py_web_conn).
 
 -include("py_web.hrl").
@@ -60,7 +66,8 @@
     credit = 0 :: non_neg_integer(),       %% body bytes that may be sent ahead
     chunked = false :: boolean(),          %% the response body is chunked
     close = false :: boolean(),            %% close the connection after the response
-    t0 :: integer()                        %% monotonic microseconds at the request's start
+    t0 :: integer(),                       %% monotonic microseconds at the request's start
+    ws :: py_web_ws_handshake:request() | undefined  %% a WebSocket handshake
 }).
 
 %% What is left to read of a request body.
@@ -232,11 +239,19 @@ exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
     T0 = erlang:monotonic_time(microsecond),
     Req = py_web_proxy:request(Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
                                Cfg),
-    Init = case py_web_limits:request(Cfg#cfg.limits) of
-               ok -> body_init(Req, St);
-               over_capacity -> {error, 503}
-           end,
-    case Init of
+    case py_web_limits:request(Cfg#cfg.limits) of
+        over_capacity ->
+            reply_error(503, {Req, T0}, St);
+        ok ->
+            case websocket(Req, Cfg) of
+                http -> http_exchange(Req, T0, St);
+                {ok, WsReq} -> websocket(Req#req{keepalive = false}, WsReq, T0, St);
+                {error, {Status, Why, Headers}} -> ws_refused(Status, Why, Headers, {Req, T0}, St)
+            end
+    end.
+
+http_exchange(Req, T0, St = #st{cfg = Cfg}) ->
+    case body_init(Req, St) of
         {error, Code} ->
             reply_error(Code, {Req, T0}, St);
         {ok, Initial, done, Total, St1} ->
@@ -246,6 +261,38 @@ exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
         {ok, Initial, Body, Total, St1} ->
             start(Req, Initial, Body, Total, T0, St1)
     end.
+
+%% Is the request a WebSocket opening handshake (one without a body)?
+websocket(_Req, #cfg{ws = false}) ->
+    http;
+websocket(#req{method = M, version = V, headers = Hs, clen = CL, chunked = Chunked}, _Cfg) ->
+    case py_web_ws_handshake:parse(M, V, Hs) of
+        {ok, _} when Chunked; CL =/= undefined, CL > 0 ->
+            {error, {400, handshake_with_body, []}};
+        Result ->
+            Result
+    end.
+
+%% Start the app on a websocket scope; it answers with accept (py_web_ws_conn takes the
+%% connection over, event/3), or a denial or an error, which are HTTP responses.
+websocket(Req, WsReq, T0, St = #st{cfg = Cfg}) ->
+    X = #x{ex = py_web_exchange:new(Req, Cfg, py_web_exchange:caps(server)),
+           backend = Cfg#cfg.backend, req = Req, body = done, t0 = T0, ws = WsReq},
+    case py_web_backend:start_websocket(Req, Cfg, maps:get(subprotocols, WsReq)) of
+        {ok, Stream} -> run(X#x{stream = Stream}, St);
+        {error, _} = E -> event(E, X, St)
+    end.
+
+-spec ws_refused(400 | 426, atom(), [{binary(), binary()}], {#req{}, integer()}, #st{}) ->
+          no_return().
+ws_refused(Status, Why, Headers, {Req, T0}, St = #st{sock = Sock, t = T, peer = Peer}) ->
+    logger:info("py_web: ~ts: WebSocket handshake refused (~B): ~p",
+                [py_web_log:address(Peer), Status, Why], #{py_web => server}),
+    {Head = #{headers := Hs}, Body} = py_web_http:error_response(Status),
+    _ = py_web_transport:send(T, Sock, [head_bytes(Head#{headers := Hs ++ Headers}, true,
+                                                   {1, 1}, St), Body]),
+    access_log(Req, T0, Status, byte_size(Body), [], St),
+    stop(St).
 
 %% Start the app with the body read so far (a binary, or the file of a
 %% spooled one); Body is what is left to read (the app asks for it).
@@ -448,6 +495,18 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
         timed_out(X, St)
     end.
 
+event({accept, Subprotocol, Headers}, X = #x{ws = WsReq}, St) when WsReq =/= undefined ->
+    #st{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error} = St,
+    py_web_ws_conn:run(#{sock => Sock, t => T, messages => {Ok, Closed, Error},
+                         armed => St#st.armed, buf => St#st.buf, cfg => St#st.cfg,
+                         req => X#x.req, request => WsReq, stream => X#x.stream,
+                         accept => {Subprotocol, Headers}, draining => St#st.draining,
+                         t0 => X#x.t0});
+event({close, _Code, _Reason}, X = #x{ws = WsReq, ex = Ex}, St) when WsReq =/= undefined ->
+    %% websocket.close before accept: the handshake is denied with 403
+    {Cmds1, Ex1} = py_web_exchange:event({start, 403, []}, Ex),
+    {Cmds2, Ex2} = py_web_exchange:event({body, <<>>, false}, Ex1),
+    perform(Cmds1 ++ Cmds2, X#x{ex = Ex2}, St);
 event(Ev, X = #x{ex = Ex}, St) ->
     {Cmds, Ex1} = py_web_exchange:event(Ev, Ex),
     perform(Cmds, X#x{ex = Ex1}, St).

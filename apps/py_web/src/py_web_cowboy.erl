@@ -53,6 +53,8 @@
 -ignore_xref([cowboy_req]).
 
 -export([init/2, takeover/7]).
+%% cowboy_websocket calls the route's handler module: py_web_cowboy_ws does the work.
+-export([websocket_init/1, websocket_handle/2, websocket_info/2, terminate/3]).
 
 -record(c, {
     req :: map(),                 %% Cowboy's request
@@ -65,25 +67,85 @@
 }).
 
 %% @private
--spec init(map(), map()) -> {ok, map(), map()}.
+-spec init(map(), map()) -> {ok, map(), map()} | {cowboy_websocket, map(), term(), map()}.
 init(Req, Opts) ->
     case py_web_opts:handler(Opts) of
         {ok, Cfg} ->
-            try serve(Req, Cfg)
-            catch throw:{?MODULE, stop} -> ok
+            try serve(Req, Cfg) of
+                {websocket, Req1, State, WsOpts} -> {cowboy_websocket, Req1, State, WsOpts};
+                _ -> {ok, Req, Opts}
+            catch throw:{?MODULE, stop} -> {ok, Req, Opts}
             end;
         {error, Reason} ->
             logger:error("py_web_cowboy: ~0p", [Reason], #{py_web => server}),
             {Head, Body} = py_web_http:error_response(500),
             cowboy_req:cast({response, maps:get(line, Head),
-                             headers(Head, py_web_opts:default(server_header)), Body}, Req)
-    end,
-    {ok, Req, Opts}.
+                             headers(Head, py_web_opts:default(server_header)), Body}, Req),
+            {ok, Req, Opts}
+    end.
 
 serve(Req, Cfg) ->
     R = py_web_proxy:request(request(Req), Cfg),
     C = #c{req = Req, r = R, cfg = Cfg, body_done = not cowboy_req:has_body(Req),
            ex = py_web_exchange:new(R, Cfg, py_web_exchange:caps(cowboy))},
+    case websocket(R, C) of
+        http -> serve_http(C);
+        {ok, WsReq} -> serve_websocket(WsReq, C);
+        {error, {Status, Why, Headers}} ->
+            logger:info("py_web_cowboy: WebSocket handshake refused (~B): ~p", [Status, Why],
+                        #{py_web => server}),
+            {Head = #{headers := Hs}, Body} = py_web_http:error_response(Status),
+            respond(Head#{headers := Hs ++ Headers}, Body, C)
+    end.
+
+websocket(_R, #c{cfg = #cfg{ws = false}}) ->
+    http;
+websocket(#req{method = M, version = V, headers = Hs}, #c{body_done = true}) ->
+    py_web_ws_handshake:parse(M, V, Hs);
+websocket(#req{method = M, version = V, headers = Hs}, _C) ->
+    case py_web_ws_handshake:parse(M, V, Hs) of
+        {ok, _} -> {error, {400, handshake_with_body, []}};
+        Other -> Other
+    end.
+
+%% The app answers the handshake: accept is the upgrade (py_web_cowboy_ws runs the
+%% connection), a close before it is 403, the rest (a denial response, an error) is the
+%% HTTP exchange's.
+serve_websocket(WsReq, C = #c{r = R, cfg = Cfg}) ->
+    Offered = maps:get(subprotocols, WsReq),
+    case py_web_cowboy_ws:start(R, Cfg, Offered) of
+        {ok, Stream, Relay} -> ws_wait(Offered, Relay, C#c{stream = Stream});
+        {error, _} = E -> event(E, C)
+    end.
+
+ws_wait(Offered, Relay, C = #c{stream = S, ex = Ex, req = Req, r = R, cfg = Cfg}) ->
+    #cfg{backend = B, ws = Opts} = Cfg,
+    receive
+        {asgi, S, {accept, Sub, Hs}} ->
+            case Sub =:= undefined orelse lists:member(Sub, Offered) of
+                true ->
+                    Req1 = lists:foldl(fun({N, V}, Q) -> cowboy_req:set_resp_header(N, V, Q) end,
+                                       Req, [{<<"sec-websocket-protocol">>, Sub} || Sub =/= undefined]
+                                       ++ [{py_web_h1_field:lower(N), V} || {N, V} <- Hs]),
+                    Label = {R#req.method, R#req.raw_path},
+                    {websocket, Req1, py_web_cowboy_ws:init_state(B, S, Relay, Label, Opts),
+                     py_web_cowboy_ws:options(Opts)};
+                false ->
+                    catch B:disconnect(S),
+                    event({error, {bad_websocket_accept, {subprotocol_not_offered, Sub}}}, C)
+            end;
+        {asgi, S, {close, _, _}} ->
+            {Cmds1, Ex1} = py_web_exchange:event({start, 403, []}, Ex),
+            {Cmds2, Ex2} = py_web_exchange:event({body, <<>>, false}, Ex1),
+            perform(Cmds1 ++ Cmds2, C#c{ex = Ex2});
+        {asgi, S, Ev} ->
+            event(Ev, C)
+    after py_web_exchange:timeout(Ex) ->
+        {Cmds, Ex1} = py_web_exchange:timed_out(Ex),
+        perform(Cmds, C#c{ex = Ex1})
+    end.
+
+serve_http(C = #c{req = Req, r = R, cfg = Cfg}) ->
     case too_large(cowboy_req:body_length(Req), Cfg) of
         true ->
             reply_error(413, C);
@@ -219,6 +281,22 @@ abort(Req) ->
         'HTTP/2' -> exit({shutdown, {py_web, aborted}});
         _ -> cowboy_req:cast({switch_protocol, #{}, ?MODULE, aborted}, Req)
     end.
+
+%% @private
+-spec websocket_init(term()) -> {list(), term()}.
+websocket_init(S) -> py_web_cowboy_ws:websocket_init(S).
+
+%% @private
+-spec websocket_handle(term(), term()) -> {list(), term()}.
+websocket_handle(Frame, S) -> py_web_cowboy_ws:websocket_handle(Frame, S).
+
+%% @private
+-spec websocket_info(term(), term()) -> {list(), term()}.
+websocket_info(Info, S) -> py_web_cowboy_ws:websocket_info(Info, S).
+
+%% @private Cowboy calls it for every request; only a websocket's state has work to do.
+-spec terminate(term(), map(), term()) -> ok.
+terminate(Reason, Req, S) -> py_web_cowboy_ws:terminate(Reason, Req, S).
 
 %% @private The connection process after an abort (switch_protocol):
 %% close the connection, the response left incomplete.

@@ -161,8 +161,14 @@ write_pidfile(#{pidfile := File}) ->
               false -> os:getpid();
               P -> P
           end,
-    case file:write_file(File, [Pid, $\n]) of
-        ok -> ok;
+    %% written whole or not at all: a process manager may read it at any time
+    Tmp = File ++ ".tmp",
+    case file:write_file(Tmp, [Pid, $\n]) of
+        ok ->
+            case file:rename(Tmp, File) of
+                ok -> ok;
+                {error, R} -> fail(2, "--pid ~ts: ~ts", [File, file:format_error(R)])
+            end;
         {error, R} -> fail(2, "--pid ~ts: ~ts", [File, file:format_error(R)])
     end;
 write_pidfile(_) ->

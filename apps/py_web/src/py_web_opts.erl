@@ -54,7 +54,14 @@
     spool_threshold => 1024 * 1024,
     spool_dir => tmpdir,
     asgi_backend => py_asgi,
-    wsgi_backend => py_wsgi
+    wsgi_backend => py_wsgi,
+    %% WebSockets, uvicorn's defaults: 16 MiB messages, a ping after 20 s without a
+    %% byte from the client, 20 s for its answer, permessage-deflate offered.
+    ws => auto,
+    ws_max_size => 16777216,
+    ws_ping_interval => 20000,
+    ws_ping_timeout => 20000,
+    ws_per_message_deflate => true
 }).
 
 %% @doc The default of one option.
@@ -96,8 +103,12 @@ validate(Opts) when is_map(Opts) ->
         one_of(lifespan, O, [auto, on, off]),
         one_of(proxy_protocol, O, [off, v1, v2, auto]),
         [is_boolean(maps:get(K, O)) orelse throw({K, maps:get(K, O)})
-         || K <- [factory, proxy_headers, access_log, date_header, reuse_port]],
+         || K <- [factory, proxy_headers, access_log, date_header, reuse_port,
+                 ws_per_message_deflate]],
         Binds = binds(maps:get(bind, O)),
+        one_of(ws, O, [auto, none]),
+        non_neg(ws_max_size, O),
+        [timeout(K, O) || K <- [ws_ping_interval, ws_ping_timeout]],
         Port = maps:get(port, O),
         is_integer(Port) andalso Port >= 0 andalso Port =< 65535
             orelse throw({port, Port}),
@@ -190,7 +201,21 @@ cfg(O, Run) ->
          read_buffer = maps:get(read_buffer, O),
          wsgi_hold = maps:get(wsgi_hold, O),
          spool_threshold = maps:get(spool_threshold, O),
-         spool_dir = maps:get(spool_dir, O)}.
+         spool_dir = maps:get(spool_dir, O),
+         ws = ws(maps:get(interface, Run), O)}.
+
+%% The websocket options of py_web_ws, or false: `ws => none', or a WSGI app (an upgrade
+%% request is plain HTTP to it).
+ws(asgi, #{ws := auto} = O) ->
+    #{max_message_size => maps:get(ws_max_size, O),
+      ping_interval => maps:get(ws_ping_interval, O),
+      ping_timeout => maps:get(ws_ping_timeout, O),
+      deflate => case maps:get(ws_per_message_deflate, O) of
+                     true -> #{};
+                     false -> false
+                 end};
+ws(_, _) ->
+    false.
 
 %% @doc The configuration of a Cowboy or Elli route from its options (the
 %% server's, see py_web; `state' gives the lifespan state to put in each

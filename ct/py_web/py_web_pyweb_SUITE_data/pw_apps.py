@@ -30,7 +30,15 @@ async def _send(send, status, body, ctype=b"text/plain", headers=()):
 
 
 async def app(scope, receive, send):
-    """ASGI: /scope, /version, /slow?S, /hang, /error, /env?NAME, anything else 404."""
+    """ASGI: /scope, /version, /slow?S, /hang, /error, /env?NAME, anything else 404; a
+    websocket is accepted, told its scope, and kept until the client or the server ends it."""
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps(_scope_view(scope))})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        return
     if scope["type"] == "lifespan":
         while True:
             message = await receive()

@@ -19,6 +19,7 @@ against the other, and the comment says why:
 - X-Forwarded-Proto ws/wss on an HTTP request: uvicorn puts "ws"/"wss" in the
   HTTP scope's scheme, which ASGI defines as "http" or "https"; pyweb says
   "http"/"https" there (a WebSocket scope's scheme is ws/wss). Compared as such.
+- WebSocket scopes (scheme ws/wss, client) behind a proxy: uvicorn.
 - Not compared: an ASGI request whose path already starts with the root path
   (uvicorn adds the prefix a second time; pyweb does not, see --help).
 """
@@ -163,6 +164,30 @@ def asgi_proxy_headers() -> None:
                         ["scheme", "client"])
 
 
+def ws_scope(port: int, headers: list[tuple[str, str]]) -> dict:
+    """The scope a websocket app saw (its first message)."""
+    from websockets.sync.client import connect
+    with connect(f"ws://127.0.0.1:{port}/ws", additional_headers=headers,
+                 open_timeout=30) as ws:
+        return json.loads(ws.recv(timeout=30))
+
+
+def websocket_proxy_headers() -> None:
+    """The websocket scope behind a proxy: scheme ws/wss from X-Forwarded-Proto, client
+    from X-Forwarded-For (the same rules as HTTP)."""
+    with server("uvicorn", uvicorn("pw_apps:app")) as up, \
+            server("pyweb", pyweb("pw_apps:app")) as pp:
+        for name, headers, from_socket in [
+                ("no proxy headers", [], True),
+                ("X-Forwarded-Proto https", [("X-Forwarded-Proto", "https")], True),
+                ("X-Forwarded-Proto wss", [("X-Forwarded-Proto", "wss")], True),
+                ("X-Forwarded-For and -Proto", [("X-Forwarded-For", "203.0.113.7"),
+                                                ("X-Forwarded-Proto", "https")], False)]:
+            theirs = scope_view(ws_scope(up, headers), from_socket)
+            mine = scope_view(ws_scope(pp, headers), from_socket)
+            compare(f"WebSocket {name}", "uvicorn", mine, theirs, ["scheme", "client", "path"])
+
+
 def asgi_root_path() -> None:
     with server("uvicorn", uvicorn("pw_apps:app", "--root-path", "/api")) as up, \
             server("pyweb", pyweb("pw_apps:app", "--root-path", "/api")) as pp:
@@ -201,6 +226,7 @@ def wsgi_environ() -> None:
 
 def main() -> None:
     asgi_proxy_headers()
+    websocket_proxy_headers()
     asgi_root_path()
     wsgi_environ()
     if failures:

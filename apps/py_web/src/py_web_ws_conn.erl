@@ -1,0 +1,261 @@
+%% @doc One WebSocket connection of the embedded server, from the app's websocket.accept to
+%% the end: the connection process of py_web_conn carries on here once the app accepted
+%% the opening handshake (py_web_conn answers the handshake's refusals, the app's denials
+%% and its errors before accept, as HTTP).
+%%
+%% The protocol is py_web_ws's (framing, close handshake, keepalive, permessage-deflate);
+%% this module carries it out between the socket (gen_tcp or ssl, py_web_transport) and the
+%% app's stream (py_asgi's websocket events, see py_asgi:start/4):
+%% <ul>
+%% <li>messages from the client go to the app (`ws_receive'); when the app has 32 waiting
+%%     it says `pause_reading' and the socket is not read until `resume_reading';</li>
+%% <li>the app's messages are framed and written; each is acknowledged once written, in
+%%     batches of up to ?ACK_BATCH bytes (the app's send() waits beyond 1 MiB);</li>
+%% <li>the end for the app is one `ws_disconnect': the peer's close code, the code the
+%%     connection failed with (1002, 1007, 1009), or 1006 (the socket closed without a close
+%%     frame, the keepalive ping went unanswered);</li>
+%% <li>the app returning closes with 1000 (if it did not close itself), the app raising
+%%     with 1011 (its error logged, as for HTTP); a close code the app may not use is 1011
+%%     and logged;</li>
+%% <li>the server draining (graceful shutdown) or retiring (a reload: the client
+%%     reconnects to the new server process) closes with 1001; when the shutdown time is
+%%     up the connection is cut.</li>
+%% </ul>
+%% Once the socket is closed the process waits up to ?LINGER ms for the app to return,
+%% so that an error it raises afterwards is still logged.
+-module(py_web_ws_conn).
+
+-include("py_web.hrl").
+
+-export([run/1]).
+
+%% Written bytes are acknowledged to the app once this many have gathered (it waits only
+%% past 1 MiB unacknowledged, so a smaller remainder never holds it).
+-define(ACK_BATCH, 65536).
+-define(LINGER, 5000).
+
+-record(w, {
+    sock :: py_web_transport:socket(),
+    t :: py_web_transport:t(),
+    ok :: tcp | ssl,
+    closed :: tcp_closed | ssl_closed,
+    error :: tcp_error | ssl_error,
+    backend :: module(),
+    stream :: term(),
+    label :: {binary(), binary()},          %% method and path, for the log
+    ws :: py_web_ws:ws(),
+    paused = false :: boolean(),            %% the app asked to stop reading
+    armed = false :: boolean(),
+    unacked = 0 :: non_neg_integer(),       %% written, not yet acknowledged to the app
+    timer = undefined :: undefined | {reference(), integer()},
+    app_done = false :: boolean()
+}).
+
+%% @doc Carry on with an accepted handshake: answer it (101, or 500 when the app's accept
+%% is at fault), then run the connection to its end. `buf' holds the bytes read after the
+%% request head.
+-spec run(#{sock := py_web_transport:socket(), t := py_web_transport:t(),
+            messages := {tcp | ssl, tcp_closed | ssl_closed, tcp_error | ssl_error},
+            armed := boolean(), buf := binary(), cfg := #cfg{}, req := #req{},
+            request := py_web_ws_handshake:request(), stream := term(),
+            accept := {binary() | undefined, [{binary(), binary()}]},
+            draining := boolean(), t0 := integer()}) -> no_return().
+run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := Req,
+      request := Request, stream := Stream, accept := {Sub, Hs}} = C) ->
+    #cfg{backend = B, server_header = Server, ws = Opts, date_header = Date,
+         headers = Defaults} = Cfg,
+    #req{method = M, raw_path = Path} = Req,
+    Extra = [[[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Defaults],
+             case Date of
+                 true -> py_web_date:header();
+                 false -> []
+             end,
+             case Server of
+                 false -> [];
+                 _ -> [<<"server: ">>, Server, <<"\r\n">>]
+             end],
+    Now = now_ms(),
+    case py_web_ws:accept(Request, #{subprotocol => Sub, headers => Hs, extra => Extra,
+                                     now => Now}, Opts) of
+        {ok, Head, Ws} ->
+            W = #w{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error, backend = B,
+                   stream = Stream, label = {M, Path}, ws = Ws,
+                   armed = maps:get(armed, C)},
+            access_log(Req, Cfg, C),
+            W1 = write(Head, W),
+            W2 = case maps:get(draining, C) of
+                     true -> app_msg({close, 1001, <<>>}, Now, W1);
+                     false -> W1
+                 end,
+            case maps:get(buf, C) of
+                <<>> -> loop(W2);
+                Buf -> loop(recv(Buf, W2))
+            end;
+        {error, Why} ->
+            py_web_log:app_error(M, Path, {bad_websocket_accept, Why}),
+            catch B:disconnect(Stream),
+            {ErrHead, Body} = py_web_http:error_response(500),
+            _ = py_web_transport:send(T, Sock, [py_web_http:head(ErrHead, true, {1, 1}, Server),
+                                               Body]),
+            py_web_transport:close(T, Sock),
+            exit(normal)
+    end.
+
+%%====================================================================
+%% The loop
+%%====================================================================
+
+loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error}) ->
+    W = arm(W0),
+    receive
+        {Ok, Sock, Data} ->
+            loop(recv(Data, W#w{armed = false}));
+        {asgi, S, Event} ->
+            loop(app_event(Event, W));
+        {timeout, Ref, py_web_ws} ->
+            Timer = case W#w.timer of
+                        {Ref, _} -> undefined;
+                        Other -> Other
+                    end,
+            {Events, Out, Ws} = py_web_ws:timeout(now_ms(), W#w.ws),
+            loop(after_step(Events, Out, W#w{ws = Ws, timer = Timer}));
+        {Closed, Sock} ->
+            gone(W);
+        {Error, Sock, _} ->
+            gone(W);
+        {py_web, Stop} when Stop =:= drain; Stop =:= retire ->
+            %% a shutdown, or a reload: the client reconnects to the new server
+            loop(app_msg({close, 1001, <<>>}, now_ms(), W));
+        {py_web, cut} ->
+            %% the shutdown time is up
+            catch (W#w.backend):disconnect(S),
+            py_web_transport:close(W#w.t, Sock),
+            exit(normal)
+    end.
+
+recv(Data, W) ->
+    {Events, Out, Ws} = py_web_ws:recv(Data, now_ms(), W#w.ws),
+    after_step(Events, Out, W#w{ws = Ws}).
+
+%% The socket closed under us: 1006 for the app (unless it was told already).
+-spec gone(#w{}) -> no_return().
+gone(W) ->
+    {Events, Ws} = py_web_ws:disconnected(W#w.ws),
+    finish(to_app(Events, W#w{ws = Ws})).
+
+app_event({send, Kind, Data}, W = #w{ws = Ws0}) ->
+    case py_web_ws:send({Kind, Data}, now_ms(), Ws0) of
+        {error, closed} -> ack(byte_size(Data), W);   %% after a close: dropped
+        {Out, Ws} -> ack(byte_size(Data), write(Out, W#w{ws = Ws}))
+    end;
+app_event({close, Code, Reason}, W) ->
+    app_msg({close, Code, Reason}, now_ms(), W);
+app_event(pause_reading, W) ->
+    W#w{paused = true};
+app_event(resume_reading, W) ->
+    W#w{paused = false};
+app_event(done, W) ->
+    app_msg({close, 1000, <<>>}, now_ms(), W#w{app_done = true});
+app_event({error, Reason}, W = #w{label = {M, P}}) ->
+    py_web_log:app_error(M, P, Reason),
+    app_msg({close, 1011, <<>>}, now_ms(), W#w{app_done = true});
+app_event(Other, W = #w{label = {M, P}}) ->
+    %% start/body (a denial) after accept: the runner never emits them
+    py_web_log:app_error(M, P, {unexpected_websocket_event, Other}),
+    app_msg({close, 1011, <<>>}, now_ms(), W).
+
+%% A close from the app (or on its behalf): nothing once the connection is closing.
+app_msg({close, Code, _} = Msg, Now, W = #w{ws = Ws0, label = {M, P}}) ->
+    case py_web_ws:send(Msg, Now, Ws0) of
+        {error, closed} ->
+            W;
+        {error, {bad_close_code, _}} ->
+            py_web_log:app_error(M, P, {bad_websocket_close_code, Code}),
+            app_msg({close, 1011, <<>>}, Now, W);
+        {Out, Ws} ->
+            after_step([], Out, W#w{ws = Ws})
+    end.
+
+%% After each step of py_web_ws: write, tell the app, close the socket when the
+%% connection is closed, keep the timer.
+after_step(Events, Out, W0) ->
+    W = to_app(Events, write(Out, W0)),
+    case py_web_ws:status(W#w.ws) of
+        closed -> finish(W);
+        _ -> timer(W)
+    end.
+
+to_app(Events, W = #w{backend = B, stream = S}) ->
+    lists:foreach(fun({close, Code, Reason}) -> B:ws_disconnect(S, Code, Reason);
+                     (Msg) -> B:ws_receive(S, Msg)
+                  end, Events),
+    W.
+
+write([], W) ->
+    W;
+write(Out, W = #w{t = T, sock = Sock}) ->
+    case py_web_transport:send(T, Sock, Out) of
+        ok -> W;
+        {error, _} -> gone(W)
+    end.
+
+ack(N, W = #w{unacked = U}) when U + N < ?ACK_BATCH ->
+    W#w{unacked = U + N};
+ack(N, W = #w{backend = B, stream = S, unacked = U}) ->
+    B:ack(S, U + N),
+    W#w{unacked = 0}.
+
+timer(W = #w{ws = Ws, timer = Timer}) ->
+    case {py_web_ws:deadline(Ws), Timer} of
+        {infinity, _} -> W;
+        {D, {_, At}} when At =< D -> W;
+        {D, _} ->
+            Ref = erlang:start_timer(D, self(), py_web_ws, [{abs, true}]),
+            W#w{timer = {Ref, D}}
+    end.
+
+arm(W = #w{armed = true}) -> W;
+arm(W = #w{paused = true}) -> W;
+arm(W = #w{t = T, sock = Sock}) ->
+    case py_web_transport:active_once(T, Sock) of
+        ok -> W#w{armed = true};
+        {error, _} -> gone(W)
+    end.
+
+%%====================================================================
+%% The end
+%%====================================================================
+
+%% The connection is closed (the app has been told): close the socket, then wait a while
+%% for the app to return so that its errors are logged.
+-spec finish(#w{}) -> no_return().
+finish(W = #w{t = T, sock = Sock}) ->
+    py_web_transport:close(T, Sock),
+    linger(W).
+
+-spec linger(#w{}) -> no_return().
+linger(#w{app_done = true}) ->
+    exit(normal);
+linger(W = #w{stream = S, label = {M, P}}) ->
+    receive
+        {asgi, S, done} -> exit(normal);
+        {asgi, S, {error, Reason}} -> py_web_log:app_error(M, P, Reason), exit(normal);
+        {asgi, S, {send, _, Data}} -> linger(ack(byte_size(Data), W));
+        {asgi, S, _} -> linger(W);
+        {py_web, _} -> exit(normal)
+    after ?LINGER ->
+        exit(normal)
+    end.
+
+access_log(_Req, #cfg{access_log = false}, _C) ->
+    ok;
+access_log(#req{raw_path = Path, qs = Qs, peer = Peer}, _Cfg, #{t0 := T0}) ->
+    Target = case Qs of
+                 <<>> -> Path;
+                 _ -> [Path, $?, Qs]
+             end,
+    Ms = (erlang:monotonic_time(microsecond) - T0) div 1000,
+    logger:info("~ts - \"WebSocket ~s\" [accepted] ~Bms", [py_web_log:address(Peer), Target, Ms],
+                #{py_web => access}).
+
+now_ms() -> erlang:monotonic_time(millisecond).
