@@ -26,10 +26,12 @@ VENV ?= .venv-$(PY_MINOR)
 endif
 VENV_ABS := $(abspath $(VENV))
 
-APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-eunit \
-                erlang-proper erlang-tools erlang-inets erlang-ssl erlang-public-key \
-                erlang-crypto erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make \
-                git elixir
+# What building and serving need (`make build`, `make run`)...
+APT_PACKAGES := erlang-base erlang-dev rebar3 erlang-crypto erlang-ssl erlang-public-key \
+                erlang-asn1 erlang-syntax-tools erlang-parsetools gcc make
+# ... and what the tests need besides (`make test`): not installed by `make run`.
+APT_TEST_PACKAGES := erlang-nox erlang-common-test erlang-eunit erlang-proper erlang-tools \
+                     erlang-inets git elixir
 # One VM per folder: the interpreter lives as long as the VM, and process-wide Python
 # state (Django's settings.configure, for one) must not leak from one folder's apps to
 # the other's.
@@ -43,16 +45,16 @@ TEST_ENV := VIRTUAL_ENV=$(VENV_ABS) PYTHON=$(PYTHON) $(if $(MODE),ERLANG_PYTHON_
 SUBINTERP_PYTHON ?= $(shell p=$$(pyenv prefix 3.13.0 2>/dev/null) && echo "$$p/bin/python3" \
                       || command -v python3.13)
 
-.PHONY: all deps venv nif build docs test test-eunit test-ct test-python test-docs \
-        test-subinterpreters test-asan valgrind fuzz bench-h1 run shell clean
+.PHONY: all deps test-deps venv run-venv nif build docs test test-eunit test-ct test-python \
+        test-docs test-subinterpreters test-asan valgrind fuzz bench-h1 run shell clean
 
 all: build
 
 # ---- set-up ----------------------------------------------------------------------------
 
-deps: .deps.stamp
-.deps.stamp: Makefile
-	@missing=$$(for p in $(APT_PACKAGES); do \
+# Debian packages: those missing of a list, with apt-get (sudo when not root).
+define apt_install
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -62,11 +64,29 @@ deps: .deps.stamp
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 	@touch $@
+endef
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: python/pyproject.toml
+deps: .deps.stamp
+.deps.stamp: Makefile
+	$(call apt_install,$(APT_PACKAGES))
+
+test-deps: .test-deps.stamp
+.test-deps.stamp: Makefile .deps.stamp
+	$(call apt_install,$(APT_TEST_PACKAGES))
+
+# One venv for both: `make run` puts the example app's packages in it (python[examples]),
+# `make test` the test toolchain (python[test], which includes them).
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+
+run-venv: $(VENV)/.installed-examples
+$(VENV)/.installed-examples: python/pyproject.toml $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -e 'python[examples]'
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: python/pyproject.toml $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e 'python[test]'
 	@touch $@
 
@@ -90,7 +110,7 @@ docs: deps
 # suites run in the default mode (auto), the Common Test suites again in the processes
 # mode, then the erlang_python and py_web Common Test suites on Python 3.13 in
 # subinterpreters mode.
-test: build venv
+test: build venv test-deps
 	@rc=0; \
 	$(MAKE) --no-print-directory test-eunit || rc=1; \
 	$(MAKE) --no-print-directory test-ct || rc=1; \
@@ -112,10 +132,10 @@ test-subinterpreters:
 	$(MAKE) --no-print-directory test-ct PYTHON="$(SUBINTERP_PYTHON)" MODE=subinterpreters \
 	  CT_DIRS="ct/erlang_python ct/py_web"
 
-test-eunit: build venv
+test-eunit: build venv test-deps
 	$(TEST_ENV) rebar3 eunit --dir test
 
-test-ct: build venv
+test-ct: build venv test-deps
 	@rc=0; for d in $(CT_DIRS); do $(TEST_ENV) rebar3 ct --dir $$d || rc=1; done; exit $$rc
 
 test-python: venv
@@ -128,7 +148,7 @@ test-python: venv
 PY_WEB_FUZZ_N ?= 100000
 PY_WEB_SOCKET_FUZZ_N ?= 100000
 PY_WEB_FUZZ_SEED ?= 1,2,3
-fuzz: deps
+fuzz: deps test-deps
 	PY_WEB_FUZZ_N=$(PY_WEB_FUZZ_N) PY_WEB_SOCKET_FUZZ_N=$(PY_WEB_SOCKET_FUZZ_N) \
 	  PY_WEB_FUZZ_SEED=$(PY_WEB_FUZZ_SEED) \
 	  rebar3 eunit --module=py_web_h1_prop_tests,py_web_h1_socket_tests
@@ -141,7 +161,7 @@ test-docs: docs
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
 # SANITIZE=1 in rebar3's environment: its compile hook then keeps the sanitizer build.
-test-asan: deps venv
+test-asan: deps venv test-deps
 	$(MAKE) -C c_src PYTHON=$(PYTHON) SANITIZE=1
 	SANITIZE=1 PYTHON=$(PYTHON) rebar3 compile
 	$(TEST_ENV) SANITIZE=1 LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
@@ -161,7 +181,7 @@ valgrind: build
 #   make run RUN_APP=examples.hello:wsgi_app RUN_ARGS="--port 8080"
 RUN_APP ?= examples.showcase:app
 RUN_ARGS ?= --host 127.0.0.1 --port 8000
-run: build venv
+run: build run-venv
 	VIRTUAL_ENV=$(VENV_ABS) bin/pyweb $(RUN_APP) $(RUN_ARGS)
 
 shell: run

@@ -637,8 +637,10 @@ asgi_scope(Config) ->
                 "Content-Type: text/plain\r\nx-dup: 2\r\nContent-Length: 4\r\n\r\nbody"),
     {ok, 200, _, B} = ?TC:recv(S),
     {Scope, Opts} = scope_of(Config, B),
+    %% the path includes the root path (ASGI 2.4, uvicorn 0.26+)
     #{<<"type">> := <<"http">>, <<"http_version">> := <<"1.1">>, <<"method">> := <<"POST">>,
-      <<"scheme">> := <<"http">>, <<"path">> := <<"/scope">>, <<"raw_path">> := <<"/scope">>,
+      <<"scheme">> := <<"http">>, <<"path">> := <<"/root/scope">>,
+      <<"raw_path">> := <<"/root/scope">>,
       <<"query_string">> := <<>>, <<"root_path">> := <<"/root">>,
       <<"server">> := {<<"127.0.0.1">>, Port},
       <<"client">> := {<<"127.0.0.1">>, CPort}} = Scope,
@@ -663,9 +665,15 @@ asgi_scope(Config) ->
     ?TC:send(S, "GET /scope/a%20b/%C3%A9?x=%20&y=2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
     {ok, 200, _, B2} = ?TC:recv(S),
     {Scope2, _} = scope_of(Config, B2),
-    #{<<"path">> := <<"/scope/a b/", 16#C3, 16#A9>>, <<"raw_path">> := <<"/scope/a%20b/%C3%A9">>,
+    #{<<"path">> := <<"/root/scope/a b/", 16#C3, 16#A9>>,
+      <<"raw_path">> := <<"/root/scope/a%20b/%C3%A9">>,
       <<"query_string">> := <<"x=%20&y=2">>, <<"http_version">> := <<"1.0">>} = Scope2,
-    [{<<"connection">>, <<"keep-alive">>}] = pairs(maps:get(<<"headers">>, Scope2)).
+    [{<<"connection">>, <<"keep-alive">>}] = pairs(maps:get(<<"headers">>, Scope2)),
+    %% a proxy that keeps the prefix: not added twice (the WSGI split, wsgi_environ)
+    ?TC:send(S, "GET /root/scope/x HTTP/1.1\r\nHost: x\r\n\r\n"),
+    {ok, 200, _, B3} = ?TC:recv(S),
+    {#{<<"path">> := <<"/root/scope/x">>, <<"raw_path">> := <<"/root/scope/x">>,
+       <<"root_path">> := <<"/root">>}, _} = scope_of(Config, B3).
 
 pairs(Hs) -> [case H of [N, V] -> {N, V}; {N, V} -> {N, V} end || H <- Hs].
 
@@ -686,6 +694,10 @@ wsgi_environ(Config) ->
       <<"HTTP_HOST">> := <<"example.com">>, <<"HTTP_X_DUP">> := <<"1, 2">>,
       <<"CONTENT_TYPE">> := <<"text/plain">>, <<"CONTENT_LENGTH">> := <<"4">>} = Env,
     true = is_binary(maps:get(<<"REMOTE_PORT">>, Env)),
+    <<"py_web/", _/binary>> = maps:get(<<"SERVER_SOFTWARE">>, Env),
+    %% true only when Python runs in several OS processes
+    Multi = py_web:multiprocess(),
+    Multi = maps:get(<<"wsgi.multiprocess">>, Env),
     false = maps:is_key(<<"HTTP_CONTENT_TYPE">>, Env),
     false = maps:is_key(<<"HTTP_CONTENT_LENGTH">>, Env),
     false = maps:is_key(<<"HTTP_X_SPOOF">>, Env),
@@ -697,6 +709,11 @@ wsgi_environ(Config) ->
     ?TC:send(S, "GET /scope/a%20b/%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n"),
     {ok, 200, _, B2} = ?TC:recv(S),
     {#{<<"PATH_INFO">> := <<"/scope/a b/", 16#C3, 16#A9>>}, _} = scope_of(Config, B2),
+    %% a proxy that keeps the prefix: SCRIPT_NAME is split off (gunicorn's rule)
+    ?TC:send(S, "GET /root/scope/x HTTP/1.1\r\nHost: x\r\n\r\n"),
+    {ok, 200, _, B5} = ?TC:recv(S),
+    {#{<<"SCRIPT_NAME">> := <<"/root">>, <<"PATH_INFO">> := <<"/scope/x">>}, _} =
+        scope_of(Config, B5),
     false = maps:is_key(<<"wsgi.input_terminated">>, Env),
     %% a chunked body, read whole and decoded: wsgi.input_terminated, and its
     %% length as CONTENT_LENGTH instead of Transfer-Encoding (whether it came

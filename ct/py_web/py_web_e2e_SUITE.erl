@@ -435,13 +435,14 @@ cli_serves_and_stops(Config) ->
     {match, _} = re:run(Out, "\"GET /state HTTP/1.1\" 200"),
     {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, [], 1000).
 
-%% A lifespan startup failure stops bin/pyweb with status 1 and the app's
-%% error.
+%% A lifespan startup failure stops bin/pyweb with status 3 (the server
+%% cannot start, as uvicorn's) and the app's error.
 cli_lifespan_failure(Config) ->
-    {1, Out} = run(py_web_os_proc:pyweb(), ["e2e_starlette:failing_app", "--port", integer_to_list(py_web_os_proc:free_port()),
-                             "--app-dir", ?config(data_dir, Config)], []),
-    {match, _} = re:run(Out, "lifespan_startup_failed"),
-    {match, _} = re:run(Out, "database unreachable").
+    {3, Out} = run(py_web_os_proc:pyweb(), ["e2e_starlette:failing_app", "--port",
+                                            integer_to_list(py_web_os_proc:free_port()),
+                                            "--app-dir", ?config(data_dir, Config)], []),
+    {match, _} = re:run(Out, "application startup failed: .*database unreachable"),
+    nomatch = re:run(Out, "lifespan_startup_failed").
 
 cli_help(_Config) ->
     {0, Out} = run(py_web_os_proc:pyweb(), ["--help"], []),

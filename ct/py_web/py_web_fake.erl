@@ -148,7 +148,12 @@ record(Kind, Env) ->
 
 %%--------------------------------------------------------------------
 
-path(asgi, #{path := P, query_string := Q}) -> {scope_path(P), Q};
+%% The route path: an ASGI path after its root_path (as Starlette routes).
+path(asgi, #{path := P, query_string := Q} = S) ->
+    Root = maps:get(root_path, S, <<>>),
+    N = byte_size(Root),
+    <<Root:N/binary, Route/binary>> = scope_path(P),
+    {Route, Q};
 path(wsgi, #{<<"PATH_INFO">> := P, <<"QUERY_STRING">> := Q}) -> {P, Q}.
 
 %% What py_asgi's NIF does with the scope's path (c_src/scope.c): %XX decoded.

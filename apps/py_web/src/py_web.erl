@@ -19,16 +19,40 @@
 %% <ul>
 %% <li>`app' — `{Module, Callable}' (binaries, atoms or strings) or
 %%     `<<"module:callable">>'.</li>
-%% <li>`interface' — `asgi | wsgi | auto' (default `auto': asks Python).</li>
+%% <li>`interface' — `asgi | wsgi | auto' (default `auto': asks Python);
+%%     `factory' (`false'): `app' is an app factory, served is what calling
+%%     it returns (one that takes no arguments is taken for one anyway, with
+%%     a warning).</li>
 %% <li>`ip' (default `{127,0,0,1}'; a tuple, string or `any'), `port'
-%%     (default 8000; 0 picks a free port, see port/1).</li>
+%%     (default 8000; 0 picks a free port, see port/1); or `bind', a list
+%%     of addresses that replaces them: `{Ip, Port}', `{local, Path}',
+%%     `{local, Path, Mode}', `{fd, N}' (an inherited listening socket) or
+%%     gunicorn's texts (`"HOST:PORT"', `"unix:PATH"', `"fd://N"'; see
+%%     py_web_bind). `reuse_port' (`false'): SO_REUSEPORT on TCP sockets.</li>
 %% <li>`lifespan' — `auto | on | off' (ASGI; default `auto').</li>
-%% <li>`access_log' — `true' to log each request at info level
-%%     (metadata `#{py_web => access}'); default `false'. App failures
-%%     carry `#{py_web => app}', other events `#{py_web => server}' (see
+%% <li>`access_log' — `true' to log each request at info level, however it
+%%     ends (the app's response, the server's 4xx/5xx, a timeout, a client
+%%     that left: 499, a shutdown cut) (metadata `#{py_web => access}');
+%%     default `false' (bin/pyweb: on). `access_log_format': uvicorn's and
+%%     gunicorn's fields (py_web_access). App failures carry
+%%     `#{py_web => app}', other events `#{py_web => server}' (see
 %%     py_web_log).</li>
-%% <li>`certfile', `keyfile', or `ssl' (a list of ssl server options):
-%%     serve HTTPS.</li>
+%% <li>Behind a proxy: `proxy_headers' (`true'), `forwarded_allow_ips'
+%%     (`"127.0.0.1,::1"'; addresses, networks, `*'): X-Forwarded-Proto,
+%%     X-Forwarded-For and RFC 7239 Forwarded from those peers (see
+%%     py_web_proxy); `proxy_protocol' (`off | v1 | v2 | auto') with
+%%     `proxy_allow_ips' (the same default): HAProxy's PROXY header.</li>
+%% <li>Responses: `server_header' (`<<"py_web">>', or `false'),
+%%     `date_header' (`true'; the embedded server's Date), `headers' (sent
+%%     with every response: `[{Name, Value}]' or `"Name: Value"' texts).</li>
+%% <li>`certfile', `keyfile', `keyfile_password', `cacertfile', `verify'
+%%     (`none | optional | required'), `ciphers' (TLS 1.2 suites by OpenSSL
+%%     name), or `ssl' (a list of ssl server options): serve HTTPS; the
+%%     files are read at start (py_web_tls).</li>
+%% <li>`limit_concurrency' (`infinity'): answer 503 to requests while more
+%%     connections are open; `max_requests' (`infinity'): after that many
+%%     requests stop, or with `on_max_requests => Pid' tell Pid
+%%     (`{py_web, max_requests, Server}') and go on.</li>
 %% <li>Limits: `max_request_line' (8192, else 414), `max_header_size'
 %%     (32768, else 431), `max_headers' (100, else 431), `max_body'
 %%     (64 MiB or `infinity', else 413).</li>
@@ -36,7 +60,9 @@
 %%     `header_timeout' (whole request head, 10000, else 408),
 %%     `request_timeout' (app silent before its response starts, 60000,
 %%     else 504), `body_timeout' (waiting for request body, 30000),
-%%     `shutdown_timeout' (graceful drain, 10000).</li>
+%%     `shutdown_timeout' (graceful drain, 10000, or `infinity'; then the
+%%     requests still running are cut: a 503 if their response had not
+%%     started).</li>
 %% <li>WSGI request bodies: read whole before the app takes a Python worker
 %%     thread (a slow client does not hold one): in memory up to
 %%     `spool_threshold' bytes (1 MiB), beyond that in a file in a private
@@ -45,8 +71,9 @@
 %%     and which is deleted when the request ends (py_web_spool). The
 %%     limits above still apply (`max_body', `body_timeout' for each
 %%     read). ASGI apps get the body as it arrives.</li>
-%% <li>`root_path' (ASGI root_path / WSGI SCRIPT_NAME), `server_header'
-%%     (binary or `false'), `acceptors' (10), `backlog' (1024),
+%% <li>`root_path' (ASGI root_path, which the scope's path includes; WSGI
+%%     SCRIPT_NAME, PATH_INFO the rest; a request path already under it is
+%%     not prefixed again), `acceptors' (10), `backlog' (2048),
 %%     `name' (register the server), `runner' and `timeout' (passed to
 %%     the py_asgi/py_wsgi calls), `asgi_backend'/`wsgi_backend'
 %%     (py_web_backend modules; default py_asgi/py_wsgi), `read_buffer'
@@ -64,8 +91,8 @@
 %% </ul>
 -module(py_web).
 
--export([start_link/1, start/1, stop/1, child_spec/1,
-         port/1, info/1, detect_interface/2]).
+-export([start_link/1, start/1, stop/1, retire/1, child_spec/1,
+         port/1, info/1, detect_interface/2, load_app/3, multiprocess/0]).
 
 -export_type([opts/0, server/0]).
 
@@ -105,10 +132,7 @@ start(Opts) ->
 %% finish (up to `shutdown_timeout'), run lifespan shutdown.
 -spec stop(server()) -> ok.
 stop(Server) ->
-    Pid = case Server of
-              P when is_pid(P) -> P;
-              Name -> whereis(Name)
-          end,
+    Pid = pid(Server),
     Children = try supervisor:which_children(py_web_sup)
                catch exit:_ -> []
                end,
@@ -123,15 +147,37 @@ stop(Server) ->
             ok
     end.
 
+%% @doc Hand over to another server on the same sockets (a new release of
+%% the app): stop accepting at once, answer each open connection's next
+%% request (with `Connection: close') or let it reach its keep-alive
+%% timeout, finish the requests in flight (up to `shutdown_timeout'), run
+%% lifespan shutdown, then stop. Returns when the server is gone. Unlike
+%% stop/1, which closes idle keep-alive connections at once, no client that
+%% sends a request on a kept-alive connection meanwhile is turned away.
+-spec retire(server()) -> ok.
+retire(Server) ->
+    Pid = pid(Server),
+    Ref = erlang:monitor(process, Pid),
+    gen_server:cast(Pid, retire),
+    receive
+        {'DOWN', Ref, process, Pid, _} -> ok
+    end.
+
+pid(P) when is_pid(P) -> P;
+pid(Name) -> whereis(Name).
+
 %% @doc A child spec for your supervisor. The shutdown time covers the
 %% graceful drain.
 -spec child_spec(opts()) -> supervisor:child_spec().
 child_spec(Opts) ->
-    Drain = maps:get(shutdown_timeout, Opts, py_web_opts:default(shutdown_timeout)),
+    Shutdown = case maps:get(shutdown_timeout, Opts, py_web_opts:default(shutdown_timeout)) of
+                   infinity -> infinity;
+                   Drain -> Drain + 5000
+               end,
     #{id => {py_web, maps:get(name, Opts, maps:get(port, Opts, py_web_opts:default(port)))},
       start => {py_web, start_link, [Opts]},
       restart => permanent,
-      shutdown => Drain + 5000,
+      shutdown => Shutdown,
       type => worker,
       modules => [py_web_listener]}.
 
@@ -156,6 +202,52 @@ detect_interface(Module, Callable) ->
     catch
         error:undef -> {error, {not_available, hornbeam_detect}};
         C:R -> {error, {C, R}}
+    end.
+
+%% @doc Import the app `Module:Callable' (calling it first if it is an app
+%% factory: `Factory' true, or a callable that takes no arguments, which is
+%% then reported as `detected'), and say which interface it speaks and
+%% under which names to serve it (an app made by a factory is served as an
+%% attribute of `hornbeam_detect').
+%%
+%% Errors: `{error, {app_load_failed, Kind, {python, Type, Message,
+%% Traceback}, Where}}' with Kind `module_not_found | attribute_not_found |
+%% import_failed | factory_failed | not_callable', Traceback the formatted
+%% text from the app's code on, Where `<<"File, line N">>' or `<<>>'; or
+%% erlang_python's own errors (`{error, not_started}'...).
+-spec load_app(binary(), binary(), boolean()) ->
+          {ok, #{interface := asgi | wsgi, module := binary(), callable := binary(),
+                 factory := explicit | detected | none}} | {error, term()}.
+load_app(Module, Callable, Factory) ->
+    try py:call(hornbeam_detect, load, [Module, Callable, Factory]) of
+        {ok, {<<"ok">>, I, M, C, How}} ->
+            {ok, I1} = interface_name(I),
+            {ok, #{interface => I1, module => M, callable => C,
+                   factory => named(How, [explicit, detected, none])}};
+        {ok, {<<"error">>, Kind, Type, Msg, Tb, Where}} ->
+            Kinds = [module_not_found, attribute_not_found, import_failed, factory_failed,
+                     not_callable],
+            {error, {app_load_failed, named(Kind, Kinds), {python, Type, Msg, Tb}, Where}};
+        {error, _} = E -> E
+    catch
+        error:undef -> {error, {not_available, hornbeam_detect}};
+        C:R -> {error, {C, R}}
+    end.
+
+named(Bin, Atoms) ->
+    [A] = [A || A <- Atoms, atom_to_binary(A) =:= Bin],
+    A.
+
+%% @doc Whether Python runs in several OS processes (erlang_python's
+%% `processes' mode), which is what WSGI's `wsgi.multiprocess' says. False
+%% when erlang_python is not running.
+-spec multiprocess() -> boolean().
+multiprocess() ->
+    try py:info() of
+        #{mode := processes} -> true;
+        _ -> false
+    catch
+        _:_ -> false
     end.
 
 interface_name(I) when I =:= asgi; I =:= <<"asgi">>; I =:= "asgi" -> {ok, asgi};

@@ -13,8 +13,9 @@
     chunked = false :: boolean(),
     keepalive = true :: boolean(),
     expect = false :: boolean(),             %% Expect: 100-continue
-    peer = {<<"127.0.0.1">>, 0} :: {binary(), inet:port_number()},
-    local = {<<"127.0.0.1">>, 0} :: {binary(), inet:port_number()},
+    %% addresses as text; undefined over a Unix domain socket
+    peer = {<<"127.0.0.1">>, 0} :: {binary(), inet:port_number()} | undefined,
+    local = {<<"127.0.0.1">>, 0} :: {binary(), inet:port_number()} | undefined,
     scheme = <<"http">> :: binary()
 }).
 
@@ -31,8 +32,17 @@
     root_path :: binary(),
     scheme :: binary(),
     transport :: py_web_transport:t() | undefined,
+    tls :: [ssl:tls_server_option()],  %% the TLS handshake's options (server, TLS only)
+    date_header :: boolean(),               %% send Date unless the app did
     server_header :: binary() | false,
-    access_log :: boolean(),
+    headers :: [{binary(), binary()}], %% sent with every response of the server
+    server_software :: binary(),       %% WSGI SERVER_SOFTWARE
+    multiprocess :: boolean(),         %% WSGI wsgi.multiprocess: Python runs in several processes
+    proxy :: py_web_proxy:trust() | undefined,   %% proxy_headers on: the peers believed
+    proxy_protocol :: off | v1 | v2 | auto,
+    proxy_allow :: py_web_proxy:trust(),         %% peers whose PROXY header is believed
+    access_log :: false | py_web_access:format(),
+    limits :: py_web_limits:t() | undefined,     %% concurrency and request count (server)
     max_request_line :: pos_integer(),
     max_header_size :: pos_integer(),
     max_headers :: pos_integer(),

@@ -47,9 +47,10 @@
     buf = <<>> :: binary(),
     armed = false :: boolean(),
     spool :: py_web_spool:t() | undefined,     %% the WSGI request body's file
-    peer :: {binary(), inet:port_number()},
-    local :: {binary(), inet:port_number()},
-    draining = false :: boolean()
+    peer :: {binary(), inet:port_number()} | undefined,
+    local :: {binary(), inet:port_number()} | undefined,
+    draining = false :: boolean(),
+    linger = false :: boolean()              %% retiring: idle keep-alive waits for a request
 }).
 
 %% The request being answered.
@@ -65,7 +66,7 @@
     credit = 0 :: non_neg_integer(),       %% body bytes that may be sent ahead
     chunked = false :: boolean(),          %% the response body is chunked
     close = false :: boolean(),            %% close the connection after the response
-    t0 :: integer() | undefined,
+    t0 :: integer(),                       %% monotonic microseconds at the request's start
     ws :: py_web_ws_handshake:request() | undefined  %% a WebSocket handshake
 }).
 
@@ -77,7 +78,8 @@
 -record(pre, {
     body :: body(),
     total :: non_neg_integer(),
-    acc = [] :: [binary()]
+    acc = [] :: [binary()],
+    ctx :: {#req{}, integer()}               %% the request and its start (access line)
 }).
 
 %%====================================================================
@@ -96,36 +98,72 @@ start(Cfg, Sock) ->
 init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
     case L of
         undefined -> ok;
-        _ -> L ! {py_web_conn, self()}, link(L)
+        _ ->
+            %% counted before any request of it can be (limit_concurrency);
+            %% the listener uncounts it when it exits
+            py_web_limits:opened(Cfg#cfg.limits),
+            L ! {py_web_conn, self()},
+            link(L)
     end,
     receive
         {py_web_go, Sock0} -> ok
     after 10000 ->
         exit(normal)
     end,
-    Sock = case py_web_transport:handshake(T, Sock0, Cfg#cfg.handshake_timeout) of
-               {ok, S} -> S;
-               {error, _} -> exit(normal)
-           end,
-    case py_web_transport:names(T, Sock) of
-        {ok, Peer, Local} ->
+    case connection(Cfg, Sock0) of
+        {ok, Sock, Peer, Local, Initial} ->
             {Ok, Closed, Error} = py_web_transport:messages(T),
             Limits = #{max_request_line => Cfg#cfg.max_request_line,
                        max_header_size => Cfg#cfg.max_header_size,
                        max_headers => Cfg#cfg.max_headers},
             request(#st{sock = Sock, cfg = Cfg, t = T, ok = Ok, closed = Closed,
-                        error = Error, peer = Peer, local = Local, limits = Limits},
-                    undefined);
+                        error = Error, peer = Peer, local = Local, limits = Limits,
+                        buf = Initial}, undefined);
         error ->
-            py_web_transport:close(T, Sock),
+            gen_tcp:close(Sock0),
             exit(normal)
+    end.
+
+%% The accepted TCP socket made ready: the PROXY header of a trusted proxy
+%% read (its addresses replace the connection's), then the TLS handshake.
+connection(Cfg = #cfg{transport = T, handshake_timeout = Timeout}, Sock0) ->
+    case py_web_transport:names(gen_tcp, Sock0) of
+        {ok, Peer0, Local0} ->
+            case proxy_header(Cfg, Sock0, Peer0) of
+                {ok, Info, Initial} ->
+                    {Peer, Local} = case Info of
+                                        #{peer := P, local := L} -> {P, L};
+                                        _ -> {Peer0, Local0}
+                                    end,
+                    case py_web_transport:handshake(T, Sock0, Cfg#cfg.tls, Timeout) of
+                        {ok, Sock} -> {ok, Sock, Peer, Local, Initial};
+                        {error, _} -> error
+                    end;
+                {error, Reason} ->
+                    logger:warning("py_web: connection from ~ts closed: ~ts",
+                                   [py_web_log:address(Peer0), py_web_log:reason(Reason)],
+                                   #{py_web => server}),
+                    error
+            end;
+        error ->
+            error
+    end.
+
+proxy_header(#cfg{proxy_protocol = off}, _, _) ->
+    {ok, none, <<>>};
+proxy_header(#cfg{proxy_protocol = Mode, proxy_allow = Allow, transport = T,
+                  handshake_timeout = Timeout}, Sock, Peer) ->
+    Host = case Peer of undefined -> undefined; {H, _} -> H end,
+    case py_web_proxy:trusted(Host, Allow) of
+        true -> py_web_proxy_protocol:read(Sock, Mode, T =:= ssl, Timeout);
+        false -> {ok, none, <<>>}
     end.
 
 %%====================================================================
 %% Reading request heads
 %%====================================================================
 
-request(St = #st{draining = true, buf = <<>>}, _) ->
+request(St = #st{draining = true, linger = false, buf = <<>>}, _) ->
     stop(St);
 request(St = #st{buf = <<>>}, Deadline) ->
     wait_head(St, Deadline);
@@ -136,7 +174,7 @@ request(St = #st{buf = Buf, limits = Limits}, Deadline) ->
         {more, Buf2} ->
             wait_head(St#st{buf = Buf2}, Deadline);
         {error, Code} ->
-            reply_error(Code, St)
+            reply_error(Code, undefined, St)
     end.
 
 wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
@@ -172,11 +210,15 @@ wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
         {py_web, drain} when Buf =:= <<>> ->
             stop(St);
         {py_web, drain} ->
-            wait_head(St#st{draining = true}, D)
+            wait_head(St#st{draining = true}, D);
+        {py_web, retire} ->
+            wait_head(St#st{draining = true, linger = true}, D);
+        {py_web, cut} ->
+            stop(St)
     after Timeout ->
         case Buf of
-            <<>> -> stop(St);               %% idle keep-alive timeout
-            _ -> reply_error(408, St)       %% header read timeout
+            <<>> -> stop(St);                          %% idle keep-alive timeout
+            _ -> reply_error(408, undefined, St)       %% header read timeout
         end
     end.
 
@@ -194,21 +236,24 @@ req(#{method := M, version := V, raw_path := Path, qs := Qs, headers := Hs, clen
 %%====================================================================
 
 exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
-    Req = Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
-    T0 = case Cfg#cfg.access_log of
-             true -> now_ms();
-             false -> undefined
-         end,
-    case websocket(Req, Cfg) of
-        http -> http_exchange(Req, T0, St);
-        {ok, WsReq} -> websocket(Req#req{keepalive = false}, WsReq, T0, St);
-        {error, {Status, Why, Headers}} -> ws_refused(Status, Why, Headers, St)
+    T0 = erlang:monotonic_time(microsecond),
+    Req = py_web_proxy:request(Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
+                               Cfg),
+    case py_web_limits:request(Cfg#cfg.limits) of
+        over_capacity ->
+            reply_error(503, {Req, T0}, St);
+        ok ->
+            case websocket(Req, Cfg) of
+                http -> http_exchange(Req, T0, St);
+                {ok, WsReq} -> websocket(Req#req{keepalive = false}, WsReq, T0, St);
+                {error, {Status, Why, Headers}} -> ws_refused(Status, Why, Headers, {Req, T0}, St)
+            end
     end.
 
 http_exchange(Req, T0, St = #st{cfg = Cfg}) ->
     case body_init(Req, St) of
         {error, Code} ->
-            reply_error(Code, St);
+            reply_error(Code, {Req, T0}, St);
         {ok, Initial, done, Total, St1} ->
             start(Req, Initial, done, Total, T0, St1);
         {ok, Initial, Body, Total, St1} when Cfg#cfg.interface =:= wsgi ->
@@ -238,14 +283,15 @@ websocket(Req, WsReq, T0, St = #st{cfg = Cfg}) ->
         {error, _} = E -> event(E, X, St)
     end.
 
--spec ws_refused(400 | 426, atom(), [{binary(), binary()}], #st{}) -> no_return().
-ws_refused(Status, Why, Headers, St = #st{cfg = #cfg{server_header = Server}, sock = Sock,
-                                          t = T, peer = {H, P}}) ->
-    logger:info("py_web: ~s:~B: WebSocket handshake refused (~B): ~p", [H, P, Status, Why],
-                #{py_web => server}),
+-spec ws_refused(400 | 426, atom(), [{binary(), binary()}], {#req{}, integer()}, #st{}) ->
+          no_return().
+ws_refused(Status, Why, Headers, {Req, T0}, St = #st{sock = Sock, t = T, peer = Peer}) ->
+    logger:info("py_web: ~ts: WebSocket handshake refused (~B): ~p",
+                [py_web_log:address(Peer), Status, Why], #{py_web => server}),
     {Head = #{headers := Hs}, Body} = py_web_http:error_response(Status),
-    _ = py_web_transport:send(T, Sock, [py_web_http:head(Head#{headers := Hs ++ Headers}, true,
-                                                         {1, 1}, Server), Body]),
+    _ = py_web_transport:send(T, Sock, [head_bytes(Head#{headers := Hs ++ Headers}, true,
+                                                   {1, 1}, St), Body]),
+    access_log(Req, T0, Status, byte_size(Body), [], St),
     stop(St).
 
 %% Start the app with the body read so far (a binary, or the file of a
@@ -331,9 +377,9 @@ preread(Req, Initial, Body, Total, T0, St0 = #st{cfg = Cfg}) ->
                    {cl, Left} -> Total + Left;
                    _ -> Total
                end,
-    P = #pre{body = Body, total = Total},
+    P = #pre{body = Body, total = Total, ctx = {Req, T0}},
     St1 = case Expected > Cfg#cfg.spool_threshold of
-              true -> spool(St);
+              true -> spool(P, St);
               false -> St
           end,
     pre_loop(Req#req{expect = false}, pre_store(Initial, P, St1), T0, St1).
@@ -353,21 +399,29 @@ pre_loop(Req, P, T0, St0 = #st{sock = Sock, cfg = Cfg}) ->
                         Total > Cfg#cfg.spool_threshold of
                         true ->
                             %% what memory held so far goes first
-                            St2 = spool(St1),
+                            St2 = spool(P1, St1),
                             P2 = pre_store(lists:reverse(P#pre.acc), P1#pre{acc = []}, St2),
                             pre_loop(Req, pre_store(Bin, P2, St2), T0, St2);
                         false ->
                             pre_loop(Req, pre_store(Bin, P1, St1), T0, St1)
                     end;
                 {error, Code} ->
-                    reply_error(Code, St)
+                    reply_error(Code, P#pre.ctx, St)
             end;
-        {Closed, Sock} -> stop(St);
-        {Error, Sock, _} -> stop(St);
-        {py_web, drain} -> pre_loop(Req, P, T0, St#st{draining = true})
+        {Closed, Sock} -> client_left(P, St);
+        {Error, Sock, _} -> client_left(P, St);
+        {py_web, drain} -> pre_loop(Req, P, T0, St#st{draining = true});
+        {py_web, retire} -> pre_loop(Req, P, T0, St#st{draining = true, linger = true});
+        {py_web, cut} -> reply_error(503, P#pre.ctx, St)
     after Cfg#cfg.body_timeout ->
-        reply_error(408, St)
+        reply_error(408, P#pre.ctx, St)
     end.
+
+%% The client went away before its body was read: 499 in the access line.
+-spec client_left(#pre{}, #st{}) -> no_return().
+client_left(#pre{ctx = {Req, T0}}, St) ->
+    access_log(Req, T0, 499, 0, [], St),
+    stop(St).
 
 %% Keep Data: in the spool file if there is one, else in memory.
 pre_store(Data, P = #pre{acc = Acc}, #st{spool = undefined}) ->
@@ -375,31 +429,32 @@ pre_store(Data, P = #pre{acc = Acc}, #st{spool = undefined}) ->
 pre_store(Data, P, St = #st{spool = Spool}) ->
     case py_web_spool:write(Spool, Data) of
         ok -> P;
-        {error, Reason} -> spool_error(write, Reason, St)
+        {error, Reason} -> spool_error(write, Reason, P, St)
     end.
 
 %% The spool file is the connection's from here (unspool/1 deletes it).
-spool(St = #st{cfg = #cfg{spool_dir = Dir}}) ->
+spool(P, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
     case py_web_spool:open(Dir) of
         {ok, Spool} -> St#st{spool = Spool};
-        {error, Reason} -> spool_error(open, Reason, St)
+        {error, Reason} -> spool_error(open, Reason, P, St)
     end.
 
--spec spool_error(open | write | close, term(), #st{}) -> no_return().
-spool_error(What, Reason, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
-    logger:error("py_web: cannot ~s a request body file in ~ts: ~0p", [What, Dir, Reason],
+-spec spool_error(open | write | close, term(), #pre{}, #st{}) -> no_return().
+spool_error(What, Reason, P, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
+    logger:error("py_web: cannot ~s a request body file in ~ts: ~ts", [What, Dir,
+                                                                       py_web_log:reason(Reason)],
                  #{py_web => server}),
-    reply_error(500, St).
+    reply_error(500, P#pre.ctx, St).
 
 pre_done(Req, #pre{acc = Acc, total = Total}, T0, St = #st{spool = undefined}) ->
     start(Req, iolist_to_binary(lists:reverse(Acc)), done, Total, T0, St);
-pre_done(Req, #pre{total = Total}, T0, St = #st{spool = Spool0}) ->
+pre_done(Req, P = #pre{total = Total}, T0, St = #st{spool = Spool0}) ->
     case py_web_spool:close(Spool0) of
         {ok, Spool} ->
             start(Req, {file, py_web_spool:path(Spool)}, done, Total, T0,
                   St#st{spool = Spool});
         {error, Reason} ->
-            spool_error(close, Reason, St)
+            spool_error(close, Reason, P, St)
     end.
 
 %% Before an app runs: a failed write ends the connection.
@@ -433,7 +488,9 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
             end;
         {Closed, Sock} -> client_gone(X, St);
         {Error, Sock, _} -> client_gone(X, St);
-        {py_web, drain} -> run(X, St#st{draining = true})
+        {py_web, drain} -> run(X, St#st{draining = true});
+        {py_web, retire} -> run(X, St#st{draining = true, linger = true});
+        {py_web, cut} -> cut(X, St)
     after wait_time(X, Cfg) ->
         timed_out(X, St)
     end.
@@ -470,8 +527,8 @@ timed_out(X = #x{ex = Ex}, St) ->
         true ->
             abandon(X),
             case py_web_exchange:started(Ex) of
-                false -> reply_error(408, St);
-                true -> stop(St)
+                false -> reply_error(408, X, St);
+                true -> access_log(X, St), stop(St)
             end;
         false ->
             {Cmds, Ex1} = py_web_exchange:timed_out(Ex),
@@ -485,8 +542,20 @@ abandon(#x{backend = B, stream = S}) ->
 -spec client_gone(#x{}, #st{}) -> no_return().
 client_gone(X, St) ->
     abandon(X),
+    access_log(X, St),
     close(St),
     exit(normal).
+
+%% The server's shutdown time is up with this request in flight: the app is
+%% told to stop; the client gets a 503 if nothing was sent yet, else the
+%% connection ends without completing the response.
+-spec cut(#x{}, #st{}) -> no_return().
+cut(X = #x{ex = Ex}, St) ->
+    abandon(X),
+    case py_web_exchange:started(Ex) of
+        false -> reply_error(503, X, St);
+        true -> access_log(X, St), stop(St)
+    end.
 
 %% Carry out the exchange's commands -----------------------------------
 
@@ -523,7 +592,8 @@ perform([disconnect | T], X, St) ->
 perform([{log, Reason} | T], X = #x{req = #req{method = M, raw_path = P}}, St) ->
     py_web_log:app_error(M, P, Reason),
     perform(T, X, St);
-perform([abort | _], _X, St) ->
+perform([abort | _], X, St) ->
+    access_log(X, St),
     stop(St);
 perform([done | _], X, St) ->
     access_log(X, St),
@@ -535,8 +605,15 @@ perform([done | _], X, St) ->
 close(#{close := C}, #x{body = Body, continue = Cont}, #st{draining = D}) ->
     C orelse D orelse (Body =/= done andalso Cont).
 
-head(Head, #x{close = Close, req = #req{version = V}}, #st{cfg = #cfg{server_header = S}}) ->
-    py_web_http:head(Head, Close, V, S).
+head(Head, #x{close = Close, req = #req{version = V}}, St) ->
+    head_bytes(Head, Close, V, St).
+
+%% The bytes of a response head, with the server's Server, Date (unless
+%% date_header is off: then as if the app had sent one) and --header fields.
+head_bytes(Head, Close, V, #st{cfg = #cfg{server_header = S, headers = Defaults,
+                                          date_header = Date}}) ->
+    py_web_http:head(case Date of true -> Head; false -> Head#{date := true} end,
+                     Close, V, S, Defaults).
 
 send(Data, X, St = #st{sock = Sock, t = T}) ->
     case py_web_transport:send(T, Sock, Data) of
@@ -596,8 +673,8 @@ give_body(Data, X = #x{backend = B, stream = S, body = Body, credit = Credit}, S
 body_error(Code, X = #x{ex = Ex}, St) ->
     abandon(X),
     case py_web_exchange:started(Ex) of
-        false -> reply_error(Code, St);
-        true -> stop(St)
+        false -> reply_error(Code, X, St);
+        true -> access_log(X, St), stop(St)
     end.
 
 %% After the response ---------------------------------------------------
@@ -625,7 +702,10 @@ after_response(X, St = #st{sock = Sock, cfg = Cfg}, Budget) ->
                                               armed = false}, Budget);
                 {Closed, Sock} -> exit(normal);
                 {Error, Sock, _} -> exit(normal);
-                {py_web, drain} -> stop(St2)
+                {py_web, drain} -> stop(St2);
+                {py_web, retire} ->
+                    after_response(X1, St2#st{draining = true, linger = true}, Budget);
+                {py_web, cut} -> stop(St2)
             after Cfg#cfg.body_timeout ->
                 stop(St2)
             end;
@@ -633,24 +713,49 @@ after_response(X, St = #st{sock = Sock, cfg = Cfg}, Budget) ->
             stop(St)
     end.
 
-access_log(#x{t0 = undefined}, _St) ->
-    ok;
-access_log(#x{t0 = T0, req = Req, ex = Ex}, #st{peer = {H, P}}) ->
-    #req{method = M, raw_path = Path, qs = Qs, version = {Maj, Min}} = Req,
-    Target = case Qs of
-                 <<>> -> Path;
-                 _ -> [Path, $?, Qs]
+%% The access line of a request (py_web_access), for every way a request
+%% ends: the app's response, the server's own error responses, a timeout, a
+%% client that left (499 when no response had started), a shutdown cut.
+access_log(X = #x{ex = Ex}, St) ->
+    Status = case py_web_exchange:status(Ex) of
+                 0 -> 499;
+                 S -> S
              end,
-    logger:info("~s:~B - \"~s ~s HTTP/~B.~B\" ~B ~B ~Bms",
-                [H, P, M, Target, Maj, Min, py_web_exchange:status(Ex),
-                 py_web_exchange:sent(Ex), now_ms() - T0],
-                #{py_web => access}).
+    access_log(X#x.req, X#x.t0, Status, py_web_exchange:sent(Ex),
+               py_web_exchange:headers(Ex), St).
 
-%% A response of the server's own (4xx/5xx), then close.
--spec reply_error(400..599, #st{}) -> no_return().
-reply_error(Code, St = #st{cfg = #cfg{server_header = Server}, sock = Sock, t = T}) ->
+access_log(_Req, _T0, _Status, _Sent, _Headers, #st{cfg = #cfg{access_log = false}}) ->
+    ok;
+access_log(Req, T0, Status, Sent, Headers, #st{cfg = #cfg{access_log = Format}, peer = Peer}) ->
+    case logger:allow(info, ?MODULE) of
+        true ->
+            Now = erlang:monotonic_time(microsecond),
+            Start = erlang:system_time(microsecond) - (Now - T0),
+            Client = case Req of
+                         #req{peer = P} -> P;
+                         undefined -> Peer
+                     end,
+            Line = py_web_access:line(Format, #{req => Req, peer => Client, status => Status,
+                                                sent => Sent, start => Start,
+                                                duration => Now - T0, headers => Headers}),
+            logger:info("~ts", [Line], #{py_web => access});
+        false ->
+            ok
+    end.
+
+%% A response of the server's own (4xx/5xx), then close. Ctx is what is
+%% known of the request: nothing (it could not be parsed), the request and
+%% its start, or its exchange.
+-spec reply_error(400..599, undefined | {#req{}, integer()} | #x{}, #st{}) -> no_return().
+reply_error(Code, Ctx, St = #st{sock = Sock, t = T}) ->
     {Head, Body} = py_web_http:error_response(Code),
-    _ = py_web_transport:send(T, Sock, [py_web_http:head(Head, true, {1, 1}, Server), Body]),
+    _ = py_web_transport:send(T, Sock, [head_bytes(Head, true, {1, 1}, St), Body]),
+    Size = byte_size(Body),
+    case Ctx of
+        undefined -> access_log(undefined, erlang:monotonic_time(microsecond), Code, Size, [], St);
+        {Req, T0} -> access_log(Req, T0, Code, Size, [], St);
+        #x{req = Req, t0 = T0} -> access_log(Req, T0, Code, Size, [], St)
+    end,
     stop(St).
 
 -spec stop(#st{}) -> no_return().

@@ -9,8 +9,10 @@
 %% The handler state is py_web's options (see py_web and py_web_opts):
 %% `app' (required), `interface', `root_path', `request_timeout',
 %% `body_timeout', `max_body', `read_buffer', `server_header', `wsgi_hold',
-%% `runner', `timeout', `asgi_backend'/`wsgi_backend', and `state' (the
-%% lifespan state to put in each scope).
+%% `runner', `timeout', `asgi_backend'/`wsgi_backend', `factory',
+%% `proxy_headers' and `forwarded_allow_ips' (py_web_proxy: the client and
+%% scheme a trusted proxy reports), and `state' (the lifespan state to put in
+%% each scope).
 %%
 %% How the commands map onto Cowboy 2.12 (read in its source):
 %% <ul>
@@ -83,7 +85,7 @@ init(Req, Opts) ->
     end.
 
 serve(Req, Cfg) ->
-    R = request(Req),
+    R = py_web_proxy:request(request(Req), Cfg),
     C = #c{req = Req, r = R, cfg = Cfg, body_done = not cowboy_req:has_body(Req),
            ex = py_web_exchange:new(R, Cfg, py_web_exchange:caps(cowboy))},
     case websocket(R, C) of

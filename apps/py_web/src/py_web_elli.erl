@@ -94,7 +94,7 @@ serve(Req, Cfg) ->
                     end,
     RawPath = elli_request:raw_path(Req),
     [Path | _] = binary:split(RawPath, <<"?">>),
-    R = py_web_req:new(#{method => method(elli_request:method(Req)),
+    R0 = py_web_req:new(#{method => method(elli_request:method(Req)),
                          version => proplists:get_value(version, Props),
                          raw_path => Path,
                          qs => elli_request:query_str(Req),
@@ -102,6 +102,7 @@ serve(Req, Cfg) ->
                          peer => Peer,
                          local => Local,
                          scheme => case T of ssl -> <<"https">>; gen_tcp -> <<"http">> end}),
+    R = py_web_proxy:request(R0, Cfg),
     case lists:keymember(<<"transfer-encoding">>, 1, R#req.headers) of
         true ->
             {Head, EBody} = py_web_http:error_response(411),

@@ -39,7 +39,8 @@
 
 -include("py_web.hrl").
 
--export([new/3, event/2, timeout/1, timed_out/1, holding/1, started/1, status/1, sent/1]).
+-export([new/3, event/2, timeout/1, timed_out/1, holding/1, started/1, status/1, sent/1,
+         headers/1]).
 -export([caps/1]).
 -export_type([t/0, command/0, head/0, framing/0, caps/0]).
 
@@ -121,7 +122,8 @@
     body = true :: boolean(),              %% body bytes go out
     left :: undefined | non_neg_integer(), %% bytes still due under Content-Length
     status = 0 :: integer(),
-    sent = 0 :: non_neg_integer()
+    sent = 0 :: non_neg_integer(),
+    headers = [] :: [{binary(), binary()}]  %% of the response head sent
 }).
 
 -opaque t() :: #ex{}.
@@ -251,6 +253,11 @@ status(#ex{status = S}) -> S.
 -spec sent(t()) -> non_neg_integer().
 sent(#ex{sent = N}) -> N.
 
+%% @doc The headers of the response head sent (the app's, without the
+%% framing fields; `[]' before the head).
+-spec headers(t()) -> [{binary(), binary()}].
+headers(#ex{headers = Hs}) -> Hs.
+
 %%--------------------------------------------------------------------
 
 ack(_Chunk, false) -> [];
@@ -275,7 +282,8 @@ respond(H = #{status := Code, length := AppLen}, Body, Ex = #ex{head_req = HeadR
             Head = H#{framing => Framing, length => Len, body => Send,
                       close => close(H, Framing, Ex)},
             {[{respond, Head, case Send of true -> Body; false -> <<>> end} | After],
-             Ex#ex{state = case After of [done] -> over; _ -> complete end, sent = Size}}
+             Ex#ex{state = case After of [done] -> over; _ -> complete end, sent = Size,
+                   headers = maps:get(headers, H)}}
     end.
 
 %% The body goes out as it comes, or is collected when this front end cannot
@@ -290,7 +298,8 @@ start_stream(H = #{status := Code, length := AppLen}, Chunks, Acks, Ex) ->
             Head = H#{framing => Framing, length => Len, body => Send,
                       close => close(H, Framing, Ex)},
             %% the app's length is checked whatever the framing
-            Ex1 = Ex#ex{state = streaming, framing = Framing, body = Send, left = AppLen},
+            Ex1 = Ex#ex{state = streaming, framing = Framing, body = Send, left = AppLen,
+                        headers = maps:get(headers, H)},
             data(Chunks, [{stream, Head}], Acks, Ex1)
     end.
 
@@ -345,8 +354,9 @@ buffer(H, Acc, _N, false, [], Ex) ->
 
 %% An app error before anything was sent: an error response of our own.
 fail(Log, Status, Before, Ex) ->
-    {Head, Body} = py_web_http:error_response(Status),
-    {Before ++ [Log, {respond, Head, Body}, done], Ex#ex{state = over, status = Status}}.
+    {Head = #{headers := Hs}, Body} = py_web_http:error_response(Status),
+    {Before ++ [Log, {respond, Head, Body}, done],
+     Ex#ex{state = over, status = Status, sent = byte_size(Body), headers = Hs}}.
 
 %% The status of an app error before the head: 502 when the OS process that
 %% ran the app died (erlang_python's processes mode), as a proxy answers for

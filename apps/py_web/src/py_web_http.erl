@@ -7,9 +7,9 @@
 %% Everything here is pure (no sockets, no processes).
 -module(py_web_http).
 
--export([percent_decode/1,
+-export([percent_decode/1, root_split/2,
          status_line/1, status_code/1,
-         response_head/1, head/4,
+         response_head/1, head/4, head/5,
          chunk/1, last_chunk/0,
          error_response/1]).
 
@@ -77,6 +77,34 @@ status_line(200) -> <<"200 OK">>;
 status_line(S) when is_integer(S), S >= 100, S =< 999 ->
     <<(integer_to_binary(S))/binary, " ", (reason(S))/binary>>;
 status_line(_) -> error.
+
+%% @doc A request path (as received) against a root path (`--root-path',
+%% decoded text): the root as a path would carry it (percent-encoded where
+%% a path needs it) and the rest of the path. The rest is what follows the
+%% root when the path starts with it (at a segment boundary), else the whole
+%% path: the proxy in front either strips the prefix (uvicorn's model) or
+%% keeps it (gunicorn's SCRIPT_NAME), and both are served.
+-spec root_split(binary(), binary()) -> {binary(), binary()}.
+root_split(Raw, Root) ->
+    Enc = percent_encode_path(Root),
+    N = byte_size(Enc),
+    case Raw of
+        Enc -> {Enc, <<>>};
+        <<Enc:N/binary, "/", _/binary>> -> {Enc, binary:part(Raw, N, byte_size(Raw) - N)};
+        _ -> {Enc, Raw}
+    end.
+
+percent_encode_path(B) ->
+    << <<(case C of
+              _ when C >= $a, C =< $z; C >= $A, C =< $Z; C >= $0, C =< $9 -> <<C>>;
+              _ -> case lists:member(C, "-._~!$&'()*+,;=:@/") of
+                       true -> <<C>>;
+                       false -> <<$%, (hex(C bsr 4)), (hex(C band 15))>>
+                   end
+          end)/binary>> || <<C>> <= B >>.
+
+hex(N) when N < 10 -> $0 + N;
+hex(N) -> $A + N - 10.
 
 %% @doc The integer code of a status (integer or WSGI "NNN Reason").
 -spec status_code(integer() | binary()) -> integer() | error.
@@ -202,9 +230,18 @@ rhead(_, _, _, _, _, _) ->
 %% Date and Server unless the app set them (Server is left out when the
 %% server_header option is `false').
 -spec head(py_web_exchange:head(), boolean(), {1, 0} | {1, 1}, binary() | false) -> iodata().
+head(Head, Close, Version, Server) ->
+    head(Head, Close, Version, Server, []).
+
+%% @doc head/4 with default headers of the server's (`--header'), sent
+%% before the app's, as uvicorn does (an app's header of the same name is
+%% sent too).
+-spec head(py_web_exchange:head(), boolean(), {1, 0} | {1, 1}, binary() | false,
+           [{binary(), binary()}]) -> iodata().
 head(#{line := Line, headers := Hs, framing := F, length := Len, date := D, server := S},
-     Close, Version, Server) ->
+     Close, Version, Server, Defaults) ->
     [<<"HTTP/1.1 ">>, Line, <<"\r\n">>,
+     [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Defaults],
      [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Hs],
      case F of
          length -> [<<"content-length: ">>, integer_to_binary(Len), <<"\r\n">>];

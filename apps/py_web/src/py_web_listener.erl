@@ -1,12 +1,17 @@
-%% @doc One py_web server: owns the listening socket, the acceptor
+%% @doc One py_web server: owns the listening sockets, the acceptor
 %% processes, the ASGI lifespan, and knows its connections (each one
-%% registers and links itself) so that it can drain them on shutdown.
+%% registers and links itself) so that it can drain them.
 %%
-%% Start order (init/1): resolve the interface, run lifespan startup, then
-%% listen and start accepting. Stop order (terminate/2): close the
-%% listening socket (acceptors exit), ask every connection to finish its
-%% current request and close, wait up to `shutdown_timeout', kill the
-%% rest, then run lifespan shutdown.
+%% Start order (init/1): read the TLS files, load the app (an app factory
+%% called), run lifespan startup, then listen and start accepting. Stop
+%% order (terminate/2): close the listening sockets (acceptors exit), ask
+%% every connection to finish its current request and close, wait up to
+%% `shutdown_timeout', cut the requests still in flight (a 503 if their
+%% response had not started), then run lifespan shutdown. Retiring
+%% (py_web:retire/1) is the same, except that idle keep-alive connections
+%% are not closed at once: each answers one more request if its client
+%% sends one before the keep-alive timeout (the socket is shared with the
+%% server taking over).
 -module(py_web_listener).
 -behaviour(gen_server).
 
@@ -16,15 +21,20 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 -export([acceptor/2]).
 
+%% Requests still running this long after the shutdown time is up are
+%% killed with their connection process.
+-define(CUT_GRACE, 1000).
+
 -record(ls, {
-    lsock :: py_web_transport:socket(),
+    listeners :: [py_web_bind:listener()],
     cfg :: #cfg{},
-    port :: inet:port_number(),
-    acceptors = #{} :: #{pid() => true},
+    acceptors = #{} :: #{pid() => inet:socket()},
     conns = #{} :: #{pid() => true},
     lifespan :: undefined | term(),
-    shutdown_timeout :: non_neg_integer(),
-    open = true :: boolean()
+    shutdown_timeout :: timeout(),
+    on_max_requests :: stop | pid(),
+    open = true :: boolean(),
+    retiring = false :: boolean()
 }).
 
 -spec start_link(map()) -> {ok, pid()} | {error, term()}.
@@ -49,53 +59,69 @@ init(O) ->
     process_flag(trap_exit, true),
     {M, C} = maps:get(app, O),
     try
-        Interface = interface(maps:get(interface, O), M, C),
+        Tls = case py_web_tls:options(O) of
+                  {ok, T} -> T;
+                  {error, E} -> throw({stop, E})
+              end,
+        {Interface, Served} = load(maps:get(interface, O), maps:get(factory, O), O, M, C),
         Backend = py_web_opts:backend(Interface, O),
-        check_app(maps:get(interface, O), Backend, M, C),
+        {SM, SC} = Served,
         {Lifespan, State} = lifespan_startup(Interface, maps:get(lifespan, O),
-                                             Backend, M, C, maps:with([runner, timeout], O)),
-        {Transport, LSock} = listen(O),
-        {ok, Port} = py_web_transport:port(Transport, LSock),
+                                             Backend, SM, SC, maps:with([runner, timeout], O)),
+        Listeners = listen(O),
+        Transport = case Tls of [] -> gen_tcp; _ -> ssl end,
+        Scheme = case Transport of ssl -> <<"https">>; gen_tcp -> <<"http">> end,
+        Limits = py_web_limits:new(maps:get(limit_concurrency, O), maps:get(max_requests, O),
+                                   self()),
         Cfg = py_web_opts:cfg(O, #{listener => self(), interface => Interface,
-                                   backend => Backend, state => State,
-                                   transport => Transport,
-                                   scheme => case Transport of
-                                                 ssl -> <<"https">>;
-                                                 gen_tcp -> <<"http">>
-                                             end}),
+                                   backend => Backend, state => State, served => Served,
+                                   transport => Transport, tls => Tls, scheme => Scheme,
+                                   limits => Limits, multiprocess => py_web:multiprocess()}),
         Acceptors = maps:from_list(
-                      [{spawn_link(?MODULE, acceptor, [LSock, Cfg]), true}
-                       || _ <- lists:seq(1, maps:get(acceptors, O))]),
-        logger:notice("py_web: serving ~s:~s (~s) on ~s://~s:~B",
-                      [M, C, Interface, Cfg#cfg.scheme,
-                       inet:ntoa(maps:get(ip, O)), Port],
+                      [{spawn_link(?MODULE, acceptor, [S, Cfg]), S}
+                       || #{socket := S} <- Listeners, _ <- lists:seq(1, maps:get(acceptors, O))]),
+        logger:notice("py_web: serving ~ts:~ts (~s) on ~ts",
+                      [M, C, Interface,
+                       lists:join(", ", [py_web_bind:url({Scheme, L}) || L <- Listeners])],
                       #{py_web => server}),
-        {ok, #ls{lsock = LSock, cfg = Cfg, port = Port, acceptors = Acceptors,
-                 lifespan = Lifespan,
-                 shutdown_timeout = maps:get(shutdown_timeout, O)}}
+        {ok, #ls{listeners = Listeners, cfg = Cfg, acceptors = Acceptors,
+                 lifespan = Lifespan, shutdown_timeout = maps:get(shutdown_timeout, O),
+                 on_max_requests = maps:get(on_max_requests, O)}}
     catch
         throw:{stop, Reason} -> {stop, Reason}
     end.
 
-interface(auto, M, C) ->
-    case py_web:detect_interface(M, C) of
-        {ok, I} -> I;
-        {error, R} -> throw({stop, {interface_detection_failed, R}})
-    end;
-interface(I, _, _) -> I.
+%% The interface and the names to serve the app under. Python is asked when
+%% the interface is to be detected, for an app factory, and for the real
+%% backends anyway (so that an app that cannot be imported stops the start
+%% rather than failing every request); not for test doubles with an
+%% explicit interface.
+load(auto, Factory, _O, M, C) ->
+    ask(auto, Factory, M, C);
+load(I, Factory, O, M, C) ->
+    case Factory orelse lists:member(py_web_opts:backend(I, O), [py_asgi, py_wsgi]) of
+        true -> ask(I, Factory, M, C);
+        false -> {I, {M, C}}
+    end.
 
-%% With an explicit interface, still import the app before listening
-%% (through the detector) so that a missing module or callable stops the
-%% server now rather than failing every request. Only for the real
-%% backends (test doubles have no Python behind them).
-check_app(auto, _, _, _) -> ok;
-check_app(_, Backend, M, C) when Backend =:= py_asgi; Backend =:= py_wsgi ->
-    case py_web:detect_interface(M, C) of
-        {ok, _} -> ok;
-        {error, {python, _, _, _} = R} -> throw({stop, {app_load_failed, R}});
-        {error, _} -> ok
-    end;
-check_app(_, _, _, _) -> ok.
+ask(I, Factory, M, C) ->
+    case py_web:load_app(M, C, Factory) of
+        {ok, #{interface := Detected, module := M1, callable := C1, factory := How}} ->
+            How =:= detected andalso
+                logger:warning("py_web: ~ts:~ts takes no arguments: taken for an app factory, "
+                               "the app is what it returns (say so with --factory, or "
+                               "factory => true)", [M, C], #{py_web => server}),
+            {case I of auto -> Detected; _ -> I end, {M1, C1}};
+        {error, {app_load_failed, _, _, _} = R} ->
+            throw({stop, R});
+        {error, R} when I =:= auto ->
+            throw({stop, {interface_detection_failed, R}});
+        {error, R} when Factory ->
+            throw({stop, R});
+        {error, _} ->
+            %% no Python to ask (erlang_python not running): requests will say why
+            {I, {M, C}}
+    end.
 
 lifespan_startup(wsgi, _, _, _, _, _) -> {undefined, undefined};
 lifespan_startup(_, off, _, _, _, _) -> {undefined, undefined};
@@ -110,63 +136,103 @@ lifespan_startup(asgi, Mode, Backend, M, C, CallOpts) ->
         {error, unsupported} ->
             throw({stop, {lifespan, unsupported}});
         {error, Reason} ->
-            logger:error("py_web: lifespan startup of ~s:~s failed: ~0p",
-                         [M, C, Reason], #{py_web => app}),
+            logger:error("py_web: lifespan startup of ~ts:~ts failed: ~ts",
+                         [M, C, startup_error(Reason)], #{py_web => app}),
             throw({stop, {lifespan_startup_failed, Reason}});
         Other ->
             throw({stop, {lifespan_startup_failed, Other}})
     end.
 
-listen(O) ->
-    Ip = maps:get(ip, O),
-    Family = case tuple_size(Ip) of 8 -> [inet6]; 4 -> [] end,
-    Base = Family ++ [binary, {packet, raw}, {active, false}, {reuseaddr, true},
-                      {backlog, maps:get(backlog, O)}, {nodelay, true}, {ip, Ip},
-                      {send_timeout, 30000}, {send_timeout_close, true}],
-    case py_web_transport:listen(maps:get(port, O), Base, ssl_opts(O)) of
-        {ok, T, L} -> {T, L};
-        {error, R} -> throw({stop, {listen, R}})
-    end.
+startup_error({python, <<"hornbeam_asgi_runner.LifespanFailure">>, Msg, _}) ->
+    Msg;     %% the app's own report (often its traceback)
+startup_error({python, _, _, Tb} = P) when Tb =/= [] ->
+    [py_web_log:reason(P), $\n, [[L, $\n] || L <- Tb]];
+startup_error(R) ->
+    py_web_log:reason(R).
 
-ssl_opts(O) ->
-    Files = [{certfile, F} || F <- [maps:get(certfile, O, undefined)], F =/= undefined]
-        ++ [{keyfile, F} || F <- [maps:get(keyfile, O, undefined)], F =/= undefined],
-    maps:get(ssl, O, []) ++ Files.
+%% The listening sockets: the `bind' addresses, else `ip' and `port'.
+listen(O) ->
+    Binds = case maps:get(bind, O) of
+                [] ->
+                    Ip = maps:get(ip, O),
+                    [{tcp, Ip, maps:get(port, O), list_to_binary(inet:ntoa(Ip))}];
+                Bs ->
+                    Bs
+            end,
+    Opts = #{backlog => maps:get(backlog, O), reuse_port => maps:get(reuse_port, O),
+             socket_opts => [binary, {packet, raw}, {active, false}, {nodelay, true},
+                             {send_timeout, 30000}, {send_timeout_close, true}]},
+    lists:foldl(fun(B, Acc) ->
+                        case py_web_bind:listen(B, Opts) of
+                            {ok, L} -> Acc ++ [L];
+                            {error, R} ->
+                                _ = [py_web_bind:close(L) || L <- Acc],
+                                throw({stop, R})
+                        end
+                end, [], Binds).
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #ls{}) -> {reply, term(), #ls{}}.
 handle_call(port, _From, St) ->
-    {reply, St#ls.port, St};
+    {reply, port(St), St};
 handle_call(info, _From, St = #ls{cfg = Cfg}) ->
-    {reply, #{port => St#ls.port,
+    {reply, #{port => port(St),
+              listeners => [py_web_bind:url({Cfg#cfg.scheme, L}) || L <- St#ls.listeners],
               interface => Cfg#cfg.interface,
               app => {Cfg#cfg.module, Cfg#cfg.callable},
               scheme => Cfg#cfg.scheme,
               connections => map_size(St#ls.conns),
+              requests => py_web_limits:requests(Cfg#cfg.limits),
               lifespan => St#ls.lifespan =/= undefined}, St};
 handle_call(_, _From, St) ->
     {reply, {error, badcall}, St}.
 
+%% The first TCP port (undefined when only Unix sockets are listened on).
+port(#ls{listeners = Ls}) ->
+    case [P || #{port := P} <- Ls] of
+        [P | _] -> P;
+        [] -> undefined
+    end.
+
 %% @private
--spec handle_cast(term(), #ls{}) -> {noreply, #ls{}}.
+-spec handle_cast(term(), #ls{}) -> {noreply, #ls{}} | {stop, normal, #ls{}}.
+handle_cast(retire, St) ->
+    St1 = close_listeners(St),
+    _ = [P ! {py_web, retire} || P <- maps:keys(St1#ls.conns)],
+    {stop, normal, St1#ls{retiring = true}};
 handle_cast(_, St) ->
     {noreply, St}.
 
 %% @private
--spec handle_info(term(), #ls{}) -> {noreply, #ls{}}.
+-spec handle_info(term(), #ls{}) -> {noreply, #ls{}} | {stop, normal, #ls{}}.
 handle_info({py_web_conn, Pid}, St = #ls{conns = C}) ->
+    %% from the connection itself: its exit comes after it
     {noreply, St#ls{conns = C#{Pid => true}}};
-handle_info({'EXIT', Pid, Reason}, St = #ls{conns = C, acceptors = A}) ->
+handle_info({py_web_accepted, Pid}, St = #ls{conns = C}) ->
+    %% from its acceptor (see terminate/2): maybe after the connection's exit
+    case is_process_alive(Pid) of
+        true -> {noreply, St#ls{conns = C#{Pid => true}}};
+        false -> {noreply, St}
+    end;
+handle_info({py_web, max_requests}, St = #ls{on_max_requests = stop, cfg = Cfg}) ->
+    logger:notice("py_web: ~B requests served (max_requests): stopping",
+                  [py_web_limits:requests(Cfg#cfg.limits)], #{py_web => server}),
+    {stop, normal, St};
+handle_info({py_web, max_requests}, St = #ls{on_max_requests = Pid}) ->
+    Pid ! {py_web, max_requests, self()},
+    {noreply, St};
+handle_info({'EXIT', Pid, Reason}, St = #ls{conns = C, acceptors = A, cfg = Cfg}) ->
     case C of
         #{Pid := _} ->
+            py_web_limits:closed(Cfg#cfg.limits),
             {noreply, St#ls{conns = maps:remove(Pid, C)}};
         _ ->
             case A of
-                #{Pid := _} when St#ls.open ->
-                    logger:error("py_web: acceptor exited: ~0p", [Reason],
+                #{Pid := S} when St#ls.open ->
+                    logger:error("py_web: acceptor exited: ~ts", [py_web_log:reason(Reason)],
                                  #{py_web => server}),
-                    New = spawn_link(?MODULE, acceptor, [St#ls.lsock, St#ls.cfg]),
-                    {noreply, St#ls{acceptors = (maps:remove(Pid, A))#{New => true}}};
+                    New = spawn_link(?MODULE, acceptor, [S, Cfg]),
+                    {noreply, St#ls{acceptors = (maps:remove(Pid, A))#{New => S}}};
                 _ ->
                     {noreply, St#ls{acceptors = maps:remove(Pid, A)}}
             end
@@ -174,32 +240,91 @@ handle_info({'EXIT', Pid, Reason}, St = #ls{conns = C, acceptors = A}) ->
 handle_info(_, St) ->
     {noreply, St}.
 
+close_listeners(St = #ls{open = false}) ->
+    St;
+close_listeners(St = #ls{listeners = Ls}) ->
+    _ = [py_web_bind:close(L) || L <- Ls],
+    St#ls{open = false}.
+
 %% @private
 -spec terminate(term(), #ls{}) -> ok.
-terminate(_Reason, St = #ls{cfg = Cfg}) ->
-    py_web_transport:close(Cfg#cfg.transport, St#ls.lsock),
-    Conns = St#ls.conns,
-    _ = [P ! {py_web, drain} || P <- maps:keys(Conns)],
-    Deadline = erlang:monotonic_time(millisecond) + St#ls.shutdown_timeout,
-    Left = drain(Conns, Deadline),
-    _ = [exit(P, kill) || P <- maps:keys(Left)],
+terminate(_Reason, St0 = #ls{cfg = Cfg}) ->
+    St = case St0#ls.open of
+             true ->
+                 St1 = close_listeners(St0),
+                 _ = [P ! {py_web, drain} || P <- maps:keys(St1#ls.conns)],
+                 St1;
+             false ->
+                 St0     %% retiring: the connections were told already
+         end,
+    Deadline = case St#ls.shutdown_timeout of
+                   infinity -> infinity;
+                   T -> erlang:monotonic_time(millisecond) + T
+               end,
+    Left = drain(acceptors_gone(St#ls.acceptors, St#ls.conns, St), Deadline, St),
     case map_size(Left) of
         0 -> ok;
-        N -> logger:warning("py_web: ~B connection(s) killed at shutdown", [N],
-                            #{py_web => server})
+        N ->
+            logger:warning("py_web: shutdown timeout: ~B request(s) still in flight cut",
+                           [N], #{py_web => server}),
+            _ = [P ! {py_web, cut} || P <- maps:keys(Left)],
+            Killed = drain(Left, erlang:monotonic_time(millisecond) + ?CUT_GRACE, St),
+            _ = [exit(P, kill) || P <- maps:keys(Killed)]
     end,
     lifespan_shutdown(Cfg#cfg.backend, St#ls.lifespan),
     ok.
 
-drain(Conns, _Deadline) when map_size(Conns) =:= 0 ->
+%% The acceptors end once the listening sockets are closed; one may have
+%% accepted a connection just before, which it registers before it ends:
+%% wait for them all, so that no such connection is left out of the drain
+%% (retiring, its client is owed an answer; the server taking over never
+%% sees it). Bounded: an acceptor is ended after ?CUT_GRACE.
+acceptors_gone(Acceptors, Conns, _St) when map_size(Acceptors) =:= 0 ->
     Conns;
-drain(Conns, Deadline) ->
-    T = max(0, Deadline - erlang:monotonic_time(millisecond)),
+acceptors_gone(Acceptors, Conns, St) ->
     receive
-        {'EXIT', P, _} -> drain(maps:remove(P, Conns), Deadline);
-        {py_web_conn, P} -> P ! {py_web, drain}, drain(Conns#{P => true}, Deadline)
+        {'EXIT', P, _} when is_map_key(P, Acceptors) ->
+            acceptors_gone(maps:remove(P, Acceptors), Conns, St);
+        {'EXIT', P, _} when is_map_key(P, Conns) ->
+            acceptors_gone(Acceptors, maps:remove(P, Conns), St);
+        {py_web_conn, P} ->
+            acceptors_gone(Acceptors, late_conn(P, Conns, St), St);
+        {py_web_accepted, P} ->
+            acceptors_gone(Acceptors, late_accepted(P, Conns, St), St)
+    after ?CUT_GRACE ->
+        _ = [exit(P, kill) || P <- maps:keys(Acceptors)],
+        Conns
+    end.
+
+drain(Conns, _Deadline, _St) when map_size(Conns) =:= 0 ->
+    Conns;
+drain(Conns, Deadline, St) ->
+    T = case Deadline of
+            infinity -> infinity;
+            _ -> max(0, Deadline - erlang:monotonic_time(millisecond))
+        end,
+    receive
+        {'EXIT', P, _} -> drain(maps:remove(P, Conns), Deadline, St);
+        {py_web_conn, P} -> drain(late_conn(P, Conns, St), Deadline, St);
+        {py_web_accepted, P} -> drain(late_accepted(P, Conns, St), Deadline, St)
     after T ->
         Conns
+    end.
+
+%% A connection accepted before the sockets closed, registered while the
+%% server stops: told what the others were told. Its own registration
+%% (py_web_conn) comes before its exit; its acceptor's (py_web_accepted)
+%% may come after it, and is then left out.
+late_conn(P, Conns, _St) when is_map_key(P, Conns) ->
+    Conns;
+late_conn(P, Conns, St) ->
+    P ! case St#ls.retiring of true -> {py_web, retire}; false -> {py_web, drain} end,
+    Conns#{P => true}.
+
+late_accepted(P, Conns, St) ->
+    case is_process_alive(P) of
+        true -> late_conn(P, Conns, St);
+        false -> Conns
     end.
 
 lifespan_shutdown(_Backend, undefined) -> ok;
@@ -207,7 +332,7 @@ lifespan_shutdown(Backend, Lifespan) ->
     case catch Backend:lifespan_shutdown(Lifespan) of
         ok -> ok;
         Other ->
-            logger:error("py_web: lifespan shutdown failed: ~0p", [Other],
+            logger:error("py_web: lifespan shutdown failed: ~ts", [py_web_log:reason(Other)],
                          #{py_web => server})
     end.
 
@@ -216,21 +341,25 @@ lifespan_shutdown(Backend, Lifespan) ->
 %%====================================================================
 
 %% @private
--spec acceptor(py_web_transport:socket(), #cfg{}) -> no_return().
-acceptor(LSock, Cfg = #cfg{transport = T}) ->
-    case py_web_transport:accept(T, LSock, infinity) of
+-spec acceptor(inet:socket(), #cfg{}) -> no_return().
+acceptor(LSock, Cfg) ->
+    case py_web_transport:accept(LSock, infinity) of
         {ok, Sock} ->
             {ok, Pid} = py_web_conn:start(Cfg, Sock),
-            _ = case py_web_transport:controlling_process(T, Sock, Pid) of
-                ok -> Pid ! {py_web_go, Sock};
-                {error, _} -> exit(Pid, kill), py_web_transport:close(T, Sock)
+            _ = case gen_tcp:controlling_process(Sock, Pid) of
+                ok ->
+                    Pid ! {py_web_go, Sock},
+                    %% also said by the connection itself; this one reaches the
+                    %% listener before this acceptor's exit (see terminate/2)
+                    Cfg#cfg.listener ! {py_web_accepted, Pid};
+                {error, _} -> exit(Pid, kill), gen_tcp:close(Sock)
             end,
             acceptor(LSock, Cfg);
         {error, closed} ->
             exit(normal);
         {error, Reason} ->
             %% emfile and friends: back off instead of spinning.
-            logger:warning("py_web: accept failed: ~p", [Reason],
+            logger:warning("py_web: accept failed: ~ts", [py_web_log:reason(Reason)],
                            #{py_web => server}),
             timer:sleep(100),
             acceptor(LSock, Cfg)

@@ -8,19 +8,37 @@
 
 -include("py_web.hrl").
 
--export([default/1, python_default/1, python_modes/0, validate/1, cfg/2, handler/1,
-         backend/2]).
+-export([default/1, cli_default/1, validate/1, cfg/2, handler/1, backend/2,
+         server_software/0]).
+
+%% uvicorn's access line, with the body size and the time taken.
+-define(ACCESS_LOG_FORMAT, <<"%(client_addr)s - \"%(request_line)s\" %(status_code)s %(B)s %(M)sms">>).
+%% Peers trusted with X-Forwarded-* and PROXY headers (uvicorn's and gunicorn's default).
+-define(LOCALHOST, <<"127.0.0.1,::1">>).
 
 -define(DEFAULTS, #{
     interface => auto,
+    factory => false,
     ip => {127, 0, 0, 1},
     port => 8000,
+    bind => [],
     acceptors => 10,
-    backlog => 1024,
+    backlog => 2048,
+    reuse_port => false,
     lifespan => auto,
     root_path => <<>>,
     access_log => false,
+    access_log_format => ?ACCESS_LOG_FORMAT,
     server_header => <<"py_web">>,
+    date_header => true,
+    headers => [],
+    proxy_headers => true,
+    forwarded_allow_ips => ?LOCALHOST,
+    proxy_protocol => off,
+    proxy_allow_ips => ?LOCALHOST,
+    limit_concurrency => infinity,
+    max_requests => infinity,
+    on_max_requests => stop,
     max_request_line => 8192,
     max_header_size => 32768,
     max_headers => 100,
@@ -50,21 +68,27 @@
 -spec default(atom()) -> term().
 default(Key) -> maps:get(Key, ?DEFAULTS).
 
-%% @doc The default of a setting of erlang_python that the command line also
-%% sets (`workers', `mode'), as erlang_python has it: erlang_python owns
-%% these defaults, py_web only shows and passes them on.
--spec python_default(workers | mode) -> term().
-python_default(workers) ->
-    _ = application:load(erlang_python),
-    {ok, N} = application:get_env(erlang_python, workers),
-    N;
-python_default(mode) ->
-    py_mode:default().
+%% @doc The default of one option for `bin/pyweb': uvicorn's where it has the
+%% option (an access line for every request; graceful shutdown waits for every
+%% request in flight), else default/1.
+-spec cli_default(atom()) -> term().
+cli_default(access_log) -> true;
+cli_default(shutdown_timeout) -> infinity;
+cli_default(Key) -> default(Key).
 
-%% @doc The values of erlang_python's `mode' setting (`--mode').
--spec python_modes() -> [py_mode:configured()].
-python_modes() ->
-    py_mode:modes().
+%% @doc The WSGI `SERVER_SOFTWARE' of this server: `py_web/VERSION'.
+-spec server_software() -> binary().
+server_software() ->
+    case persistent_term:get({?MODULE, server_software}, undefined) of
+        undefined ->
+            _ = application:load(py_web),
+            {ok, Vsn} = application:get_key(py_web, vsn),
+            S = <<"py_web/", (list_to_binary(Vsn))/binary>>,
+            persistent_term:put({?MODULE, server_software}, S),
+            S;
+        S ->
+            S
+    end.
 
 %% @doc Validate options and fill in the defaults. The app is normalised
 %% to `{Module, Callable}' binaries (`<<"mod:callable">>' and
@@ -77,11 +101,14 @@ validate(Opts) when is_map(Opts) ->
         App = app(maps:get(app, O, undefined)),
         one_of(interface, O, [auto, asgi, wsgi]),
         one_of(lifespan, O, [auto, on, off]),
+        one_of(proxy_protocol, O, [off, v1, v2, auto]),
+        [is_boolean(maps:get(K, O)) orelse throw({K, maps:get(K, O)})
+         || K <- [factory, proxy_headers, access_log, date_header, reuse_port,
+                 ws_per_message_deflate]],
+        Binds = binds(maps:get(bind, O)),
         one_of(ws, O, [auto, none]),
         non_neg(ws_max_size, O),
         [timeout(K, O) || K <- [ws_ping_interval, ws_ping_timeout]],
-        is_boolean(maps:get(ws_per_message_deflate, O))
-            orelse throw({ws_per_message_deflate, maps:get(ws_per_message_deflate, O)}),
         Port = maps:get(port, O),
         is_integer(Port) andalso Port >= 0 andalso Port =< 65535
             orelse throw({port, Port}),
@@ -90,17 +117,26 @@ validate(Opts) when is_map(Opts) ->
                                 max_headers, read_buffer]],
         [timeout(K, O) || K <- [idle_timeout, header_timeout, request_timeout,
                                 body_timeout, handshake_timeout]],
-        non_neg(shutdown_timeout, O),
+        timeout0(shutdown_timeout, O),
         non_neg(wsgi_hold, O),
+        [pos_int_or_infinity(K, O) || K <- [limit_concurrency, max_requests]],
+        case maps:get(on_max_requests, O) of
+            stop -> ok;
+            P when is_pid(P) -> ok;
+            P -> throw({on_max_requests, P})
+        end,
+        Forwarded = trust(forwarded_allow_ips, O),
+        ProxyAllow = trust(proxy_allow_ips, O),
+        Headers = headers(maps:get(headers, O)),
+        Access = access_format(maps:get(access_log_format, O)),
         non_neg(spool_threshold, O),
         SpoolDir = spool_dir(maps:get(spool_dir, O)),
         case maps:get(max_body, O) of
             infinity -> ok;
             _ -> non_neg(max_body, O)
         end,
-        is_boolean(maps:get(access_log, O)) orelse throw({access_log, maps:get(access_log, O)}),
         Server = server_header(maps:get(server_header, O)),
-        Root = text(root_path, maps:get(root_path, O)),
+        Root = root_path(maps:get(root_path, O)),
         [is_atom(maps:get(K, O)) orelse throw({K, maps:get(K, O)})
          || K <- [asgi_backend, wsgi_backend]],
         case maps:get(state, O, undefined) of
@@ -108,8 +144,10 @@ validate(Opts) when is_map(Opts) ->
             S when is_map(S) -> ok;
             S -> throw({state, S})
         end,
-        {ok, O#{app := App, ip := Ip, server_header := Server, root_path := Root,
-                spool_dir := SpoolDir}}
+        {ok, O#{app := App, ip := Ip, bind := Binds, server_header := Server,
+                root_path := Root, forwarded_allow_ips := Forwarded,
+                proxy_allow_ips := ProxyAllow, headers := Headers,
+                access_log_format := Access, spool_dir := SpoolDir}}
     catch
         throw:{K, V} -> {error, {bad_option, K, V}}
     end;
@@ -118,10 +156,12 @@ validate(Other) ->
 
 %% @doc The configuration of validated options, with what is only known
 %% once the server or handler runs: `interface' (resolved), `backend',
-%% `state' (lifespan), `listener', `transport', `scheme'.
+%% `state' (lifespan), `listener', `transport', `tls', `scheme', `limits',
+%% `multiprocess', and the app's served `module' and `callable' when they
+%% differ from the option's (an app factory's product).
 -spec cfg(map(), map()) -> #cfg{}.
 cfg(O, Run) ->
-    {M, C} = maps:get(app, O),
+    {M, C} = maps:get(served, Run, maps:get(app, O)),
     #cfg{listener = maps:get(listener, Run, undefined),
          interface = maps:get(interface, Run),
          module = M,
@@ -132,8 +172,23 @@ cfg(O, Run) ->
          root_path = maps:get(root_path, O),
          scheme = maps:get(scheme, Run, <<"http">>),
          transport = maps:get(transport, Run, undefined),
+         tls = maps:get(tls, Run, []),
          server_header = maps:get(server_header, O),
-         access_log = maps:get(access_log, O),
+         date_header = maps:get(date_header, O),
+         headers = maps:get(headers, O),
+         server_software = server_software(),
+         multiprocess = maps:get(multiprocess, Run, false),
+         proxy = case maps:get(proxy_headers, O) of
+                     true -> maps:get(forwarded_allow_ips, O);
+                     false -> undefined
+                 end,
+         proxy_protocol = maps:get(proxy_protocol, O),
+         proxy_allow = maps:get(proxy_allow_ips, O),
+         access_log = case maps:get(access_log, O) of
+                          true -> maps:get(access_log_format, O);
+                          false -> false
+                      end,
+         limits = maps:get(limits, Run, undefined),
          max_request_line = maps:get(max_request_line, O),
          max_header_size = maps:get(max_header_size, O),
          max_headers = maps:get(max_headers, O),
@@ -164,15 +219,18 @@ ws(_, _) ->
 
 %% @doc The configuration of a Cowboy or Elli route from its options (the
 %% server's, see py_web; `state' gives the lifespan state to put in each
-%% scope). `interface => auto' asks Python once per app (the answer is
-%% kept for the VM's life).
+%% scope). With `interface => auto' or `factory => true' the app is loaded
+%% once per app (the answer is kept for the VM's life).
 -spec handler(map()) -> {ok, #cfg{}} | {error, term()}.
 handler(Opts) ->
     case validate(Opts) of
         {ok, O = #{app := {M, C}}} ->
-            case interface(maps:get(interface, O), M, C) of
-                {ok, I} -> {ok, cfg(O, #{interface => I, backend => backend(I, O)})};
-                {error, _} = E -> E
+            case served(maps:get(interface, O), maps:get(factory, O), M, C) of
+                {ok, I, Served} ->
+                    {ok, cfg(O, #{interface => I, backend => backend(I, O), served => Served,
+                                  multiprocess => py_web:multiprocess()})};
+                {error, _} = E ->
+                    E
             end;
         {error, _} = E ->
             E
@@ -183,19 +241,25 @@ handler(Opts) ->
 backend(asgi, O) -> maps:get(asgi_backend, O);
 backend(wsgi, O) -> maps:get(wsgi_backend, O).
 
-interface(auto, M, C) ->
-    Key = {?MODULE, interface, M, C},
+served(I, false, M, C) when I =/= auto ->
+    {ok, I, {M, C}};
+served(I0, Factory, M, C) ->
+    Key = {?MODULE, served, M, C, Factory},
     case persistent_term:get(Key, undefined) of
         undefined ->
-            case py_web:detect_interface(M, C) of
-                {ok, I} -> persistent_term:put(Key, I), {ok, I};
-                {error, R} -> {error, {interface_detection_failed, R}}
+            case py_web:load_app(M, C, Factory) of
+                {ok, #{interface := I, module := M1, callable := C1}} ->
+                    persistent_term:put(Key, {I, {M1, C1}}),
+                    {ok, explicit(I0, I), {M1, C1}};
+                {error, _} = E ->
+                    E
             end;
-        I ->
-            {ok, I}
-    end;
-interface(I, _, _) ->
-    {ok, I}.
+        {I, Served} ->
+            {ok, explicit(I0, I), Served}
+    end.
+
+explicit(auto, Detected) -> Detected;
+explicit(I, _) -> I.
 
 app({M, C}) -> {bin(app, M), bin(app, C)};
 app(S) when is_list(S); is_binary(S) ->
@@ -217,6 +281,63 @@ bin(K, Other) -> throw({K, Other}).
 
 text(K, V) when is_binary(V); is_list(V) -> bin(K, V);
 text(K, V) -> throw({K, V}).
+
+root_path(V) ->
+    case text(root_path, V) of
+        <<>> -> <<>>;
+        <<"/">> -> <<>>;
+        <<"/", _/binary>> = R ->
+            case binary:last(R) of
+                $/ -> binary:part(R, 0, byte_size(R) - 1);
+                _ -> R
+            end;
+        _ -> throw({root_path, V})
+    end.
+
+trust(K, O) ->
+    case maps:get(K, O) of
+        T when is_tuple(T); T =:= all -> T;
+        V ->
+            case py_web_proxy:trust(V) of
+                {ok, T} -> T;
+                error -> throw({K, V})
+            end
+    end.
+
+%% Default response headers: [{Name, Value}], or "Name:Value" texts (--header).
+headers(L) when is_list(L) ->
+    [header(H) || H <- L];
+headers(V) ->
+    throw({headers, V}).
+
+header({N, V}) ->
+    Name = text(headers, N),
+    Value = text(headers, V),
+    case py_web_http:response_head([{Name, Value}]) of
+        #{headers := [_]} -> {py_web_h1_field:lower(Name), Value};
+        _ -> throw({headers, {N, V}})
+    end;
+header(S) when is_list(S); is_binary(S) ->
+    case string:split(text(headers, S), <<":">>) of
+        [N, V] -> header({string:trim(N), string:trim(V)});
+        _ -> throw({headers, S})
+    end;
+header(H) ->
+    throw({headers, H}).
+
+access_format(F) ->
+    case py_web_access:compile(F) of
+        {ok, C} -> C;
+        error -> throw({access_log_format, F})
+    end.
+
+binds(L) when is_list(L) ->
+    [case py_web_bind:parse(B) of
+         {ok, P} -> P;
+         error -> throw({bind, B})
+     end || B <- L];
+binds(V) ->
+    throw({bind, V}).
 
 %% An existing directory; `tmpdir' is the system's temporary directory
 %% ($TMPDIR, else /tmp, as Python's tempfile looks first).
@@ -252,6 +373,19 @@ pos_int(K, O) ->
 non_neg(K, O) ->
     V = maps:get(K, O),
     is_integer(V) andalso V >= 0 orelse throw({K, V}).
+
+timeout0(K, O) ->
+    case maps:get(K, O) of
+        infinity -> ok;
+        V when is_integer(V), V >= 0 -> ok;
+        V -> throw({K, V})
+    end.
+
+pos_int_or_infinity(K, O) ->
+    case maps:get(K, O) of
+        infinity -> ok;
+        _ -> pos_int(K, O)
+    end.
 
 timeout(K, O) ->
     case maps:get(K, O) of

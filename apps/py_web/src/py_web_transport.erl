@@ -4,54 +4,28 @@
 %% with `{active, once}'; messages/1 gives the tags they arrive with.
 -module(py_web_transport).
 
--export([listen/3, port/2, accept/3, handshake/3, controlling_process/3, active_once/2,
-         send/3, close/2, names/2, messages/1, of_elli/1]).
+-export([accept/2, handshake/4, active_once/2, send/3, close/2, names/2, messages/1,
+         of_elli/1]).
 
 -export_type([t/0, socket/0]).
 
 -type t() :: gen_tcp | ssl.
 -type socket() :: inet:socket() | ssl:sslsocket().
 
-%% @doc Listen on Port: TLS when SslOpts is not empty (certfile, keyfile,
-%% or any ssl server option), else plain TCP.
--spec listen(inet:port_number(), [gen_tcp:listen_option()], [ssl:tls_server_option()]) ->
-          {ok, t(), socket()} | {error, term()}.
-listen(Port, Opts, []) ->
-    case gen_tcp:listen(Port, Opts) of
-        {ok, L} -> {ok, gen_tcp, L};
-        {error, _} = E -> E
-    end;
-listen(Port, Opts, SslOpts) ->
-    _ = application:ensure_all_started(ssl),
-    case ssl:listen(Port, Opts ++ SslOpts) of
-        {ok, L} -> {ok, ssl, L};
-        {error, _} = E -> E
-    end.
+%% @doc Accept a connection on a listening socket. Listening sockets are
+%% always TCP (or Unix domain) sockets opened by py_web_bind: TLS starts
+%% after the accept, in the connection process (handshake/4), so that a
+%% slow client does not hold an acceptor and a PROXY protocol header can be
+%% read before the TLS handshake.
+-spec accept(inet:socket(), timeout()) -> {ok, inet:socket()} | {error, term()}.
+accept(L, T) -> gen_tcp:accept(L, T).
 
-%% @doc The port a listening socket is bound to.
--spec port(t(), socket()) -> {ok, inet:port_number()} | {error, term()}.
-port(gen_tcp, L) -> inet:port(L);
-port(ssl, L) ->
-    case ssl:sockname(L) of
-        {ok, {_, P}} -> {ok, P};
-        {error, _} = E -> E
-    end.
-
-%% @doc Accept a connection. For TLS this only accepts the TCP connection:
-%% the handshake runs in the connection process (handshake/3), so that a slow
-%% client does not hold an acceptor.
--spec accept(t(), socket(), timeout()) -> {ok, socket()} | {error, term()}.
-accept(gen_tcp, L, T) -> gen_tcp:accept(L, T);
-accept(ssl, L, T) -> ssl:transport_accept(L, T).
-
-%% @doc Complete a connection's set-up (the TLS handshake; nothing for TCP).
--spec handshake(t(), socket(), timeout()) -> {ok, socket()} | {error, term()}.
-handshake(gen_tcp, S, _) -> {ok, S};
-handshake(ssl, S, T) -> ssl:handshake(S, T).
-
--spec controlling_process(t(), socket(), pid()) -> ok | {error, term()}.
-controlling_process(gen_tcp, S, P) -> gen_tcp:controlling_process(S, P);
-controlling_process(ssl, S, P) -> ssl:controlling_process(S, P).
+%% @doc Complete a connection's set-up on the accepted TCP socket: the TLS
+%% handshake with the server's options (nothing for plain TCP).
+-spec handshake(t(), inet:socket(), [ssl:tls_server_option()], timeout()) ->
+          {ok, socket()} | {error, term()}.
+handshake(gen_tcp, S, _, _) -> {ok, S};
+handshake(ssl, S, Opts, T) -> ssl:handshake(S, Opts, T).
 
 %% @doc Deliver the next data (or close) as one message.
 -spec active_once(t(), socket()) -> ok | {error, term()}.
@@ -67,12 +41,16 @@ close(gen_tcp, S) -> gen_tcp:close(S);
 close(ssl, S) -> _ = ssl:close(S), ok.
 
 %% @doc The peer's and the local address of a connection, addresses as
-%% text (`<<"127.0.0.1">>', `<<"::1">>').
+%% text (`<<"127.0.0.1">>', `<<"::1">>'); `undefined' for both over a
+%% Unix domain socket (as ASGI's `client' and `server' are then `None').
 -spec names(t(), socket()) ->
-          {ok, {binary(), inet:port_number()}, {binary(), inet:port_number()}} | error.
+          {ok, {binary(), inet:port_number()} | undefined,
+           {binary(), inet:port_number()} | undefined} | error.
 names(gen_tcp, S) -> addrs(inet:peername(S), inet:sockname(S));
 names(ssl, S) -> addrs(ssl:peername(S), ssl:sockname(S)).
 
+addrs({ok, {local, _}}, {ok, {local, _}}) ->
+    {ok, undefined, undefined};
 addrs({ok, {PIp, PPort}}, {ok, {LIp, LPort}}) ->
     {ok, {ip(PIp), PPort}, {ip(LIp), LPort}};
 addrs(_, _) ->

@@ -17,7 +17,9 @@
 %% <li>the app returning closes with 1000 (if it did not close itself), the app raising
 %%     with 1011 (its error logged, as for HTTP); a close code the app may not use is 1011
 %%     and logged;</li>
-%% <li>the server draining (graceful shutdown) closes with 1001.</li>
+%% <li>the server draining (graceful shutdown) or retiring (a reload: the client
+%%     reconnects to the new server process) closes with 1001; when the shutdown time is
+%%     up the connection is cut.</li>
 %% </ul>
 %% Once the socket is closed the process waits up to ?LINGER ms for the app to return,
 %% so that an error it raises afterwards is still logged.
@@ -57,12 +59,17 @@
             armed := boolean(), buf := binary(), cfg := #cfg{}, req := #req{},
             request := py_web_ws_handshake:request(), stream := term(),
             accept := {binary() | undefined, [{binary(), binary()}]},
-            draining := boolean(), t0 := integer() | undefined}) -> no_return().
+            draining := boolean(), t0 := integer()}) -> no_return().
 run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := Req,
       request := Request, stream := Stream, accept := {Sub, Hs}} = C) ->
-    #cfg{backend = B, server_header = Server, ws = Opts} = Cfg,
+    #cfg{backend = B, server_header = Server, ws = Opts, date_header = Date,
+         headers = Defaults} = Cfg,
     #req{method = M, raw_path = Path} = Req,
-    Extra = [py_web_date:header(),
+    Extra = [[[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Defaults],
+             case Date of
+                 true -> py_web_date:header();
+                 false -> []
+             end,
              case Server of
                  false -> [];
                  _ -> [<<"server: ">>, Server, <<"\r\n">>]
@@ -116,8 +123,14 @@ loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error}) 
             gone(W);
         {Error, Sock, _} ->
             gone(W);
-        {py_web, drain} ->
-            loop(app_msg({close, 1001, <<>>}, now_ms(), W))
+        {py_web, Stop} when Stop =:= drain; Stop =:= retire ->
+            %% a shutdown, or a reload: the client reconnects to the new server
+            loop(app_msg({close, 1001, <<>>}, now_ms(), W));
+        {py_web, cut} ->
+            %% the shutdown time is up
+            catch (W#w.backend):disconnect(S),
+            py_web_transport:close(W#w.t, Sock),
+            exit(normal)
     end.
 
 recv(Data, W) ->
@@ -229,19 +242,20 @@ linger(W = #w{stream = S, label = {M, P}}) ->
         {asgi, S, {error, Reason}} -> py_web_log:app_error(M, P, Reason), exit(normal);
         {asgi, S, {send, _, Data}} -> linger(ack(byte_size(Data), W));
         {asgi, S, _} -> linger(W);
-        {py_web, drain} -> exit(normal)
+        {py_web, _} -> exit(normal)
     after ?LINGER ->
         exit(normal)
     end.
 
 access_log(_Req, #cfg{access_log = false}, _C) ->
     ok;
-access_log(#req{raw_path = Path, qs = Qs, peer = {H, P}}, _Cfg, #{t0 := T0}) ->
+access_log(#req{raw_path = Path, qs = Qs, peer = Peer}, _Cfg, #{t0 := T0}) ->
     Target = case Qs of
                  <<>> -> Path;
                  _ -> [Path, $?, Qs]
              end,
-    logger:info("~s:~B - \"WebSocket ~s\" [accepted] ~Bms", [H, P, Target, now_ms() - T0],
+    Ms = (erlang:monotonic_time(microsecond) - T0) div 1000,
+    logger:info("~ts - \"WebSocket ~s\" [accepted] ~Bms", [py_web_log:address(Peer), Target, Ms],
                 #{py_web => access}).
 
 now_ms() -> erlang:monotonic_time(millisecond).

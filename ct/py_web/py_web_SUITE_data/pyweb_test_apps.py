@@ -174,7 +174,8 @@ async def _wait_disconnect(receive, path):
 
 
 async def _asgi_http(scope, receive, send):
-    path = scope["path"]
+    # the route path: the scope's path after its root_path (as Starlette routes)
+    path = scope["path"][len(scope.get("root_path", "")):]
     REQUESTS.append([scope["method"], path])
     qs = scope["query_string"].decode("latin-1")
     if path == "/":

@@ -1,0 +1,121 @@
+%% @doc One server process of bin/pyweb (a VM its supervisor, py_web_master,
+%% started): starts Python, gets the listening sockets over the control
+%% channel, serves the app on them with py_web, says when it is ready, and
+%% stops (`stop', or SIGTERM), or hands over to its successor (`retire': py_web:retire/1)
+%% when the supervisor says so. When the app cannot be loaded it prints the
+%% Python traceback (from the app's code on) and a one-line summary, and
+%% exits with status 1; when the server cannot start, the reason and 3.
+-module(py_web_child).
+
+-export([run/2]).
+
+-define(EXIT_APP, 1).
+-define(EXIT_STARTUP, 3).
+
+%% @doc Run one server process; never returns.
+-spec run(py_web_cli:cli(), string()) -> no_return().
+run(Cli0, Control) ->
+    Gen = list_to_integer(os:getenv("PYWEB_GENERATION", "1")),
+    %% not for the app's own subprocesses
+    Token = list_to_binary(os:getenv("PYWEB_CONTROL_TOKEN", "")),
+    os:unsetenv("PYWEB_CONTROL"),
+    os:unsetenv("PYWEB_CONTROL_TOKEN"),
+    os:unsetenv("PYWEB_GENERATION"),
+    {ok, Cli} = py_web_cli:resolve(Cli0, fun os:getenv/1),
+    _ = py_web_logging:setup(Cli),
+    %% a process manager may signal every process of the service: SIGTERM
+    %% stops this one gracefully too, SIGHUP is the supervisor's
+    py_web_signals:install(self(), [sigterm]),
+    _ = application:load(erlang_python),
+    ok = application:set_env(erlang_python, python_path,
+                             [filename:absname(D) || D <- maps:get(app_dirs, Cli)]),
+    _ = case maps:find(workers, Cli) of
+        {ok, N} -> ok = application:set_env(erlang_python, workers, N);
+        error -> ok
+    end,
+    _ = case maps:find(mode, Cli) of
+        {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
+        error -> ok
+    end,
+    {ok, Workers} = application:get_env(erlang_python, workers),
+    logger:info("pyweb: started server process [~s] (~B Python workers)", [os:getpid(), Workers]),
+    case application:ensure_all_started(py_web) of
+        {ok, _} -> ok;
+        {error, R} -> fail(?EXIT_STARTUP, "cannot start Python: ~ts", [py_web_log:reason(R)])
+    end,
+    Ch = case py_web_control:connect(Control, self()) of
+             {ok, C} -> C;
+             {error, R1} -> fail(?EXIT_STARTUP, "cannot reach the supervisor: ~ts",
+                                 [py_web_log:reason(R1)])
+         end,
+    ok = py_web_control:send(Ch, {hello, Gen, os:getpid(), Token}),
+    Fds = receive
+              {py_web_control, Ch, {term, {serve, Count}, Fs}} when length(Fs) =:= Count -> Fs;
+              {py_web_control, Ch, closed} -> halt(0)
+          end,
+    Opts = (maps:get(opts, Cli))#{bind => [{fd, F} || F <- Fds]},
+    case py_web:start(Opts#{max_requests => max_requests(Cli), on_max_requests => self()}) of
+        {ok, Pid} ->
+            ok = py_web_control:send(Ch, ready),
+            serve(Ch, Pid, erlang:monitor(process, Pid));
+        {error, R2} ->
+            failed(R2, maps:get(app, Opts))
+    end.
+
+%% --limit-max-requests with its jitter (0: no limit).
+max_requests(Cli) ->
+    case maps:get(max_requests, Cli, 0) of
+        0 -> infinity;
+        N -> N + rand:uniform(maps:get(max_requests_jitter, Cli, 0) + 1) - 1
+    end.
+
+serve(Ch, Pid, Mon) ->
+    receive
+        {py_web_control, Ch, {term, retire, _}} ->
+            logger:info("pyweb: server process [~s] retiring: finishing its requests",
+                        [os:getpid()]),
+            erlang:demonitor(Mon, [flush]),
+            ok = py_web:retire(Pid),
+            done(0);
+        {py_web_control, Ch, {term, stop, _}} ->
+            stop(Pid, Mon);
+        {py_web_signal, sigterm} ->
+            stop(Pid, Mon);
+        {py_web_control, Ch, closed} ->
+            %% the supervisor is gone
+            stop(Pid, Mon);
+        {py_web, max_requests, Pid} ->
+            _ = py_web_control:send(Ch, max_requests),
+            serve(Ch, Pid, Mon);
+        {'DOWN', Mon, process, Pid, Reason} ->
+            logger:error("pyweb: the server stopped: ~ts", [py_web_log:reason(Reason)]),
+            done(?EXIT_STARTUP)
+    end.
+
+stop(Pid, Mon) ->
+    erlang:demonitor(Mon, [flush]),
+    ok = py_web:stop(Pid),
+    done(0).
+
+-spec done(non_neg_integer()) -> no_return().
+done(Code) ->
+    py_web_logging:flush(),
+    halt(Code).
+
+%% The server did not start: the app's traceback and a one-line summary
+%% for an app that cannot be loaded; the reason otherwise.
+-spec failed(term(), {binary(), binary()}) -> no_return().
+failed(R = {app_load_failed, Kind, {python, _, _, Tb}, _}, {M, C}) ->
+    _ = case Kind of
+        K when K =:= import_failed; K =:= factory_failed -> io:put_chars(standard_error, Tb);
+        _ -> ok
+    end,
+    fail(?EXIT_APP, "cannot load the app ~ts:~ts: ~ts", [M, C, py_web_log:reason(R)]);
+failed(R, _) ->
+    fail(?EXIT_STARTUP, "cannot start: ~ts", [py_web_log:reason(R)]).
+
+-spec fail(non_neg_integer(), string(), list()) -> no_return().
+fail(Code, Fmt, Args) ->
+    py_web_logging:flush(),
+    io:format(standard_error, "pyweb: " ++ Fmt ++ "~n", Args),
+    halt(Code).
