@@ -135,7 +135,7 @@ errors(_) ->
     "--bind: expected HOST:PORT, unix:PATH or fd://N, got a:b:c" = Err(["m:a", "-b", "a:b:c"]),
     "--uds-permissions: expected an octal file mode" ++ _ = Err(["m:a", "--uds-permissions", "9"]),
     "--reload-delay: expected a number, got soon" = Err(["m:a", "--reload-delay", "soon"]),
-    "--mode: expected one of auto|gil|subinterpreters|free_threaded, got fast" =
+    "--mode: expected one of auto|gil|subinterpreters|free_threaded|processes, got fast" =
         Err(["m:a", "--mode", "fast"]).
 
 %% Environment variables fill in what the command line does not say.
