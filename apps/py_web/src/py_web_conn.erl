@@ -34,6 +34,8 @@
 %% dropped so that the connection can be kept.
 -define(DISCARD_LIMIT, 1048576).
 
+-define(CONTINUE, <<"HTTP/1.1 100 Continue\r\n\r\n">>).
+
 -export([start/2, init/2]).
 
 -record(st, {
@@ -370,7 +372,7 @@ body_take({chunked, CS}, Total, Buf, St = #st{cfg = #cfg{max_body = Max}}) ->
 %% client has body_timeout for each read (408 when it stops sending).
 preread(Req, Initial, Body, Total, T0, St0 = #st{cfg = Cfg}) ->
     St = case Req#req.expect of
-             true -> send_st(<<"HTTP/1.1 100 Continue\r\n\r\n">>, St0);
+             true -> send_st(?CONTINUE, St0);
              false -> St0
          end,
     Expected = case Body of
@@ -632,7 +634,7 @@ need_body(X = #x{continue = true, ex = Ex}, St) ->
     %% client may still send the body, or not; the connection closes after.)
     case py_web_exchange:started(Ex) of
         false ->
-            send(<<"HTTP/1.1 100 Continue\r\n\r\n">>, X, St),
+            send(?CONTINUE, X, St),
             deliver_body(X#x{continue = false, want = true, credit = ?BODY_WINDOW}, St);
         true ->
             deliver_body(X#x{want = true, credit = ?BODY_WINDOW}, St)
