@@ -39,6 +39,10 @@ access_fields_test() ->
                  line(<<"%(h)s \"%(r)s\" %(s)s %(b)s %(m)s %(u)s %({x}i)s %(U)s">>, Bad)),
     ?assertEqual(<<"499 Client Closed Request">>, line(<<"%(status_code)s">>, R#{status := 499})),
     ?assertEqual(<<"- -">>, line(<<"%(h)s %(client_addr)s">>, R#{peer := undefined})),
+    %% an Authorization value with obs-text (not UTF-8) has no user
+    #{req := Req} = R,
+    Obs = R#{req := Req#req{headers = [{<<"authorization">>, <<"B", 255, " x">>}]}},
+    ?assertEqual(<<"-">>, line(<<"%(u)s">>, Obs)),
     %% errors: unknown names, a lone %, a header name missing
     [?assertEqual(error, py_web_access:compile(F))
      || F <- [<<"%(nope)s">>, <<"100% sure">>, <<"%(h)">>, <<"%({}i)s">>, <<"%({x}z)s">>]],

@@ -43,6 +43,14 @@ token_lists_test() ->
     ?assertMatch({ok, _}, parse(Hs)),
     ?assertMatch({ok, _}, parse(base() ++ [{<<"connection">>, <<"keep-alive">>}])).
 
+%% Field values may hold obs-text (0x80-0xFF): not UTF-8, and not a token either.
+obs_text_test() ->
+    ?assertEqual(http, parse(with(<<"upgrade">>, <<"websoc", 16#e2, 16#84, 16#aa, "et">>,
+                                  base()))),
+    ?assertEqual(http, parse(with(<<"upgrade">>, <<"a", 255, "B">>, base()))),
+    ?assertEqual({error, {426, bad_version, [{<<"sec-websocket-version">>, <<"13">>}]}},
+                 parse(with(<<"sec-websocket-version">>, <<" ", 255, "13">>, base()))).
+
 rejections_test() ->
     R400 = fun(Why, Hs) -> ?assertEqual({error, {400, Why, []}}, parse(Hs)) end,
     ?assertEqual({error, {400, bad_method, []}}, py_web_ws_handshake:parse(<<"POST">>, {1, 1}, base())),

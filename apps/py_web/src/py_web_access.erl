@@ -162,7 +162,7 @@ user(undefined) -> <<"-">>;
 user(Auth) ->
     case binary:split(Auth, <<" ">>) of
         [Scheme, Cred] ->
-            case string:lowercase(Scheme) of
+            case py_web_h1_field:lower(Scheme) of
                 <<"basic">> ->
                     try base64:decode(string:trim(Cred)) of
                         Dec -> hd(binary:split(Dec, <<":">>))

@@ -34,6 +34,8 @@
 %% dropped so that the connection can be kept.
 -define(DISCARD_LIMIT, 1048576).
 
+-define(CONTINUE, <<"HTTP/1.1 100 Continue\r\n\r\n">>).
+
 -export([start/2, init/2]).
 
 -record(st, {
@@ -79,7 +81,7 @@
     body :: body(),
     total :: non_neg_integer(),
     acc = [] :: [binary()],
-    ctx :: {#req{}, integer()}               %% the request and its start (access line)
+    ctx :: {#req{}, integer()}               %% the request and its start
 }).
 
 %%====================================================================
@@ -370,23 +372,23 @@ body_take({chunked, CS}, Total, Buf, St = #st{cfg = #cfg{max_body = Max}}) ->
 %% client has body_timeout for each read (408 when it stops sending).
 preread(Req, Initial, Body, Total, T0, St0 = #st{cfg = Cfg}) ->
     St = case Req#req.expect of
-             true -> send_st(<<"HTTP/1.1 100 Continue\r\n\r\n">>, St0);
+             true -> send_st(?CONTINUE, St0);
              false -> St0
          end,
     Expected = case Body of
                    {cl, Left} -> Total + Left;
                    _ -> Total
                end,
-    P = #pre{body = Body, total = Total, ctx = {Req, T0}},
+    P = #pre{body = Body, total = Total, ctx = {Req#req{expect = false}, T0}},
     St1 = case Expected > Cfg#cfg.spool_threshold of
               true -> spool(P, St);
               false -> St
           end,
-    pre_loop(Req#req{expect = false}, pre_store(Initial, P, St1), T0, St1).
+    pre_loop(pre_store(Initial, P, St1), St1).
 
-pre_loop(Req, P = #pre{body = done}, T0, St) ->
-    pre_done(Req, P, T0, St);
-pre_loop(Req, P, T0, St0 = #st{sock = Sock, cfg = Cfg}) ->
+pre_loop(P = #pre{body = done}, St) ->
+    pre_done(P, St);
+pre_loop(P, St0 = #st{sock = Sock, cfg = Cfg}) ->
     St = arm(St0),
     #st{ok = Ok, closed = Closed, error = Error} = St,
     receive
@@ -401,17 +403,17 @@ pre_loop(Req, P, T0, St0 = #st{sock = Sock, cfg = Cfg}) ->
                             %% what memory held so far goes first
                             St2 = spool(P1, St1),
                             P2 = pre_store(lists:reverse(P#pre.acc), P1#pre{acc = []}, St2),
-                            pre_loop(Req, pre_store(Bin, P2, St2), T0, St2);
+                            pre_loop(pre_store(Bin, P2, St2), St2);
                         false ->
-                            pre_loop(Req, pre_store(Bin, P1, St1), T0, St1)
+                            pre_loop(pre_store(Bin, P1, St1), St1)
                     end;
                 {error, Code} ->
                     reply_error(Code, P#pre.ctx, St)
             end;
         {Closed, Sock} -> client_left(P, St);
         {Error, Sock, _} -> client_left(P, St);
-        {py_web, drain} -> pre_loop(Req, P, T0, St#st{draining = true});
-        {py_web, retire} -> pre_loop(Req, P, T0, St#st{draining = true, linger = true});
+        {py_web, drain} -> pre_loop(P, St#st{draining = true});
+        {py_web, retire} -> pre_loop(P, St#st{draining = true, linger = true});
         {py_web, cut} -> reply_error(503, P#pre.ctx, St)
     after Cfg#cfg.body_timeout ->
         reply_error(408, P#pre.ctx, St)
@@ -446,9 +448,9 @@ spool_error(What, Reason, P, St = #st{cfg = #cfg{spool_dir = Dir}}) ->
                  #{py_web => server}),
     reply_error(500, P#pre.ctx, St).
 
-pre_done(Req, #pre{acc = Acc, total = Total}, T0, St = #st{spool = undefined}) ->
+pre_done(#pre{acc = Acc, total = Total, ctx = {Req, T0}}, St = #st{spool = undefined}) ->
     start(Req, iolist_to_binary(lists:reverse(Acc)), done, Total, T0, St);
-pre_done(Req, P = #pre{total = Total}, T0, St = #st{spool = Spool0}) ->
+pre_done(P = #pre{total = Total, ctx = {Req, T0}}, St = #st{spool = Spool0}) ->
     case py_web_spool:close(Spool0) of
         {ok, Spool} ->
             start(Req, {file, py_web_spool:path(Spool)}, done, Total, T0,
@@ -632,7 +634,7 @@ need_body(X = #x{continue = true, ex = Ex}, St) ->
     %% client may still send the body, or not; the connection closes after.)
     case py_web_exchange:started(Ex) of
         false ->
-            send(<<"HTTP/1.1 100 Continue\r\n\r\n">>, X, St),
+            send(?CONTINUE, X, St),
             deliver_body(X#x{continue = false, want = true, credit = ?BODY_WINDOW}, St);
         true ->
             deliver_body(X#x{want = true, credit = ?BODY_WINDOW}, St)

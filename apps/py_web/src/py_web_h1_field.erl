@@ -20,7 +20,7 @@
 %% come from a table of literals. Pure: no processes, no state.
 -module(py_web_h1_field).
 
--export([section/4, list_tokens/1, is_token/1, is_tchar/1, is_value/1, lower/1]).
+-export([section/4, list_tokens/1, is_token/1, is_tchar/1, is_value/1, lower/1, trim/1]).
 
 -export_type([field/0]).
 
@@ -157,6 +157,9 @@ list_element(E0, Acc) ->
         E -> [lower(E) | Acc]
     end.
 
+%% @doc A value without OWS (SP and HTAB) at either end; bytes, not UTF-8 (a
+%% field value may hold any octet, RFC 9110 §5.5).
+-spec trim(binary()) -> binary().
 trim(<<C, R/binary>>) when C =:= $\s; C =:= $\t -> trim(R);
 trim(B) -> trim_right(B, byte_size(B)).
 

@@ -9,7 +9,7 @@
 %% is still uncounted.
 -module(py_web_limits).
 
--export([new/3, opened/1, closed/1, connections/1, request/1, requests/1]).
+-export([new/3, opened/1, closed/1, request/1, requests/1]).
 -export_type([t/0]).
 
 -record(limits, {
@@ -36,7 +36,7 @@ opened(#limits{conns = C}) -> counters:add(C, 1, 1).
 -spec closed(t()) -> ok.
 closed(#limits{conns = C}) -> counters:sub(C, 1, 1).
 
-%% @doc Connections open now.
+%% Connections open now.
 -spec connections(t()) -> non_neg_integer().
 connections(#limits{conns = C}) -> counters:get(C, 1).
 

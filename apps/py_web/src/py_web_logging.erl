@@ -19,7 +19,7 @@
 %% and .yaml logging files are refused.
 -module(py_web_logging).
 
--export([setup/1, level/1, flush/0]).
+-export([setup/1, flush/0]).
 
 %% @doc Configure logging for bin/pyweb from its settings (`log_level',
 %% `log_config', `access_logfile', `error_logfile').
@@ -51,7 +51,7 @@ flush() ->
     _ = [catch logger_std_h:filesync(Id) || Id <- logger:get_handler_ids()],
     ok.
 
-%% @doc An OTP level from uvicorn's and gunicorn's names (and OTP's).
+%% An OTP level from uvicorn's and gunicorn's names (and OTP's).
 -spec level(atom()) -> logger:level() | all.
 level(trace) -> all;
 level(L) -> L.

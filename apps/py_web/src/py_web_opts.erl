@@ -8,8 +8,7 @@
 
 -include("py_web.hrl").
 
--export([default/1, cli_default/1, validate/1, cfg/2, handler/1, backend/2,
-         server_software/0]).
+-export([default/1, cli_default/1, validate/1, cfg/2, handler/1, backend/2]).
 
 %% uvicorn's access line, with the body size and the time taken.
 -define(ACCESS_LOG_FORMAT, <<"%(client_addr)s - \"%(request_line)s\" %(status_code)s %(B)s %(M)sms">>).
@@ -76,7 +75,7 @@ cli_default(access_log) -> true;
 cli_default(shutdown_timeout) -> infinity;
 cli_default(Key) -> default(Key).
 
-%% @doc The WSGI `SERVER_SOFTWARE' of this server: `py_web/VERSION'.
+%% The WSGI `SERVER_SOFTWARE' of this server: `py_web/VERSION'.
 -spec server_software() -> binary().
 server_software() ->
     case persistent_term:get({?MODULE, server_software}, undefined) of

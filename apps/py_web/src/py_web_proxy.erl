@@ -270,19 +270,7 @@ unescape(<<$\\, C, T/binary>>) -> <<C, (unescape(T))/binary>>;
 unescape(<<C, T/binary>>) -> <<C, (unescape(T))/binary>>;
 unescape(<<>>) -> <<>>.
 
-%% A field's text without spaces and tabs around it (bytes: a field value
-%% may hold any octet, RFC 9110 §5.5).
-ows(B) -> ows_right(ows_left(B)).
-
-ows_left(<<C, T/binary>>) when C =:= $\s; C =:= $\t -> ows_left(T);
-ows_left(B) -> B.
-
-ows_right(<<>>) -> <<>>;
-ows_right(B) ->
-    case binary:last(B) of
-        C when C =:= $\s; C =:= $\t -> ows_right(binary:part(B, 0, byte_size(B) - 1));
-        _ -> B
-    end.
+ows(B) -> py_web_h1_field:trim(B).
 
 %% Split on Sep outside double quotes, trimming each part.
 split_quoted(B, Sep) -> split_quoted(B, Sep, false, <<>>, []).

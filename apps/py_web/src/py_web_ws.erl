@@ -29,7 +29,7 @@
 %% close frame is 1006 for the app.
 -module(py_web_ws).
 
--export([accept/3, new/3, recv/3, send/3, timeout/2, disconnected/1,
+-export([accept/3, recv/3, send/3, timeout/2, disconnected/1,
          deadline/1, status/1]).
 -export_type([ws/0, opts/0, event/0, app_msg/0]).
 
@@ -101,8 +101,7 @@ accept(#{extensions := Offers} = Request, Accept, Opts) ->
             Error
     end.
 
-%% @doc The state of an accepted connection (accept/3 calls it; also the entry point for a
-%% front end that did the handshake itself, such as Cowboy). `Deflate': the result of
+%% The state of an accepted connection (accept/3's). `Deflate': the result of
 %% py_web_ws_deflate:new/2 or none; `Now': the monotonic time in ms.
 -spec new(opts(), none | py_web_ws_deflate:state(), integer()) -> ws().
 new(Opts, Deflate, Now) ->

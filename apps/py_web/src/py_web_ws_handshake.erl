@@ -120,7 +120,7 @@ response(#{key := Key, subprotocols := Offered}, Accept) ->
     end.
 
 app_headers([{Name, Value} = H | Rest], Acc) when is_binary(Name), is_binary(Value) ->
-    Valid = is_token(Name) andalso not owned(string:lowercase(Name))
+    Valid = is_token(Name) andalso not owned(lower(Name))
         andalso binary:match(Value, [<<"\r">>, <<"\n">>, <<0>>]) =:= nomatch,
     case Valid of
         true -> app_headers(Rest, [[Name, <<": ">>, Value, <<"\r\n">>] | Acc]);
@@ -148,10 +148,9 @@ values(Name, Headers) ->
 
 %% The comma-separated tokens of every header with this name, lower-cased.
 tokens(Name, Headers) ->
-    [string:lowercase(trim(T)) || V <- values(Name, Headers),
-                                  T <- binary:split(V, <<",">>, [global])].
+    lists:append([py_web_h1_field:list_tokens(V) || V <- values(Name, Headers)]).
 
-trim(Bin) -> string:trim(Bin, both, " \t").
+trim(Bin) -> py_web_h1_field:trim(Bin).
 
 %% Sec-WebSocket-Protocol: 1#token (§4.3), several headers joined; empty list elements are
 %% ignored (RFC 9110 §5.6.1).
@@ -238,5 +237,5 @@ token_len(Bin, N) ->
 ows(<<C, Rest/binary>>) when C =:= $\s; C =:= $\t -> ows(Rest);
 ows(Bin) -> Bin.
 
-lower(Bin) -> string:lowercase(Bin).
+lower(Bin) -> py_web_h1_field:lower(Bin).
 
