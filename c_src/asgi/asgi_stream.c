@@ -34,50 +34,46 @@ stream_state_free(job_t *job)
 
 /* ---- emit: the runner's events -> {asgi, Stream, Event} messages ------------------ */
 
-static int
-emit_start(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
-{
-    ErlNifEnv *env = job_event_env(job);
-    int ok;
-    if (nargs < 3 || !PyLong_Check(args[1])) {
-        return -1;
-    }
-    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[2], &ok);
-    if (!ok) {
-        return -1;
-    }
-    *event = enif_make_tuple3(env, ATOM_start, enif_make_long(env, PyLong_AsLong(args[1])), headers);
-    return 0;
-}
+/* How one element of an event tuple is made: a constant atom, or one of the runner's
+ * arguments converted. */
+typedef enum {
+    F_NONE,         /* the event has no fields: it is the bare tag */
+    F_ATOM,         /* the rule's constant atom; takes no argument */
+    F_INT,          /* int -> integer */
+    F_BOOL,         /* truth value -> true | false */
+    F_BYTES,        /* bytes-like -> binary (response_bytes) */
+    F_UTF8,         /* str -> binary of its UTF-8 */
+    F_UTF8_OR_NONE, /* str -> binary, None -> undefined */
+    F_HEADERS,      /* [(bytes, bytes)] -> [{Name, Value}] (response_raw_headers) */
+} field_t;
 
-static int
-emit_body(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
-{
-    ErlNifEnv *env = job_event_env(job);
-    ERL_NIF_TERM body;
-    if (nargs != 3 || response_bytes(job->ip->st, env, args[1], &body) < 0) {
-        return -1;
-    }
-    *event = enif_make_tuple3(env, ATOM_body, body, PyObject_IsTrue(args[2]) ? ATOM_true : ATOM_false);
-    return 0;
-}
+/* emit(name, *args) -> Tag when the rule has no fields, else {Tag, F1, F2}.  An event
+ * takes exactly nargs arguments after its name, or at least that many with at_least
+ * ("start" is also given the trailers flag, which its event does not carry). */
+typedef struct {
+    const char *name;
+    ERL_NIF_TERM *tag;
+    Py_ssize_t nargs;
+    int at_least;
+    field_t fields[2];
+    ERL_NIF_TERM *constant; /* for an F_ATOM field */
+} event_rule_t;
 
-static int
-emit_trailers(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
-{
-    ErlNifEnv *env = job_event_env(job);
-    int ok;
-    if (nargs != 3) {
-        return -1;
-    }
-    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[1], &ok);
-    if (!ok) {
-        return -1;
-    }
-    *event = enif_make_tuple3(env, ATOM_trailers, headers,
-                              PyObject_IsTrue(args[2]) ? ATOM_true : ATOM_false);
-    return 0;
-}
+static const event_rule_t EVENT_RULES[] = {
+    {"body", &ATOM_body, 2, 0, {F_BYTES, F_BOOL}, NULL},
+    {"start", &ATOM_start, 2, 1, {F_INT, F_HEADERS}, NULL},
+    {"need_body", &ATOM_need_body, 0, 0, {F_NONE, F_NONE}, NULL},
+    {"trailers", &ATOM_trailers, 2, 0, {F_HEADERS, F_BOOL}, NULL},
+    /* ("text", str) -> {send, text, Utf8}; ("bytes", bytes) -> {send, binary, Bytes} */
+    {"text", &ATOM_send, 1, 0, {F_ATOM, F_UTF8}, &ATOM_text},
+    {"bytes", &ATOM_send, 1, 0, {F_ATOM, F_BYTES}, &ATOM_binary},
+    /* ("accept", subprotocol | None, headers) -> {accept, Subprotocol | undefined, Headers} */
+    {"accept", &ATOM_accept, 2, 0, {F_UTF8_OR_NONE, F_HEADERS}, NULL},
+    /* ("close", code, reason) -> {close, Code, Reason} */
+    {"close", &ATOM_close, 2, 0, {F_INT, F_UTF8}, NULL},
+    {"pause_reading", &ATOM_pause_reading, 0, 0, {F_NONE, F_NONE}, NULL},
+    {"resume_reading", &ATOM_resume_reading, 0, 0, {F_NONE, F_NONE}, NULL},
+};
 
 /* A str -> a binary of its UTF-8. */
 static int
@@ -92,49 +88,66 @@ utf8_binary(ErlNifEnv *env, PyObject *obj, ERL_NIF_TERM *out)
     return 0;
 }
 
-/* ("accept", subprotocol | None, headers) -> {accept, Subprotocol | undefined, Headers} */
 static int
-emit_accept(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
+make_field(py_state_t *st, ErlNifEnv *env, field_t kind, PyObject *arg, ERL_NIF_TERM *out)
 {
-    ErlNifEnv *env = job_event_env(job);
-    ERL_NIF_TERM subprotocol = ATOM_undefined;
     int ok;
-    if (nargs != 3 || (args[1] != Py_None && utf8_binary(env, args[1], &subprotocol) < 0)) {
-        return -1;
+    switch (kind) {
+    case F_INT: {
+        long v = PyLong_Check(arg) ? PyLong_AsLong(arg) : -1;
+        if (v == -1 && (!PyLong_Check(arg) || PyErr_Occurred())) {
+            return -1;
+        }
+        *out = enif_make_long(env, v);
+        return 0;
     }
-    ERL_NIF_TERM headers = response_raw_headers(job->ip->st, env, args[2], &ok);
-    if (!ok) {
-        return -1;
+    case F_BOOL:
+        ok = PyObject_IsTrue(arg);
+        *out = ok ? ATOM_true : ATOM_false;
+        return ok < 0 ? -1 : 0;
+    case F_BYTES:
+        return response_bytes(st, env, arg, out);
+    case F_UTF8_OR_NONE:
+        if (arg == Py_None) {
+            *out = ATOM_undefined;
+            return 0;
+        }
+        return utf8_binary(env, arg, out);
+    case F_UTF8:
+        return utf8_binary(env, arg, out);
+    case F_HEADERS:
+        *out = response_raw_headers(st, env, arg, &ok);
+        return ok ? 0 : -1;
+    case F_NONE:
+    case F_ATOM:
+        break;
     }
-    *event = enif_make_tuple3(env, ATOM_accept, subprotocol, headers);
-    return 0;
+    return -1;
 }
 
-/* ("text", str) -> {send, text, Utf8}; ("bytes", bytes) -> {send, binary, Bytes} */
+/* The event of rule r from the runner's arguments (args[0] is the name). */
 static int
-emit_send(job_t *job, PyObject *const *args, Py_ssize_t nargs, int text, ERL_NIF_TERM *event)
+make_event(job_t *job, const event_rule_t *r, PyObject *const *args, Py_ssize_t nargs,
+           ERL_NIF_TERM *event)
 {
     ErlNifEnv *env = job_event_env(job);
-    ERL_NIF_TERM data;
-    if (nargs != 2 || (text ? utf8_binary(env, args[1], &data)
-                            : response_bytes(job->ip->st, env, args[1], &data)) < 0) {
+    if (r->at_least ? nargs - 1 < r->nargs : nargs - 1 != r->nargs) {
         return -1;
     }
-    *event = enif_make_tuple3(env, ATOM_send, text ? ATOM_text : ATOM_binary, data);
-    return 0;
-}
-
-/* ("close", code, reason) -> {close, Code, Reason} */
-static int
-emit_close(job_t *job, PyObject *const *args, Py_ssize_t nargs, ERL_NIF_TERM *event)
-{
-    ErlNifEnv *env = job_event_env(job);
-    ERL_NIF_TERM reason;
-    long code = nargs == 3 && PyLong_Check(args[1]) ? PyLong_AsLong(args[1]) : -1;
-    if (code == -1 || utf8_binary(env, args[2], &reason) < 0) {
-        return -1;
+    if (r->fields[0] == F_NONE) {
+        *event = *r->tag;
+        return 0;
     }
-    *event = enif_make_tuple3(env, ATOM_close, enif_make_long(env, code), reason);
+    ERL_NIF_TERM elems[2];
+    Py_ssize_t next = 1;
+    for (int i = 0; i < 2; i++) {
+        if (r->fields[i] == F_ATOM) {
+            elems[i] = *r->constant;
+        } else if (make_field(job->ip->st, env, r->fields[i], args[next++], &elems[i]) < 0) {
+            return -1;
+        }
+    }
+    *event = enif_make_tuple3(env, *r->tag, elems[0], elems[1]);
     return 0;
 }
 
@@ -148,26 +161,11 @@ emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
     ERL_NIF_TERM event;
     int rc = -1;
-    if (name == NULL) {
-        rc = -1;
-    } else if (strcmp(name, "body") == 0) {
-        rc = emit_body(job, args, nargs, &event);
-    } else if (strcmp(name, "start") == 0) {
-        rc = emit_start(job, args, nargs, &event);
-    } else if (strcmp(name, "need_body") == 0) {
-        event = ATOM_need_body;
-        rc = 0;
-    } else if (strcmp(name, "trailers") == 0) {
-        rc = emit_trailers(job, args, nargs, &event);
-    } else if (strcmp(name, "text") == 0 || strcmp(name, "bytes") == 0) {
-        rc = emit_send(job, args, nargs, name[0] == 't', &event);
-    } else if (strcmp(name, "accept") == 0) {
-        rc = emit_accept(job, args, nargs, &event);
-    } else if (strcmp(name, "close") == 0) {
-        rc = emit_close(job, args, nargs, &event);
-    } else if (strcmp(name, "pause_reading") == 0 || strcmp(name, "resume_reading") == 0) {
-        event = name[0] == 'p' ? ATOM_pause_reading : ATOM_resume_reading;
-        rc = 0;
+    for (size_t i = 0; name != NULL && i < sizeof(EVENT_RULES) / sizeof(EVENT_RULES[0]); i++) {
+        if (strcmp(name, EVENT_RULES[i].name) == 0) {
+            rc = make_event(job, &EVENT_RULES[i], args, nargs, &event);
+            break;
+        }
     }
     if (rc < 0) {
         enif_clear_env(job_event_env(job));

@@ -1,7 +1,7 @@
 /* ASGI scope: Erlang map (atom keys) -> Python dict with the types of the ASGI spec
- * (HTTP spec_version 2.4): str path (percent-decoded UTF-8), bytes raw_path, query_string
- * and headers (names lower-cased), (host, port) tuples.  Also the scope templates behind
- * py_asgi:build_scope/1,2. */
+ * (HTTP and websocket spec_version 2.4): str path (percent-decoded UTF-8), bytes
+ * raw_path, query_string and headers (names lower-cased), (host, port) tuples.  Also the
+ * scope templates behind py_asgi:build_scope/1,2. */
 #ifndef PY_NIF_SCOPE_H
 #define PY_NIF_SCOPE_H
 
