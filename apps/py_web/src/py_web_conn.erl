@@ -59,6 +59,7 @@
     spool :: py_web_spool:t() | undefined,     %% the WSGI request body's file
     peer :: {binary(), inet:port_number()} | undefined,
     local :: {binary(), inet:port_number()} | undefined,
+    trusted = false :: boolean(),              %% proxy fields applied (py_web_proxy)
     draining = false :: boolean(),
     linger = false :: boolean()              %% retiring: idle keep-alive waits for a request
 }).
@@ -127,7 +128,9 @@ init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
                        max_header_size => Cfg#cfg.max_header_size,
                        max_headers => Cfg#cfg.max_headers},
             request(#st{sock = Sock, cfg = Cfg, t = T, ok = Ok, closed = Closed,
-                        error = Error, passive = py_web_transport:passive(T), peer = Peer, local = Local, limits = Limits,
+                        error = Error, passive = py_web_transport:passive(T), peer = Peer,
+                        local = Local, trusted = py_web_proxy:peer_trusted(Peer, Cfg),
+                        limits = Limits,
                         buf = Initial}, undefined);
         error ->
             gen_tcp:close(Sock0),
@@ -247,10 +250,10 @@ req(#{method := M, version := V, raw_path := Path, qs := Qs, headers := Hs, clen
 %% One exchange
 %%====================================================================
 
-exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
+exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local, trusted = Trusted}) ->
     T0 = erlang:monotonic_time(microsecond),
     Req = py_web_proxy:request(Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
-                               Cfg),
+                               Cfg, Trusted),
     case py_web_limits:request(Cfg#cfg.limits) of
         over_capacity ->
             reply_error(503, {Req, T0}, St);
