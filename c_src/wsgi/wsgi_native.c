@@ -283,7 +283,9 @@ wsgi_native_stream(py_state_t *st, PyObject *app, PyObject *environ, PyObject *e
          * of an empty body */
         PyObject *ok = PyObject_CallOneArg(st->wsgi_finish_rules,
                                            r->status != NULL ? r->status : Py_None);
-        Py_XSETREF(ok, ok != NULL && !r->headers_sent ? emit_start(r) : ok);
+        if (ok != NULL && !r->headers_sent) {
+            Py_SETREF(ok, emit_start(r));
+        }
         rc = ok != NULL ? 0 : -1;
         Py_XDECREF(ok);
     }
