@@ -51,6 +51,11 @@ class LifespanUnsupported(Exception):
 # the same numbers and hands them to send_rules.
 START, BODY, TRAILERS, COMPLETE = 0, 1, 2, 3
 
+# Response bytes sent to the server and not yet acknowledged as written, beyond which a
+# send() waits until they drop to half of it (Stream, WebSocketStream, and the NIF's C
+# exchange of a stream, which reads it from here).
+HIGH_WATER = 1 << 20
+
 def _message_type(message: object) -> str:
     if not isinstance(message, dict):
         raise RuntimeError(f"ASGI message must be a dict, got {type(message).__name__}")
@@ -303,7 +308,7 @@ class Stream(_SendWindow):
         emit: Callable[..., Any] | None,
         body: bytes = b"",
         more_body: bool = False,
-        high_water: int = 1 << 20,
+        high_water: int = HIGH_WATER,
     ) -> None:
         self.accept_trailers = False
         self._emit = emit
@@ -519,7 +524,7 @@ class WebSocketStream(_SendWindow):
         "_close", "_disconnected",
     )
 
-    def __init__(self, emit: Emit, high_water: int = 1 << 20) -> None:
+    def __init__(self, emit: Emit, high_water: int = HIGH_WATER) -> None:
         self.accept_response = False
         self._emit = emit
         self._state = WS_CONNECTING

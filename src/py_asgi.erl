@@ -46,7 +46,8 @@
                | py:error().
 -type stream() :: reference() | py_port:stream().
 -type lifespan() :: reference().
--type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean()}.
+-type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean(),
+                         coalesce => boolean()}.
 -type event() :: {start, 100..999, headers()} | {body, binary(), boolean()}
                | {trailers, headers(), boolean()} | need_body | done | {error, error()}
                | ws_event().
@@ -131,7 +132,12 @@ build_scope(_Scope, Opts) ->
 %%     `{error, Reason}' (as for run/5; the app raised or broke the protocol).</li>
 %% </ul>
 %% Options: `runner', `body' (request body already read, default `<<>>'), `more_body'
-%% (whether more will follow through send_body, default false).  After
+%% (whether more will follow through send_body, default false), `coalesce' (default
+%% false): when true, the start event produced in the app's first step (before it first
+%% waits) may arrive together with the event after it, as one
+%% `{start, Status, Headers, Next}' message, which means `{start, Status, Headers}' then
+%% `Next' (a hello-world response is then two messages, not three); the owner must handle
+%% both forms.  After
 %% `disconnect(Stream)' the app's receive() returns http.disconnect and its send()
 %% raises.
 %%
@@ -168,9 +174,14 @@ start(Module, Callable, Scope, Opts) when is_map(Opts) ->
     Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
     Body = maps:get(body, Opts, <<>>),
     More = maps:get(more_body, Opts, false),
-    case py_mode:backend() of
-        nif -> py_nif:asgi_start(Module, Callable, Runner, Scope, Body, More);
-        port -> py_port:asgi_start(Module, Callable, Runner, Scope, Body, More)
+    case maps:get(coalesce, Opts, false) of
+        Coalesce when not is_boolean(Coalesce) ->
+            {error, {badarg, {coalesce, Coalesce}}};
+        Coalesce ->
+            case py_mode:backend() of
+                nif -> py_nif:asgi_start(Module, Callable, Runner, Scope, Body, More, Coalesce);
+                port -> py_port:asgi_start(Module, Callable, Runner, Scope, Body, More)
+            end
     end;
 start(_Module, _Callable, _Scope, Opts) ->
     {error, {badarg, {options, Opts}}}.

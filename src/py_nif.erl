@@ -8,9 +8,9 @@
 -export([load/0, priv_dir/0, start/1, stop/1, switch_mode/2, call/6, call_each/6, info/0,
          set_options/1, get_options/0,
          wsgi_run/6, asgi_run/7, asgi_build_scope/1,
-         asgi_start/6, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
+         asgi_start/7, asgi_send_body/3, asgi_ack/2, asgi_disconnect/1,
          asgi_ws_receive/3, asgi_ws_disconnect/3,
-         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/6, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1,
+         timer_fire/2, lifespan_startup/5, lifespan_shutdown/3, wsgi_start/7, wsgi_send_body/3, wsgi_ack/2, wsgi_disconnect/1,
          check_scope/1, check_environ/2, check_names/2]).
 
 -type job() :: reference().
@@ -117,9 +117,11 @@ asgi_run(_Tag, _Timeout, _Module, _Callable, _Runner, _Scope, _Body) -> ?NOT_LOA
 asgi_build_scope(_Scope) -> ?NOT_LOADED.
 
 %% @doc Starts an ASGI stream owned (and monitored) by the caller; see py_asgi:start/4.
--spec asgi_start(py:name(), py:name(), py:name(), map() | reference(), binary(), boolean()) ->
+%% `Coalesce': a start event may go out with the event after it (py_asgi's `coalesce').
+-spec asgi_start(py:name(), py:name(), py:name(), map() | reference(), binary(), boolean(),
+                 boolean()) ->
           {ok, job()} | {error, term()}.
-asgi_start(_Module, _Callable, _Runner, _Scope, _Body, _MoreBody) -> ?NOT_LOADED.
+asgi_start(_Module, _Callable, _Runner, _Scope, _Body, _MoreBody, _Coalesce) -> ?NOT_LOADED.
 
 -spec asgi_send_body(job(), binary(), boolean()) -> ok.
 asgi_send_body(_Stream, _Chunk, _MoreBody) -> ?NOT_LOADED.
@@ -152,9 +154,9 @@ lifespan_shutdown(_Tag, _Timeout, _Lifespan) -> ?NOT_LOADED.
 timer_fire(_Worker, _TimerId) -> ?NOT_LOADED.
 
 %% @doc Starts a WSGI stream owned (and monitored) by the caller; see py_wsgi:start/4.
--spec wsgi_start(py:name(), py:name(), py:name(), map(), binary(), boolean()) ->
+-spec wsgi_start(py:name(), py:name(), py:name(), map(), binary(), boolean(), boolean()) ->
           {ok, job()} | {error, term()}.
-wsgi_start(_Module, _Callable, _Runner, _Environ, _Body, _MoreBody) -> ?NOT_LOADED.
+wsgi_start(_Module, _Callable, _Runner, _Environ, _Body, _MoreBody, _Coalesce) -> ?NOT_LOADED.
 
 -spec wsgi_send_body(job(), binary(), boolean()) -> ok.
 wsgi_send_body(_Stream, _Chunk, _MoreBody) -> ?NOT_LOADED.

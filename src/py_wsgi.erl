@@ -48,7 +48,7 @@
                | py:error().
 -type stream() :: reference() | py_port:stream().
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean(),
-                         body_file => binary()}.
+                         body_file => binary(), coalesce => boolean()}.
 -type event() :: {start, status(), headers()} | {body, binary()} | need_body | done
                | {error, error()}.
 -export_type([environ/0, response/0, opts/0, error/0, stream/0, stream_opts/0, event/0]).
@@ -109,23 +109,34 @@ run(_Module, _Callable, _Environ, Opts) ->
 %%     was disconnected (or its owner died) before a worker took it: the app never
 %%     ran.</li>
 %% </ul>
+%% With `coalesce => true' the start event may arrive together with the event after it,
+%% as one `{start, Status, Headers, Next}' message meaning `{start, Status, Headers}'
+%% then `Next' (PEP 3333 sends the head with the first body chunk anyway); the owner
+%% must handle both forms.
 -spec start(py:name(), py:name(), environ(), stream_opts()) -> {ok, stream()} | {error, error()}.
 start(Module, Callable, Environ, Opts = #{body_file := Path}) when is_binary(Path) ->
     Env = case is_map(Environ) of
               true -> Environ#{?INPUT_FILE => Path};
               false -> Environ                      %% the environ check reports it
           end,
-    start_stream(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Env, <<>>, false);
+    start_stream(Module, Callable, Env, Opts#{body => <<>>, more_body => false});
 start(Module, Callable, Environ, Opts) when is_map(Opts), not is_map_key(body_file, Opts) ->
-    start_stream(Module, Callable, maps:get(runner, Opts, ?DEFAULT_RUNNER), Environ,
-                 maps:get(body, Opts, <<>>), maps:get(more_body, Opts, false));
+    start_stream(Module, Callable, Environ, Opts);
 start(_Module, _Callable, _Environ, Opts) ->
     {error, {badarg, {options, Opts}}}.
 
-start_stream(Module, Callable, Runner, Environ, Body, More) ->
-    case py_mode:backend() of
-        nif -> py_nif:wsgi_start(Module, Callable, Runner, Environ, Body, More);
-        port -> py_port:wsgi_start(Module, Callable, Runner, Environ, Body, More)
+start_stream(Module, Callable, Environ, Opts) ->
+    Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
+    Body = maps:get(body, Opts, <<>>),
+    More = maps:get(more_body, Opts, false),
+    case maps:get(coalesce, Opts, false) of
+        Coalesce when not is_boolean(Coalesce) ->
+            {error, {badarg, {coalesce, Coalesce}}};
+        Coalesce ->
+            case py_mode:backend() of
+                nif -> py_nif:wsgi_start(Module, Callable, Runner, Environ, Body, More, Coalesce);
+                port -> py_port:wsgi_start(Module, Callable, Runner, Environ, Body, More)
+            end
     end.
 
 %% @doc Feeds the next piece of request body.

@@ -1,5 +1,6 @@
 #include "asgi/asgi_native.h"
 
+#include "core/atoms.h"
 #include "terms/errors.h"
 #include "terms/response.h"
 
@@ -87,6 +88,13 @@ typedef struct {
     PyObject *headers;    /* validated [(bytes, bytes)] */
     PyObject *chunks;     /* [bytes] */
     PyObject *waiters;    /* futures of receive() calls waiting for the end, or NULL */
+    /* A stream's exchange (asgi_native_stream): the events go to the job's owner as they
+     * come; NULL for a buffered one (the response is kept for asgi_native_result). */
+    job_t *job;           /* kept (a resource reference) while the exchange lives */
+    int disconnected;     /* the owner gave the stream up: receive() answers
+                             http.disconnect, send() raises ClientDisconnected */
+    long in_flight;       /* body bytes sent with more_body, not yet acknowledged */
+    PyObject *drained;    /* the future a send() waits on for acknowledgements, or NULL */
 } ExchangeObject;
 
 static void
@@ -97,6 +105,10 @@ exchange_dealloc(ExchangeObject *self)
     Py_XDECREF(self->headers);
     Py_XDECREF(self->chunks);
     Py_XDECREF(self->waiters);
+    Py_XDECREF(self->drained);
+    if (self->job != NULL) {
+        enif_release_resource(self->job);
+    }
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
 }
@@ -120,6 +132,11 @@ static PyObject *
 exchange_receive(ExchangeObject *self, PyObject *unused)
 {
     py_state_t *st = self->st;
+    if (self->disconnected) {
+        Py_CLEAR(self->body);
+        PyObject *msg = message_dict(st, st->s_http_disconnect, NULL);
+        return msg != NULL ? ready(st, msg) : NULL;
+    }
     if (self->body != NULL && self->state != X_COMPLETE) {
         PyObject *msg = message_dict(st, st->s_http_request, self->body);
         Py_CLEAR(self->body);
@@ -179,6 +196,67 @@ set_state(ExchangeObject *self, long state)
     return state == X_COMPLETE ? release_waiters(self) : 0;
 }
 
+/* ---- a stream's events ------------------------------------------------------------- */
+
+/* The start (self->status, self->headers) to the owner (held for the next event while
+ * the job coalesces).  Returns 0, or -1 with an exception. */
+static int
+emit_start(ExchangeObject *self)
+{
+    ErlNifEnv *env = job_event_env(self->job);
+    int ok;
+    ERL_NIF_TERM headers = response_raw_headers(self->st, env, self->headers, &ok);
+    if (!ok) {
+        job_event_flush(self->job);
+        PyErr_SetString(PyExc_RuntimeError, "ASGI response headers cannot be sent");
+        return -1;
+    }
+    job_event_start(self->job, enif_make_long(env, self->status), headers);
+    return 0;
+}
+
+/* {body, Bytes, More} to the owner; body NULL is empty.  Returns 0, or -1 with an
+ * exception. */
+static int
+emit_body(ExchangeObject *self, PyObject *body, int more)
+{
+    ErlNifEnv *env = job_event_env(self->job);
+    ERL_NIF_TERM bin;
+    if (body == NULL) {
+        enif_make_new_binary(env, 0, &bin);
+    } else if (response_bytes(self->st, env, body, &bin) < 0) {
+        job_event_flush(self->job);
+        PyErr_SetString(PyExc_RuntimeError, "ASGI response body cannot be sent");
+        return -1;
+    }
+    job_event_send(self->job, enif_make_tuple3(env, ATOM_body, bin, more ? ATOM_true : ATOM_false));
+    if (more && body != NULL) {
+        self->in_flight += (long)PyBytes_GET_SIZE(body);
+    }
+    return 0;
+}
+
+/* Resolves the future of a send() waiting for acknowledgements. */
+static int
+release_drained(ExchangeObject *self)
+{
+    PyObject *f = self->drained;
+    self->drained = NULL;
+    if (f == NULL) {
+        return 0;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs(f, self->st->s_done);
+    int is_done = done == NULL ? -1 : PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    PyObject *r = is_done == 0 ? PyObject_CallMethodOneArg(f, self->st->s_set_result, Py_None) : NULL;
+    Py_DECREF(f);
+    if (is_done != 1 && r == NULL) {
+        return -1;
+    }
+    Py_XDECREF(r);
+    return 0;
+}
+
 /* The headers of a start message as they are (a new list) when every pair is an exact
  * (bytes, bytes) tuple the runner already found valid; else NULL, no exception. */
 static PyObject *
@@ -220,6 +298,9 @@ fast_start(ExchangeObject *self, PyObject *message)
     }
     self->status = PyLong_AsLong(status);
     Py_XSETREF(self->headers, headers);
+    if (self->job != NULL && emit_start(self) < 0) {
+        return -1;
+    }
     return set_state(self, X_BODY) < 0 ? -1 : 1;
 }
 
@@ -236,7 +317,12 @@ fast_body(ExchangeObject *self, PyObject *message)
         PyErr_Clear();
         return 0;
     }
-    if (body != NULL && PyBytes_GET_SIZE(body) > 0 && PyList_Append(self->chunks, body) < 0) {
+    if (self->job != NULL) {
+        if (emit_body(self, body, more == Py_True) < 0) {
+            return -1;
+        }
+    } else if (body != NULL && PyBytes_GET_SIZE(body) > 0 &&
+               PyList_Append(self->chunks, body) < 0) {
         return -1;
     }
     if (more != Py_True && set_state(self, X_COMPLETE) < 0) {
@@ -276,10 +362,18 @@ by_rules(ExchangeObject *self, PyObject *message)
         if (PyUnicode_CompareWithASCIIString(kind, "start") == 0) {
             self->status = PyLong_AsLong(PyTuple_GET_ITEM(event, 1));
             Py_XSETREF(self->headers, Py_NewRef(PyTuple_GET_ITEM(event, 2)));
+            if (self->job != NULL) {
+                rc = emit_start(self);
+            }
+        } else if (PyUnicode_CompareWithASCIIString(kind, "body") == 0 && self->job != NULL) {
+            rc = emit_body(self, PyTuple_GET_ITEM(event, 1),
+                           PyObject_IsTrue(PyTuple_GET_ITEM(event, 2)) == 1);
         } else if (PyUnicode_CompareWithASCIIString(kind, "body") == 0 &&
                    PyBytes_GET_SIZE(PyTuple_GET_ITEM(event, 1)) > 0) {
             rc = PyList_Append(self->chunks, PyTuple_GET_ITEM(event, 1));
-        } /* trailers: checked by the rules, dropped (a buffered response has no place) */
+        } /* trailers: checked by the rules, dropped (a buffered response has no place; a
+             stream's exchange is only made for a scope without the trailers extension,
+             where the rules give no trailers event) */
         if (rc == 0) {
             rc = set_state(self, new_state);
         }
@@ -294,6 +388,10 @@ exchange_send(ExchangeObject *self, PyObject *message)
 {
     py_state_t *st = self->st;
     int rc = 0;
+    if (self->disconnected) {
+        PyErr_SetString(st->asgi_client_disconnected, "the client disconnected");
+        return NULL;
+    }
     if (PyDict_CheckExact(message) && !self->trailers) {
         PyObject *kind = PyDict_GetItemWithError(message, st->s_type);
         if (kind == st->s_response_body ||
@@ -310,12 +408,66 @@ exchange_send(ExchangeObject *self, PyObject *message)
     if (rc == 0) {
         rc = by_rules(self, message);
     }
-    return rc < 0 ? NULL : ready(st, NULL);
+    if (rc < 0) {
+        return NULL;
+    }
+    if (self->job != NULL && self->in_flight > PyLong_AsLong(st->asgi_high_water) &&
+        self->state != X_COMPLETE) {
+        /* Too much in flight: wait until the owner has acknowledged down to half. */
+        PyObject *loop = PyObject_CallNoArgs(st->get_running_loop);
+        PyObject *future = loop != NULL ? PyObject_CallMethodNoArgs(loop, st->s_create_future) : NULL;
+        Py_XDECREF(loop);
+        if (future != NULL && release_drained(self) == 0) {
+            self->drained = Py_NewRef(future);
+        }
+        return future;
+    }
+    return ready(st, NULL);
+}
+
+/* ack(n): the owner has written n more bytes of the response. */
+static PyObject *
+exchange_ack(ExchangeObject *self, PyObject *n)
+{
+    long count = PyLong_AsLong(n);
+    if (count == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    self->in_flight = count >= self->in_flight ? 0 : self->in_flight - count;
+    if (self->in_flight <= PyLong_AsLong(self->st->asgi_high_water) / 2 &&
+        release_drained(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* disconnect(): the owner gave the stream up (the client went away). */
+static PyObject *
+exchange_disconnect(ExchangeObject *self, PyObject *unused)
+{
+    self->disconnected = 1;
+    if (release_waiters(self) < 0 || release_drained(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* feed(chunk, more_body): a stream's exchange has the whole request body from the start. */
+static PyObject *
+exchange_feed(ExchangeObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyErr_SetString(PyExc_RuntimeError, "Stream.feed() called after the last request body chunk");
+    return NULL;
 }
 
 static PyMethodDef exchange_methods[] = {
     {"receive", (PyCFunction)exchange_receive, METH_NOARGS, "ASGI receive()."},
     {"send", (PyCFunction)exchange_send, METH_O, "ASGI send(message)."},
+    {"ack", (PyCFunction)exchange_ack, METH_O, "A stream's: n more response bytes written."},
+    {"disconnect", (PyCFunction)exchange_disconnect, METH_NOARGS,
+     "A stream's: the client went away."},
+    {"feed", (PyCFunction)(void (*)(void))exchange_feed, METH_FASTCALL,
+     "A stream's: more request body (never: the body is whole)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -349,6 +501,10 @@ asgi_native_exchange(py_state_t *st, PyObject *scope, PyObject *body)
     x->status = 0;
     x->headers = NULL;
     x->waiters = NULL;
+    x->job = NULL;
+    x->disconnected = 0;
+    x->in_flight = 0;
+    x->drained = NULL;
     x->chunks = PyList_New(0);
     PyObject *ext = PyDict_GetItemWithError(scope, st->s_extensions);
     x->accept_trailers = ext != NULL && PyDict_Check(ext) &&
@@ -358,6 +514,42 @@ asgi_native_exchange(py_state_t *st, PyObject *scope, PyObject *body)
         return NULL;
     }
     return (PyObject *)x;
+}
+
+PyObject *
+asgi_native_stream(py_state_t *st, PyObject *scope, PyObject *body, job_t *job)
+{
+    ExchangeObject *x = (ExchangeObject *)asgi_native_exchange(st, scope, body);
+    if (x == NULL) {
+        return NULL;
+    }
+    if (x->accept_trailers) {
+        Py_DECREF(x);
+        return Py_NewRef(Py_None);
+    }
+    enif_keep_resource(job);
+    x->job = job;
+    return (PyObject *)x;
+}
+
+ERL_NIF_TERM
+asgi_native_finish(py_state_t *st, ErlNifEnv *env, PyObject *exchange_obj)
+{
+    ExchangeObject *x = (ExchangeObject *)exchange_obj;
+    if (release_waiters(x) < 0 || release_drained(x) < 0) {
+        return errors_tuple(env, errors_take(st, env));
+    }
+    if (x->disconnected || x->state == X_COMPLETE) {
+        return ATOM_done;
+    }
+    PyObject *state = PyLong_FromLong(x->state);
+    PyObject *r = state != NULL ? PyObject_CallOneArg(st->asgi_finish_rules, state) : NULL;
+    Py_XDECREF(state);
+    Py_XDECREF(r);
+    if (r != NULL) {
+        PyErr_SetString(PyExc_SystemError, "finish_rules accepted an incomplete response");
+    }
+    return errors_tuple(env, errors_take(st, env));
 }
 
 PyObject *

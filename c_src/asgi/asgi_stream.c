@@ -1,8 +1,10 @@
 #include "asgi/asgi_stream.h"
 
+#include "asgi/asgi_native.h"
 #include "asgi/scope.h"
 #include "call/appcache.h"
 #include "core/atoms.h"
+#include "core/options.h"
 #include "core/release.h"
 #include "exec/deadline.h"
 #include "exec/job.h"
@@ -13,12 +15,13 @@
 
 #include <string.h>
 
-enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_SCOPE, ARG_BODY, ARG_MORE, START_ARGC };
+enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_SCOPE, ARG_BODY, ARG_MORE, ARG_COALESCE, START_ARGC };
 
 /* job->data of a stream job: the runner's Stream (or WebSocketStream) object while the
  * app runs. */
 typedef struct {
-    PyObject *stream; /* strong; GIL; NULL once the app has finished */
+    PyObject *stream; /* strong; GIL; NULL once the app has finished: the runner's Stream,
+                         WebSocketStream, or the C exchange (asgi_native.h) */
     int websocket;    /* a websocket scope: stream_websocket and WebSocketStream */
 } stream_state_t;
 
@@ -168,13 +171,20 @@ emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (rc < 0) {
-        enif_clear_env(job_event_env(job));
+        job_event_flush(job);
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_ValueError, "bad stream event");
         }
         return NULL;
     }
-    job_event_send(job, event);
+    const ERL_NIF_TERM *start;
+    int arity;
+    if (enif_get_tuple(job_event_env(job), event, &arity, &start) && arity == 3 &&
+        start[0] == ATOM_start) {
+        job_event_start(job, start[1], start[2]);
+    } else {
+        job_event_send(job, event);
+    }
     Py_RETURN_NONE;
 }
 
@@ -189,10 +199,57 @@ stream_done(py_state_t *st, job_t *job, PyObject *result)
 {
     stream_state_t *ss = job->data;
     Py_CLEAR(ss->stream);
+    job_event_flush(job); /* a held start goes before the end */
     if (result == NULL) {
         return errors_tuple(job->env, errors_take(st, job->env));
     }
     return ATOM_done;
+}
+
+/* The end of a stream run by the C exchange. */
+static ERL_NIF_TERM
+native_stream_done(py_state_t *st, job_t *job, PyObject *result)
+{
+    stream_state_t *ss = job->data;
+    job_event_flush(job); /* a held start goes before the end */
+    ERL_NIF_TERM reply = result == NULL ? errors_tuple(job->env, errors_take(st, job->env))
+                                        : asgi_native_finish(st, job->env, ss->stream);
+    Py_CLEAR(ss->stream);
+    return reply;
+}
+
+/* An HTTP stream whose request body is whole, with the default runner: the C exchange
+ * runs the app (the runner's protocol without its Python Stream).  Returns 1 when it
+ * took the job (replied or running), 0 when the runner's Stream must serve it (trailers
+ * offered, the native_runner option off, the runner's rules not loadable). */
+static int
+native_stream_run(job_t *job, worker_t *w, PyObject *app, PyObject *scope, PyObject *body)
+{
+    py_state_t *st = worker_state(w);
+    stream_state_t *ss = job->data;
+    if (ss->websocket || job->argv[ARG_MORE] != ATOM_false || !option_on(OPT_NATIVE_RUNNER) ||
+        !appcache_is_runner(job->env, job->argv[ARG_RUNNER], "hornbeam_asgi_runner")) {
+        return 0;
+    }
+    if (state_load_asgi_runner(st) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *exchange = asgi_native_stream(st, scope, body, job);
+    if (exchange == Py_None) {
+        Py_DECREF(exchange);
+        return 0;
+    }
+    PyObject *coro = exchange != NULL ? asgi_native_call(st, app, scope, exchange) : NULL;
+    if (coro == NULL) {
+        Py_XDECREF(exchange);
+        job_reply(job, errors_tuple(job->env, errors_take(st, job->env)));
+        return 1;
+    }
+    ss->stream = exchange;
+    Py_XDECREF(task_await(w, job, coro, native_stream_done));
+    Py_DECREF(coro);
+    return 1;
 }
 
 static void
@@ -206,39 +263,48 @@ stream_run(job_t *job, worker_t *w)
     ERL_NIF_TERM why = 0;
 
     const char *entry = ss->websocket ? "stream_websocket" : "stream_asgi";
-    const char *class_name = ss->websocket ? "WebSocketStream" : "Stream";
-    if (appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
-                         entry, &app, &fn, &why) < 0 ||
-        appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE], job->argv[ARG_RUNNER],
-                         class_name, &unused, &cls, &why) < 0) {
+    if (appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE],
+                         job->argv[ARG_RUNNER], entry, &app, &fn, &why) < 0) {
         job_reply(job, errors_tuple(env, why));
         goto out;
     }
     ErlNifBinary bin;
     enif_inspect_binary(env, job->argv[ARG_BODY], &bin);
-    emit_fn = job_callable(job, &emit_def);
-    body = emit_fn != NULL
-        ? PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size) : NULL;
-    if (body != NULL && ss->websocket) {
-        ss->stream = PyObject_CallOneArg(cls, emit_fn);
-    } else if (body != NULL) {
-        ss->stream = PyObject_CallFunctionObjArgs(cls, emit_fn, body,
-                                                  job->argv[ARG_MORE] == ATOM_true ? Py_True : Py_False,
-                                                  NULL);
-    }
-    if (ss->stream != NULL) {
-        scope = scope_build(st, env, job->argv[ARG_SCOPE], &why);
-    }
-    if (scope != NULL) {
-        coro = PyObject_CallFunctionObjArgs(fn, app, scope, ss->stream, NULL);
-    }
-    if (coro == NULL) {
-        Py_CLEAR(ss->stream);
+    body = PyBytes_FromStringAndSize((const char *)bin.data, (Py_ssize_t)bin.size);
+    scope = body != NULL ? scope_build(st, env, job->argv[ARG_SCOPE], &why) : NULL;
+    if (scope == NULL) {
         job_reply(job, why != 0 ? errors_tuple(env, enif_make_tuple2(env, ATOM_badarg, why))
                                 : errors_tuple(env, errors_take(st, env)));
         goto out;
     }
-    Py_XDECREF(task_await(w, job, coro, stream_done));
+    if (!native_stream_run(job, w, app, scope, body)) {
+        /* the runner's Stream (or WebSocketStream) and its stream_asgi (stream_websocket) */
+        const char *class_name = ss->websocket ? "WebSocketStream" : "Stream";
+        if (appcache_resolve(st, env, job->argv[ARG_MODULE], job->argv[ARG_CALLABLE],
+                             job->argv[ARG_RUNNER], class_name, &unused, &cls, &why) < 0) {
+            job_reply(job, errors_tuple(env, why));
+            goto out;
+        }
+        emit_fn = job_callable(job, &emit_def);
+        if (emit_fn != NULL && ss->websocket) {
+            ss->stream = PyObject_CallOneArg(cls, emit_fn);
+        } else if (emit_fn != NULL) {
+            ss->stream = PyObject_CallFunctionObjArgs(
+                cls, emit_fn, body, job->argv[ARG_MORE] == ATOM_true ? Py_True : Py_False, NULL);
+        }
+        coro = ss->stream != NULL
+            ? PyObject_CallFunctionObjArgs(fn, app, scope, ss->stream, NULL) : NULL;
+        if (coro == NULL) {
+            Py_CLEAR(ss->stream);
+            job_reply(job, errors_tuple(env, errors_take(st, env)));
+            goto out;
+        }
+        Py_XDECREF(task_await(w, job, coro, stream_done));
+    }
+    /* A start is held during the app's first step only (the start option `coalesce'):
+     * sent with the event after it, or now that the app waits for something. */
+    job->coalesce = 0;
+    job_event_flush(job);
 out:
     Py_XDECREF(coro);
     Py_XDECREF(scope);
@@ -406,6 +472,7 @@ asgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
     }
     ss->stream = NULL;
     ss->websocket = kind == SCOPE_WEBSOCKET;
+    job->coalesce = argv[ARG_COALESCE] == ATOM_true;
     job->data = ss;
     job->free_data = stream_state_free;
     if (job_make_stream(env, job, ATOM_asgi, stream_owner_down) < 0) {

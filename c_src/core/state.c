@@ -153,6 +153,10 @@ check_asgi_states(py_state_t *st)
         PyErr_SetString(PyExc_ImportError, "hornbeam_asgi_runner's caches must be sets");
         return -1;
     }
+    if (!PyLong_CheckExact(st->asgi_high_water) || PyLong_AsLong(st->asgi_high_water) <= 0) {
+        PyErr_SetString(PyExc_ImportError, "hornbeam_asgi_runner's HIGH_WATER must be an int > 0");
+        return -1;
+    }
     return 0;
 }
 

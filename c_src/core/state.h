@@ -43,6 +43,7 @@ struct interp;
     X(s_write, "write") X(s_create_future, "create_future")                         \
     X(s_set_result, "set_result") X(s_type, "type") X(s_status, "status")           \
     X(s_headers, "headers") X(s_body, "body") X(s_more_body, "more_body")           \
+    X(s_start, "start")                                                            \
     X(s_trailers, "trailers") X(s_extensions, "extensions")                         \
     X(s_response_start, "http.response.start")                                      \
     X(s_response_body, "http.response.body")                                        \
@@ -77,12 +78,13 @@ struct interp;
     X(asgi_valid_headers, "_valid_headers") X(asgi_await_any, "await_any")         \
     X(asgi_finish_rules, "finish_rules")                                           \
     X(asgi_start_state, "START") X(asgi_body_state, "BODY")                        \
-    X(asgi_trailers_state, "TRAILERS") X(asgi_complete_state, "COMPLETE")
+    X(asgi_trailers_state, "TRAILERS") X(asgi_complete_state, "COMPLETE")          \
+    X(asgi_high_water, "HIGH_WATER") X(asgi_client_disconnected, "ClientDisconnected")
 #define STATE_WSGI_RUNNER(X)                                                       \
     X(wsgi_start_rules, "start_response_rules") X(wsgi_write_rules, "write_rules") \
     X(wsgi_finish_rules, "finish_rules") X(wsgi_valid_statuses, "_valid_statuses") \
     X(wsgi_valid_headers, "_valid_headers") X(wsgi_file_wrapper, "FileWrapper")    \
-    X(wsgi_error_stream, "ErrorStream")
+    X(wsgi_error_stream, "ErrorStream") X(wsgi_input_file_key, "INPUT_FILE")
 
 #define STATE_TYPE_SPEC(field, spec, base) extern PyType_Spec spec;
 STATE_TYPES(STATE_TYPE_SPEC)

@@ -77,9 +77,37 @@ void
 job_event_send(job_t *job, ERL_NIF_TERM event)
 {
     ErlNifEnv *env = job->event_env;
+    if (job->held) {
+        event = enif_make_tuple4(env, ATOM_start, job->held_status, job->held_headers, event);
+        job->held = 0;
+    }
     ERL_NIF_TERM msg = enif_make_tuple3(env, job->kind, enif_make_resource(env, job), event);
     enif_send(NULL, &job->caller, env, msg);
     enif_clear_env(env);
+}
+
+void
+job_event_start(job_t *job, ERL_NIF_TERM status, ERL_NIF_TERM headers)
+{
+    if (job->coalesce && !job->held) {
+        job->held = 1;
+        job->held_status = status;
+        job->held_headers = headers;
+        return;
+    }
+    job_event_send(job, enif_make_tuple3(job->event_env, ATOM_start, status, headers));
+}
+
+void
+job_event_flush(job_t *job)
+{
+    if (!job->held) {
+        enif_clear_env(job->event_env);
+        return;
+    }
+    job->held = 0;
+    job_event_send(job, enif_make_tuple3(job->event_env, ATOM_start, job->held_status,
+                                         job->held_headers));
 }
 
 static void

@@ -52,6 +52,12 @@ struct job {
      * `on_down` runs (on a scheduler, no GIL) if the owner dies. */
     ERL_NIF_TERM kind;
     ErlNifEnv *event_env;    /* scratch for events, used by the job's worker only */
+    /* Coalescing (job_event_start): while `coalesce', a start event is held in event_env
+     * (`held', its status and headers) and goes out with the next event as
+     * {start, Status, Headers, Next}: one message, one wake-up of the owner. */
+    int coalesce;
+    int held;
+    ERL_NIF_TERM held_status, held_headers;
     ErlNifMonitor monitor;
     int monitoring;
     void (*on_down)(job_t *job);
@@ -94,9 +100,18 @@ int job_make_stream(ErlNifEnv *env, job_t *job, ERL_NIF_TERM kind, void (*on_dow
 ERL_NIF_TERM job_check_stream_body(ErlNifEnv *env, ERL_NIF_TERM body, ERL_NIF_TERM more);
 
 /* A stream event: build the term in job_event_env(job), then job_event_send sends
- * {Kind, Job, Event} and clears the env.  The job's worker thread only. */
+ * {Kind, Job, Event} and clears the env (a held start goes with it: {Kind, Job, {start,
+ * Status, Headers, Event}}).  The job's worker thread only. */
 ErlNifEnv *job_event_env(job_t *job);
 void job_event_send(job_t *job, ERL_NIF_TERM event);
+
+/* The start event {start, Status, Headers} (terms in job_event_env(job)): sent now, or,
+ * while job->coalesce, held for the next job_event_send. */
+void job_event_start(job_t *job, ERL_NIF_TERM status, ERL_NIF_TERM headers);
+
+/* Sends a held start on its own (before a reply, or when holding ends); clears the event
+ * env either way.  Every path that clears the event env must call this instead. */
+void job_event_flush(job_t *job);
 
 /* A Python builtin bound to the job (kept alive by it): `def`'s function receives a
  * capsule named "py_nif.job" whose pointer is the job (job_from_capsule).  GIL held. */

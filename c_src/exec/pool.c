@@ -530,24 +530,53 @@ pool_drain(worker_t *w)
     return stop;
 }
 
+/* pool.lock held: how much a new stream on `w` costs, lowest first: 0 awake with nothing
+ * to do (polling the queues: no wake-up), 1 idle (a wake-up), 2 running a fresh job or
+ * about to (queued behind it), 3 unusable (not ready, stopping, or stalled in a long
+ * job). */
+static int
+pick_cost(const worker_t *w, uint64_t now)
+{
+    if (w->phase != W_READY || w->stop ||
+        (w->busy && !w->spinning && now - w->job_started >= STALL_NS)) {
+        return 3;
+    }
+    if (w->head != NULL || w->signaled || (w->busy && !w->spinning)) {
+        return 2;
+    }
+    return w->spinning ? 0 : 1;
+}
+
 int
 pool_pick_worker(void)
 {
     uint64_t now = now_ns();
     int pick = 0;
     pthread_mutex_lock(&pool.lock);
-    /* Under one GIL the first worker that is not stuck (warm caches, no hand-offs); in
-     * parallel modes the next one in turn, so that streams spread over the cores. */
-    int start = pool.mode == POOL_GIL || pool.n == 0 ? 0 : pool.next_pick % pool.n;
-    for (int k = 0; k < pool.n; k++) {
-        int i = (start + k) % pool.n;
-        worker_t *w = &pool.workers[i];
-        if (w->phase == W_READY && !w->stop && !(w->busy && now - w->job_started >= STALL_NS)) {
-            pick = i;
-            break;
+    if (pool.mode == POOL_GIL || pool.n == 0) {
+        /* Under one GIL the first worker that is not stuck (warm caches, no hand-offs). */
+        for (int i = 0; i < pool.n; i++) {
+            if (pick_cost(&pool.workers[i], now) < 3) {
+                pick = i;
+                break;
+            }
         }
+    } else {
+        /* In parallel modes the cheapest, from the next one in turn: an awake idle worker
+         * takes the stream without a wake-up, an idle one next, and only when all are
+         * running does the turn alone decide, so that streams spread over the cores as
+         * the load grows but a light load does not wake every worker in turn. */
+        int best = 4;
+        for (int k = 0; k < pool.n && best > 0; k++) {
+            int i = (pool.next_pick + k) % pool.n;
+            int cost = pick_cost(&pool.workers[i], now);
+            if (cost < best) {
+                best = cost;
+                pick = i;
+            }
+        }
+        pool.next_pick = pick + 1;
     }
-    pool.next_pick = pick + 1;
     pthread_mutex_unlock(&pool.lock);
     return pick;
 }

@@ -467,6 +467,12 @@ wsgi_check_environ(ErlNifEnv *env, ERL_NIF_TERM environ, int need_input)
 }
 
 int
+wsgi_job_native(job_t *job)
+{
+    return option_on(OPT_NATIVE_RUNNER) && ((request_t *)job->extra)->native;
+}
+
+int
 wsgi_job_prepare(py_state_t *st, job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
                  ERL_NIF_TERM *why)
 {
@@ -503,7 +509,7 @@ wsgi_run(job_t *job, worker_t *w)
         PyErr_Clear();
         return;
     }
-    result = option_on(OPT_NATIVE_RUNNER) && ((request_t *)job->extra)->native
+    result = wsgi_job_native(job)
                  ? wsgi_native_run(st, app, environ)
                  : PyObject_CallFunctionObjArgs(fn, app, environ, NULL);
     job_reply(job, result != NULL ? wsgi_response(st, env, result)

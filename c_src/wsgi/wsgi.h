@@ -30,6 +30,10 @@ job_t *wsgi_job_new(ErlNifEnv *env, job_run_fn run, ERL_NIF_TERM tag, const ERL_
 int wsgi_job_prepare(py_state_t *st, job_t *job, PyObject *input, PyObject **app, PyObject **fn, PyObject **environ,
                      ERL_NIF_TERM *why);
 
+/* 1 when the job's runner is hornbeam_wsgi_runner and the native_runner option is on:
+ * the runner's protocol then runs in C (wsgi_native.h). */
+int wsgi_job_native(job_t *job);
+
 /* Scheduler side, no Python: the environ checks of wsgi_job_new alone, for the processes
  * mode (py_port), which sends the map to a worker process instead.  Returns ok or
  * {error, {bad_environ, Key}}. */

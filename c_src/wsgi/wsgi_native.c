@@ -17,6 +17,7 @@ typedef struct {
     PyObject *headers;  /* [(str, str)] */
     PyObject *chunks;   /* [bytes] */
     int headers_sent;   /* a non-empty chunk went out: exc_info re-raises from now on */
+    PyObject *emit;     /* a stream's emit (wsgi_native_stream), NULL when buffered */
 } ResponseObject;
 
 static void
@@ -26,8 +27,17 @@ response_dealloc(ResponseObject *self)
     Py_XDECREF(self->status);
     Py_XDECREF(self->headers);
     Py_XDECREF(self->chunks);
+    Py_XDECREF(self->emit);
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
+}
+
+/* A stream's emit("start", status, headers). */
+static PyObject *
+emit_start(ResponseObject *self)
+{
+    PyObject *args[3] = {self->st->s_start, self->status, self->headers};
+    return PyObject_Vectorcall(self->emit, args, 3, NULL);
 }
 
 /* write(data): a non-empty bytes chunk after start_response is kept as it is; anything
@@ -49,6 +59,15 @@ response_write(ResponseObject *self, PyObject *data)
             Py_RETURN_NONE;
         }
         chunk = owned;
+    }
+    if (self->emit != NULL) {
+        /* a stream: the start just before the first chunk, then each chunk */
+        PyObject *r = self->headers_sent ? Py_NewRef(Py_None) : emit_start(self);
+        self->headers_sent = 1;
+        PyObject *args[2] = {self->st->s_body, chunk};
+        Py_XSETREF(r, r != NULL ? PyObject_Vectorcall(self->emit, args, 2, NULL) : NULL);
+        Py_XDECREF(owned);
+        return r;
     }
     self->headers_sent = 1;
     int rc = PyList_Append(self->chunks, chunk);
@@ -183,6 +202,7 @@ response_new(py_state_t *st)
     r->status = NULL;
     r->headers = NULL;
     r->headers_sent = 0;
+    r->emit = NULL;
     r->chunks = PyList_New(0);
     if (r->chunks == NULL) {
         Py_DECREF(r);
@@ -241,6 +261,36 @@ consume(ResponseObject *r, PyObject *body)
             compat_restore_exception(exc);
         }
     }
+    return rc;
+}
+
+int
+wsgi_native_stream(py_state_t *st, PyObject *app, PyObject *environ, PyObject *emit)
+{
+    if (PyDict_SetDefault(environ, st->s_file_wrapper_key, st->wsgi_file_wrapper) == NULL) {
+        return -1;
+    }
+    ResponseObject *r = response_new(st);
+    if (r == NULL) {
+        return -1;
+    }
+    r->emit = Py_NewRef(emit);
+    PyObject *args[2] = {environ, (PyObject *)r};
+    PyObject *body = PyObject_Vectorcall(app, args, 2, NULL);
+    int rc = body != NULL ? consume(r, body) : -1;
+    if (rc == 0) {
+        /* finish: the runner's finish_rules (no start_response: its error), then the start
+         * of an empty body */
+        PyObject *ok = PyObject_CallOneArg(st->wsgi_finish_rules,
+                                           r->status != NULL ? r->status : Py_None);
+        if (ok != NULL && !r->headers_sent) {
+            Py_SETREF(ok, emit_start(r));
+        }
+        rc = ok != NULL ? 0 : -1;
+        Py_XDECREF(ok);
+    }
+    Py_XDECREF(body);
+    Py_DECREF(r);
     return rc;
 }
 

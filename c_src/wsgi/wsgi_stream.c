@@ -9,6 +9,7 @@
 #include "terms/errors.h"
 #include "terms/response.h"
 #include "wsgi/wsgi.h"
+#include "wsgi/wsgi_native.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 /* send() in the app blocks while more than this much response body is unacknowledged. */
 #define HIGH_WATER (1u << 20)
 
-enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, ARG_BODY, ARG_MORE };
+enum { ARG_MODULE, ARG_CALLABLE, ARG_RUNNER, ARG_ENVIRON, ARG_BODY, ARG_MORE, ARG_COALESCE };
 
 typedef struct chunk {
     struct chunk *next;
@@ -347,17 +348,18 @@ emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
         ERL_NIF_TERM status, headers;
         int ok;
         if (response_latin1(env, args[1], &status) < 0) {
-            enif_clear_env(env);
+            job_event_flush(job);
             PyErr_SetString(PyExc_ValueError, "WSGI status must be a latin-1 str");
             return NULL;
         }
         headers = wsgi_headers_term(env, args[2], &ok);
         if (!ok) {
-            enif_clear_env(env);
+            job_event_flush(job);
             PyErr_SetString(PyExc_ValueError, "WSGI headers must be (str, str) latin-1 pairs");
             return NULL;
         }
-        event = enif_make_tuple3(env, ATOM_start, status, headers);
+        event = 0;
+        job_event_start(job, status, headers);
     } else {
         PyErr_SetString(PyExc_ValueError, "bad stream event");
         return NULL;
@@ -368,10 +370,12 @@ emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
     ch->in_flight += sent;
     pthread_mutex_unlock(&ch->lock);
     if (disconnected) {
-        enif_clear_env(env);
+        job_event_flush(job);
         return disconnected_error();
     }
-    job_event_send(job, event);
+    if (event != 0) {
+        job_event_send(job, event);
+    }
 
     pthread_mutex_lock(&ch->lock);
     Py_BEGIN_ALLOW_THREADS
@@ -425,9 +429,14 @@ stream_run(job_t *job, worker_t *w)
     } else if (wsgi_job_prepare(st, job, input, &app, &fn, &environ, &why) == 0) {
         emit_fn = job_callable(job, &emit_def);
     }
-    if (emit_fn != NULL) {
+    if (emit_fn != NULL && wsgi_job_native(job) &&
+        PyDict_GetItemWithError(environ, st->wsgi_input_file_key) == NULL && !PyErr_Occurred()) {
+        /* the default runner's stream_wsgi in C (no body file to open) */
+        result = wsgi_native_stream(st, app, environ, emit_fn) == 0 ? Py_NewRef(Py_None) : NULL;
+    } else if (emit_fn != NULL) {
         result = PyObject_CallFunctionObjArgs(fn, app, environ, emit_fn, NULL);
     }
+    job_event_flush(job); /* a held start goes before the end */
     job_reply(job, result != NULL ? ATOM_done
                                   : errors_tuple(env, why != 0 ? why : errors_take(st, env)));
     Py_XDECREF(result);
@@ -468,6 +477,7 @@ wsgi_stream_start(ErlNifEnv *env, const ERL_NIF_TERM argv[])
         return enif_raise_exception(env, enif_make_atom(env, "enomem"));
     }
     job->sync = 1;
+    job->coalesce = argv[ARG_COALESCE] == ATOM_true;
     memset(ch, 0, sizeof(*ch));
     pthread_mutex_init(&ch->lock, NULL);
     pthread_cond_init(&ch->cond, NULL);

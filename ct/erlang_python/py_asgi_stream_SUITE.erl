@@ -21,19 +21,26 @@
          trailers_with_extension/1, trailers_without_extension/1,
          error_app_raises/1, error_protocol/1, error_returns_early/1,
          error_missing_app/1, bad_arguments/1, calls_after_done/1,
-         scope_ref_stream/1, lifespan_state_stream/1, many_streams/1]).
+         scope_ref_stream/1, lifespan_state_stream/1, many_streams/1,
+         coalesce_first_step/1, coalesce_not_after_wait/1, coalesce_start_then_end/1,
+         coalesce_bad_option/1, native_exchange_when_whole/1]).
 
 -define(APPS, ep_asgi_stream_apps).
 -define(T, 5000).
 
 all() ->
-    [{group, request_body}, {group, response}, {group, disconnect}, {group, trailers},
+    [{group, request_body}, {group, response}, {group, coalesce}, {group, native},
+     {group, disconnect},
+     {group, trailers},
      {group, errors}, {group, scope}].
 
 groups() ->
     [{request_body, [], [need_body_round_trips, body_fed_ahead, large_body_in_chunks,
                          no_more_body]},
      {response, [], [chunks_in_order, backpressure, backpressure_many_acks, many_streams]},
+     {coalesce, [], [coalesce_first_step, coalesce_not_after_wait, coalesce_start_then_end,
+                     coalesce_bad_option]},
+     {native, [], [native_exchange_when_whole]},
      {disconnect, [], [disconnect_while_waiting, disconnect_while_waiting_for_body,
                        owner_death, owner_death_unblocks_backpressure]},
      {trailers, [], [trailers_with_extension, trailers_without_extension]},
@@ -54,6 +61,73 @@ init_per_testcase(_TC, Config) ->
 end_per_testcase(_TC, _Config) ->
     ?assertEqual({messages, []}, process_info(self(), messages)),
     ok.
+
+%% ---- coalesce: the start with the event after it ------------------------------------
+
+%% An app that answers in its first step: the start and its body in one message, then
+%% done (the processes mode does not coalesce: the same events one by one).
+coalesce_first_step(_Config) ->
+    {ok, S} = py_asgi:start(?APPS, read_all, scope(<<"/c1">>),
+                            #{body => <<"abc">>, coalesce => true}),
+    Headers = [{<<"x-chunks">>, <<"1">>},
+               {<<"x-sha256">>, <<"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad">>}],
+    Expected = [{start, 200, Headers, {body, <<"3">>, false}}, done],
+    case ep_test_lib:mode() of
+        processes -> ?assertEqual(unfold(Expected), until_done(S));
+        _ -> ?assertEqual(Expected, until_done(S))
+    end.
+
+%% A start held in the first step goes out alone when the app then waits; what the app
+%% sends in later steps is not held.
+coalesce_not_after_wait(_Config) ->
+    {ok, S} = py_asgi:start(?APPS, start_then_wait, scope(<<"/c2">>), #{coalesce => true}),
+    ?assertEqual([{start, 200, [{<<"content-type">>, <<"application/octet-stream">>}]},
+                  {body, <<"late">>, false}, done], until_done(S)).
+
+%% A held start goes before the end of an app that returns without a body.
+coalesce_start_then_end(_Config) ->
+    {ok, S} = py_asgi:start(?APPS, returns_early, scope(<<"/c3">>), #{coalesce => true}),
+    [Start, {error, _}] = until_done(S),
+    ?assertEqual({start, 200, [{<<"content-type">>, <<"application/octet-stream">>}]}, Start).
+
+coalesce_bad_option(_Config) ->
+    ?assertEqual({error, {badarg, {coalesce, yes}}},
+                 py_asgi:start(?APPS, read_all, scope(<<"/">>), #{coalesce => yes})).
+
+%% A stream whose request body is whole at the start runs on the NIF's C exchange; one
+%% fed with send_body, one whose scope offers trailers, and any with the native_runner
+%% option off run on the runner's Stream (the processes mode has no C exchange).
+native_exchange_when_whole(_Config) ->
+    Kind = fun(Scope, Opts, Feed) ->
+               {ok, S} = py_asgi:start(?APPS, exchange_kind, Scope, Opts),
+               Feed(S),
+               %% (need_body when the app asks before the fed piece is there)
+               [{start, 200, _}, {body, K, false}, done] = until_done(S) -- [need_body],
+               K
+           end,
+    NoFeed = fun(_) -> ok end,
+    Whole = Kind(scope(<<"/k1">>), #{body => <<"all">>}, NoFeed),
+    Fed = Kind(scope(<<"/k2">>), #{body => <<"a">>, more_body => true},
+               fun(S) -> ok = py_asgi:send_body(S, <<"b">>, false) end),
+    Trailers = Kind((scope(<<"/k3">>))#{extensions => #{<<"http.response.trailers">> => #{}}},
+                    #{}, NoFeed),
+    case ep_test_lib:mode() of
+        processes ->
+            ?assertEqual([<<"Stream">>, <<"Stream">>, <<"Stream">>], [Whole, Fed, Trailers]);
+        _ ->
+            ?assertEqual([<<"ASGIExchange">>, <<"Stream">>, <<"Stream">>], [Whole, Fed, Trailers]),
+            Opts = py_nif:get_options(),
+            ok = py_nif:set_options(Opts#{native_runner => false}),
+            try
+                ?assertEqual(<<"Stream">>, Kind(scope(<<"/k4">>), #{}, NoFeed))
+            after
+                ok = py_nif:set_options(Opts)
+            end
+    end.
+
+unfold([{start, Status, Headers, Next} | T]) -> [{start, Status, Headers}, Next | unfold(T)];
+unfold([E | T]) -> [E | unfold(T)];
+unfold([]) -> [].
 
 %% ---- request body ------------------------------------------------------------------
 

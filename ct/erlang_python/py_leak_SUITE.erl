@@ -12,7 +12,9 @@
 
 -export([all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
 -export([py_call/1, wsgi_native/1, wsgi_python_runner/1, asgi_native/1,
-         asgi_python_runner/1, asgi_stream/1, wsgi_stream/1]).
+         asgi_python_runner/1, asgi_stream/1, asgi_stream_python_runner/1,
+         asgi_stream_coalesce/1, wsgi_stream/1, wsgi_stream_python_runner/1,
+         wsgi_stream_coalesce/1]).
 
 -define(M, ep_leak).
 -define(N, 20000).
@@ -24,7 +26,8 @@
 
 all() ->
     [py_call, wsgi_native, wsgi_python_runner, asgi_native, asgi_python_runner,
-     asgi_stream, wsgi_stream].
+     asgi_stream, asgi_stream_python_runner, asgi_stream_coalesce, wsgi_stream,
+     wsgi_stream_python_runner, wsgi_stream_coalesce].
 
 init_per_suite(Config) ->
     ok = erlang_python_ct:start(Config),
@@ -61,6 +64,40 @@ asgi_stream(_Config) ->
                       receive {asgi, S, done} -> ok end
               end).
 
+asgi_stream_python_runner(_Config) ->
+    ok = py_nif:set_options(#{native_runner => false}),
+    asgi_stream(_Config).
+
+asgi_stream_coalesce(_Config) ->
+    no_growth(fun() ->
+                      {ok, S} = py_asgi:start(?M, asgi_app, scope(),
+                                              #{body => <<"x">>, coalesce => true}),
+                      %% (the processes mode does not coalesce)
+                      receive
+                          {asgi, S, {start, 200, _, {body, <<"hello x">>, false}}} -> ok;
+                          {asgi, S, {start, 200, _}} ->
+                              receive {asgi, S, {body, <<"hello x">>, false}} -> ok end
+                      end,
+                      receive {asgi, S, done} -> ok end
+              end).
+
+wsgi_stream_python_runner(_Config) ->
+    ok = py_nif:set_options(#{native_runner => false}),
+    wsgi_stream(_Config).
+
+wsgi_stream_coalesce(_Config) ->
+    no_growth(fun() ->
+                      {ok, S} = py_wsgi:start(?M, wsgi_app, maps:remove(<<"wsgi.input">>, environ()),
+                                              #{body => <<"x">>, coalesce => true}),
+                      receive
+                          {wsgi, S, {start, <<"200 OK">>, _, {body, <<"hello ">>}}} -> ok;
+                          {wsgi, S, {start, <<"200 OK">>, _}} ->
+                              receive {wsgi, S, {body, <<"hello ">>}} -> ok end
+                      end,
+                      receive {wsgi, S, {body, <<"x">>}} -> ok end,
+                      receive {wsgi, S, done} -> ok end
+              end).
+
 wsgi_stream(_Config) ->
     no_growth(fun() ->
                       {ok, S} = py_wsgi:start(?M, wsgi_app, maps:remove(<<"wsgi.input">>, environ()),
@@ -74,13 +111,14 @@ wsgi_stream(_Config) ->
 no_growth(F) ->
     Interpreters = length(erlang_python_ct:each(?M, tracked, [])),
     warm_up(F, Interpreters, 5),
-    [Objects0, Blocks0] = tracked(),
+    [Objects0, Blocks0, Singletons0] = tracked(),
     [F() || _ <- lists:seq(1, ?N)],
-    [Objects1, Blocks1] = tracked(),
-    ct:comment("after ~b requests: ~w objects, ~w blocks",
-               [?N, Objects1 - Objects0, Blocks1 - Blocks0]),
+    [Objects1, Blocks1, Singletons1] = tracked(),
+    ct:comment("after ~b requests: ~w objects, ~w blocks, ~w references to None/True/False",
+               [?N, Objects1 - Objects0, Blocks1 - Blocks0, Singletons1 - Singletons0]),
     ?assert(Objects1 - Objects0 < ?SLACK * Interpreters),
-    ?assert(Blocks1 - Blocks0 < ?SLACK * Interpreters).
+    ?assert(Blocks1 - Blocks0 < ?SLACK * Interpreters),
+    ?assert(abs(Singletons1 - Singletons0) < ?SLACK * Interpreters).
 
 %% Rounds of 500 requests per interpreter from 4 callers per interpreter, until a round
 %% leaves the counts about as it found them (5 rounds at most): every interpreter has then
@@ -90,17 +128,17 @@ no_growth(F) ->
 warm_up(_F, _Interpreters, 0) ->
     ok;
 warm_up(F, Interpreters, Rounds) ->
-    [Objects0, Blocks0] = tracked(),
+    [Objects0, Blocks0, _] = tracked(),
     _ = ep_test_lib:pmap(fun(_) -> [F() || _ <- lists:seq(1, 125)] end,
                          lists:seq(1, 4 * Interpreters)),
-    [Objects1, Blocks1] = tracked(),
+    [Objects1, Blocks1, _] = tracked(),
     case abs(Objects1 - Objects0) < 10 andalso abs(Blocks1 - Blocks0) < ?SLACK of
         true -> ok;
         false -> warm_up(F, Interpreters, Rounds - 1)
     end.
 
 tracked() ->
-    lists:foldl(fun([O, B], [OS, BS]) -> [OS + O, BS + B] end, [0, 0],
+    lists:foldl(fun([O, B, R], [OS, BS, RS]) -> [OS + O, BS + B, RS + R] end, [0, 0, 0],
                 erlang_python_ct:each(?M, tracked, [])).
 
 environ() ->

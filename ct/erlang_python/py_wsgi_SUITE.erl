@@ -17,7 +17,7 @@
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([log/2]).
 -export([environ_types/1, environ_defaults_and_overrides/1, wsgi_errors_to_logger/1,
-         input_methods/1, stream_body_file/1,
+         input_methods/1, stream_body_file/1, stream_coalesce/1, stream_native/1,
          bodies_byte_exact/1, latin1_path_and_headers/1, response_headers_order/1,
          write_callable/1, file_wrapper_and_generator/1, names_as_atoms_and_dotted/1,
          flask_routing_json/1, flask_query_utf8/1, flask_json_post/1,
@@ -47,7 +47,7 @@ all() ->
 
 groups() ->
     [{environ, [], [environ_types, environ_defaults_and_overrides, wsgi_errors_to_logger,
-                    input_methods, stream_body_file,
+                    input_methods, stream_body_file, stream_coalesce, stream_native,
                     bodies_byte_exact, latin1_path_and_headers, response_headers_order,
                     write_callable, file_wrapper_and_generator, names_as_atoms_and_dotted]},
      {flask, [], [flask_routing_json, flask_query_utf8, flask_json_post,
@@ -249,6 +249,67 @@ stream_body_file(Config) ->
     ?assertEqual({error, {badarg, {options, #{body_file => "body"}}}},
                  py_wsgi:start(?APPS, input_methods, env(<<"GET">>, <<"/">>, [], <<>>),
                                #{body_file => "body"})).
+
+%% With `coalesce', the start goes out with the first body chunk in one message (the
+%% processes mode does not coalesce: the same events one by one); `coalesce' must be a
+%% boolean.
+stream_coalesce(_Config) ->
+    Env = maps:remove(<<"wsgi.input">>, env(<<"POST">>, <<"/">>, [], <<"hey">>)),
+    {ok, S} = py_wsgi:start(?APPS, echo, Env, #{body => <<"hey">>, coalesce => true}),
+    Events = stream_events(S),
+    Headers = [{<<"Content-Type">>, <<"application/octet-stream">>},
+               {<<"Content-Length">>, <<"3">>}, {<<"X-Len">>, <<"3">>},
+               {<<"X-Sha256">>, <<"fa690b82061edfd2852629aeba8a8977b57e40fcb77d1a7a28b26cba62591204">>},
+               {<<"X-Rest">>, <<"0">>}],
+    case maps:get(mode, py:info()) of
+        processes ->
+            ?assertEqual([{start, <<"200 OK">>, Headers}, {body, <<"hey">>}, done], Events);
+        _ ->
+            ?assertEqual([{start, <<"200 OK">>, Headers, {body, <<"hey">>}}, done], Events)
+    end,
+    ?assertEqual({error, {badarg, {coalesce, 1}}},
+                 py_wsgi:start(?APPS, echo, Env, #{coalesce => 1})).
+
+%% A stream runs the default runner's protocol in C, unless its body is a file or the
+%% native_runner option is off (the processes mode has no C runner).
+stream_native(Config) ->
+    Path = filename:join(?config(priv_dir, Config), "native_body"),
+    ok = file:write_file(Path, <<"abc">>),
+    Env = maps:remove(<<"wsgi.input">>, env(<<"POST">>, <<"/">>, [], <<"abc">>)),
+    Kind = fun(Opts) ->
+               {ok, S} = py_wsgi:start(?APPS, response_kind, Env, Opts),
+               [{start, <<"200 OK">>, _}, {body, K}, done] = stream_events(S),
+               K
+           end,
+    Memory = Kind(#{body => <<"abc">>}),
+    File = Kind(#{body_file => list_to_binary(Path)}),
+    case maps:get(mode, py:info()) of
+        processes ->
+            ?assertEqual([<<"method">>, <<"method">>], [Memory, File]);
+        _ ->
+            ?assertEqual([<<"WSGIResponse">>, <<"method">>], [Memory, File]),
+            Opts = py_nif:get_options(),
+            ok = py_nif:set_options(Opts#{native_runner => false}),
+            try
+                ?assertEqual(<<"method">>, Kind(#{body => <<"abc">>}))
+            after
+                ok = py_nif:set_options(Opts)
+            end
+    end.
+
+stream_events(S) ->
+    receive
+        {wsgi, S, done} -> [done];
+        {wsgi, S, {error, _} = E} -> [E];
+        {wsgi, S, E} ->
+            case E of
+                {body, B} -> py_wsgi:ack(S, byte_size(B));
+                {start, _, _, {body, B}} -> py_wsgi:ack(S, byte_size(B));
+                _ -> ok
+            end,
+            [E | stream_events(S)]
+    after 10000 -> ct:fail(no_stream_event)
+    end.
 
 stream_body(S, Acc) ->
     receive

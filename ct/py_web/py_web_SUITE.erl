@@ -24,7 +24,8 @@ all() -> [{group, asgi}, {group, wsgi}, {group, asgi_python}, {group, wsgi_pytho
           {group, wsgi_workers}, {group, server}].
 
 groups() ->
-    Proto = [hello_httpc, keepalive, pipelining, http10, chunked_request,
+    Proto = [hello_httpc, keepalive, keepalive_rearm, pipelining, pipelined_past_buffer,
+             http10, chunked_request,
              chunked_response, large_upload, expect_continue,
              expect_continue_too_large, head, malformed, strict_parser, limits, slowloris,
              idle_timeout, request_timeout, app_error, error_after_start,
@@ -225,6 +226,26 @@ keepalive(Config) ->
     {ok, 200, Hs2, _} = ?TC:recv(S),
     <<"close">> = ?TC:header(<<"connection">>, Hs2),
     true = ?TC:closed(S).
+
+%% The connection reads {active, N}: past N packets on one connection the socket is
+%% re-armed, request after request (250 > 2 x N).
+keepalive_rearm(Config) ->
+    Port = srv(Config),
+    S = ?TC:connect(Port),
+    [{ok, 200, _, <<"Hello, World!">>} = ?TC:get(S, "/") || _ <- lists:seq(1, 250)],
+    false = ?TC:closed(S, 100).
+
+%% While an app runs, more than read_buffer bytes of pipelined requests arrive: the
+%% connection stops reading until it has answered, then reads and answers them all.
+pipelined_past_buffer(Config) ->
+    Port = srv(Config, #{read_buffer => 4096}),
+    S = ?TC:connect(Port),
+    Next = [?TC:req("GET", "/", [{"x-pad", binary:copy(<<"p">>, 500)}], <<>>)
+            || _ <- lists:seq(1, 60)],
+    ?TC:send(S, [?TC:req("GET", "/sleep?ms=200", [], <<>>) | Next]),
+    {ok, 200, _, <<"slept">>} = ?TC:recv(S),
+    [{ok, 200, _, <<"Hello, World!">>} = ?TC:recv(S) || _ <- Next],
+    false = ?TC:closed(S, 100).
 
 pipelining(Config) ->
     Port = srv(Config),

@@ -4,7 +4,9 @@
 %%
 %% start/4 starts the app on one request and returns a stream owned by the
 %% caller; the caller then receives `{asgi | wsgi, Stream, Event}' (see
-%% event()): `{start, Status, Headers}' once, then the body (ASGI
+%% event()): `{start, Status, Headers}' once (or, as the `coalesce => true' start option
+%% allows, `{start, Status, Headers, Next}': the start and the event after it in one
+%% message), then the body (ASGI
 %% `{body, Chunk, More}', WSGI `{body, Chunk}', each acknowledged with
 %% ack/2 once written), `need_body' when the app waits for request body
 %% (answered with send_body/3), and `done' or `{error, Reason}' at the end.
@@ -19,6 +21,7 @@
 
 -type stream() :: term().
 -type event() :: {start, integer() | binary(), [{binary(), binary()}]}
+               | {start, integer() | binary(), [{binary(), binary()}], event()}
                | {body, binary(), boolean()}        %% ASGI
                | {body, binary()}                   %% WSGI
                | {trailers, [{binary(), binary()}], boolean()}
@@ -26,10 +29,11 @@
 
 %% The options: `body' (the request body read so far) and `more_body'
 %% (more follows, `need_body'); or, WSGI only, `body_file': the whole body is
-%% in this file (wsgi.input reads it; `body' is empty, `more_body' false).
+%% in this file (wsgi.input reads it; `body' is empty, `more_body' false);
+%% `coalesce' true: the backend may merge the start event with the next one.
 -callback start(Module :: binary(), Callable :: binary(), ScopeOrEnviron :: map(),
                 #{body := binary(), more_body := boolean(), body_file => binary(),
-                  atom() => term()}) ->
+                  coalesce => boolean(), atom() => term()}) ->
     {ok, stream()} | {error, term()}.
 -callback send_body(stream(), binary(), More :: boolean()) -> ok.
 -callback ack(stream(), Bytes :: non_neg_integer()) -> ok.
@@ -59,8 +63,9 @@ start(Req, Cfg = #cfg{interface = I, backend = B, module = M, callable = C,
               wsgi -> py_web_wsgi:environ(Req, Cfg)
           end,
     Opts = case Body of
-               {file, Path} -> O#{body => <<>>, more_body => false, body_file => Path};
-               _ -> O#{body => Body, more_body => More}
+               {file, Path} -> O#{body => <<>>, more_body => false, body_file => Path,
+                                  coalesce => true};
+               _ -> O#{body => Body, more_body => More, coalesce => true}
            end,
     call_start(B, M, C, Env, Opts).
 
@@ -70,7 +75,7 @@ start(Req, Cfg = #cfg{interface = I, backend = B, module = M, callable = C,
 start_websocket(Req, Cfg = #cfg{backend = B, module = M, callable = C, call_opts = O},
                 Subprotocols) ->
     call_start(B, M, C, py_web_asgi:websocket_scope(Req, Cfg, Subprotocols),
-               O#{body => <<>>, more_body => false}).
+               O#{body => <<>>, more_body => false, coalesce => true}).
 
 call_start(B, M, C, Env, Opts) ->
     try B:start(M, C, Env, Opts) of

@@ -2,9 +2,10 @@
 %% requests handled in order (keep-alive and pipelining), no extra process
 %% per request.
 %%
-%% The socket is read with `{active, once}' so that the process waits on
-%% the socket, the app's stream events (`{asgi | wsgi, Stream, Event}') and
-%% the listener's drain message at once. Request heads are parsed by
+%% The socket is read with `{active, N}' (?ACTIVE_N packets per setopts, then a
+%% passive message) so that the process waits on the socket, the app's stream
+%% events (`{asgi | wsgi, Stream, Event}') and the listener's drain message at
+%% once; the read buffer is bounded by going passive while it is full. Request heads are parsed by
 %% py_web_h1_request, chunked bodies decoded by py_web_h1_chunked (strict
 %% RFC 9112: anything else is answered 4xx/5xx and the connection closed,
 %% before the app sees the request). An ASGI app gets the body as it
@@ -36,6 +37,12 @@
 
 -define(CONTINUE, <<"HTTP/1.1 100 Continue\r\n\r\n">>).
 
+%% Packets delivered per re-arming of the socket. `{active, once}' costs a setopts
+%% (and the driver two epoll_ctl and a recv that finds nothing) per packet: a keep-alive
+%% request each. strace -c of bin/pyweb under wrk, per hello request: 2 epoll_ctl and
+%% 2 recvfrom with once, 0.14 and 1.01 with {active, 100}.
+-define(ACTIVE_N, 100).
+
 -export([start/2, init/2]).
 
 -record(st, {
@@ -45,12 +52,14 @@
     ok :: tcp | ssl,
     closed :: tcp_closed | ssl_closed,
     error :: tcp_error | ssl_error,
+    passive :: tcp_passive | ssl_passive,
     limits :: py_web_h1_request:limits(),
     buf = <<>> :: binary(),
-    armed = false :: boolean(),
+    armed = false :: boolean(),                %% packets arrive as messages (arm/1)
     spool :: py_web_spool:t() | undefined,     %% the WSGI request body's file
     peer :: {binary(), inet:port_number()} | undefined,
     local :: {binary(), inet:port_number()} | undefined,
+    trusted = false :: boolean(),              %% proxy fields applied (py_web_proxy)
     draining = false :: boolean(),
     linger = false :: boolean()              %% retiring: idle keep-alive waits for a request
 }).
@@ -119,7 +128,9 @@ init(Cfg = #cfg{listener = L, transport = T}, Sock0) ->
                        max_header_size => Cfg#cfg.max_header_size,
                        max_headers => Cfg#cfg.max_headers},
             request(#st{sock = Sock, cfg = Cfg, t = T, ok = Ok, closed = Closed,
-                        error = Error, peer = Peer, local = Local, limits = Limits,
+                        error = Error, passive = py_web_transport:passive(T), peer = Peer,
+                        local = Local, trusted = py_web_proxy:peer_trusted(Peer, Cfg),
+                        limits = Limits,
                         buf = Initial}, undefined);
         error ->
             gen_tcp:close(Sock0),
@@ -192,11 +203,11 @@ wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
                        _ ->
                            {max(0, Deadline - now_ms()), Deadline}
                    end,
-    #st{ok = Ok, closed = Closed, error = Error} = St,
+    #st{ok = Ok, closed = Closed, error = Error, passive = Passive} = St,
     receive
         {Ok, Sock, Data} ->
             NewBuf = <<Buf/binary, Data/binary>>,
-            St1 = St#st{buf = NewBuf, armed = false},
+            St1 = St#st{buf = NewBuf},
             %% Re-parse only when a line may have been completed, so a
             %% client sending a byte at a time costs O(n), not O(n^2).
             case Buf =/= <<>>
@@ -205,6 +216,8 @@ wait_head(St0 = #st{buf = Buf, cfg = Cfg, sock = Sock}, Deadline) ->
                 true -> wait_head(St1, D);
                 false -> request(St1, D)
             end;
+        {Passive, Sock} ->
+            wait_head(St#st{armed = false}, D);
         {Closed, Sock} ->
             exit(normal);
         {Error, Sock, _} ->
@@ -237,10 +250,10 @@ req(#{method := M, version := V, raw_path := Path, qs := Qs, headers := Hs, clen
 %% One exchange
 %%====================================================================
 
-exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local}) ->
+exchange(Req0, St = #st{cfg = Cfg, peer = Peer, local = Local, trusted = Trusted}) ->
     T0 = erlang:monotonic_time(microsecond),
     Req = py_web_proxy:request(Req0#req{peer = Peer, local = Local, scheme = Cfg#cfg.scheme},
-                               Cfg),
+                               Cfg, Trusted),
     case py_web_limits:request(Cfg#cfg.limits) of
         over_capacity ->
             reply_error(503, {Req, T0}, St);
@@ -390,11 +403,11 @@ pre_loop(P = #pre{body = done}, St) ->
     pre_done(P, St);
 pre_loop(P, St0 = #st{sock = Sock, cfg = Cfg}) ->
     St = arm(St0),
-    #st{ok = Ok, closed = Closed, error = Error} = St,
+    #st{ok = Ok, closed = Closed, error = Error, passive = Passive} = St,
     receive
         {Ok, Sock, Data} ->
             Buf = <<(St#st.buf)/binary, Data/binary>>,
-            case body_take(P#pre.body, P#pre.total, Buf, St#st{armed = false}) of
+            case body_take(P#pre.body, P#pre.total, Buf, St) of
                 {ok, Bin, Body, Total, St1} ->
                     P1 = P#pre{body = Body, total = Total},
                     case St1#st.spool =:= undefined andalso
@@ -410,6 +423,7 @@ pre_loop(P, St0 = #st{sock = Sock, cfg = Cfg}) ->
                 {error, Code} ->
                     reply_error(Code, P#pre.ctx, St)
             end;
+        {Passive, Sock} -> pre_loop(P, St#st{armed = false});
         {Closed, Sock} -> client_left(P, St);
         {Error, Sock, _} -> client_left(P, St);
         {py_web, drain} -> pre_loop(P, St#st{draining = true});
@@ -473,14 +487,14 @@ send_st(Data, St = #st{sock = Sock, t = T}) ->
 run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
     St = case byte_size(St0#st.buf) < Cfg#cfg.read_buffer of
              true -> arm(St0);
-             false -> St0
+             false -> disarm(St0)
          end,
-    #st{ok = Ok, closed = Closed, error = Error} = St,
+    #st{ok = Ok, closed = Closed, error = Error, passive = Passive} = St,
     receive
         {asgi, S, Ev} -> event(Ev, X, St);
         {wsgi, S, Ev} -> event(Ev, X, St);
         {Ok, Sock, Data} ->
-            St1 = St#st{buf = <<(St#st.buf)/binary, Data/binary>>, armed = false},
+            St1 = St#st{buf = <<(St#st.buf)/binary, Data/binary>>},
             case X#x.want orelse X#x.credit > 0 of
                 true ->
                     {X1, St2} = deliver_body(X, St1),
@@ -488,6 +502,7 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
                 false ->
                     run(X, St1)
             end;
+        {Passive, Sock} -> run(X, St#st{armed = false});
         {Closed, Sock} -> client_gone(X, St);
         {Error, Sock, _} -> client_gone(X, St);
         {py_web, drain} -> run(X, St#st{draining = true});
@@ -497,7 +512,8 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
         timed_out(X, St)
     end.
 
-event({accept, Subprotocol, Headers}, X = #x{ws = WsReq}, St) when WsReq =/= undefined ->
+event({accept, Subprotocol, Headers}, X = #x{ws = WsReq}, St0) when WsReq =/= undefined ->
+    St = once(St0),
     #st{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error} = St,
     py_web_ws_conn:run(#{sock => Sock, t => T, messages => {Ok, Closed, Error},
                          armed => St#st.armed, buf => St#st.buf, cfg => St#st.cfg,
@@ -697,11 +713,13 @@ after_response(X, St = #st{sock = Sock, cfg = Cfg}, Budget) ->
             after_response(X1, St1, Budget - byte_size(Data));
         {more, X1, St1} ->
             St2 = arm(St1),
-            #st{ok = Ok, closed = Closed, error = Error} = St2,
+            #st{ok = Ok, closed = Closed, error = Error, passive = Passive} = St2,
             receive
                 {Ok, Sock, Data} ->
-                    after_response(X1, St2#st{buf = <<(St2#st.buf)/binary, Data/binary>>,
-                                              armed = false}, Budget);
+                    after_response(X1, St2#st{buf = <<(St2#st.buf)/binary, Data/binary>>},
+                                   Budget);
+                {Passive, Sock} ->
+                    after_response(X1, St2#st{armed = false}, Budget);
                 {Closed, Sock} -> exit(normal);
                 {Error, Sock, _} -> exit(normal);
                 {py_web, drain} -> stop(St2);
@@ -778,7 +796,27 @@ unspool(St = #st{spool = Spool}) ->
 
 arm(St = #st{armed = true}) -> St;
 arm(St = #st{sock = Sock, t = T}) ->
-    case py_web_transport:active_once(T, Sock) of
+    case py_web_transport:active_n(T, Sock, ?ACTIVE_N) of
         ok -> St#st{armed = true};
         {error, _} -> stop(St)
+    end.
+
+%% No more packets as messages (the read buffer is full); those already sent stay
+%% in the mailbox.
+disarm(St = #st{armed = false}) -> St;
+disarm(St = #st{sock = Sock, t = T}) ->
+    case py_web_transport:passive_mode(T, Sock) of
+        ok -> St#st{armed = false};
+        {error, _} -> stop(St)
+    end.
+
+%% The socket as py_web_ws_conn reads it: `{active, once}' (a passive message sent before
+%% the switch is dropped).
+once(St = #st{armed = false}) -> St;
+once(St = #st{sock = Sock, t = T, passive = Passive}) ->
+    case py_web_transport:active_once(T, Sock) of
+        ok ->
+            receive {Passive, Sock} -> St after 0 -> St end;
+        {error, _} ->
+            stop(St)
     end.

@@ -146,6 +146,11 @@ caps(_) -> #{length => true, chunked => all, close => true, head => true}.
 -spec event(py_web_backend:event(), t()) -> {[command()], t()}.
 event(_, Ex = #ex{state = over}) ->
     {[], Ex};
+event({start, Status, Headers, Next}, Ex) ->
+    %% a start coalesced with the event after it (py_web_backend asks for that)
+    {Cmds1, Ex1} = event({start, Status, Headers}, Ex),
+    {Cmds2, Ex2} = event(Next, Ex1),
+    {Cmds1 ++ Cmds2, Ex2};
 event({start, Status, Headers}, Ex = #ex{state = none}) ->
     case {py_web_http:status_line(Status), py_web_http:response_head(Headers)} of
         {error, _} ->

@@ -35,7 +35,7 @@
 
 -include("py_web.hrl").
 
--export([trust/1, trusted/2, request/2, forwarded/1]).
+-export([trust/1, trusted/2, request/2, request/3, peer_trusted/2, forwarded/1]).
 -export_type([trust/0]).
 
 -type ip() :: inet:ip_address().
@@ -122,13 +122,24 @@ int(T) -> lists:foldl(fun(X, Acc) -> (Acc bsl 16) bor X end, 0, tuple_to_list(T)
 %% from the proxy's fields when the peer is trusted and `proxy_headers' is
 %% on (the configuration's `proxy'), else unchanged.
 -spec request(#req{}, #cfg{}) -> #req{}.
-request(Req, #cfg{proxy = undefined}) ->
+request(Req = #req{peer = Peer}, Cfg) ->
+    request(Req, Cfg, peer_trusted(Peer, Cfg)).
+
+%% @doc request/2 with the peer's trust already known (peer_trusted/2): a connection's
+%% peer is the same for all its requests.
+-spec request(#req{}, #cfg{}, boolean()) -> #req{}.
+request(Req, _Cfg, false) ->
     Req;
-request(Req = #req{peer = Peer, headers = Hs}, #cfg{proxy = Trust}) ->
-    case trusted(host(Peer), Trust) of
-        false -> Req;
-        true -> apply_fields(fields(Hs, undefined, [], []), Req, Trust)
-    end.
+request(Req = #req{headers = Hs}, #cfg{proxy = Trust}, true) ->
+    apply_fields(fields(Hs, undefined, [], []), Req, Trust).
+
+%% @doc Whether the proxy fields of requests from Peer are applied: `proxy_headers' on
+%% and Peer in `forwarded_allow_ips'.
+-spec peer_trusted({binary(), inet:port_number()} | undefined, #cfg{}) -> boolean().
+peer_trusted(_Peer, #cfg{proxy = undefined}) ->
+    false;
+peer_trusted(Peer, #cfg{proxy = Trust}) ->
+    trusted(host(Peer), Trust).
 
 host(undefined) -> undefined;
 host({H, _}) -> H.

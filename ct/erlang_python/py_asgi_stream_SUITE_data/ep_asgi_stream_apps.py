@@ -157,3 +157,19 @@ async def scope_method(scope, receive, send):
     await send(START)
     await send({"type": "http.response.body", "body": (scope["method"] + " " + scope["path"]).encode()})
     scope["method"] = "CHANGED"
+
+
+async def start_then_wait(scope, receive, send):
+    """Starts, waits (the first step ends), then sends the body."""
+    await send(START)
+    await asyncio.sleep(0.01)
+    await send({"type": "http.response.body", "body": b"late"})
+
+
+async def exchange_kind(scope, receive, send):
+    """Answers the class of the object behind send(): the NIF's C exchange or the runner's
+    Stream."""
+    while (await receive()).get("more_body"):
+        pass
+    await send(START)
+    await send({"type": "http.response.body", "body": type(send.__self__).__name__.encode()})

@@ -312,3 +312,12 @@ def _system_exit(environ, start_response):
 
 
 system_exit = validated(_system_exit)
+
+
+def response_kind(environ, start_response):
+    """Not validated (the validator wraps start_response): answers the class of the
+    start_response it got, the NIF's C one or the runner's bound method."""
+    environ["wsgi.input"].read()
+    body = type(start_response).__name__.encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
