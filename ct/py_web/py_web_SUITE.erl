@@ -35,9 +35,10 @@ groups() ->
     Asgi = Proto ++ [streaming_both_ways, asgi_scope, lifespan_state, lifespan_failure,
                      lifespan_unsupported],
     Wsgi = Proto ++ [wsgi_environ, wsgi_body_first, spool_cleanup],
-    %% the fake backend only: a real worker_exit is py_web_processes_SUITE's
+    %% the fake backend only: a real worker_exit is py_web_processes_SUITE's; what the
+    %% app got with its start is the fake's to tell
     Fake = [worker_exit],
-    [{asgi, [], Asgi ++ Fake},
+    [{asgi, [], Asgi ++ Fake ++ [asgi_small_body_whole]},
      {wsgi, [], Wsgi ++ Fake},
      {asgi_python, [], Asgi},
      {wsgi_python, [], Wsgi},
@@ -226,6 +227,31 @@ keepalive(Config) ->
     {ok, 200, Hs2, _} = ?TC:recv(S),
     <<"close">> = ?TC:header(<<"connection">>, Hs2),
     true = ?TC:closed(S).
+
+%% An ASGI body of at most 1 MiB with a Content-Length and no Expect is read before the
+%% app starts and given whole (more_body false), however it arrives; a larger one, one
+%% with Expect: 100-continue and a chunked one reach the app as they arrive.
+asgi_small_body_whole(Config) ->
+    Port = srv(Config),
+    Late = fun(Headers, Body) ->
+               S = ?TC:connect(Port),
+               Req = iolist_to_binary(?TC:req("POST", "/start_body", Headers, Body)),
+               Head = byte_size(Req) - byte_size(Body),
+               <<H:Head/binary, B/binary>> = Req,
+               ?TC:send(S, H),
+               timer:sleep(50),
+               ?TC:send(S, B),
+               R = ?TC:recv(S),
+               gen_tcp:close(S),
+               R
+           end,
+    Small = binary:copy(<<"s">>, 100000),
+    {ok, 200, _, <<"false 100000">>} = Late([], Small),
+    {ok, 200, _, <<"true 0">>} = Late([], binary:copy(<<"b">>, 1048577)),
+    {ok, 200, _, <<"true 0">>} = Late([{<<"expect">>, <<"100-continue">>}], Small),
+    Chunked = iolist_to_binary([integer_to_list(1000, 16), "\r\n", binary:copy(<<"c">>, 1000),
+                                "\r\n0\r\n\r\n"]),
+    {ok, 200, _, <<"true 0">>} = Late([{<<"transfer-encoding">>, <<"chunked">>}], Chunked).
 
 %% The connection reads {active, N}: past N packets on one connection the socket is
 %% re-armed, request after request (250 > 2 x N).

@@ -307,6 +307,14 @@ route(<<"/wait_disconnect">>) ->
                    emit(A, {body, <<"first\n">>, true}),
                    wait_disconnect()
            end};
+route(<<"/start_body">>) ->
+    %% what the app got with its start: more_body and the body's size
+    {proc, fun(#{more := More, body := Body} = A) ->
+                   emit(A, {start, 200, [{<<"content-type">>, <<"text/plain">>}]}),
+                   emit(A, {body, iolist_to_binary(io_lib:format("~p ~B", [More, byte_size(Body)])),
+                            false}),
+                   emit(A, done)
+           end};
 route(<<"/sleep">>) ->
     {proc, fun(#{qs := Qs} = A) ->
                    timer:sleep(qs_int(<<"ms">>, Qs, 100)),

@@ -77,7 +77,8 @@
 %%     `name' (register the server), `runner' and `timeout' (passed to
 %%     the py_asgi/py_wsgi calls), `asgi_backend'/`wsgi_backend'
 %%     (py_web_backend modules; default py_asgi/py_wsgi), `read_buffer'
-%%     (65536: request bytes buffered ahead), `wsgi_hold' (2 ms: how long
+%%     (65536: request bytes buffered ahead, and the most one read of the
+%%     socket takes), `wsgi_hold' (2 ms: how long
 %%     the first chunk of a WSGI body without Content-Length waits for the
 %%     app's return, to be sent with a Content-Length, see
 %%     py_web_exchange).</li>

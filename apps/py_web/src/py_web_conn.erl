@@ -5,12 +5,16 @@
 %% The socket is read with `{active, N}' (?ACTIVE_N packets per setopts, then a
 %% passive message) so that the process waits on the socket, the app's stream
 %% events (`{asgi | wsgi, Stream, Event}') and the listener's drain message at
-%% once; the read buffer is bounded by going passive while it is full. Request heads are parsed by
-%% py_web_h1_request, chunked bodies decoded by py_web_h1_chunked (strict
-%% RFC 9112: anything else is answered 4xx/5xx and the connection closed,
-%% before the app sees the request). An ASGI app gets the body as it
-%% arrives, as far as it asked for it (`need_body', then a window of
-%% ?BODY_WINDOW bytes). A WSGI app gets the whole body at once: it is read
+%% once; the read buffer is bounded by going passive while it is full. Request
+%% heads are parsed by py_web_h1_request, chunked bodies decoded by
+%% py_web_h1_chunked (strict RFC 9112: anything else is answered 4xx/5xx and the
+%% connection closed, before the app sees the request). An ASGI app gets the
+%% body as it arrives, as far as it asked for it (`need_body', then a window of
+%% ?BODY_WINDOW bytes), except a body of at most ?BODY_WINDOW bytes with a
+%% Content-Length and no `Expect: 100-continue': that one is read before the app
+%% starts (the window would have sent it ahead anyway) and given whole, so that
+%% the app gets one message and erlang_python runs it on its C exchange instead
+%% of a feed per packet. A WSGI app gets the whole body at once: it is read
 %% here before the app takes a worker thread (a slow client must not hold
 %% one), in memory up to `spool_threshold' bytes, beyond that in a file
 %% (py_web_spool) whose path the app reads. What to send is
@@ -84,12 +88,13 @@
 %% What is left to read of a request body.
 -type body() :: done | {cl, pos_integer()} | {chunked, py_web_h1_chunked:state()}.
 
-%% A WSGI request body being read before the app starts: in memory (Acc,
-%% reversed), or in the connection's spool file once it has one.
+%% A request body being read before the app starts: in memory (Acc,
+%% reversed), or in the connection's spool file once it has one (WSGI only).
 -record(pre, {
     body :: body(),
     total :: non_neg_integer(),
     acc = [] :: [binary()],
+    spool :: boolean(),                      %% may go to a file (WSGI)
     ctx :: {#req{}, integer()}               %% the request and its start
 }).
 
@@ -269,10 +274,18 @@ http_exchange(Req, T0, St = #st{cfg = Cfg}) ->
     case body_init(Req, St) of
         {error, Code} ->
             reply_error(Code, {Req, T0}, St);
+        {ok, Initial, done, Total, St1}
+          when Cfg#cfg.interface =:= wsgi, Total > Cfg#cfg.spool_threshold ->
+            %% whole already, but over spool_threshold: to a file all the same
+            preread(Req#req{expect = false}, Initial, done, Total, T0, St1);
         {ok, Initial, done, Total, St1} ->
             start(Req, Initial, done, Total, T0, St1);
         {ok, Initial, Body, Total, St1} when Cfg#cfg.interface =:= wsgi ->
             preread(Req, Initial, Body, Total, T0, St1);
+        {ok, Initial, Body = {cl, Left}, Total, St1}
+          when Total + Left =< ?BODY_WINDOW, not Req#req.expect ->
+            pre_loop(#pre{body = Body, total = Total, acc = [Initial], spool = false,
+                          ctx = {Req, T0}}, St1);
         {ok, Initial, Body, Total, St1} ->
             start(Req, Initial, Body, Total, T0, St1)
     end.
@@ -377,7 +390,7 @@ body_take({chunked, CS}, Total, Buf, St = #st{cfg = #cfg{max_body = Max}}) ->
     end.
 
 %%====================================================================
-%% WSGI: the whole request body before the app
+%% The whole request body before the app (WSGI; small ASGI bodies)
 %%====================================================================
 
 %% Read the rest of a WSGI request body, then start the app with it: a
@@ -392,7 +405,8 @@ preread(Req, Initial, Body, Total, T0, St0 = #st{cfg = Cfg}) ->
                    {cl, Left} -> Total + Left;
                    _ -> Total
                end,
-    P = #pre{body = Body, total = Total, ctx = {Req#req{expect = false}, T0}},
+    P = #pre{body = Body, total = Total, spool = true,
+             ctx = {Req#req{expect = false}, T0}},
     St1 = case Expected > Cfg#cfg.spool_threshold of
               true -> spool(P, St);
               false -> St
@@ -410,7 +424,7 @@ pre_loop(P, St0 = #st{sock = Sock, cfg = Cfg}) ->
             case body_take(P#pre.body, P#pre.total, Buf, St) of
                 {ok, Bin, Body, Total, St1} ->
                     P1 = P#pre{body = Body, total = Total},
-                    case St1#st.spool =:= undefined andalso
+                    case P#pre.spool andalso St1#st.spool =:= undefined andalso
                         Total > Cfg#cfg.spool_threshold of
                         true ->
                             %% what memory held so far goes first

@@ -159,8 +159,14 @@ listen(O) ->
                 Bs ->
                     Bs
             end,
+    %% `buffer': the driver reads up to this much at a time (1460 bytes by default:
+    %% a 1 MiB upload would be 718 messages). An idle connection holds none of it.
+    %% Measured (bin/pyweb, 1 MiB POST echoed, 10 connections, 5 interleaved wrk
+    %% rounds): CPU per request 7.3 ms with 1460, 2.1 ms with 65536; hello requests and
+    %% the RSS of 2,000 idle keep-alive connections unchanged.
     Opts = #{backlog => maps:get(backlog, O), reuse_port => maps:get(reuse_port, O),
              socket_opts => [binary, {packet, raw}, {active, false}, {nodelay, true},
+                             {buffer, maps:get(read_buffer, O)},
                              {send_timeout, 30000}, {send_timeout_close, true}]},
     lists:foldl(fun(B, Acc) ->
                         case py_web_bind:listen(B, Opts) of
