@@ -394,11 +394,13 @@ T_START = time.monotonic()
 
 # ---- CPU split -------------------------------------------------------------------------
 
-# The split phase: per hello workload, the servers whose CPU per request is split by
-# thread (bench/cpu_split.py).  The floors serve the same bytes for both apps: they run
-# once, under hello_asgi.
+# The split phase: per workload, the servers whose CPU per request is split by thread
+# (bench/cpu_split.py): bin/pyweb and the peers everywhere; on the hello apps also
+# bin/pyweb's plainest path (one worker, one GIL) and the floors, which serve the same
+# bytes for both apps and so run once, under hello_asgi.
 SPLIT = {"hello_asgi": ["pyweb", "pyweb-gil-w1"] + FLOORS + ["uvicorn", "granian"],
          "hello_wsgi": ["pyweb", "pyweb-gil-w1", "granian"]}
+SPLIT_PEERS = {"asgi": ["pyweb", "uvicorn", "granian"], "wsgi": ["pyweb", "granian"]}
 BEAM_SUM = ["scheduler", "poller", "aux", "dirty", "vm-other"]
 
 
@@ -418,10 +420,10 @@ def run_split(results, notes):
                      "or no perf): the split by code was skipped.")
     out = results.setdefault("split", {})
     for wl in WORKLOADS:
-        if wl["name"] not in SPLIT or (wl_filter and wl["name"] not in wl_filter):
+        if wl_filter and wl["name"] not in wl_filter:
             continue
         rows = out.setdefault(wl["name"], {})
-        for server in SPLIT[wl["name"]]:
+        for server in SPLIT.get(wl["name"], SPLIT_PEERS[wl["iface"]]):
             base = server.split("-")[0]
             if sv_filter and server not in sv_filter and base not in sv_filter:
                 continue
@@ -436,11 +438,11 @@ def run_split(results, notes):
                     if perf else None)
                 srv.wait_ready(wl["probe"])
                 beams = cpu_split._beams(cpu_split.tree_pids(srv.proc.pid))[0]
-                wrk(srv.port, wl["conns"], CFG["warm"])
+                wrk(srv.port, wl["conns"], CFG["warm"], wl.get("lua"))
                 windows, runs = [], []
                 for _ in range(CFG["runs"]):
                     win = cpu_split.Window(srv.proc.pid)
-                    r = wrk(srv.port, wl["conns"], CFG["run"])
+                    r = wrk(srv.port, wl["conns"], CFG["run"], wl.get("lua"))
                     windows.append(win.close(r["requests"]))
                     runs.append(r)
                 rows[server] = dict(cpu_split.merge(windows), **summarize(runs))
@@ -468,7 +470,7 @@ def split_perf(srv, wl, classes):
     class's /proc time (`classes`) shared out in proportion to its samples."""
     data = WORK / f"perf-{srv.name}.data"
     secs = max(2, CFG["run"] - 1)
-    load = threading.Thread(target=wrk, args=(srv.port, wl["conns"], secs + 3))
+    load = threading.Thread(target=wrk, args=(srv.port, wl["conns"], secs + 3, wl.get("lua")))
     load.start()
     time.sleep(1)                 # perf records inside the load, not its ramp or its end
     rec = cpu_split.perf_start(cpu_split.server_vm_pids(srv.proc.pid), secs, data)
@@ -496,7 +498,7 @@ def split_section(w, results):
     res = results.get("split", {})
     if not res:
         return
-    w("## CPU split per request (hello apps, 50 connections)\n")
+    w("## CPU split per request\n")
     w(f"Each server alone, {CFG['warm']} s warm-up, then {CFG['runs']} wrk runs of "
       f"{CFG['run']} s; around each run the utime and stime of every thread of the server's "
       "process tree (/proc/PID/task/TID/stat, bench/cpu_split.py), divided by the requests wrk "
@@ -506,7 +508,8 @@ def split_section(w, results):
       "worker threads (the app, the worker's wait for jobs); supervisor: bin/pyweb's "
       "supervisor VM.  `wrk`: the client's CPU per request; `rest`: the rest of the machine "
       "meanwhile (other work on this shared machine: the noise).  The floors serve the same "
-      "bytes for both apps and run once, under hello ASGI.\n")
+      "bytes for both apps and run once, under hello ASGI.  Connections and apps as in the "
+      "http phase.\n")
     w("| workload | server | req/s | CPU µs/req | BEAM schedulers | poller | aux + dirty + rest "
       "of VM | py-worker | other threads | wrk | rest |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
@@ -541,6 +544,8 @@ def split_section(w, results):
         w(f"BEAM time per request against the floor (floor-once: {fb:.1f} µs of BEAM threads "
           "per request):\n")
         for wl, rows in res.items():
+            if wl not in SPLIT:
+                continue
             for server in ("pyweb", "pyweb-gil-w1"):
                 r = rows.get(server, {})
                 if "total" not in r:
@@ -584,7 +589,10 @@ def split_perf_section(w, res):
         w(f"| {wl} | {server} | {r['perf_samples']:,} | "
           + " | ".join(f"{g[k]:.1f} ({g[k] / tot:.0%})" for k in groups) + " |")
     w("")
-    w("By thread and bucket, µs per request:\n")
+    perfed = [(wl, server, r) for wl, server, r in perfed if wl in SPLIT]
+    if not perfed:
+        return
+    w("By thread and bucket (hello apps), µs per request:\n")
     w("| thread: bucket | " + " | ".join(f"{wl.replace('hello_', '')} {s}" for wl, s, _ in perfed)
       + " |")
     w("|---|" + "---:|" * len(perfed))
