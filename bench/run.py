@@ -5,7 +5,7 @@ peer servers, memory under load, then bench/results/YYYY-MM-DD.md and PNG charts
 Run through bench/bench.sh (it makes the venv, installs wrk and compiles inproc.erl):
     make bench            full run (the report states how long it took)
     make bench QUICK=1    short runs
-Environment: QUICK=1; BENCH_ONLY=inproc,http,memory,modes,processes,hop,ws (a subset of
+Environment: QUICK=1; BENCH_ONLY=inproc,http,split,memory,modes,processes,hop,ws (a subset of
 the phases; such a run is named after them and leaves latest.md, the last whole run);
 BENCH_WORKLOADS=hello_asgi,... and BENCH_SERVERS=pyweb,uvicorn,... (subsets);
 PYWEB (the bin/pyweb command, default bin/pyweb: its rows are skipped with a note when
@@ -28,8 +28,11 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import cpu_split
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -43,7 +46,7 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 CFG = (dict(warm=1, run=1, runs=3, mem_n=40_000, mem_cap=3, mem_slice=1, inproc_ms=300, threads=2)
        if QUICK else
        dict(warm=2, run=5, runs=3, mem_n=1_000_000, mem_cap=50, mem_slice=5, inproc_ms=2000, threads=2))
-PHASES = ["inproc", "http", "memory", "modes", "processes", "hop", "ws"]
+PHASES = ["inproc", "http", "split", "memory", "modes", "processes", "hop", "ws"]
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",")))
 # A run of some phases only says so in its command and its files' names, and leaves
 # bench/results/latest.md (the last full run) alone.
@@ -56,6 +59,8 @@ PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
 
 ASGI_SERVERS = ["pyweb", "uvicorn", "granian", "hypercorn"]
 WSGI_SERVERS = ["pyweb", "granian", "gunicorn-sync", "gunicorn-gthread"]
+# The BEAM's floor (bench/floor.erl): pure-Erlang hello servers, no Python, same bytes.
+FLOORS = ["floor-once", "floor-activeN", "floor-socket", "floor-strict"]
 SERVER_NOTES = {
     "pyweb": "bin/pyweb, defaults (4 Python workers in mode auto: sub-interpreters on 3.12+, "
              "threads under one GIL before; BEAM on 2 schedulers)",
@@ -67,6 +72,10 @@ SERVER_NOTES = {
     "hypercorn": "1 worker, -k uvloop",
     "gunicorn-sync": "1 worker, -k sync (no keep-alive: one connection per request)",
     "gunicorn-gthread": "1 worker, -k gthread --threads 4",
+    "floor-once, -activeN, -socket, -strict": "bench/floor.erl, the BEAM's floor: pure Erlang, "
+        "no Python, the bytes bin/pyweb sends for the hello apps, started as bin/pyweb's server "
+        "VM (erl -noinput +Bi); gen_tcp {active, once} and decode_packet, {active, 100}, the "
+        "socket module (recv nowait), {active, once} and py_web_h1_request:parse/2",
 }
 
 
@@ -88,6 +97,8 @@ def server_argv(server, app, iface, port):
         i = argv.index("--workers") if "--workers" in argv else argv.index("-w")
         argv[i + 1] = workers
         return argv
+    if server.startswith("floor-"):
+        return floor_argv(server[len("floor-"):], port)
     if server in ("pyweb", "pyweb+erlang_asyncio"):
         return PYWEB + [app, "--interface", iface, "--host", host, "--port", str(port),
                         "--app-dir", str(APPS), "--log-level", "warning"]
@@ -110,6 +121,26 @@ def server_argv(server, app, iface, port):
         argv += ["-k", "sync"] if server == "gunicorn-sync" else ["-k", "gthread", "--threads", "4"]
         return argv + [app]
     raise ValueError(server)
+
+
+def floor_argv(variant, port):
+    """bench/floor.erl as bin/pyweb starts its server VM: `erl -noinput +Bi`, default
+    schedulers, PYWEB_ERL_FLAGS if set."""
+    argv = ["erl", "-noinput", "+Bi"]
+    for d in sorted(glob.glob(str(ROOT / "_build/default/lib/*/ebin"))):
+        argv += ["-pa", d]
+    return argv + ["-pa", str(WORK / "ebin")] + shlex.split(os.environ.get("PYWEB_ERL_FLAGS", "")) + [
+        "-eval", f'floor:main(["{variant}", "{port}"])']
+
+
+def floor_built():
+    """Compiles bench/floor.erl (it uses py_web_date, py_web_opts, py_web_h1_request of the
+    build); False when there is no build."""
+    if not (ROOT / "_build/default/lib/py_web/ebin/py_web_date.beam").exists():
+        return False
+    (WORK / "ebin").mkdir(parents=True, exist_ok=True)
+    subprocess.run(["erlc", "-o", str(WORK / "ebin"), str(BENCH / "floor.erl")], check=True)
+    return True
 
 
 def pyweb_available():
@@ -135,14 +166,15 @@ def free_port():
 class Server:
     """One server process group, started alone and stopped (by its own pid) when done."""
 
-    def __init__(self, server, app, iface, argv_fn=server_argv):
+    def __init__(self, server, app, iface, argv_fn=server_argv, env=None):
         self.name = server
         self.port = free_port()
         self.argv = argv_fn(server, app, iface, self.port)
         self.log = open(WORK / f"server-{server}.log", "ab")
         self.log.write(f"\n==== {' '.join(self.argv)}\n".encode())
         self.log.flush()
-        self.proc = subprocess.Popen(self.argv, cwd=APPS, env=server_env(), stdout=self.log,
+        self.proc = subprocess.Popen(self.argv, cwd=APPS, env=dict(server_env(), **(env or {})),
+                                     stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, probe, timeout=60):
@@ -183,20 +215,8 @@ class Server:
 
 def tree_rss_kib(root):
     """VmRSS summed over `root` and its descendants (gunicorn/granian workers, the beam)."""
-    children = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                data = f.read()
-        except OSError:
-            continue
-        pid = int(stat.split("/")[2])
-        ppid = int(data.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
+    total = 0
+    for pid in cpu_split.tree_pids(root):
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
@@ -242,9 +262,9 @@ JSON = get_probe(expect=b'"Hello, World!"')
 # name, title, interface, connections, app per server kind, probe, lua script or None
 WORKLOADS = [
     dict(name="hello_asgi", title="hello ASGI, 50 connections", iface="asgi", conns=50,
-         app="bench_apps:hello_asgi", probe=HELLO, servers=ASGI_SERVERS),
+         app="bench_apps:hello_asgi", probe=HELLO, servers=ASGI_SERVERS + FLOORS),
     dict(name="hello_wsgi", title="hello WSGI, 50 connections", iface="wsgi", conns=50,
-         app="bench_apps:hello_wsgi", probe=HELLO, servers=WSGI_SERVERS),
+         app="bench_apps:hello_wsgi", probe=HELLO, servers=WSGI_SERVERS + FLOORS),
     dict(name="starlette_json", title="Starlette JSON, 50 connections", iface="asgi", conns=50,
          app="bench_frameworks:starlette_app", probe=JSON, servers=ASGI_SERVERS),
     dict(name="flask_json", title="Flask JSON, 50 connections", iface="wsgi", conns=50,
@@ -327,6 +347,7 @@ def run_http(results, notes, workloads=WORKLOADS, key="http"):
     if not have_pyweb:
         notes.append(f"`{' '.join(PYWEB)}` is missing: the pyweb rows were skipped "
                      "(run `make build` and re-run).")
+    have_floor = floor_built()
     out = results.setdefault(key, {})
     for wl in workloads:
         if wl_filter and wl["name"] not in wl_filter:
@@ -338,6 +359,9 @@ def run_http(results, notes, workloads=WORKLOADS, key="http"):
                 continue
             if base.startswith("pyweb") and not have_pyweb:
                 rows[server] = dict(skipped="bin/pyweb missing")
+                continue
+            if base.startswith("floor") and not have_floor:
+                rows[server] = dict(skipped="no build (make build)")
                 continue
             if "subinterpreters" in server and not has_subinterpreters():
                 rows[server] = dict(skipped=f"Python {platform.python_version()}: no "
@@ -366,6 +390,222 @@ def run_http(results, notes, workloads=WORKLOADS, key="http"):
 
 
 T_START = time.monotonic()
+
+
+# ---- CPU split -------------------------------------------------------------------------
+
+# The split phase: per workload, the servers whose CPU per request is split by thread
+# (bench/cpu_split.py): bin/pyweb and the peers everywhere; on the hello apps also
+# bin/pyweb's plainest path (one worker, one GIL) and the floors, which serve the same
+# bytes for both apps and so run once, under hello_asgi.
+SPLIT = {"hello_asgi": ["pyweb", "pyweb-gil-w1"] + FLOORS + ["uvicorn", "granian"],
+         "hello_wsgi": ["pyweb", "pyweb-gil-w1", "granian"]}
+SPLIT_PEERS = {"asgi": ["pyweb", "uvicorn", "granian"], "wsgi": ["pyweb", "granian"]}
+BEAM_SUM = ["scheduler", "poller", "aux", "dirty", "vm-other"]
+
+
+def run_split(results, notes):
+    """Each server alone, warmed up, then CFG["runs"] wrk runs of CFG["run"] s, each one a
+    window of /proc accounting of every thread of the server's tree (cpu_split.Window);
+    µs of CPU per request per thread class over all the runs, and what wrk and the rest
+    of the machine used meanwhile.  When perf can be used, the BEAM servers (started with
+    +JPperf map, so that the JIT's code is named) get one more run under `perf record`,
+    whose samples share out each thread class's time (split_perf)."""
+    wl_filter = set(filter(None, os.environ.get("BENCH_WORKLOADS", "").split(",")))
+    sv_filter = set(filter(None, os.environ.get("BENCH_SERVERS", "").split(",")))
+    have = dict(pyweb=pyweb_available(), floor=floor_built())
+    use_perf = cpu_split.perf_usable()
+    if not use_perf:
+        notes.append("CPU split: perf cannot be used here (not root, perf_event_paranoid > 1 "
+                     "or no perf): the split by code was skipped.")
+    out = results.setdefault("split", {})
+    for wl in WORKLOADS:
+        if wl_filter and wl["name"] not in wl_filter:
+            continue
+        rows = out.setdefault(wl["name"], {})
+        for server in SPLIT.get(wl["name"], SPLIT_PEERS[wl["iface"]]):
+            base = server.split("-")[0]
+            if sv_filter and server not in sv_filter and base not in sv_filter:
+                continue
+            if base in have and not have[base]:
+                rows[server] = dict(skipped="no build (make build)")
+                continue
+            srv, beams = None, []
+            perf = use_perf and base in have
+            try:
+                srv = Server(server, wl["app"], wl["iface"], env=dict(
+                    ERL_FLAGS=(os.environ.get("ERL_FLAGS", "") + " +JPperf map").strip())
+                    if perf else None)
+                srv.wait_ready(wl["probe"])
+                beams = cpu_split._beams(cpu_split.tree_pids(srv.proc.pid))[0]
+                wrk(srv.port, wl["conns"], CFG["warm"], wl.get("lua"))
+                windows, runs = [], []
+                for _ in range(CFG["runs"]):
+                    win = cpu_split.Window(srv.proc.pid)
+                    r = wrk(srv.port, wl["conns"], CFG["run"], wl.get("lua"))
+                    windows.append(win.close(r["requests"]))
+                    runs.append(r)
+                rows[server] = dict(cpu_split.merge(windows), **summarize(runs))
+                r = rows[server]
+                if perf:
+                    r.update(split_perf(srv, wl, r["classes"]))
+                print(f"{stamp()} split {wl['name']:12s} {server:18s} {r['rps']:9.0f} req/s  "
+                      f"{r['total']:6.1f} us CPU/request  ("
+                      + ", ".join(f"{c} {v['user'] + v['kernel']:.1f}"
+                                  for c, v in split_order(r["classes"])) + ")", flush=True)
+            except Exception as e:  # noqa: BLE001 - report and go on with the others
+                rows[server] = dict(failed=str(e)[:300])
+                print(f"{stamp()} split {wl['name']} {server} FAILED: {e}", flush=True)
+            finally:
+                if srv:
+                    srv.stop()
+                for pid in beams:        # the perf maps of +JPperf map
+                    Path(f"/tmp/perf-{pid}.map").unlink(missing_ok=True)
+    notes.append(f"CPU split: load average after the split phase {load_average()}.")
+
+
+def split_perf(srv, wl, classes):
+    """One more wrk run with `perf record` on the serving BEAM for CFG["run"] - 1 s (at
+    least 2) in its middle: {"perf": {"class\tbucket": µs per request}, "perf_samples": n}, each thread
+    class's /proc time (`classes`) shared out in proportion to its samples."""
+    data = WORK / f"perf-{srv.name}.data"
+    secs = max(2, CFG["run"] - 1)
+    load = threading.Thread(target=wrk, args=(srv.port, wl["conns"], secs + 3, wl.get("lua")))
+    load.start()
+    time.sleep(1)                 # perf records inside the load, not its ramp or its end
+    rec = cpu_split.perf_start(cpu_split.server_vm_pids(srv.proc.pid), secs, data)
+    try:
+        rec.wait(timeout=secs + 60)
+        counts = cpu_split.perf_samples(data)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        load.join()
+        data.unlink(missing_ok=True)
+    return dict(perf=cpu_split.perf_split(counts, classes), perf_samples=sum(counts.values()))
+
+
+def split_order(classes):
+    """Thread classes, the BEAM's in their fixed order, then the others by CPU."""
+    beam = [(c, classes[c]) for c in cpu_split.BEAM_CLASSES if c in classes]
+    rest = sorted(((c, v) for c, v in classes.items() if c not in cpu_split.BEAM_CLASSES),
+                  key=lambda cv: -(cv[1]["user"] + cv[1]["kernel"]))
+    return [(c, v) for c, v in beam + rest if v["user"] + v["kernel"] >= 0.05]
+
+
+def split_section(w, results):
+    res = results.get("split", {})
+    if not res:
+        return
+    w("## CPU split per request\n")
+    w(f"Each server alone, {CFG['warm']} s warm-up, then {CFG['runs']} wrk runs of "
+      f"{CFG['run']} s; around each run the utime and stime of every thread of the server's "
+      "process tree (/proc/PID/task/TID/stat, bench/cpu_split.py), divided by the requests wrk "
+      "counted, over all runs.  µs of CPU per request, user / kernel.  BEAM threads: the "
+      "schedulers (Erlang code, the inet driver, message passing, the NIF calls), the poller "
+      "(epoll), aux, dirty schedulers and the rest of the VM; py-worker: the NIF's Python "
+      "worker threads (the app, the worker's wait for jobs); supervisor: bin/pyweb's "
+      "supervisor VM.  `wrk`: the client's CPU per request; `rest`: the rest of the machine "
+      "meanwhile (other work on this shared machine: the noise).  The floors serve the same "
+      "bytes for both apps and run once, under hello ASGI.  Connections and apps as in the "
+      "http phase.\n")
+    w("| workload | server | req/s | CPU µs/req | BEAM schedulers | poller | aux + dirty + rest "
+      "of VM | py-worker | other threads | wrk | rest |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+
+    def uk(v):
+        return f"{v['user']:.1f} / {v['kernel']:.1f}" if v else "-"
+
+    def add(vs):
+        vs = [v for v in vs if v]
+        return {k: sum(v[k] for v in vs) for k in ("user", "kernel")} if vs else None
+
+    for wl, rows in res.items():
+        for server, r in rows.items():
+            if "total" not in r:
+                w(f"| {wl} | {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} "
+                  "| | | | | | | | |")
+                continue
+            c = r["classes"]
+            beam = "scheduler" in c
+            other = [(k, v) for k, v in split_order(c)
+                     if k not in cpu_split.BEAM_CLASSES or k in ("py-other", "supervisor VM")]
+            w(f"| {wl} | {server} | {fmt_rps(r['rps'])} | {r['total']:.1f} | "
+              f"{uk(c.get('scheduler'))} | {uk(c.get('poller'))} | "
+              f"{uk(add([c.get(k) for k in ('aux', 'dirty', 'vm-other')])) if beam else '-'} | "
+              f"{uk(c.get('py-worker'))} | "
+              + (", ".join(f"{k} {uk(v)}" for k, v in other) or "-")
+              + f" | {r['wrk']:.1f} | {r['other']:.1f} |")
+    w("")
+    floor = res.get("hello_asgi", {}).get("floor-once", {})
+    if "total" in floor:
+        fb = sum(floor["classes"].get(k, {}).get(x, 0) for k in BEAM_SUM for x in ("user", "kernel"))
+        w(f"BEAM time per request against the floor (floor-once: {fb:.1f} µs of BEAM threads "
+          "per request):\n")
+        for wl, rows in res.items():
+            if wl not in SPLIT:
+                continue
+            for server in ("pyweb", "pyweb-gil-w1"):
+                r = rows.get(server, {})
+                if "total" not in r:
+                    continue
+                b = sum(r["classes"].get(k, {}).get(x, 0) for k in BEAM_SUM for x in ("user", "kernel"))
+                py = r["classes"].get("py-worker", {})
+                w(f"- {wl}, {server}: BEAM {b:.1f} µs = {b / fb:.1f}x the floor (+{b - fb:.1f} µs); "
+                  f"Python workers {py.get('user', 0) + py.get('kernel', 0):.1f} µs; "
+                  f"whole server {r['total']:.1f} µs = {r['total'] / floor['total']:.1f}x the "
+                  f"floor's {floor['total']:.1f}")
+        w("")
+    split_perf_section(w, res)
+
+
+def split_perf_section(w, res):
+    perfed = [(wl, server, r) for wl, rows in res.items() for server, r in rows.items()
+              if r.get("perf")]
+    if not perfed:
+        return
+    w("### What the time is spent on (perf)\n")
+    w("One more wrk run per BEAM server (started with `+JPperf map`: the JIT's code is "
+      "named) under `perf record -F 999` of the serving VM; each thread class's time above "
+      "is shared out in proportion to its samples, by what the sampled code is "
+      "(bench/cpu_split.py, PERF_BUCKETS: Erlang code by module, beam.smp and the kernel "
+      "by symbol; Debian's beam.smp is stripped of its static functions, whose samples are "
+      "`runtime, unnamed`).  The groups: HTTP = request parsing, py_web's and OTP's Erlang, "
+      "the inet driver and the kernel's network path on the BEAM's threads; messaging and "
+      "scheduling = message passing, the schedulers' own work and the kernel's waits and "
+      "wake-ups (epoll, futex, sched_yield, pipes); NIF hop = the NIF's C, erlang_python's "
+      "Erlang and everything on the Python worker threads but Python itself.  A "
+      "heuristic split, µs per request (% of the server's CPU).\n")
+    groups = cpu_split.PERF_GROUPS
+    w("| workload | server | samples | " + " | ".join(groups) + " |")
+    w("|---|---|---:|" + "---:|" * len(groups))
+    for wl, server, r in perfed:
+        g = dict.fromkeys(groups, 0.0)
+        for key, us in r["perf"].items():
+            cls, bucket = key.split("\t")
+            g[cpu_split.perf_group(cls, bucket)] += us
+        tot = sum(g.values()) or 1
+        w(f"| {wl} | {server} | {r['perf_samples']:,} | "
+          + " | ".join(f"{g[k]:.1f} ({g[k] / tot:.0%})" for k in groups) + " |")
+    w("")
+    perfed = [(wl, server, r) for wl, server, r in perfed if wl in SPLIT]
+    if not perfed:
+        return
+    w("By thread and bucket (hello apps), µs per request:\n")
+    w("| thread: bucket | " + " | ".join(f"{wl.replace('hello_', '')} {s}" for wl, s, _ in perfed)
+      + " |")
+    w("|---|" + "---:|" * len(perfed))
+    keys = []
+    for cls in ("scheduler", "poller", "aux", "py-worker", "dirty", "py-other", "vm-other"):
+        for bucket, _ in cpu_split.PERF_BUCKETS:
+            if any(r["perf"].get(f"{cls}\t{bucket}", 0) >= 0.1 for _, _, r in perfed):
+                keys.append((cls, bucket))
+    for cls, bucket in keys:
+        key = f"{cls}\t{bucket}"
+        w(f"| {cls}: {bucket} | " + " | ".join(f"{r['perf'].get(key, 0):.1f}"
+                                           for _, _, r in perfed) + " |")
+    w("")
 
 
 # ---- websockets ------------------------------------------------------------------------
@@ -955,7 +1195,21 @@ def report(results, notes, stamp, started, elapsed):
             else:
                 w(f"- {wlname}: pyweb / {peer}: not measured")
         w("")
+        floors = [(wl, f) for wl in ("hello_asgi", "hello_wsgi") for f in FLOORS
+                  if "rps" in http_res.get(wl, {}).get(f, {})]
+        if floors:
+            w("The BEAM's floor (bench/floor.erl: pure Erlang, no Python, the same bytes): "
+              "bin/pyweb's req/s as a fraction of each floor's, and the floors against the "
+              "peers.\n")
+            for wl, f in floors:
+                rows = http_res[wl]
+                w(f"- {wl}: pyweb / {f} = {ratio_str(rps_of(rows, 'pyweb'), rps_of(rows, f))}; "
+                  f"{f} / granian = {ratio_str(rps_of(rows, f), rps_of(rows, 'granian'))}"
+                  + (f", / uvicorn = {ratio_str(rps_of(rows, f), rps_of(rows, 'uvicorn'))}"
+                     if "uvicorn" in rows else ""))
+            w("")
 
+    split_section(w, results)
     mres = results.get("modes", {})
     if mres:
         modes_section(w, results, mres)
@@ -1261,6 +1515,8 @@ def main():
         run_inproc(results, notes)
     if "http" in ONLY:
         run_http(results, notes)
+    if "split" in ONLY:
+        run_split(results, notes)
     if "memory" in ONLY:
         run_memory(results, notes)
     if "modes" in ONLY:
