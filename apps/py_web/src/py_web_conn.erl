@@ -500,7 +500,7 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
 event({accept, Subprotocol, Headers}, X = #x{ws = WsReq}, St) when WsReq =/= undefined ->
     #st{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error} = St,
     py_web_ws_conn:run(#{sock => Sock, t => T, messages => {Ok, Closed, Error},
-                         armed => St#st.armed, buf => St#st.buf, cfg => St#st.cfg,
+                         buf => St#st.buf, cfg => St#st.cfg,
                          req => X#x.req, request => WsReq, stream => X#x.stream,
                          accept => {Subprotocol, Headers}, draining => St#st.draining,
                          t0 => X#x.t0});

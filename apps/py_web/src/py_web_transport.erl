@@ -1,11 +1,12 @@
 %% @doc The one place where plain TCP and TLS differ (as `elli_tcp' is for
 %% Elli): every socket operation of py_web takes the transport (`gen_tcp' or
 %% `ssl') and the socket. Sockets are in binary, raw, passive mode and read
-%% with `{active, once}'; messages/1 gives the tags they arrive with.
+%% with `{active, once}' (or `{active, N}', active/3); messages/1 gives the tags
+%% they arrive with, passive/1 the tag that says an `{active, N}' ran out.
 -module(py_web_transport).
 
--export([accept/2, handshake/4, active_once/2, send/3, close/2, names/2, messages/1,
-         of_elli/1]).
+-export([accept/2, handshake/4, active_once/2, active/3, send/3, close/2, names/2, messages/1,
+         passive/1, of_elli/1]).
 
 -export_type([t/0, socket/0]).
 
@@ -31,6 +32,12 @@ handshake(ssl, S, Opts, T) -> ssl:handshake(S, Opts, T).
 -spec active_once(t(), socket()) -> ok | {error, term()}.
 active_once(gen_tcp, S) -> inet:setopts(S, [{active, once}]);
 active_once(ssl, S) -> ssl:setopts(S, [{active, once}]).
+
+%% @doc Deliver the next `N' data messages (then `{passive/1, Socket}'), or stop
+%% delivering (`false').
+-spec active(t(), socket(), pos_integer() | false) -> ok | {error, term()}.
+active(gen_tcp, S, N) -> inet:setopts(S, [{active, N}]);
+active(ssl, S, N) -> ssl:setopts(S, [{active, N}]).
 
 -spec send(t(), socket(), iodata()) -> ok | {error, term()}.
 send(gen_tcp, S, Data) -> gen_tcp:send(S, Data);
@@ -64,6 +71,12 @@ ip(Ip) -> list_to_binary(inet:ntoa(Ip)).
 -spec messages(t()) -> {tcp, tcp_closed, tcp_error} | {ssl, ssl_closed, ssl_error}.
 messages(gen_tcp) -> {tcp, tcp_closed, tcp_error};
 messages(ssl) -> {ssl, ssl_closed, ssl_error}.
+
+%% @doc The tag of the message `{Tag, Socket}' that an `{active, N}' socket
+%% sends when its N messages are delivered (it is passive from then on).
+-spec passive(t()) -> tcp_passive | ssl_passive.
+passive(gen_tcp) -> tcp_passive;
+passive(ssl) -> ssl_passive.
 
 %% @doc An Elli socket (`{plain, S}' or `{ssl, S}', see `elli_tcp') as a
 %% transport and socket.

@@ -7,8 +7,10 @@
 %% this module carries it out between the socket (gen_tcp or ssl, py_web_transport) and the
 %% app's stream (py_asgi's websocket events, see py_asgi:start/4):
 %% <ul>
-%% <li>messages from the client go to the app (`ws_receive'); when the app has 32 waiting
-%%     it says `pause_reading' and the socket is not read until `resume_reading';</li>
+%% <li>messages from the client go to the app (`ws_receive'); the socket is read with
+%%     `{active, ?ACTIVE_N}' (no re-arming per packet); when the app has 32 messages
+%%     waiting it says `pause_reading', the socket is made passive (what it had delivered
+%%     already still goes to the app) and not read until `resume_reading';</li>
 %% <li>the app's messages are framed and written; each is acknowledged once written, in
 %%     batches of up to ?ACK_BATCH bytes (the app's send() waits beyond 1 MiB);</li>
 %% <li>the end for the app is one `ws_disconnect': the peer's close code, the code the
@@ -33,6 +35,8 @@
 %% past 1 MiB unacknowledged, so a smaller remainder never holds it).
 -define(ACK_BATCH, 65536).
 -define(LINGER, 5000).
+%% Socket messages delivered per `{active, N}' arming.
+-define(ACTIVE_N, 100).
 
 -record(w, {
     sock :: py_web_transport:socket(),
@@ -40,12 +44,13 @@
     ok :: tcp | ssl,
     closed :: tcp_closed | ssl_closed,
     error :: tcp_error | ssl_error,
+    passive :: tcp_passive | ssl_passive,
     backend :: module(),
     stream :: term(),
     label :: {binary(), binary()},          %% method and path, for the log
     ws :: py_web_ws:ws(),
     paused = false :: boolean(),            %% the app asked to stop reading
-    armed = false :: boolean(),
+    active = false :: boolean(),            %% in {active, ?ACTIVE_N} mode
     unacked = 0 :: non_neg_integer(),       %% written, not yet acknowledged to the app
     timer = undefined :: undefined | {reference(), integer()},
     app_done = false :: boolean()
@@ -56,7 +61,7 @@
 %% request head.
 -spec run(#{sock := py_web_transport:socket(), t := py_web_transport:t(),
             messages := {tcp | ssl, tcp_closed | ssl_closed, tcp_error | ssl_error},
-            armed := boolean(), buf := binary(), cfg := #cfg{}, req := #req{},
+            buf := binary(), cfg := #cfg{}, req := #req{},
             request := py_web_ws_handshake:request(), stream := term(),
             accept := {binary() | undefined, [{binary(), binary()}]},
             draining := boolean(), t0 := integer()}) -> no_return().
@@ -78,9 +83,10 @@ run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := 
     case py_web_ws:accept(Request, #{subprotocol => Sub, headers => Hs, extra => Extra,
                                      now => Now}, Opts) of
         {ok, Head, Ws} ->
-            W = #w{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error, backend = B,
-                   stream = Stream, label = {M, Path}, ws = Ws,
-                   armed = maps:get(armed, C)},
+            %% an {active, once} left armed by py_web_conn is replaced by {active, N}
+            W = #w{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error,
+                   passive = py_web_transport:passive(T), backend = B,
+                   stream = Stream, label = {M, Path}, ws = Ws},
             access_log(Req, Cfg, C),
             W1 = write(Head, W),
             W2 = case maps:get(draining, C) of
@@ -105,11 +111,14 @@ run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := 
 %% The loop
 %%====================================================================
 
-loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error}) ->
+loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error,
+             passive = Passive}) ->
     W = arm(W0),
     receive
         {Ok, Sock, Data} ->
-            loop(recv(Data, W#w{armed = false}));
+            loop(recv(Data, W));
+        {Passive, Sock} ->
+            loop(W#w{active = false});
         {asgi, S, Event} ->
             loop(app_event(Event, W));
         {timeout, Ref, py_web_ws} ->
@@ -151,7 +160,7 @@ app_event({send, Kind, Data}, W = #w{ws = Ws0}) ->
 app_event({close, Code, Reason}, W) ->
     app_msg({close, Code, Reason}, now_ms(), W);
 app_event(pause_reading, W) ->
-    W#w{paused = true};
+    passive(W#w{paused = true});
 app_event(resume_reading, W) ->
     W#w{paused = false};
 app_event(done, W) ->
@@ -214,11 +223,20 @@ timer(W = #w{ws = Ws, timer = Timer}) ->
             W#w{timer = {Ref, D}}
     end.
 
-arm(W = #w{armed = true}) -> W;
+arm(W = #w{active = true}) -> W;
 arm(W = #w{paused = true}) -> W;
 arm(W = #w{t = T, sock = Sock}) ->
-    case py_web_transport:active_once(T, Sock) of
-        ok -> W#w{armed = true};
+    case py_web_transport:active(T, Sock, ?ACTIVE_N) of
+        ok -> W#w{active = true};
+        {error, _} -> gone(W)
+    end.
+
+%% Stop reading (pause_reading): the socket's messages already delivered stay in the
+%% mailbox and are handled as they come.
+passive(W = #w{active = false}) -> W;
+passive(W = #w{t = T, sock = Sock}) ->
+    case py_web_transport:active(T, Sock, false) of
+        ok -> W#w{active = false};
         {error, _} -> gone(W)
     end.
 
