@@ -28,7 +28,7 @@ groups() ->
      {raw, [], [handshake_refusals, compression_negotiated, utf8_split_across_fragments,
                 ping_between_fragments, message_too_big, invalid_opcode, unmasked_frame,
                 bad_close_code, client_vanishes_1006, ws_none, app_errors_logged,
-                socket_rearmed, pause_resume_reading]},
+                socket_rearmed, pause_resume_reading, server_options_101]},
      {cowboy, [], [cowboy_echo_deflate, cowboy_echo_plain, cowboy_denials, cowboy_close_codes,
                    cowboy_broadcast_100]}].
 
@@ -286,6 +286,33 @@ client_vanishes_1006(_Config) ->
         ok = gen_tcp:close(S),
         wait_disconnect(1006)
     end).
+
+%% The 101 is written and logged as any response: the server's default headers
+%% (--header), no Date with --no-date-header, its Server name, the access-log format.
+server_options_101(_Config) ->
+    ok = logger:add_handler(ws_access, py_web_log_h, #{config => #{pid => self()},
+                                                      level => info}),
+    Level = maps:get(level, logger:get_primary_config()),
+    ok = logger:set_primary_config(level, info),
+    try
+        with_server(#{headers => [{<<"x-default">>, <<"1">>}], date_header => false,
+                      server_header => <<"wsrv">>, access_log => true,
+                      access_log_format => <<"%(s)s %(r)s">>}, fun(Port) ->
+            {101, Head} = handshake(Port, "/echo?q=1", [], #{}),
+            {match, _} = re:run(Head, "\r\nx-default: 1\r\n"),
+            {match, _} = re:run(Head, "\r\nserver: wsrv\r\n"),
+            nomatch = re:run(Head, "\r\ndate:", [caseless]),
+            receive
+                {log, #{msg := {"~ts", [Line]}, meta := #{py_web := access}}} ->
+                    ?assertEqual(<<"101 GET /echo?q=1 HTTP/1.1">>, iolist_to_binary(Line))
+            after 5000 ->
+                ct:fail(no_access_line)
+            end
+        end)
+    after
+        logger:set_primary_config(level, Level),
+        logger:remove_handler(ws_access)
+    end.
 
 %% One message per socket read, more of them than one {active, N} arming delivers: the
 %% connection re-arms the socket when it turns passive, and every message is echoed.

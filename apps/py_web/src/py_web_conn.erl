@@ -612,10 +612,8 @@ head(Head, #x{close = Close, req = #req{version = V}}, St) ->
 
 %% The bytes of a response head, with the server's Server, Date (unless
 %% date_header is off: then as if the app had sent one) and --header fields.
-head_bytes(Head, Close, V, #st{cfg = #cfg{server_header = S, headers = Defaults,
-                                          date_header = Date}}) ->
-    py_web_http:head(case Date of true -> Head; false -> Head#{date := true} end,
-                     Close, V, S, Defaults).
+head_bytes(Head, Close, V, #st{cfg = Cfg}) ->
+    py_web_http:server_head(Head, Close, V, Cfg).
 
 send(Data, X, St = #st{sock = Sock, t = T}) ->
     case py_web_transport:send(T, Sock, Data) of
@@ -726,24 +724,13 @@ access_log(X = #x{ex = Ex}, St) ->
     access_log(X#x.req, X#x.t0, Status, py_web_exchange:sent(Ex),
                py_web_exchange:headers(Ex), St).
 
-access_log(_Req, _T0, _Status, _Sent, _Headers, #st{cfg = #cfg{access_log = false}}) ->
-    ok;
 access_log(Req, T0, Status, Sent, Headers, #st{cfg = #cfg{access_log = Format}, peer = Peer}) ->
-    case logger:allow(info, ?MODULE) of
-        true ->
-            Now = erlang:monotonic_time(microsecond),
-            Start = erlang:system_time(microsecond) - (Now - T0),
-            Client = case Req of
-                         #req{peer = P} -> P;
-                         undefined -> Peer
-                     end,
-            Line = py_web_access:line(Format, #{req => Req, peer => Client, status => Status,
-                                                sent => Sent, start => Start,
-                                                duration => Now - T0, headers => Headers}),
-            logger:info("~ts", [Line], #{py_web => access});
-        false ->
-            ok
-    end.
+    Client = case Req of
+                 #req{peer = P} -> P;
+                 undefined -> Peer
+             end,
+    py_web_access:log(Format, #{req => Req, peer => Client, status => Status, sent => Sent,
+                                t0 => T0, headers => Headers}).
 
 %% A response of the server's own (4xx/5xx), then close. Ctx is what is
 %% known of the request: nothing (it could not be parsed), the request and

@@ -57,8 +57,9 @@
 }).
 
 %% @doc Carry on with an accepted handshake: answer it (101, or 500 when the app's accept
-%% is at fault), then run the connection to its end. `buf' holds the bytes read after the
-%% request head.
+%% is at fault; either head as the server writes any head, py_web_http:server_head/4, and
+%% logged as any request, py_web_access), then run the connection to its end. `buf' holds
+%% the bytes read after the request head.
 -spec run(#{sock := py_web_transport:socket(), t := py_web_transport:t(),
             messages := {tcp | ssl, tcp_closed | ssl_closed, tcp_error | ssl_error},
             buf := binary(), cfg := #cfg{}, req := #req{},
@@ -67,28 +68,17 @@
             draining := boolean(), t0 := integer()}) -> no_return().
 run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := Req,
       request := Request, stream := Stream, accept := {Sub, Hs}} = C) ->
-    #cfg{backend = B, server_header = Server, ws = Opts, date_header = Date,
-         headers = Defaults} = Cfg,
+    #cfg{backend = B, ws = Opts} = Cfg,
     #req{method = M, raw_path = Path} = Req,
-    Extra = [[[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Defaults],
-             case Date of
-                 true -> py_web_date:header();
-                 false -> []
-             end,
-             case Server of
-                 false -> [];
-                 _ -> [<<"server: ">>, Server, <<"\r\n">>]
-             end],
     Now = now_ms(),
-    case py_web_ws:accept(Request, #{subprotocol => Sub, headers => Hs, extra => Extra,
-                                     now => Now}, Opts) of
+    case py_web_ws:accept(Request, #{subprotocol => Sub, headers => Hs, now => Now}, Opts) of
         {ok, Head, Ws} ->
             %% an {active, once} left armed by py_web_conn is replaced by {active, N}
             W = #w{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error,
                    passive = py_web_transport:passive(T), backend = B,
                    stream = Stream, label = {M, Path}, ws = Ws},
-            access_log(Req, Cfg, C),
-            W1 = write(Head, W),
+            access_log(Req, 101, 0, maps:get(headers, Head), Cfg, C),
+            W1 = write(py_web_http:server_head(Head, false, {1, 1}, Cfg), W),
             W2 = case maps:get(draining, C) of
                      true -> app_msg({close, 1001, <<>>}, Now, W1);
                      false -> W1
@@ -101,8 +91,9 @@ run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := 
             py_web_log:app_error(M, Path, {bad_websocket_accept, Why}),
             catch B:disconnect(Stream),
             {ErrHead, Body} = py_web_http:error_response(500),
-            _ = py_web_transport:send(T, Sock, [py_web_http:head(ErrHead, true, {1, 1}, Server),
-                                               Body]),
+            _ = py_web_transport:send(T, Sock, [py_web_http:server_head(ErrHead, true, {1, 1},
+                                                                        Cfg), Body]),
+            access_log(Req, 500, byte_size(Body), maps:get(headers, ErrHead), Cfg, C),
             py_web_transport:close(T, Sock),
             exit(normal)
     end.
@@ -265,15 +256,9 @@ linger(W = #w{stream = S, label = {M, P}}) ->
         exit(normal)
     end.
 
-access_log(_Req, #cfg{access_log = false}, _C) ->
-    ok;
-access_log(#req{raw_path = Path, qs = Qs, peer = Peer}, _Cfg, #{t0 := T0}) ->
-    Target = case Qs of
-                 <<>> -> Path;
-                 _ -> [Path, $?, Qs]
-             end,
-    Ms = (erlang:monotonic_time(microsecond) - T0) div 1000,
-    logger:info("~ts - \"WebSocket ~s\" [accepted] ~Bms", [py_web_log:address(Peer), Target, Ms],
-                #{py_web => access}).
+access_log(Req = #req{peer = Peer}, Status, Sent, Headers, #cfg{access_log = Format},
+           #{t0 := T0}) ->
+    py_web_access:log(Format, #{req => Req, peer => Peer, status => Status, sent => Sent,
+                                t0 => T0, headers => Headers}).
 
 now_ms() -> erlang:monotonic_time(millisecond).
