@@ -195,6 +195,9 @@ class Server:
     def rss_kib(self):
         return tree_rss_kib(self.proc.pid)
 
+    def cpu_s(self):
+        return tree_cpu_s(self.proc.pid)
+
     def stop(self):
         if self.proc.poll() is None:
             try:
@@ -225,6 +228,19 @@ def tree_rss_kib(root):
         except OSError:
             pass
     return total
+
+
+def tree_cpu_s(root):
+    """CPU seconds (user + system, all threads) used so far by `root` and its descendants."""
+    ticks = 0
+    for pid in cpu_split.tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ---- workloads -------------------------------------------------------------------------
@@ -614,7 +630,10 @@ WS_SERVERS = ["pyweb", "uvicorn", "granian"]
 WS_NOTE = ("websocket phase: app bench/apps/bench_ws.py (plain ASGI); clients bench/ws_load.py "
            "(websockets' asyncio client on uvloop, no compression, same 2 cores); uvicorn with "
            "--ws websockets, granian without --no-ws, pyweb with --mode gil (the broadcast room "
-           "is a module global: one interpreter, as uvicorn's one process)")
+           "is a module global: one interpreter, as uvicorn's one process); server CPU per "
+           "echoed message: user + system time of the server's processes (all threads) during "
+           "the echo run over the messages echoed, which other load on the machine changes "
+           "less than it changes msgs/s")
 
 
 def ws_argv(server, app, iface, port):
@@ -669,9 +688,12 @@ def run_ws(results, notes):
         try:
             srv.wait_ready(get_probe("/", expect=b"ok"))
             ws_load("echo", srv.port, 50, 1)  # warm-up
+            cpu0 = srv.cpu_s()
             echo = ws_load("echo", srv.port, 50, seconds)
+            cpu = srv.cpu_s() - cpu0
             bcast = ws_load("broadcast", srv.port, 100, messages)
             rows[server] = {"echo_mps": echo["msgs"] / echo["seconds"],
+                            "echo_cpu_us": cpu / max(echo["msgs"], 1) * 1e6,
                             "bcast_dps": bcast["delivered"] / bcast["seconds"],
                             "idle_kib": ws_idle_kib(srv, idle), "idle_n": idle}
         except Exception as e:  # noqa: BLE001 - reported, the other servers still run
@@ -687,16 +709,17 @@ def ws_section(w, results):
     if not rows:
         return
     w("## WebSockets\n")
-    w("| server | echo msgs/s (1 KiB text, 50 conns) | pyweb / this | broadcast deliveries/s "
-      "(100 clients) | pyweb / this | RSS per idle websocket (KiB) |")
-    w("|---|---:|---:|---:|---:|---:|")
+    w("| server | echo msgs/s (1 KiB text, 50 conns) | pyweb / this | server CPU per echoed "
+      "message (us) | broadcast deliveries/s (100 clients) | pyweb / this | RSS per idle "
+      "websocket (KiB) |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
     ref = rows.get("pyweb", {})
     for server, r in rows.items():
         if "echo_mps" not in r:
-            w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | |")
+            w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | | |")
             continue
         w(f"| {server} | {r['echo_mps']:,.0f} | {ratio_str(ref.get('echo_mps'), r['echo_mps'])} "
-          f"| {r['bcast_dps']:,.0f} | {ratio_str(ref.get('bcast_dps'), r['bcast_dps'])} "
+          f"| {r['echo_cpu_us']:.0f} | {r['bcast_dps']:,.0f} | {ratio_str(ref.get('bcast_dps'), r['bcast_dps'])} "
           f"| {r['idle_kib']:.1f} (of {r['idle_n']:,}) |")
     w("")
 

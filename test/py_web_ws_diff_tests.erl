@@ -78,7 +78,7 @@ command(<<"H", Deflate, SNCT, CNCT, SBits, CBits, Frag:32, Request/binary>>, _Ws
              fragment_size => case Frag of 0 -> infinity; _ -> Frag end,
              max_message_size => infinity},
     {ok, Head, Ws} = py_web_ws:accept(Req, #{now => 0}, Opts),
-    {Head, Ws};
+    {py_web_http:head(Head#{date := true}, false, {1, 1}, false), Ws};
 command(<<"R", Bytes/binary>>, Ws) ->
     {Events, Out, Ws1} = py_web_ws:recv(Bytes, 0, Ws),
     {[<<(length(Events)):32>>, [event(E) || E <- Events], Out], Ws1};

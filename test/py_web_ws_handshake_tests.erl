@@ -97,20 +97,29 @@ response_test() ->
                    Req, #{subprotocol => <<"superchat">>,
                           extensions => <<"permessage-deflate">>,
                           headers => [{<<"x-app">>, <<"1">>}, {<<"set-cookie">>, <<"a=1">>},
-                                      {<<"set-cookie">>, <<"b=2">>}],
-                          extra => <<"server: py_web\r\n">>}),
+                                      {<<"set-cookie">>, <<"b=2">>}]}),
+    ?assertMatch(#{status := 101, framing := none, close := false, date := false,
+                   server := false}, Head),
     ?assertEqual(<<"HTTP/1.1 101 Switching Protocols\r\n"
                    "upgrade: websocket\r\nconnection: Upgrade\r\n"
                    "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                    "sec-websocket-protocol: superchat\r\n"
                    "sec-websocket-extensions: permessage-deflate\r\n"
                    "x-app: 1\r\nset-cookie: a=1\r\nset-cookie: b=2\r\n"
-                   "server: py_web\r\n\r\n">>, iolist_to_binary(Head)),
+                   "server: py_web\r\n\r\n">>, render(Head, <<"py_web">>)),
     {ok, Plain} = py_web_ws_handshake:response(Req, #{}),
     ?assertEqual(<<"HTTP/1.1 101 Switching Protocols\r\n"
                    "upgrade: websocket\r\nconnection: Upgrade\r\n"
                    "sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n">>,
-                 iolist_to_binary(Plain)).
+                 render(Plain, false)),
+    %% the app's own Date and Server: the server adds neither
+    {ok, Own} = py_web_ws_handshake:response(Req, #{headers => [{<<"Date">>, <<"d">>},
+                                                                {<<"Server">>, <<"s">>}]}),
+    ?assertMatch(#{date := true, server := true}, Own).
+
+%% A head as the server writes it, without its Date.
+render(Head, Server) ->
+    iolist_to_binary(py_web_http:head(Head#{date := true}, false, {1, 1}, Server)).
 
 response_errors_test() ->
     {ok, Req} = parse(base() ++ [{<<"sec-websocket-protocol">>, <<"chat">>}]),
@@ -120,7 +129,9 @@ response_errors_test() ->
                   py_web_ws_handshake:response(Req, #{headers => [H]}))
      || H <- [{<<"x">>, <<"a\r\nb: c">>}, {<<"x y">>, <<"v">>}, {<<>>, <<"v">>},
               {<<"Sec-WebSocket-Protocol">>, <<"chat">>}, {<<"connection">>, <<"close">>},
-              {<<"content-length">>, <<"0">>}, {x, <<"v">>}]].
+              {<<"content-length">>, <<"0">>}, {x, <<"v">>},
+              %% the HTTP response check: no control character but HTAB in a value
+              {<<"x">>, <<"a", 1, "b">>}, {<<"x">>, <<"a", 127>>}]].
 
 %%--------------------------------------------------------------------
 %% permessage-deflate negotiation (RFC 7692 §7.1)

@@ -28,7 +28,8 @@
 #define STALL_NS 1000000ull
 /* An idle drainer keeps polling the queues this long (GIL released, yielding the CPU)
  * before going back to its event loop's selector: under load the next job usually arrives
- * within microseconds, and a wake-up through the eventfd and the loop costs far more. */
+ * within microseconds, and a wake-up through the eventfd and the loop costs far more.
+ * Not when the loop has callbacks ready (tasks the jobs woke up): they go first. */
 #define SPIN_NS 50000ull
 /* Worker thread stack: Python frames plus CONVERT_MAX_DEPTH-deep conversions. */
 #define WORKER_STACK_SIZE (16u * 1024u * 1024u)
@@ -502,7 +503,9 @@ pool_drain(worker_t *w)
     for (int n = 0; n < DRAIN_BATCH; n++) {
         job_t *job = next_job(w, &stop);
         if (job == NULL) {
-            if (stop || !spin_for_job(w)) {
+            /* Tasks that the jobs woke up run on the loop: back to it at once rather
+             * than delay them by a spin. */
+            if (stop || worker_has_ready(w) || !spin_for_job(w)) {
                 break;
             }
             n--;

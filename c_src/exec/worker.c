@@ -51,6 +51,12 @@ worker_next_timer_id(worker_t *w)
 }
 
 int
+worker_has_ready(worker_t *w)
+{
+    return w->ready != NULL && PyObject_Length(w->ready) > 0;
+}
+
+int
 worker_running_loop(worker_t *w, int running)
 {
     if (w->loop_running == running) {
@@ -104,6 +110,13 @@ worker_setup(worker_t *w)
         return -1;
     }
     Py_DECREF(r);
+    /* asyncio's BaseEventLoop keeps its ready callbacks in a deque; another loop class
+     * may not: then worker_has_ready is always 0. */
+    w->ready = PyObject_GetAttrString(w->loop, "_ready");
+    if (w->ready == NULL || !PySequence_Check(w->ready)) {
+        PyErr_Clear();
+        Py_CLEAR(w->ready);
+    }
     PyObject *capsule = PyCapsule_New(w, NULL, NULL);
     PyObject *fn = capsule != NULL ? PyCFunction_New(&drain_def, capsule) : NULL;
     w->capture_step = capsule != NULL ? task_capture_step(w, capsule) : NULL;
@@ -161,6 +174,7 @@ worker_main(void *arg)
     w->tstate = PyThreadState_Get();
     if (worker_setup(w) < 0) {
         record_failure(w);
+        Py_CLEAR(w->ready);
         Py_CLEAR(w->loop);
         Py_CLEAR(w->capture_step);
         current_worker = NULL;
@@ -186,6 +200,7 @@ worker_main(void *arg)
         }
     }
     teardown_loop(w);
+    Py_CLEAR(w->ready);
     Py_CLEAR(w->loop);
     Py_CLEAR(w->timers);
     Py_CLEAR(w->capture_step);

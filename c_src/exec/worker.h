@@ -49,6 +49,9 @@ typedef struct worker {
     interp_thread_t it;    /* it.ip: its interpreter */
     py_state_t *st;        /* it.ip->st */
     PyObject *loop;
+    PyObject *ready;       /* the loop's queue of ready callbacks (asyncio's private
+                            * loop._ready deque, the same object for the loop's life), or
+                            * NULL when the loop has none: see worker_has_ready */
     PyObject *timers;      /* timer id -> callback, for _erlang.schedule_timer */
     unsigned long next_timer;
     int loop_running;            /* the loop is asyncio's running loop on this thread */
@@ -70,6 +73,11 @@ PyObject *worker_loop(worker_t *w);
  * fresh timer id.  Worker thread, GIL held. */
 PyObject *worker_timers(worker_t *w);
 unsigned long worker_next_timer_id(worker_t *w);
+
+/* Whether the worker's loop has callbacks ready to run (tasks that jobs woke up): then
+ * the drain should return to the loop rather than wait for more jobs.  0 when unknown.
+ * Worker thread, GIL held. */
+int worker_has_ready(worker_t *w);
 
 /* Makes the worker's loop asyncio's running loop on this thread (running=1) or not (0),
  * as a job needs.  Worker thread, GIL held.  Returns 0, or -1 with an exception. */

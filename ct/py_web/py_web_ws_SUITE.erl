@@ -27,7 +27,8 @@ groups() ->
                    many_1000, fastapi_chat, tls, graceful_shutdown_1001]},
      {raw, [], [handshake_refusals, compression_negotiated, utf8_split_across_fragments,
                 ping_between_fragments, message_too_big, invalid_opcode, unmasked_frame,
-                bad_close_code, client_vanishes_1006, ws_none, app_errors_logged]},
+                bad_close_code, client_vanishes_1006, ws_none, app_errors_logged,
+                socket_rearmed, pause_resume_reading, server_options_101]},
      {cowboy, [], [cowboy_echo_deflate, cowboy_echo_plain, cowboy_denials, cowboy_close_codes,
                    cowboy_broadcast_100]}].
 
@@ -285,6 +286,84 @@ client_vanishes_1006(_Config) ->
         ok = gen_tcp:close(S),
         wait_disconnect(1006)
     end).
+
+%% The 101 is written and logged as any response: the server's default headers
+%% (--header), no Date with --no-date-header, its Server name, the access-log format.
+server_options_101(_Config) ->
+    ok = logger:add_handler(ws_access, py_web_log_h, #{config => #{pid => self()},
+                                                      level => info}),
+    Level = maps:get(level, logger:get_primary_config()),
+    ok = logger:set_primary_config(level, info),
+    try
+        with_server(#{headers => [{<<"x-default">>, <<"1">>}], date_header => false,
+                      server_header => <<"wsrv">>, access_log => true,
+                      access_log_format => <<"%(s)s %(r)s">>}, fun(Port) ->
+            {101, Head} = handshake(Port, "/echo?q=1", [], #{}),
+            {match, _} = re:run(Head, "\r\nx-default: 1\r\n"),
+            {match, _} = re:run(Head, "\r\nserver: wsrv\r\n"),
+            nomatch = re:run(Head, "\r\ndate:", [caseless]),
+            receive
+                {log, #{msg := {"~ts", [Line]}, meta := #{py_web := access}}} ->
+                    ?assertEqual(<<"101 GET /echo?q=1 HTTP/1.1">>, iolist_to_binary(Line))
+            after 5000 ->
+                ct:fail(no_access_line)
+            end
+        end)
+    after
+        logger:set_primary_config(level, Level),
+        logger:remove_handler(ws_access)
+    end.
+
+%% One message per socket read, more of them than one {active, N} arming delivers: the
+%% connection re-arms the socket when it turns passive, and every message is echoed.
+socket_rearmed(_Config) ->
+    Calls = trace_active(fun() ->
+        with_ws(#{}, fun(S) ->
+            lists:foreach(fun(I) ->
+                              Text = integer_to_binary(I),
+                              ok = gen_tcp:send(S, frame(text, true, Text)),
+                              ?assertEqual({text, Text}, recv_frame(S))
+                          end, lists:seq(1, 250))
+        end)
+    end),
+    %% armed at the start, then again each time the N messages were delivered
+    ?assert(length([N || N <- Calls, is_integer(N)]) >= 3),
+    ?assertEqual([], [N || N <- Calls, N =:= false]).
+
+%% 100 messages written at once to an app that does not read for 0.5 s: at 32 waiting
+%% the app says pause_reading (the socket is made passive), once it has taken half of them
+%% resume_reading (armed again); every message is echoed, in order.
+pause_resume_reading(_Config) ->
+    Texts = [integer_to_binary(I) || I <- lists:seq(1, 100)],
+    Calls = trace_active(fun() ->
+        with_server(#{}, fun(Port) ->
+            S = open(Port, "/late_echo"),
+            ok = gen_tcp:send(S, [frame(text, true, T) || T <- Texts]),
+            [?assertEqual({text, T}, recv_frame(S)) || T <- Texts]
+        end)
+    end),
+    Paused = lists:dropwhile(fun(N) -> N =/= false end, Calls),
+    ?assertMatch([false | _], Paused),
+    ?assert(lists:any(fun is_integer/1, Paused)).
+
+%% The N of each py_web_transport:active/3 call made while F runs, in order.
+trace_active(F) ->
+    erlang:trace_pattern({py_web_transport, active, 3}, true, [local]),
+    erlang:trace(new_processes, true, [call, {tracer, self()}]),
+    try
+        F()
+    after
+        erlang:trace(new_processes, false, [call]),
+        erlang:trace_pattern({py_web_transport, active, 3}, false, [local])
+    end,
+    collect_active([]).
+
+collect_active(Acc) ->
+    receive
+        {trace, _, call, {py_web_transport, active, [_, _, N]}} -> collect_active([N | Acc])
+    after 0 ->
+        lists:reverse(Acc)
+    end.
 
 %% ws => none: the handshake is a plain HTTP request (Starlette answers it as one).
 ws_none(_Config) ->

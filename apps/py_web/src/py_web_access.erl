@@ -33,7 +33,7 @@
 
 -include("py_web.hrl").
 
--export([compile/1, line/2]).
+-export([compile/1, line/2, log/2]).
 -export_type([format/0, request/0]).
 
 -type field() :: {field, binary()} | {req_header, binary()} | {resp_header, binary()}.
@@ -102,6 +102,26 @@ field(Name) ->
     case lists:member(Name, ?NAMES) of
         true -> {field, Name};
         false -> throw(bad_format)
+    end.
+
+%% @doc Log the access line of a request that ended, at level info with the metadata
+%% `py_web => access' (nothing when access lines are off, `false', or info is not
+%% logged). `t0': when the request started, `erlang:monotonic_time(microsecond)'.
+-spec log(format() | false, #{req := #req{} | undefined,
+                              peer := {binary(), inet:port_number()} | undefined,
+                              status := non_neg_integer(), sent := non_neg_integer(),
+                              t0 := integer(), headers := [{binary(), binary()}]}) -> ok.
+log(false, _R) ->
+    ok;
+log(Format, #{t0 := T0} = R) ->
+    case logger:allow(info, ?MODULE) of
+        true ->
+            Now = erlang:monotonic_time(microsecond),
+            Start = erlang:system_time(microsecond) - (Now - T0),
+            Line = line(Format, (maps:remove(t0, R))#{start => Start, duration => Now - T0}),
+            logger:info("~ts", [Line], #{py_web => access});
+        false ->
+            ok
     end.
 
 %% @doc The access line of a request.

@@ -41,11 +41,6 @@
 
 -define(CONTINUE, <<"HTTP/1.1 100 Continue\r\n\r\n">>).
 
-%% Packets delivered per re-arming of the socket. `{active, once}' costs a setopts
-%% (and the driver two epoll_ctl and a recv that finds nothing) per packet: a keep-alive
-%% request each. strace -c of bin/pyweb under wrk, per hello request: 2 epoll_ctl and
-%% 2 recvfrom with once, 0.14 and 1.01 with {active, 100}.
--define(ACTIVE_N, 100).
 
 -export([start/2, init/2]).
 
@@ -526,11 +521,11 @@ run(X = #x{stream = S}, St0 = #st{sock = Sock, cfg = Cfg}) ->
         timed_out(X, St)
     end.
 
-event({accept, Subprotocol, Headers}, X = #x{ws = WsReq}, St0) when WsReq =/= undefined ->
-    St = once(St0),
+event({accept, Subprotocol, Headers}, X = #x{ws = WsReq}, St) when WsReq =/= undefined ->
+    %% (py_web_ws_conn re-arms the socket itself and takes a passive message left over)
     #st{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error} = St,
     py_web_ws_conn:run(#{sock => Sock, t => T, messages => {Ok, Closed, Error},
-                         armed => St#st.armed, buf => St#st.buf, cfg => St#st.cfg,
+                         buf => St#st.buf, cfg => St#st.cfg,
                          req => X#x.req, request => WsReq, stream => X#x.stream,
                          accept => {Subprotocol, Headers}, draining => St#st.draining,
                          t0 => X#x.t0});
@@ -642,10 +637,8 @@ head(Head, #x{close = Close, req = #req{version = V}}, St) ->
 
 %% The bytes of a response head, with the server's Server, Date (unless
 %% date_header is off: then as if the app had sent one) and --header fields.
-head_bytes(Head, Close, V, #st{cfg = #cfg{server_header = S, headers = Defaults,
-                                          date_header = Date}}) ->
-    py_web_http:head(case Date of true -> Head; false -> Head#{date := true} end,
-                     Close, V, S, Defaults).
+head_bytes(Head, Close, V, #st{cfg = Cfg}) ->
+    py_web_http:server_head(Head, Close, V, Cfg).
 
 send(Data, X, St = #st{sock = Sock, t = T}) ->
     case py_web_transport:send(T, Sock, Data) of
@@ -758,24 +751,13 @@ access_log(X = #x{ex = Ex}, St) ->
     access_log(X#x.req, X#x.t0, Status, py_web_exchange:sent(Ex),
                py_web_exchange:headers(Ex), St).
 
-access_log(_Req, _T0, _Status, _Sent, _Headers, #st{cfg = #cfg{access_log = false}}) ->
-    ok;
 access_log(Req, T0, Status, Sent, Headers, #st{cfg = #cfg{access_log = Format}, peer = Peer}) ->
-    case logger:allow(info, ?MODULE) of
-        true ->
-            Now = erlang:monotonic_time(microsecond),
-            Start = erlang:system_time(microsecond) - (Now - T0),
-            Client = case Req of
-                         #req{peer = P} -> P;
-                         undefined -> Peer
-                     end,
-            Line = py_web_access:line(Format, #{req => Req, peer => Client, status => Status,
-                                                sent => Sent, start => Start,
-                                                duration => Now - T0, headers => Headers}),
-            logger:info("~ts", [Line], #{py_web => access});
-        false ->
-            ok
-    end.
+    Client = case Req of
+                 #req{peer = P} -> P;
+                 undefined -> Peer
+             end,
+    py_web_access:log(Format, #{req => Req, peer => Client, status => Status, sent => Sent,
+                                t0 => T0, headers => Headers}).
 
 %% A response of the server's own (4xx/5xx), then close. Ctx is what is
 %% known of the request: nothing (it could not be parsed), the request and
@@ -810,7 +792,7 @@ unspool(St = #st{spool = Spool}) ->
 
 arm(St = #st{armed = true}) -> St;
 arm(St = #st{sock = Sock, t = T}) ->
-    case py_web_transport:active_n(T, Sock, ?ACTIVE_N) of
+    case py_web_transport:active(T, Sock, ?ACTIVE_N) of
         ok -> St#st{armed = true};
         {error, _} -> stop(St)
     end.
@@ -819,18 +801,7 @@ arm(St = #st{sock = Sock, t = T}) ->
 %% in the mailbox.
 disarm(St = #st{armed = false}) -> St;
 disarm(St = #st{sock = Sock, t = T}) ->
-    case py_web_transport:passive_mode(T, Sock) of
+    case py_web_transport:active(T, Sock, false) of
         ok -> St#st{armed = false};
         {error, _} -> stop(St)
-    end.
-
-%% The socket as py_web_ws_conn reads it: `{active, once}' (a passive message sent before
-%% the switch is dropped).
-once(St = #st{armed = false}) -> St;
-once(St = #st{sock = Sock, t = T, passive = Passive}) ->
-    case py_web_transport:active_once(T, Sock) of
-        ok ->
-            receive {Passive, Sock} -> St after 0 -> St end;
-        {error, _} ->
-            stop(St)
     end.

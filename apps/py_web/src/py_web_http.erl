@@ -7,9 +7,11 @@
 %% Everything here is pure (no sockets, no processes).
 -module(py_web_http).
 
+-include("py_web.hrl").
+
 -export([percent_decode/1, root_split/2,
          status_line/1, status_code/1,
-         response_head/1, head/4, head/5,
+         response_head/1, head/4, head/5, server_head/4,
          chunk/1, last_chunk/0,
          error_response/1]).
 
@@ -262,6 +264,15 @@ head(#{line := Line, headers := Hs, framing := F, length := Len, date := D, serv
          _ -> <<>>
      end,
      <<"\r\n">>].
+
+%% @doc head/5 as the embedded server sends a head: with its Server name, its Date
+%% (unless `date_header' is off: then as if the app had sent one) and its default
+%% headers (`--header').
+-spec server_head(py_web_exchange:head(), boolean(), {1, 0} | {1, 1}, #cfg{}) -> iodata().
+server_head(Head, Close, Version, #cfg{server_header = S, headers = Defaults,
+                                      date_header = Date}) ->
+    head(case Date of true -> Head; false -> Head#{date := true} end,
+         Close, Version, S, Defaults).
 
 %% @doc One chunk of a chunked response (empty data gives nothing: an
 %% empty chunk would end the body).

@@ -1,12 +1,12 @@
 %% @doc The one place where plain TCP and TLS differ (as `elli_tcp' is for
 %% Elli): every socket operation of py_web takes the transport (`gen_tcp' or
 %% `ssl') and the socket. Sockets are in binary, raw, passive mode and read
-%% with `{active, once}' or `{active, N}'; messages/1 and passive/1 give the tags
-%% they arrive with.
+%% with `{active, N}' (active/3); messages/1 gives the tags they arrive with,
+%% passive/1 the tag that says an `{active, N}' ran out.
 -module(py_web_transport).
 
--export([accept/2, handshake/4, active_once/2, active_n/3, passive_mode/2, send/3, close/2,
-         names/2, messages/1, passive/1, of_elli/1]).
+-export([accept/2, handshake/4, active/3, send/3, close/2, names/2, messages/1, passive/1,
+         of_elli/1]).
 
 -export_type([t/0, socket/0]).
 
@@ -28,21 +28,11 @@ accept(L, T) -> gen_tcp:accept(L, T).
 handshake(gen_tcp, S, _, _) -> {ok, S};
 handshake(ssl, S, Opts, T) -> ssl:handshake(S, Opts, T).
 
-%% @doc Deliver the next data (or close) as one message.
--spec active_once(t(), socket()) -> ok | {error, term()}.
-active_once(gen_tcp, S) -> inet:setopts(S, [{active, once}]);
-active_once(ssl, S) -> ssl:setopts(S, [{active, once}]).
-
-%% @doc Let the next N packets arrive as messages, then `{passive/1, Socket}': one
-%% setopts per N packets instead of one per packet.
--spec active_n(t(), socket(), 1..32767) -> ok | {error, term()}.
-active_n(gen_tcp, S, N) -> inet:setopts(S, [{active, N}]);
-active_n(ssl, S, N) -> ssl:setopts(S, [{active, N}]).
-
-%% @doc No more packets as messages until the next active_once/2 or active_n/3.
--spec passive_mode(t(), socket()) -> ok | {error, term()}.
-passive_mode(gen_tcp, S) -> inet:setopts(S, [{active, false}]);
-passive_mode(ssl, S) -> ssl:setopts(S, [{active, false}]).
+%% @doc Deliver the next `N' data messages (then `{passive/1, Socket}'), or stop
+%% delivering (`false').
+-spec active(t(), socket(), pos_integer() | false) -> ok | {error, term()}.
+active(gen_tcp, S, N) -> inet:setopts(S, [{active, N}]);
+active(ssl, S, N) -> ssl:setopts(S, [{active, N}]).
 
 -spec send(t(), socket(), iodata()) -> ok | {error, term()}.
 send(gen_tcp, S, Data) -> gen_tcp:send(S, Data);
@@ -77,8 +67,8 @@ ip(Ip) -> list_to_binary(inet:ntoa(Ip)).
 messages(gen_tcp) -> {tcp, tcp_closed, tcp_error};
 messages(ssl) -> {ssl, ssl_closed, ssl_error}.
 
-%% @doc The tag of the message an `{active, N}' socket sends when its N packets have
-%% arrived (the socket is then passive).
+%% @doc The tag of the message `{Tag, Socket}' that an `{active, N}' socket
+%% sends when its N messages are delivered (it is passive from then on).
 -spec passive(t()) -> tcp_passive | ssl_passive.
 passive(gen_tcp) -> tcp_passive;
 passive(ssl) -> ssl_passive.

@@ -70,16 +70,17 @@
 %%====================================================================
 
 %% @doc The app accepted the request parsed by py_web_ws_handshake:parse/3: negotiate
-%% permessage-deflate (from `Opts'), build the 101 head and the connection's state.
-%% `Accept' is what the app sent with websocket.accept (subprotocol, headers) plus `extra',
-%% the server's own header lines (Date, Server); `now' is the monotonic time in ms.
+%% permessage-deflate (from `Opts'), give the 101 head (py_web_ws_handshake:response/2: the
+%% server adds its own Date, Server and default headers when it writes it) and the
+%% connection's state. `Accept' is what the app sent with websocket.accept (subprotocol,
+%% headers); `now' is the monotonic time in ms.
 %% Errors are the app's (a subprotocol the client did not offer, a bad header): the
 %% connection answers 500 and logs them.
 -spec accept(py_web_ws_handshake:request(),
              #{subprotocol => binary() | undefined, headers => [{binary(), binary()}],
-               extra => iodata(), now := integer()},
+               now := integer()},
              opts()) ->
-          {ok, iodata(), ws()} | {error, term()}.
+          {ok, py_web_exchange:head(), ws()} | {error, term()}.
 accept(#{extensions := Offers} = Request, Accept, Opts) ->
     Negotiated = case maps:get(deflate, Opts, #{}) of
                      false -> none;
@@ -89,7 +90,8 @@ accept(#{extensions := Offers} = Request, Accept, Opts) ->
                     {ok, Value, _} -> Value;
                     none -> none
                 end,
-    case py_web_ws_handshake:response(Request, Accept#{extensions => ExtHeader}) of
+    AppAccept = maps:with([subprotocol, headers], Accept),
+    case py_web_ws_handshake:response(Request, AppAccept#{extensions => ExtHeader}) of
         {ok, Head} ->
             Deflate = case Negotiated of
                           {ok, _, Params} ->

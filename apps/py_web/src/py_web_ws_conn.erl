@@ -7,8 +7,10 @@
 %% this module carries it out between the socket (gen_tcp or ssl, py_web_transport) and the
 %% app's stream (py_asgi's websocket events, see py_asgi:start/4):
 %% <ul>
-%% <li>messages from the client go to the app (`ws_receive'); when the app has 32 waiting
-%%     it says `pause_reading' and the socket is not read until `resume_reading';</li>
+%% <li>messages from the client go to the app (`ws_receive'); the socket is read with
+%%     `{active, ?ACTIVE_N}' (no re-arming per packet); when the app has 32 messages
+%%     waiting it says `pause_reading', the socket is made passive (what it had delivered
+%%     already still goes to the app) and not read until `resume_reading';</li>
 %% <li>the app's messages are framed and written; each is acknowledged once written, in
 %%     batches of up to ?ACK_BATCH bytes (the app's send() waits beyond 1 MiB);</li>
 %% <li>the end for the app is one `ws_disconnect': the peer's close code, the code the
@@ -40,49 +42,42 @@
     ok :: tcp | ssl,
     closed :: tcp_closed | ssl_closed,
     error :: tcp_error | ssl_error,
+    passive :: tcp_passive | ssl_passive,
     backend :: module(),
     stream :: term(),
     label :: {binary(), binary()},          %% method and path, for the log
     ws :: py_web_ws:ws(),
     paused = false :: boolean(),            %% the app asked to stop reading
-    armed = false :: boolean(),
+    active = false :: boolean(),            %% in {active, ?ACTIVE_N} mode
     unacked = 0 :: non_neg_integer(),       %% written, not yet acknowledged to the app
     timer = undefined :: undefined | {reference(), integer()},
     app_done = false :: boolean()
 }).
 
 %% @doc Carry on with an accepted handshake: answer it (101, or 500 when the app's accept
-%% is at fault), then run the connection to its end. `buf' holds the bytes read after the
-%% request head.
+%% is at fault; either head as the server writes any head, py_web_http:server_head/4, and
+%% logged as any request, py_web_access), then run the connection to its end. `buf' holds
+%% the bytes read after the request head.
 -spec run(#{sock := py_web_transport:socket(), t := py_web_transport:t(),
             messages := {tcp | ssl, tcp_closed | ssl_closed, tcp_error | ssl_error},
-            armed := boolean(), buf := binary(), cfg := #cfg{}, req := #req{},
+            buf := binary(), cfg := #cfg{}, req := #req{},
             request := py_web_ws_handshake:request(), stream := term(),
             accept := {binary() | undefined, [{binary(), binary()}]},
             draining := boolean(), t0 := integer()}) -> no_return().
 run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := Req,
       request := Request, stream := Stream, accept := {Sub, Hs}} = C) ->
-    #cfg{backend = B, server_header = Server, ws = Opts, date_header = Date,
-         headers = Defaults} = Cfg,
+    #cfg{backend = B, ws = Opts} = Cfg,
     #req{method = M, raw_path = Path} = Req,
-    Extra = [[[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Defaults],
-             case Date of
-                 true -> py_web_date:header();
-                 false -> []
-             end,
-             case Server of
-                 false -> [];
-                 _ -> [<<"server: ">>, Server, <<"\r\n">>]
-             end],
     Now = now_ms(),
-    case py_web_ws:accept(Request, #{subprotocol => Sub, headers => Hs, extra => Extra,
-                                     now => Now}, Opts) of
+    case py_web_ws:accept(Request, #{subprotocol => Sub, headers => Hs, now => Now}, Opts) of
         {ok, Head, Ws} ->
-            W = #w{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error, backend = B,
-                   stream = Stream, label = {M, Path}, ws = Ws,
-                   armed = maps:get(armed, C)},
-            access_log(Req, Cfg, C),
-            W1 = write(Head, W),
+            %% py_web_conn's {active, N} is armed again here (its count adds up); a
+            %% passive message it left is taken by the loop
+            W = #w{sock = Sock, t = T, ok = Ok, closed = Closed, error = Error,
+                   passive = py_web_transport:passive(T), backend = B,
+                   stream = Stream, label = {M, Path}, ws = Ws},
+            access_log(Req, 101, 0, maps:get(headers, Head), Cfg, C),
+            W1 = write(py_web_http:server_head(Head, false, {1, 1}, Cfg), W),
             W2 = case maps:get(draining, C) of
                      true -> app_msg({close, 1001, <<>>}, Now, W1);
                      false -> W1
@@ -95,8 +90,9 @@ run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := 
             py_web_log:app_error(M, Path, {bad_websocket_accept, Why}),
             catch B:disconnect(Stream),
             {ErrHead, Body} = py_web_http:error_response(500),
-            _ = py_web_transport:send(T, Sock, [py_web_http:head(ErrHead, true, {1, 1}, Server),
-                                               Body]),
+            _ = py_web_transport:send(T, Sock, [py_web_http:server_head(ErrHead, true, {1, 1},
+                                                                        Cfg), Body]),
+            access_log(Req, 500, byte_size(Body), maps:get(headers, ErrHead), Cfg, C),
             py_web_transport:close(T, Sock),
             exit(normal)
     end.
@@ -105,11 +101,14 @@ run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := 
 %% The loop
 %%====================================================================
 
-loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error}) ->
+loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error,
+             passive = Passive}) ->
     W = arm(W0),
     receive
         {Ok, Sock, Data} ->
-            loop(recv(Data, W#w{armed = false}));
+            loop(recv(Data, W));
+        {Passive, Sock} ->
+            loop(W#w{active = false});
         {asgi, S, Event} ->
             loop(app_event(Event, W));
         {timeout, Ref, py_web_ws} ->
@@ -151,7 +150,7 @@ app_event({send, Kind, Data}, W = #w{ws = Ws0}) ->
 app_event({close, Code, Reason}, W) ->
     app_msg({close, Code, Reason}, now_ms(), W);
 app_event(pause_reading, W) ->
-    W#w{paused = true};
+    passive(W#w{paused = true});
 app_event(resume_reading, W) ->
     W#w{paused = false};
 app_event(done, W) ->
@@ -214,11 +213,20 @@ timer(W = #w{ws = Ws, timer = Timer}) ->
             W#w{timer = {Ref, D}}
     end.
 
-arm(W = #w{armed = true}) -> W;
+arm(W = #w{active = true}) -> W;
 arm(W = #w{paused = true}) -> W;
 arm(W = #w{t = T, sock = Sock}) ->
-    case py_web_transport:active_once(T, Sock) of
-        ok -> W#w{armed = true};
+    case py_web_transport:active(T, Sock, ?ACTIVE_N) of
+        ok -> W#w{active = true};
+        {error, _} -> gone(W)
+    end.
+
+%% Stop reading (pause_reading): the socket's messages already delivered stay in the
+%% mailbox and are handled as they come.
+passive(W = #w{active = false}) -> W;
+passive(W = #w{t = T, sock = Sock}) ->
+    case py_web_transport:active(T, Sock, false) of
+        ok -> W#w{active = false};
         {error, _} -> gone(W)
     end.
 
@@ -247,15 +255,9 @@ linger(W = #w{stream = S, label = {M, P}}) ->
         exit(normal)
     end.
 
-access_log(_Req, #cfg{access_log = false}, _C) ->
-    ok;
-access_log(#req{raw_path = Path, qs = Qs, peer = Peer}, _Cfg, #{t0 := T0}) ->
-    Target = case Qs of
-                 <<>> -> Path;
-                 _ -> [Path, $?, Qs]
-             end,
-    Ms = (erlang:monotonic_time(microsecond) - T0) div 1000,
-    logger:info("~ts - \"WebSocket ~s\" [accepted] ~Bms", [py_web_log:address(Peer), Target, Ms],
-                #{py_web => access}).
+access_log(Req = #req{peer = Peer}, Status, Sent, Headers, #cfg{access_log = Format},
+           #{t0 := T0}) ->
+    py_web_access:log(Format, #{req => Req, peer => Peer, status => Status, sent => Sent,
+                                t0 => T0, headers => Headers}).
 
 now_ms() -> erlang:monotonic_time(millisecond).

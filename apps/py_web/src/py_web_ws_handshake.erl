@@ -14,7 +14,8 @@
 %% </ul>
 %% It returns what the ASGI scope and the accept need: the key, the subprotocols offered
 %% (Sec-WebSocket-Protocol, in order, §4.2.1 item 8) and the extensions offered
-%% (Sec-WebSocket-Extensions, §9.1). `response/2' builds the 101 head once the app accepts.
+%% (Sec-WebSocket-Extensions, §9.1). `response/2' gives the 101 head once the app accepts
+%% (a py_web_exchange:head(), turned into bytes by the server as any response head).
 -module(py_web_ws_handshake).
 
 -export([parse/3, response/2, accept_key/1, parse_extensions/1]).
@@ -87,15 +88,17 @@ accept_key(Key) ->
 %% app's choice, one of those the client offered (§4.2.2 item 5.4: the server selects
 %% "one of the values from the client's handshake"); `extensions': the value of the
 %% Sec-WebSocket-Extensions response header (py_web_ws_deflate:negotiate/2) or none;
-%% `headers': the app's extra headers, and `extra': pre-formatted lines the server adds
-%% (Date, Server). The app may not set the headers this handshake owns (upgrade, connection,
-%% sec-websocket-*, content-length, transfer-encoding): such a header is an error, as is a
-%% name that is not a token or a value with CR, LF or NUL.
+%% `headers': the app's extra headers. These pass the check of an HTTP response's headers
+%% (py_web_http:response_head/1: a name that is not a token or a value with a control
+%% character is an error), and the app may not set the headers this handshake owns
+%% (upgrade, connection, sec-websocket-*, content-length, transfer-encoding): such a
+%% header is an error too. The head's `date' and `server' say whether the app set Date or
+%% Server (the server then adds none of its own).
 -spec response(request(), #{subprotocol => binary() | undefined,
-                            extensions => iodata() | none,
-                            headers => [{binary(), binary()}],
-                            extra => iodata()}) ->
-          {ok, iodata()} | {error, {bad_subprotocol, term()} | {bad_header, term()}}.
+                            extensions => binary() | none,
+                            headers => [{binary(), binary()}]}) ->
+          {ok, py_web_exchange:head()}
+        | {error, {bad_subprotocol, term()} | {bad_header, term()}}.
 response(#{key := Key, subprotocols := Offered}, Accept) ->
     Protocol = maps:get(subprotocol, Accept, undefined),
     Extensions = maps:get(extensions, Accept, none),
@@ -104,34 +107,44 @@ response(#{key := Key, subprotocols := Offered}, Accept) ->
         false ->
             {error, {bad_subprotocol, Protocol}};
         true ->
-            case app_headers(AppHeaders, []) of
+            case app_headers(AppHeaders) of
                 {error, _} = Error ->
                     Error;
-                {ok, Lines} ->
-                    {ok, [<<"HTTP/1.1 101 Switching Protocols\r\n"
-                            "upgrade: websocket\r\nconnection: Upgrade\r\n"
-                            "sec-websocket-accept: ">>, accept_key(Key), <<"\r\n">>,
-                          [[<<"sec-websocket-protocol: ">>, Protocol, <<"\r\n">>]
-                           || Protocol =/= undefined],
-                          [[<<"sec-websocket-extensions: ">>, Extensions, <<"\r\n">>]
-                           || Extensions =/= none],
-                          Lines, maps:get(extra, Accept, []), <<"\r\n">>]}
+                {ok, #{date := Date, server := Server}} ->
+                    Own = [{<<"upgrade">>, <<"websocket">>}, {<<"connection">>, <<"Upgrade">>},
+                           {<<"sec-websocket-accept">>, accept_key(Key)}]
+                        ++ [{<<"sec-websocket-protocol">>, Protocol} || Protocol =/= undefined]
+                        ++ [{<<"sec-websocket-extensions">>, Extensions}
+                            || Extensions =/= none],
+                    {ok, #{status => 101, line => py_web_http:status_line(101),
+                           headers => Own ++ AppHeaders, framing => none,
+                           length => undefined, body => false, close => false,
+                           date => Date, server => Server}}
             end
     end.
 
-app_headers([{Name, Value} = H | Rest], Acc) when is_binary(Name), is_binary(Value) ->
-    Valid = is_token(Name) andalso not owned(lower(Name))
-        andalso binary:match(Value, [<<"\r">>, <<"\n">>, <<0>>]) =:= nomatch,
-    case Valid of
-        true -> app_headers(Rest, [[Name, <<": ">>, Value, <<"\r\n">>] | Acc]);
-        false -> {error, {bad_header, H}}
+%% The app's headers: the HTTP response check, and none of those the handshake owns.
+app_headers(Headers) when is_list(Headers) ->
+    case lists:search(fun({N, _}) when is_binary(N) -> owned(lower(N));
+                         (_) -> false
+                      end, Headers) of
+        {value, H} ->
+            {error, {bad_header, H}};
+        false ->
+            case py_web_http:response_head(Headers) of
+                error -> {error, {bad_header, first_bad(Headers)}};
+                Head -> {ok, Head}
+            end
     end;
-app_headers([], Acc) ->
-    {ok, lists:reverse(Acc)};
-app_headers([H | _], _Acc) ->
-    {error, {bad_header, H}};
-app_headers(H, _Acc) ->
-    {error, {bad_header, H}}.
+app_headers(Headers) ->
+    {error, {bad_header, Headers}}.
+
+%% The header that response_head/1 refused (for the error).
+first_bad([H | Rest]) ->
+    case py_web_http:response_head([H]) of
+        error -> H;
+        _ -> first_bad(Rest)
+    end.
 
 owned(<<"sec-websocket-", _/binary>>) -> true;
 owned(Name) ->

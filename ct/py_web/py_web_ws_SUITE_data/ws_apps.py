@@ -39,6 +39,18 @@ async def echo(websocket: WebSocket) -> None:
         seen["disconnect"] = [disconnect.code, disconnect.reason]
 
 
+async def late_echo(websocket: WebSocket) -> None:
+    """Echo, after not reading for 0.5 s: what the client sends meanwhile queues up (the
+    runner asks the server to pause reading at 32 waiting messages)."""
+    await websocket.accept()
+    await asyncio.sleep(0.5)
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
 async def deny(websocket: WebSocket) -> None:
     await websocket.close(code=1008)
 
@@ -93,6 +105,7 @@ async def room_size(request: Any) -> PlainTextResponse:
 
 app = Starlette(routes=[
     WebSocketRoute("/echo", echo),
+    WebSocketRoute("/late_echo", late_echo),
     WebSocketRoute("/deny", deny),
     WebSocketRoute("/deny_response", deny_response),
     WebSocketRoute("/close_code", close_code),
