@@ -161,7 +161,9 @@ single_worker_serialises(_Config) ->
 
 %% Stopping lets the running call finish (within stop_timeout) and answers the queued
 %% ones with not_started.  (The processes mode queues in the worker process and drains
-%% it: py_port_SUITE tests its stop.)
+%% it: py_port_SUITE tests its stop.)  The running call lasts 2 s: the queued one must be
+%% seen queued meanwhile, which a 0.5 s call did not leave time for once on a loaded
+%% machine.
 stop_replies_to_queued_calls(Config) ->
     case ep_test_lib:mode() of
         processes -> {skip, "processes mode: see py_port_SUITE:drain_at_stop"};
@@ -174,7 +176,7 @@ stop_replies_to_queued_calls_nif(Config) ->
     Self = self(),
     Marker = marker(Config),
     Running = spawn_link(fun() ->
-                                 Self ! {running, py:call(?H, blocking_sleep, [0.5, Marker])}
+                                 Self ! {running, py:call(?H, blocking_sleep, [2, Marker])}
                          end),
     ep_test_lib:wait_until(fun() -> filelib:is_regular(Marker) end),
     Queued = spawn_link(fun() -> Self ! {queued, py:call(operator, add, [1, 2])} end),
