@@ -174,14 +174,14 @@ start(Module, Callable, Scope, Opts) when is_map(Opts) ->
     Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
     Body = maps:get(body, Opts, <<>>),
     More = maps:get(more_body, Opts, false),
-    case maps:get(coalesce, Opts, false) of
-        Coalesce when not is_boolean(Coalesce) ->
-            {error, {badarg, {coalesce, Coalesce}}};
-        Coalesce ->
+    case py_opts:coalesce(Opts) of
+        {ok, Coalesce} ->
             case py_mode:backend() of
                 nif -> py_nif:asgi_start(Module, Callable, Runner, Scope, Body, More, Coalesce);
                 port -> py_port:asgi_start(Module, Callable, Runner, Scope, Body, More)
-            end
+            end;
+        {error, _} = Error ->
+            Error
     end;
 start(_Module, _Callable, _Scope, Opts) ->
     {error, {badarg, {options, Opts}}}.

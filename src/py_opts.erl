@@ -7,7 +7,8 @@
 %% `py:call' at 50 callers.  Without the application running, the environment is read.
 -module(py_opts).
 
--export([timeout/1, load_default_timeout/0, set_default_timeout/1, clear_default_timeout/0]).
+-export([timeout/1, coalesce/1, load_default_timeout/0, set_default_timeout/1,
+         clear_default_timeout/0]).
 
 -define(KEY, {?MODULE, call_timeout}).
 
@@ -16,6 +17,15 @@ timeout(Opts) ->
     case maps:find(timeout, Opts) of
         {ok, T} -> check(timeout, T);
         error -> check(call_timeout, default())
+    end.
+
+%% @doc The streams' `coalesce' start option (py_asgi:start/4, py_wsgi:start/4): a
+%% boolean, default false.
+-spec coalesce(map()) -> {ok, boolean()} | {error, {badarg, {coalesce, term()}}}.
+coalesce(Opts) ->
+    case maps:get(coalesce, Opts, false) of
+        C when is_boolean(C) -> {ok, C};
+        C -> {error, {badarg, {coalesce, C}}}
     end.
 
 default() ->

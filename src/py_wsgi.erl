@@ -129,14 +129,14 @@ start_stream(Module, Callable, Environ, Opts) ->
     Runner = maps:get(runner, Opts, ?DEFAULT_RUNNER),
     Body = maps:get(body, Opts, <<>>),
     More = maps:get(more_body, Opts, false),
-    case maps:get(coalesce, Opts, false) of
-        Coalesce when not is_boolean(Coalesce) ->
-            {error, {badarg, {coalesce, Coalesce}}};
-        Coalesce ->
+    case py_opts:coalesce(Opts) of
+        {ok, Coalesce} ->
             case py_mode:backend() of
                 nif -> py_nif:wsgi_start(Module, Callable, Runner, Environ, Body, More, Coalesce);
                 port -> py_port:wsgi_start(Module, Callable, Runner, Environ, Body, More)
-            end
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
 %% @doc Feeds the next piece of request body.
