@@ -117,18 +117,28 @@ wake(worker_t *w)
 {
     uint64_t one = 1;
     w->signaled = 1;
+    w->signaled_at = now_ns();
     while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR) {
     }
 }
 
-/* Some worker will reach the shared queue soon: one has been woken, or one is draining
+/* Woken less than STALL_NS ago and not draining yet: on its way to the queues.  A
+ * worker woken longer ago is not counted on: its loop is held by something else (an app's
+ * task that blocks it), and it may not drain for as long as that lasts. */
+static int
+on_its_way(const worker_t *w, uint64_t now)
+{
+    return w->signaled && now - w->signaled_at < STALL_NS;
+}
+
+/* Some worker will reach the shared queue soon: one is on its way, or one is draining
  * and its current job is fresh. */
 static int
 drainer_active(uint64_t now)
 {
     for (int i = 0; i < pool.slots; i++) {
         worker_t *w = &pool.workers[i];
-        if (w->live && (w->signaled || (w->busy && now - w->job_started < STALL_NS))) {
+        if (w->live && (on_its_way(w, now) || (w->busy && now - w->job_started < STALL_NS))) {
             return 1;
         }
     }
@@ -151,13 +161,14 @@ wake_idle(void)
     return 0;
 }
 
-/* Workers on their way to the shared queue: woken and not draining yet, or polling it. */
+/* Workers on their way to the shared queue, or polling it. */
 static unsigned long
-coming_count(void)
+coming_count(uint64_t now)
 {
     unsigned long k = 0;
     for (int i = 0; i < pool.slots; i++) {
-        k += pool.workers[i].live && (pool.workers[i].signaled || pool.workers[i].spinning);
+        worker_t *w = &pool.workers[i];
+        k += w->live && (on_its_way(w, now) || w->spinning);
     }
     return k;
 }
@@ -169,7 +180,7 @@ coming_count(void)
 static int
 needs_worker(uint64_t now)
 {
-    return pool.mode == POOL_GIL ? !drainer_active(now) : coming_count() < pool.queued;
+    return pool.mode == POOL_GIL ? !drainer_active(now) : coming_count(now) < pool.queued;
 }
 
 /* ---- stuck workers and spares (pool.lock held) ------------------------------------ */
@@ -308,11 +319,14 @@ recall_spares(void)
     }
 }
 
+/* Wakes a worker for the new job if needed, and has the monitor watch the queue: the
+ * worker woken may not come (its loop held by an app's task), and when nobody was woken
+ * the workers draining may stall. */
 static void
 dispatch(uint64_t now)
 {
-    if (needs_worker(now) && wake_idle()) {
-        return;
+    if (needs_worker(now)) {
+        (void)wake_idle();
     }
     if (pool.monitor_idle) {
         pthread_cond_signal(&pool.monitor_cond);
@@ -495,7 +509,11 @@ int
 pool_drain(worker_t *w)
 {
     pthread_mutex_lock(&pool.lock);
+    /* Draining from here on (next_job decides): not idle, so not woken again for a job
+     * that it is about to take anyway. */
     w->signaled = 0;
+    w->busy = 1;
+    w->job_started = now_ns();
     pthread_mutex_unlock(&pool.lock);
     release_pending(w->it.ip);
 

@@ -33,6 +33,7 @@ typedef struct worker {
     int efd;
     /* guarded by the pool's lock */
     int signaled;          /* eventfd written, drain not yet started */
+    uint64_t signaled_at;  /* monotonic ns of that write (pool.c, on_its_way) */
     int busy;              /* draining */
     int spinning;          /* polling the queues between jobs (pool.c, spin_for_job) */
     uint64_t job_started;  /* monotonic ns when the current job was taken */

@@ -11,7 +11,7 @@
          state_survives_restart/1, restart_many_times/1,
          workers_env/1, single_worker_serialises/1,
          stop_replies_to_queued_calls/1, stop_timeout_leaves_busy_worker/1,
-         stuck_workers_get_spares/1,
+         stuck_workers_get_spares/1, blocked_loop_does_not_hold_the_queue/1,
          sys_path_defaults/1, vm_owns_the_process/1, extension_modules/1,
          venv_site_packages/1, venv_warning/1, python_log_passes_default_filters/1]).
 
@@ -21,7 +21,7 @@ all() ->
     [info_running, stop_start, not_started_while_stopped, state_survives_restart,
      restart_many_times, workers_env, single_worker_serialises,
      stop_replies_to_queued_calls, stop_timeout_leaves_busy_worker, stuck_workers_get_spares,
-     sys_path_defaults, vm_owns_the_process, extension_modules,
+     blocked_loop_does_not_hold_the_queue, sys_path_defaults, vm_owns_the_process, extension_modules,
      venv_site_packages, venv_warning, python_log_passes_default_filters].
 
 init_per_suite(Config) ->
@@ -251,6 +251,27 @@ stuck_workers_get_spares_nif(Config) ->
         application:unset_env(erlang_python, spare_workers),
         flush_logs()
     end.
+
+%% A worker whose event loop is blocked by the app (a task that sleeps without awaiting)
+%% is woken for a queued call and cannot answer: after a moment another worker takes the
+%% call, so it is answered while the blocking task still runs.  (The processes mode
+%% queues per worker process: py_port_SUITE.)
+blocked_loop_does_not_hold_the_queue(Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "processes mode: the shared queue is the NIF's"};
+        _ -> blocked_loop_does_not_hold_the_queue_nif(Config)
+    end.
+
+blocked_loop_does_not_hold_the_queue_nif(Config) ->
+    ok = application:set_env(erlang_python, workers, 2),
+    restart(),
+    Self = self(),
+    Marker = marker(Config),
+    _ = spawn_link(fun() -> Self ! {blocker, py:call(?H, loop_blocking_sleep, [4, Marker])} end),
+    ep_test_lib:wait_until(fun() -> filelib:is_regular(Marker) end),
+    [?assertEqual({ok, N + 1}, py:call(operator, add, [N, 1])) || N <- lists:seq(1, 5)],
+    ?assertEqual({messages, []}, process_info(self(), messages)),
+    ?assertEqual({ok, <<"done">>}, receive {blocker, R} -> R after 10000 -> none end).
 
 flush_logs() ->
     receive {log, _, _} -> flush_logs() after 0 -> ok end.

@@ -86,3 +86,12 @@ def flask_info():
 def module_file(name):
     import importlib
     return os.path.realpath(importlib.import_module(name).__file__)
+
+
+async def loop_blocking_sleep(seconds, marker):
+    """Blocks its worker's event loop (not a job: a task's step after an await)."""
+    import asyncio
+    await asyncio.sleep(0)
+    open(marker, "w").close()
+    time.sleep(seconds)
+    return "done"
