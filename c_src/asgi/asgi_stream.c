@@ -128,29 +128,23 @@ make_field(py_state_t *st, ErlNifEnv *env, field_t kind, PyObject *arg, ERL_NIF_
     return -1;
 }
 
-/* The event of rule r from the runner's arguments (args[0] is the name). */
+/* The fields of rule r's event from the runner's arguments (args[0] is the name). */
 static int
-make_event(job_t *job, const event_rule_t *r, PyObject *const *args, Py_ssize_t nargs,
-           ERL_NIF_TERM *event)
+make_fields(job_t *job, const event_rule_t *r, PyObject *const *args, Py_ssize_t nargs,
+            ERL_NIF_TERM elems[2])
 {
-    ErlNifEnv *env = job_event_env(job);
     if (r->at_least ? nargs - 1 < r->nargs : nargs - 1 != r->nargs) {
         return -1;
     }
-    if (r->fields[0] == F_NONE) {
-        *event = *r->tag;
-        return 0;
-    }
-    ERL_NIF_TERM elems[2];
     Py_ssize_t next = 1;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2 && r->fields[0] != F_NONE; i++) {
         if (r->fields[i] == F_ATOM) {
             elems[i] = *r->constant;
-        } else if (make_field(job->ip->st, env, r->fields[i], args[next++], &elems[i]) < 0) {
+        } else if (make_field(job->ip->st, job_event_env(job), r->fields[i], args[next++],
+                              &elems[i]) < 0) {
             return -1;
         }
     }
-    *event = enif_make_tuple3(env, *r->tag, elems[0], elems[1]);
     return 0;
 }
 
@@ -162,28 +156,27 @@ emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
-    ERL_NIF_TERM event;
-    int rc = -1;
+    const event_rule_t *r = NULL;
     for (size_t i = 0; name != NULL && i < sizeof(EVENT_RULES) / sizeof(EVENT_RULES[0]); i++) {
         if (strcmp(name, EVENT_RULES[i].name) == 0) {
-            rc = make_event(job, &EVENT_RULES[i], args, nargs, &event);
+            r = &EVENT_RULES[i];
             break;
         }
     }
-    if (rc < 0) {
+    ERL_NIF_TERM elems[2];
+    if (r == NULL || make_fields(job, r, args, nargs, elems) < 0) {
         job_event_flush(job);
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_ValueError, "bad stream event");
         }
         return NULL;
     }
-    const ERL_NIF_TERM *start;
-    int arity;
-    if (enif_get_tuple(job_event_env(job), event, &arity, &start) && arity == 3 &&
-        start[0] == ATOM_start) {
-        job_event_start(job, start[1], start[2]);
+    if (r->fields[0] == F_NONE) {
+        job_event_send(job, *r->tag);
+    } else if (r->tag == &ATOM_start) {
+        job_event_start(job, elems[0], elems[1]); /* may be held, see job_event_start */
     } else {
-        job_event_send(job, event);
+        job_event_send(job, enif_make_tuple3(job_event_env(job), *r->tag, elems[0], elems[1]));
     }
     Py_RETURN_NONE;
 }
