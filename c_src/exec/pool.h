@@ -68,7 +68,8 @@ int pool_submit_to(int index, job_t *job);
 ERL_NIF_TERM pool_submit_new(ErlNifEnv *env, job_t *job, int index, uint64_t timeout_ms);
 
 /* The worker a new stream or lifespan should live on: one not stuck in a long job (the
- * first under one GIL, the next in turn in the parallel modes), never a spare. */
+ * first under one GIL; in the parallel modes the cheapest from the next in turn: awake
+ * and idle, then idle, then running), never a spare. */
 int pool_pick_worker(void);
 
 /* One worker per interpreter the pool runs in (all of them with sub-interpreters, one
