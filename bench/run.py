@@ -983,15 +983,30 @@ PROCESS_PAIRS = [
 ]
 
 
-def run_pairs(results, notes):
+# The issue's targets of the http phase (issue 15), measured the same way, with the p99 of
+# each side too: a p99 is the tail of one run, which the machine's load at that moment
+# moves as much as the server, so the two servers' slices alternate.
+HTTP_PAIRS = [
+    ("hello ASGI, pyweb / uvicorn", "hello_asgi", "pyweb", "uvicorn", 1.3),
+    ("hello ASGI, pyweb / granian", "hello_asgi", "pyweb", "granian", 1.0),
+    ("hello WSGI, pyweb / granian", "hello_wsgi", "pyweb", "granian", 1.0),
+]
+
+
+def run_pairs(results, notes, pairs=PROCESS_PAIRS, key="pairs"):
     """Each pair's two servers up side by side (the idle one costs nothing), measured in
     alternating wrk slices: each ratio compares two measurements seconds apart, which
     the machine's drift over the whole run does not reach."""
     slices = 4 if QUICK else 6
     secs = CFG["run"] if QUICK else 2
-    by_name = {wl["name"]: wl for wl in MODE_WORKLOADS + PROCESS_WORKLOADS}
-    out = results.setdefault("pairs", [])
-    for label, wlname, a, b, target in PROCESS_PAIRS:
+    wl_filter = set(filter(None, os.environ.get("BENCH_WORKLOADS", "").split(",")))
+    sv_filter = set(filter(None, os.environ.get("BENCH_SERVERS", "").split(",")))
+    by_name = {wl["name"]: wl for wl in WORKLOADS + MODE_WORKLOADS + PROCESS_WORKLOADS}
+    out = results.setdefault(key, [])
+    for label, wlname, a, b, target in pairs:
+        if key != "pairs" and ((wl_filter and wlname not in wl_filter)
+                               or (sv_filter and not {a, b} <= sv_filter)):
+            continue
         wl = by_name[wlname]
         servers = []
         try:
@@ -1000,16 +1015,20 @@ def run_pairs(results, notes):
                 servers.append(srv)
                 srv.wait_ready(wl["probe"])
                 wrk(srv.port, wl["conns"], CFG["warm"])
-            ratios = []
+            ratios, p99 = [], {a: [], b: []}
             for i in range(slices):
                 order = servers if i % 2 == 0 else servers[::-1]
-                got = {srv.name: wrk(srv.port, wl["conns"], secs)["rps"] for srv in order}
-                ratios.append(got[a] / got[b])
-            r = dict(label=label, a=a, b=b, target=target, n=len(ratios),
-                     median=statistics.median(ratios), min=min(ratios), max=max(ratios))
+                got = {srv.name: wrk(srv.port, wl["conns"], secs) for srv in order}
+                ratios.append(got[a]["rps"] / got[b]["rps"])
+                for name in (a, b):
+                    p99[name].append(got[name]["p99"])
+            r = dict(label=label, a=a, b=b, target=target, n=len(ratios), secs=secs,
+                     median=statistics.median(ratios), min=min(ratios), max=max(ratios),
+                     p99_a=statistics.median(p99[a]), p99_b=statistics.median(p99[b]),
+                     p99_ratio=statistics.median(x / y for x, y in zip(p99[a], p99[b])))
             out.append(r)
-            print(f"{stamp()} pair {label}: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})",
-                  flush=True)
+            print(f"{stamp()} pair {label}: {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}),"
+                  f" p99 {r['p99_a']:.2f} / {r['p99_b']:.2f} ms", flush=True)
         except Exception as e:  # noqa: BLE001
             out.append(dict(label=label, failed=str(e)[:300]))
             print(f"{stamp()} pair {label} FAILED: {e}", flush=True)
@@ -1206,18 +1225,25 @@ def report(results, notes, stamp, started, elapsed):
                 ratio_str(ref, rows.get(p, {}).get("rps")) if p in rows else "n/a"
                 for p in peers) + " |")
         w("")
-        w("Targets (hello ASGI and WSGI): pyweb >= 1x granian, >= 2x uvicorn, >= 5x gunicorn sync.\n")
-        for wlname, peer, target in [("hello_asgi", "granian", 1), ("hello_asgi", "uvicorn", 2),
-                                     ("hello_wsgi", "granian", 1),
-                                     ("hello_wsgi", "gunicorn-sync", 5)]:
-            rows = http_res.get(wlname, {})
-            a, b = rows.get("pyweb", {}).get("rps"), rows.get(peer, {}).get("rps")
-            if a and b:
-                w(f"- {wlname}: pyweb / {peer} = {a / b:.2f}x (target {target}x): "
-                  f"{'met' if a / b >= target else 'MISSED'}")
-            else:
-                w(f"- {wlname}: pyweb / {peer}: not measured")
-        w("")
+        http_pairs = results.get("http_pairs", [])
+        if http_pairs:
+            w("Targets (issue 15: hello ASGI and WSGI >= 1.0x granian and >= 1.3x uvicorn; p99 "
+              "at 50 connections no worse than uvicorn's): paired, the two servers up side by "
+              "side and measured in alternating wrk slices of "
+              f"{http_pairs[0].get('secs', '?')} s (req/s ratio: median and min-max over the "
+              "slices; p99: medians over the slices, and the median of the slices' ratios).\n")
+            w("| ratio | slices | req/s median | min-max | target | p99 pyweb ms | p99 peer ms "
+              "| p99 pyweb / peer |")
+            w("|---|---:|---:|---:|---|---:|---:|---:|")
+            for p in http_pairs:
+                if "median" not in p:
+                    w(f"| {p['label']} | failed: {p.get('failed', '')} | | | | | | |")
+                    continue
+                verdict = f"{p['target']}x: {'met' if p['median'] >= p['target'] else 'MISSED'}"
+                w(f"| {p['label']} | {p['n']} | {p['median']:.2f}x | {p['min']:.2f}-"
+                  f"{p['max']:.2f}x | {verdict} | {p['p99_a']:.2f} | {p['p99_b']:.2f} | "
+                  f"{p['p99_ratio']:.2f}x |")
+            w("")
         floors = [(wl, f) for wl in ("hello_asgi", "hello_wsgi") for f in FLOORS
                   if "rps" in http_res.get(wl, {}).get(f, {})]
         if floors:
@@ -1538,6 +1564,7 @@ def main():
         run_inproc(results, notes)
     if "http" in ONLY:
         run_http(results, notes)
+        run_pairs(results, notes, HTTP_PAIRS, "http_pairs")
     if "split" in ONLY:
         run_split(results, notes)
     if "memory" in ONLY:
