@@ -28,7 +28,8 @@ groups() ->
      {lifecycle, [], [second_signal_forces, graceful_timeout_cuts, limit_concurrency,
                       limit_max_requests]},
      {logs, [], [access_lines, wsgi_access_lines, access_log_format, log_config]},
-     {reload, [], [sighup_in_flight, reload_on_edit, reload_extra_file, control_socket_guarded]},
+     {reload, [], [sighup_in_flight, signals_ignored_at_start, reload_on_edit,
+                   reload_extra_file, control_socket_guarded]},
      {command_lines, [], [uvicorn_command_line, gunicorn_command_line, daemon,
                           umask_and_capture_output, reuse_port]}].
 
@@ -722,8 +723,8 @@ log_config(Config) ->
 %% is not stopped.
 sighup_in_flight(Config) ->
     Dir = app_copy(Config, "hup"),
-    %% No access log: the load's thousands of lines a second would fill the output that
-    %% this test reads (and the pipe both VMs write it to) for nothing.
+    %% No access log: the load logs thousands of lines a second, which the test would keep
+    %% and search for nothing.
     {P, Port} = serve(Config, ["pw_apps:app", "--no-access-log"], #{cd => Dir}),
     {200, <<"v1 ", _/binary>>} = get(Port, "/version"),
     Self = self(),
@@ -771,6 +772,22 @@ set_version(Dir, V) ->
     {ok, B} = file:read_file(File),
     New = re:replace(B, "^VERSION = \"[^\"]*\"", ["VERSION = \"", V, "\""], [multiline, {return, binary}]),
     ok = file:write_file(File, New).
+
+%% Started with SIGHUP and SIGINT ignored (as nohup and a script's `&' start it), bin/pyweb
+%% still reloads on SIGHUP and stops on SIGINT, as uvicorn and gunicorn do.
+signals_ignored_at_start(Config) ->
+    Sh = io_lib:format("trap '' HUP INT; exec '~ts' pw_apps:app --port 0 --no-access-log",
+                       [?P:pyweb()]),
+    P = pyweb(Config, ["-c", lists:flatten(Sh)], #{exe => "/bin/sh"}),
+    Port = ?P:port(P),
+    {200, <<"v1 ", Old/binary>>} = get(Port, "/version"),
+    ok = ?P:signal(P, "HUP"),
+    _ = ?P:wait(P, "SIGHUP: starting a new server process"),
+    _ = ?P:wait(P, "retiring: finishing its requests"),
+    {200, <<"v1 ", New/binary>>} = get(Port, "/version"),
+    true = New =/= Old,
+    ok = ?P:signal(P, "INT"),
+    {0, _} = ?P:wait_exit(P, 30000).
 
 %% --reload: a save is served; a save that breaks the app keeps the old code
 %% serving (and prints why); the next good save is served.
