@@ -51,8 +51,10 @@ ONLY = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(","
 # A run of some phases only says so in its command and its files' names, and leaves
 # bench/results/latest.md (the last full run) alone.
 SUBSET = [p for p in PHASES if p in ONLY] if ONLY != set(PHASES) else []
-COMMAND = ((f"BENCH_ONLY={','.join(SUBSET)} " if SUBSET else "") + "make bench"
-           + (" QUICK=1" if QUICK else ""))
+COMMAND = ((f"BENCH_ONLY={','.join(SUBSET)} " if SUBSET else "")
+           + "".join(f"{k}={os.environ[k]} " for k in ("BENCH_WORKLOADS", "BENCH_SERVERS")
+                     if os.environ.get(k))
+           + "make bench" + (" QUICK=1" if QUICK else ""))
 PYWEB = shlex.split(os.environ.get("PYWEB", str(ROOT / "bin" / "pyweb")))
 
 # ---- servers ---------------------------------------------------------------------------
