@@ -49,6 +49,7 @@
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean(),
                          coalesce => boolean()}.
 -type event() :: {start, 100..999, headers()} | {body, binary(), boolean()}
+               | {start, 100..999, headers(), event()} | {then, event(), event()}
                | {trailers, headers(), boolean()} | need_body | done | {error, error()}
                | ws_event().
 %% The events of a websocket stream besides start, body, done and error.
@@ -136,8 +137,11 @@ build_scope(_Scope, Opts) ->
 %% false): when true, the start event produced in the app's first step (before it first
 %% waits) may arrive together with the event after it, as one
 %% `{start, Status, Headers, Next}' message, which means `{start, Status, Headers}' then
-%% `Next' (a hello-world response is then two messages, not three); the owner must handle
-%% both forms.  After
+%% `Next'; and the response's last event (`{body, Chunk, false}', with the start when
+%% that was held too) produced in the first step may arrive together with what follows,
+%% the end of an app that returns in that step, as `{then, Last, Next}', which means
+%% `Last' then `Next' (a hello-world response is then one message, not three); the owner
+%% must handle these forms.  After
 %% `disconnect(Stream)' the app's receive() returns http.disconnect and its send()
 %% raises.
 %%

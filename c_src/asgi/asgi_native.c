@@ -229,7 +229,12 @@ emit_body(ExchangeObject *self, PyObject *body, int more)
         PyErr_SetString(PyExc_RuntimeError, "ASGI response body cannot be sent");
         return -1;
     }
-    job_event_send(self->job, enif_make_tuple3(env, ATOM_body, bin, more ? ATOM_true : ATOM_false));
+    ERL_NIF_TERM event = enif_make_tuple3(env, ATOM_body, bin, more ? ATOM_true : ATOM_false);
+    if (more) {
+        job_event_send(self->job, event);
+    } else {
+        job_event_last(self->job, event); /* may be held, see job_event_last */
+    }
     if (more && body != NULL) {
         self->in_flight += (long)PyBytes_GET_SIZE(body);
     }

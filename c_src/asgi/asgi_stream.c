@@ -175,6 +175,9 @@ emit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         job_event_send(job, *r->tag);
     } else if (r->tag == &ATOM_start) {
         job_event_start(job, elems[0], elems[1]); /* may be held, see job_event_start */
+    } else if (r->tag == &ATOM_body && elems[1] == ATOM_false) {
+        /* the response's last event: may be held, see job_event_last */
+        job_event_last(job, enif_make_tuple3(job_event_env(job), ATOM_body, elems[0], elems[1]));
     } else {
         job_event_send(job, enif_make_tuple3(job_event_env(job), *r->tag, elems[0], elems[1]));
     }
@@ -192,7 +195,6 @@ stream_done(py_state_t *st, job_t *job, PyObject *result)
 {
     stream_state_t *ss = job->data;
     Py_CLEAR(ss->stream);
-    job_event_flush(job); /* a held start goes before the end */
     if (result == NULL) {
         return errors_tuple(job->env, errors_take(st, job->env));
     }
@@ -204,7 +206,6 @@ static ERL_NIF_TERM
 native_stream_done(py_state_t *st, job_t *job, PyObject *result)
 {
     stream_state_t *ss = job->data;
-    job_event_flush(job); /* a held start goes before the end */
     ERL_NIF_TERM reply = result == NULL ? errors_tuple(job->env, errors_take(st, job->env))
                                         : asgi_native_finish(st, job->env, ss->stream);
     Py_CLEAR(ss->stream);

@@ -12,7 +12,7 @@
     X(workers) X(paths) X(venv) X(python_version) X(build_python_version) \
     X(libpython) X(running) X(mode) X(gil) X(queued) \
     X(module) X(function) X(args) X(kwargs) X(bad_environ) X(bad_scope) \
-    X(bad_response) X(start) X(body) X(done) X(need_body) X(trailers) \
+    X(bad_response) X(start) X(then) X(body) X(done) X(need_body) X(trailers) \
     X(wsgi) X(asgi) \
     X(interned_keys) X(cached_constants) X(direct_response) X(app_cache) \
     X(header_cache) X(zero_copy) X(native_runner) X(infinity) \

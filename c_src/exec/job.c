@@ -73,24 +73,47 @@ job_event_env(job_t *job)
     return job->event_env;
 }
 
-void
-job_event_send(job_t *job, ERL_NIF_TERM event)
+/* {Kind, Job, Event} to the owner; clears the event env. */
+static void
+event_send_now(job_t *job, ERL_NIF_TERM event)
 {
     ErlNifEnv *env = job->event_env;
-    if (job->held) {
-        event = enif_make_tuple4(env, ATOM_start, job->held_status, job->held_headers, event);
-        job->held = 0;
-    }
     ERL_NIF_TERM msg = enif_make_tuple3(env, job->kind, enif_make_resource(env, job), event);
     enif_send(NULL, &job->caller, env, msg);
     enif_clear_env(env);
 }
 
+/* `event` (in event_env) with the held event before it, as one event; nothing held
+ * after. */
+static ERL_NIF_TERM
+after_held(job_t *job, ERL_NIF_TERM event)
+{
+    ErlNifEnv *env = job->event_env;
+    switch (job->held) {
+    case HELD_START:
+        event = enif_make_tuple4(env, ATOM_start, job->held_status, job->held_headers, event);
+        break;
+    case HELD_LAST:
+        event = enif_make_tuple3(env, ATOM_then, job->held_event, event);
+        break;
+    case HELD_NONE:
+        break;
+    }
+    job->held = HELD_NONE;
+    return event;
+}
+
+void
+job_event_send(job_t *job, ERL_NIF_TERM event)
+{
+    event_send_now(job, after_held(job, event));
+}
+
 void
 job_event_start(job_t *job, ERL_NIF_TERM status, ERL_NIF_TERM headers)
 {
-    if (job->coalesce && !job->held) {
-        job->held = 1;
+    if (job->coalesce && job->held == HELD_NONE) {
+        job->held = HELD_START;
         job->held_status = status;
         job->held_headers = headers;
         return;
@@ -99,15 +122,40 @@ job_event_start(job_t *job, ERL_NIF_TERM status, ERL_NIF_TERM headers)
 }
 
 void
-job_event_flush(job_t *job)
+job_event_last(job_t *job, ERL_NIF_TERM event)
 {
-    if (!job->held) {
-        enif_clear_env(job->event_env);
+    if (!job->coalesce) {
+        job_event_send(job, event);
         return;
     }
-    job->held = 0;
-    job_event_send(job, enif_make_tuple3(job->event_env, ATOM_start, job->held_status,
-                                         job->held_headers));
+    job->held_event = after_held(job, event);
+    job->held = HELD_LAST;
+}
+
+/* The held event on its own (0 when nothing is held); nothing held after. */
+static ERL_NIF_TERM
+held_alone(job_t *job)
+{
+    ERL_NIF_TERM event = 0;
+    if (job->held == HELD_START) {
+        event = enif_make_tuple3(job->event_env, ATOM_start, job->held_status,
+                                 job->held_headers);
+    } else if (job->held == HELD_LAST) {
+        event = job->held_event;
+    }
+    job->held = HELD_NONE;
+    return event;
+}
+
+void
+job_event_flush(job_t *job)
+{
+    ERL_NIF_TERM event = held_alone(job);
+    if (event != 0) {
+        event_send_now(job, event);
+    } else {
+        enif_clear_env(job->event_env);
+    }
 }
 
 static void
@@ -188,10 +236,18 @@ job_reply(job_t *job, ERL_NIF_TERM reply)
     int won = __atomic_compare_exchange_n(&job->state, &expected, JOB_REPLIED, 0, __ATOMIC_SEQ_CST,
                                           __ATOMIC_SEQ_CST);
     if (won && !job->silent) {
-        ERL_NIF_TERM msg = job->kind != 0
-            ? enif_make_tuple3(job->env, job->kind, enif_make_resource(job->env, job), reply)
-            : enif_make_tuple2(job->env, job->tag, reply);
-        enif_send(NULL, &job->caller, job->env, msg);
+        if (job->held == HELD_LAST) {
+            /* one message: the last event (in event_env) then the end */
+            event_send_now(job, after_held(job, enif_make_copy(job->event_env, reply)));
+        } else {
+            if (job->held == HELD_START) {
+                job_event_flush(job); /* a held start goes before the end */
+            }
+            ERL_NIF_TERM msg = job->kind != 0
+                ? enif_make_tuple3(job->env, job->kind, enif_make_resource(job->env, job), reply)
+                : enif_make_tuple2(job->env, job->tag, reply);
+            enif_send(NULL, &job->caller, job->env, msg);
+        }
         deadline_clear(job);
     }
     if (job->monitoring) {

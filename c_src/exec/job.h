@@ -52,12 +52,15 @@ struct job {
      * `on_down` runs (on a scheduler, no GIL) if the owner dies. */
     ERL_NIF_TERM kind;
     ErlNifEnv *event_env;    /* scratch for events, used by the job's worker only */
-    /* Coalescing (job_event_start): while `coalesce', a start event is held in event_env
-     * (`held', its status and headers) and goes out with the next event as
-     * {start, Status, Headers, Next}: one message, one wake-up of the owner. */
+    /* Coalescing, while `coalesce' (the app's first step): a start event is held in
+     * event_env (job_event_start: HELD_START, its status and headers) and goes out with
+     * the next event as {start, Status, Headers, Next}; a response's last event is held
+     * (job_event_last: HELD_LAST, held_event) and goes out with what comes next, the
+     * stream's end as a rule, as {then, Last, Next}.  One message, one wake-up of the
+     * owner, where there would be two. */
     int coalesce;
-    int held;
-    ERL_NIF_TERM held_status, held_headers;
+    enum { HELD_NONE = 0, HELD_START, HELD_LAST } held;
+    ERL_NIF_TERM held_status, held_headers, held_event;
     ErlNifMonitor monitor;
     int monitoring;
     void (*on_down)(job_t *job);
@@ -100,17 +103,22 @@ int job_make_stream(ErlNifEnv *env, job_t *job, ERL_NIF_TERM kind, void (*on_dow
 ERL_NIF_TERM job_check_stream_body(ErlNifEnv *env, ERL_NIF_TERM body, ERL_NIF_TERM more);
 
 /* A stream event: build the term in job_event_env(job), then job_event_send sends
- * {Kind, Job, Event} and clears the env (a held start goes with it: {Kind, Job, {start,
- * Status, Headers, Event}}).  The job's worker thread only. */
+ * {Kind, Job, Event} and clears the env (a held event goes with it: {Kind, Job, {start,
+ * Status, Headers, Event}} or {Kind, Job, {then, Last, Event}}).  The job's worker thread
+ * only. */
 ErlNifEnv *job_event_env(job_t *job);
 void job_event_send(job_t *job, ERL_NIF_TERM event);
 
 /* The start event {start, Status, Headers} (terms in job_event_env(job)): sent now, or,
- * while job->coalesce, held for the next job_event_send. */
+ * while job->coalesce, held for the next event. */
 void job_event_start(job_t *job, ERL_NIF_TERM status, ERL_NIF_TERM headers);
 
-/* Sends a held start on its own (before a reply, or when holding ends); clears the event
- * env either way.  Every path that clears the event env must call this instead. */
+/* The last event of a response (its final body): sent now, or, while job->coalesce,
+ * held for what comes next, the stream's end (job_reply) as a rule. */
+void job_event_last(job_t *job, ERL_NIF_TERM event);
+
+/* Sends a held event on its own (when holding ends); clears the event env either way.
+ * Every path that clears the event env must call this instead. */
 void job_event_flush(job_t *job);
 
 /* A Python builtin bound to the job (kept alive by it): `def`'s function receives a
@@ -123,7 +131,8 @@ job_t *job_from_capsule(PyObject *capsule);
  * job. */
 job_t *job_new_followup(job_run_fn run, job_t *target);
 
-/* Sends {Tag, Reply} (streams: {Kind, Job, Reply}) to the caller unless the job was
+/* Sends {Tag, Reply} (streams: {Kind, Job, Reply}, after a held start, or as {Kind,
+ * Job, {then, Last, Reply}} with a held last event) to the caller unless the job was
  * cancelled, then frees job->env (a cancelled job keeps it until it is freed: the
  * canceller may still read the tag).  `reply` must live in job->env.  Safe to call once
  * per job; later calls do nothing. */

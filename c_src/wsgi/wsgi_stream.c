@@ -436,7 +436,6 @@ stream_run(job_t *job, worker_t *w)
     } else if (emit_fn != NULL) {
         result = PyObject_CallFunctionObjArgs(fn, app, environ, emit_fn, NULL);
     }
-    job_event_flush(job); /* a held start goes before the end */
     job_reply(job, result != NULL ? ATOM_done
                                   : errors_tuple(env, why != 0 ? why : errors_take(st, env)));
     Py_XDECREF(result);

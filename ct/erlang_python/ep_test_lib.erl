@@ -78,13 +78,14 @@ log(#{level := Level, msg := Msg, meta := Meta}, #{config := #{pid := Pid}}) ->
 stream_event(Stream, Timeout) ->
     receive {asgi, Stream, Event} -> Event after Timeout -> nothing end.
 
-%% Every event of Stream up to and including `done' or `{error, _}' (or `nothing', when
-%% Timeout ms pass without one).
+%% Every event of Stream up to and including `done' or `{error, _}', alone or as the
+%% `Next' of a `{then, Last, Next}' (or `nothing', when Timeout ms pass without one).
 -spec stream_events(py_asgi:stream(), timeout()) -> [py_asgi:event() | nothing].
 stream_events(Stream, Timeout) ->
     case stream_event(Stream, Timeout) of
         done -> [done];
         {error, _} = E -> [E];
+        {then, _, End} = E when End =:= done; element(1, End) =:= error -> [E];
         nothing -> [nothing];
         E -> [E | stream_events(Stream, Timeout)]
     end.

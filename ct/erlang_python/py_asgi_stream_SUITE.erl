@@ -22,7 +22,8 @@
          error_app_raises/1, error_protocol/1, error_returns_early/1,
          error_missing_app/1, bad_arguments/1, calls_after_done/1,
          scope_ref_stream/1, lifespan_state_stream/1, many_streams/1,
-         coalesce_first_step/1, coalesce_not_after_wait/1, coalesce_start_then_end/1,
+         coalesce_first_step/1, coalesce_not_after_wait/1, coalesce_last_not_after_wait/1,
+         coalesce_start_then_end/1,
          coalesce_bad_option/1, native_exchange_when_whole/1]).
 
 -define(APPS, ep_asgi_stream_apps).
@@ -38,8 +39,8 @@ groups() ->
     [{request_body, [], [need_body_round_trips, body_fed_ahead, large_body_in_chunks,
                          no_more_body]},
      {response, [], [chunks_in_order, backpressure, backpressure_many_acks, many_streams]},
-     {coalesce, [], [coalesce_first_step, coalesce_not_after_wait, coalesce_start_then_end,
-                     coalesce_bad_option]},
+     {coalesce, [], [coalesce_first_step, coalesce_not_after_wait,
+                     coalesce_last_not_after_wait, coalesce_start_then_end, coalesce_bad_option]},
      {native, [], [native_exchange_when_whole]},
      {disconnect, [], [disconnect_while_waiting, disconnect_while_waiting_for_body,
                        owner_death, owner_death_unblocks_backpressure]},
@@ -64,14 +65,38 @@ end_per_testcase(_TC, _Config) ->
 
 %% ---- coalesce: the start with the event after it ------------------------------------
 
-%% An app that answers in its first step: the start and its body in one message, then
-%% done (the processes mode does not coalesce: the same events one by one).
+%% An app that answers and returns in its first step: the start, its body and the end in
+%% one message (the processes mode does not coalesce: the same events one by one), on
+%% the C exchange and on the runner's Stream alike.
 coalesce_first_step(_Config) ->
-    {ok, S} = py_asgi:start(?APPS, read_all, scope(<<"/c1">>),
-                            #{body => <<"abc">>, coalesce => true}),
     Headers = [{<<"x-chunks">>, <<"1">>},
                {<<"x-sha256">>, <<"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad">>}],
-    Expected = [{start, 200, Headers, {body, <<"3">>, false}}, done],
+    Expected = [{then, {start, 200, Headers, {body, <<"3">>, false}}, done}],
+    Events = fun() ->
+                     {ok, S} = py_asgi:start(?APPS, read_all, scope(<<"/c1">>),
+                                             #{body => <<"abc">>, coalesce => true}),
+                     until_done(S)
+             end,
+    case ep_test_lib:mode() of
+        processes ->
+            ?assertEqual(unfold(Expected), Events());
+        _ ->
+            ?assertEqual(Expected, Events()),
+            Opts = py_nif:get_options(),
+            ok = py_nif:set_options(Opts#{native_runner => false}),
+            try
+                ?assertEqual(Expected, Events())
+            after
+                ok = py_nif:set_options(Opts)
+            end
+    end.
+
+%% A whole response sent in the first step by an app that then waits: the response in
+%% one message as soon as the step ends, the end in another.
+coalesce_last_not_after_wait(_Config) ->
+    {ok, S} = py_asgi:start(?APPS, respond_then_wait, scope(<<"/c4">>), #{coalesce => true}),
+    Expected = [{start, 200, [{<<"content-type">>, <<"application/octet-stream">>}],
+                 {body, <<"now">>, false}}, done],
     case ep_test_lib:mode() of
         processes -> ?assertEqual(unfold(Expected), until_done(S));
         _ -> ?assertEqual(Expected, until_done(S))
@@ -125,7 +150,8 @@ native_exchange_when_whole(_Config) ->
             end
     end.
 
-unfold([{start, Status, Headers, Next} | T]) -> [{start, Status, Headers}, Next | unfold(T)];
+unfold([{start, Status, Headers, Next} | T]) -> [{start, Status, Headers} | unfold([Next | T])];
+unfold([{then, Last, Next} | T]) -> unfold([Last, Next | T]);
 unfold([E | T]) -> [E | unfold(T)];
 unfold([]) -> [].
 

@@ -6,7 +6,8 @@
 %% caller; the caller then receives `{asgi | wsgi, Stream, Event}' (see
 %% event()): `{start, Status, Headers}' once (or, as the `coalesce => true' start option
 %% allows, `{start, Status, Headers, Next}': the start and the event after it in one
-%% message), then the body (ASGI
+%% message; and `{then, Last, Next}': a response's last event and what came after it,
+%% the end as a rule), then the body (ASGI
 %% `{body, Chunk, More}', WSGI `{body, Chunk}', each acknowledged with
 %% ack/2 once written), `need_body' when the app waits for request body
 %% (answered with send_body/3), and `done' or `{error, Reason}' at the end.
@@ -22,6 +23,7 @@
 -type stream() :: term().
 -type event() :: {start, integer() | binary(), [{binary(), binary()}]}
                | {start, integer() | binary(), [{binary(), binary()}], event()}
+               | {then, event(), event()}
                | {body, binary(), boolean()}        %% ASGI
                | {body, binary()}                   %% WSGI
                | {trailers, [{binary(), binary()}], boolean()}
@@ -30,7 +32,8 @@
 %% The options: `body' (the request body read so far) and `more_body'
 %% (more follows, `need_body'); or, WSGI only, `body_file': the whole body is
 %% in this file (wsgi.input reads it; `body' is empty, `more_body' false);
-%% `coalesce' true: the backend may merge the start event with the next one.
+%% `coalesce' true: the backend may merge the start event, and a response's last event,
+%% with the next one.
 -callback start(Module :: binary(), Callable :: binary(), ScopeOrEnviron :: map(),
                 #{body := binary(), more_body := boolean(), body_file => binary(),
                   coalesce => boolean(), atom() => term()}) ->

@@ -151,6 +151,11 @@ event({start, Status, Headers, Next}, Ex) ->
     {Cmds1, Ex1} = event({start, Status, Headers}, Ex),
     {Cmds2, Ex2} = event(Next, Ex1),
     {Cmds1 ++ Cmds2, Ex2};
+event({then, Last, Next}, Ex) ->
+    %% a response's last event coalesced with what came next, its end as a rule
+    {Cmds1, Ex1} = event(Last, Ex),
+    {Cmds2, Ex2} = event(Next, Ex1),
+    {Cmds1 ++ Cmds2, Ex2};
 event({start, Status, Headers}, Ex = #ex{state = none}) ->
     case {py_web_http:status_line(Status), py_web_http:response_head(Headers)} of
         {error, _} ->

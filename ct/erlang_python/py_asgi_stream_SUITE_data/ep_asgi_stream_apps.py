@@ -166,6 +166,14 @@ async def start_then_wait(scope, receive, send):
     await send({"type": "http.response.body", "body": b"late"})
 
 
+async def respond_then_wait(scope, receive, send):
+    """Sends the whole response, then waits (the first step ends) before it returns, as an
+    app with a background task after its response does."""
+    await send(START)
+    await send({"type": "http.response.body", "body": b"now"})
+    await asyncio.sleep(0.01)
+
+
 async def exchange_kind(scope, receive, send):
     """Answers the class of the object behind send(): the NIF's C exchange or the runner's
     Stream."""
