@@ -537,6 +537,20 @@ asgi_native_stream(py_state_t *st, PyObject *scope, PyObject *body, job_t *job)
     return (PyObject *)x;
 }
 
+/* The app returned before its response was complete: sets the runner's error for that
+ * (its finish_rules, the one owner of the message). */
+static void
+raise_incomplete(py_state_t *st, ExchangeObject *x)
+{
+    PyObject *state = PyLong_FromLong(x->state);
+    PyObject *r = state != NULL ? PyObject_CallOneArg(st->asgi_finish_rules, state) : NULL;
+    Py_XDECREF(state);
+    if (r != NULL) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_SystemError, "finish_rules accepted an incomplete response");
+    }
+}
+
 ERL_NIF_TERM
 asgi_native_finish(py_state_t *st, ErlNifEnv *env, PyObject *exchange_obj)
 {
@@ -547,13 +561,7 @@ asgi_native_finish(py_state_t *st, ErlNifEnv *env, PyObject *exchange_obj)
     if (x->disconnected || x->state == X_COMPLETE) {
         return ATOM_done;
     }
-    PyObject *state = PyLong_FromLong(x->state);
-    PyObject *r = state != NULL ? PyObject_CallOneArg(st->asgi_finish_rules, state) : NULL;
-    Py_XDECREF(state);
-    Py_XDECREF(r);
-    if (r != NULL) {
-        PyErr_SetString(PyExc_SystemError, "finish_rules accepted an incomplete response");
-    }
+    raise_incomplete(st, x);
     return errors_tuple(env, errors_take(st, env));
 }
 
@@ -580,13 +588,7 @@ asgi_native_result(py_state_t *st, ErlNifEnv *env, PyObject *exchange_obj, int *
         return errors_take(st, env);
     }
     if (x->state != X_COMPLETE) {
-        PyObject *state = PyLong_FromLong(x->state);
-        PyObject *r = state != NULL ? PyObject_CallOneArg(st->asgi_finish_rules, state) : NULL;
-        Py_XDECREF(state);
-        Py_XDECREF(r);
-        if (r != NULL) {
-            PyErr_SetString(PyExc_SystemError, "finish_rules accepted an incomplete response");
-        }
+        raise_incomplete(st, x);
         return errors_take(st, env);
     }
     int hok;
