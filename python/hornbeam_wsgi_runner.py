@@ -197,8 +197,9 @@ class _Response:
 
     With an ``emit`` callable (streaming), it emits ``("start", status, headers)``
     once, just before the first non-empty body chunk (or at ``finish()`` for an
-    empty body), then ``("body", chunk)`` for each non-empty chunk.  Without one
-    (buffered), it collects the chunks in ``chunks``.
+    empty body), then ``("body", chunk)`` for each non-empty chunk, ``("last",
+    chunk)`` for a list or tuple body's last one.  Without one (buffered), it
+    collects the chunks in ``chunks``.
     """
 
     __slots__ = ("_emit", "status", "headers", "_headers_sent", "chunks")
@@ -219,6 +220,11 @@ class _Response:
         return self.write
 
     def write(self, data: bytes) -> None:
+        self.write_chunk(data, "body")
+
+    def write_chunk(self, data: bytes, event: str) -> None:
+        """``write(data)``, emitted as ``event``: "body", or "last" for the body's
+        last chunk."""
         chunk = write_rules(self.status, data)
         if chunk is None:
             return
@@ -227,7 +233,7 @@ class _Response:
         if self._emit is None:
             self.chunks.append(chunk)
         else:
-            self._emit("body", chunk)
+            self._emit(event, chunk)
 
     def finish(self) -> None:
         finish_rules(self.status)
@@ -244,8 +250,13 @@ def _run(app: WSGIApp, environ: Environ, response: _Response) -> None:
     environ.setdefault("wsgi.file_wrapper", FileWrapper)
     body = app(environ, response.start_response)
     try:
-        for chunk in body:
-            response.write(chunk)
+        if type(body) is list or type(body) is tuple:
+            # its last item is known to be the last chunk
+            for i, chunk in enumerate(body):
+                response.write_chunk(chunk, "last" if i == len(body) - 1 else "body")
+        else:
+            for chunk in body:
+                response.write(chunk)
     finally:
         close = getattr(body, "close", None)
         if close is not None:
@@ -258,7 +269,9 @@ def stream_wsgi(app: WSGIApp, environ: Environ, emit: Emit) -> None:
 
     ``emit("start", status, headers)`` is called once, just before the first
     non-empty body chunk (or at the end for an empty body);
-    ``emit("body", chunk)`` is called for each non-empty chunk. The iterable's
+    ``emit("body", chunk)`` is called for each non-empty chunk, ``emit("last",
+    chunk)`` instead for the last item of a list or tuple body (nothing is written
+    after it: the emitter may hold it for the end and need not wait). The iterable's
     ``close()`` is always called, whether iteration succeeds or raises.
 
     When the environ has ``erlang_python.input_file`` (py_wsgi:start/4's

@@ -50,7 +50,8 @@
 -type stream_opts() :: #{runner => py:name(), body => binary(), more_body => boolean(),
                          body_file => binary(), coalesce => boolean()}.
 -type event() :: {start, status(), headers()} | {body, binary()} | need_body | done
-               | {error, error()}.
+               | {error, error()}
+               | {start, status(), headers(), event()} | {then, event(), event()}.
 -export_type([environ/0, response/0, opts/0, error/0, stream/0, stream_opts/0, event/0]).
 
 %% @equiv run(Module, Callable, Environ, #{})
@@ -111,8 +112,11 @@ run(_Module, _Callable, _Environ, Opts) ->
 %% </ul>
 %% With `coalesce => true' the start event may arrive together with the event after it,
 %% as one `{start, Status, Headers, Next}' message meaning `{start, Status, Headers}'
-%% then `Next' (PEP 3333 sends the head with the first body chunk anyway); the owner
-%% must handle both forms.
+%% then `Next' (PEP 3333 sends the head with the first body chunk anyway), and the last
+%% chunk of a list or tuple body (the runner's `emit("last", Chunk)') together with
+%% what comes next, the end as a rule, as `{then, Last, Next}' meaning `Last' then
+%% `Next' (a one-chunk response is then one message, not two); the owner must handle
+%% every form.
 -spec start(py:name(), py:name(), environ(), stream_opts()) -> {ok, stream()} | {error, error()}.
 start(Module, Callable, Environ, Opts = #{body_file := Path}) when is_binary(Path) ->
     Env = case is_map(Environ) of

@@ -43,7 +43,7 @@ struct interp;
     X(s_write, "write") X(s_create_future, "create_future")                         \
     X(s_set_result, "set_result") X(s_type, "type") X(s_status, "status")           \
     X(s_headers, "headers") X(s_body, "body") X(s_more_body, "more_body")           \
-    X(s_start, "start")                                                            \
+    X(s_start, "start") X(s_last, "last")                                          \
     X(s_trailers, "trailers") X(s_extensions, "extensions")                         \
     X(s_response_start, "http.response.start")                                      \
     X(s_response_body, "http.response.body")                                        \

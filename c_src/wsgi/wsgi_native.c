@@ -41,9 +41,10 @@ emit_start(ResponseObject *self)
 }
 
 /* write(data): a non-empty bytes chunk after start_response is kept as it is; anything
- * else is decided by the runner's write_rules (an error, or nothing to send). */
+ * else is decided by the runner's write_rules (an error, or nothing to send).  `last`:
+ * the body's last chunk (a list or tuple body's), emitted as "last" by a stream. */
 static PyObject *
-response_write(ResponseObject *self, PyObject *data)
+write_chunk(ResponseObject *self, PyObject *data, int last)
 {
     PyObject *chunk = data;
     PyObject *owned = NULL;
@@ -64,7 +65,7 @@ response_write(ResponseObject *self, PyObject *data)
         /* a stream: the start just before the first chunk, then each chunk */
         PyObject *r = self->headers_sent ? Py_NewRef(Py_None) : emit_start(self);
         self->headers_sent = 1;
-        PyObject *args[2] = {self->st->s_body, chunk};
+        PyObject *args[2] = {last ? self->st->s_last : self->st->s_body, chunk};
         Py_XSETREF(r, r != NULL ? PyObject_Vectorcall(self->emit, args, 2, NULL) : NULL);
         Py_XDECREF(owned);
         return r;
@@ -76,6 +77,12 @@ response_write(ResponseObject *self, PyObject *data)
         return NULL;
     }
     Py_RETURN_NONE;
+}
+
+static PyObject *
+response_write(ResponseObject *self, PyObject *data)
+{
+    return write_chunk(self, data, 0);
 }
 
 /* The headers as they are (a new list, as _check_headers returns) when they are an exact
@@ -211,14 +218,16 @@ response_new(py_state_t *st)
     return r;
 }
 
-/* for chunk in body: write(chunk), then body.close() whatever happened. */
+/* for chunk in body: write(chunk), then body.close() whatever happened.  A list or tuple
+ * body's last item is known to be the last chunk. */
 static int
 consume(ResponseObject *r, PyObject *body)
 {
     int rc = 0;
     if (PyList_CheckExact(body) || PyTuple_CheckExact(body)) {
         for (Py_ssize_t i = 0; rc == 0 && i < PySequence_Fast_GET_SIZE(body); i++) {
-            PyObject *w = response_write(r, PySequence_Fast_GET_ITEM(body, i));
+            PyObject *w = write_chunk(r, PySequence_Fast_GET_ITEM(body, i),
+                                      i == PySequence_Fast_GET_SIZE(body) - 1);
             rc = w != NULL ? 0 : -1;
             Py_XDECREF(w);
         }
@@ -227,7 +236,7 @@ consume(ResponseObject *r, PyObject *body)
         PyObject *chunk;
         rc = it != NULL ? 0 : -1;
         while (rc == 0 && (chunk = PyIter_Next(it)) != NULL) {
-            PyObject *w = response_write(r, chunk);
+            PyObject *w = write_chunk(r, chunk, 0);
             Py_DECREF(chunk);
             rc = w != NULL ? 0 : -1;
             Py_XDECREF(w);

@@ -336,7 +336,10 @@ emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
     const char *name = nargs > 0 && PyUnicode_Check(args[0]) ? PyUnicode_AsUTF8(args[0]) : NULL;
     ERL_NIF_TERM event;
     size_t sent = 0;
-    if (name != NULL && strcmp(name, "body") == 0 && nargs == 2) {
+    /* "last": the body's last chunk; nothing is written after it, so it may be held
+     * for the stream's end (job_event_last) and nothing waits for the window */
+    int last = name != NULL && strcmp(name, "last") == 0;
+    if (name != NULL && (last || strcmp(name, "body") == 0) && nargs == 2) {
         ERL_NIF_TERM body;
         if (response_bytes(st, env, args[1], &body) < 0) {
             PyErr_SetString(PyExc_TypeError, "WSGI body chunks must be bytes");
@@ -372,6 +375,10 @@ emit(PyObject *capsule, PyObject *const *args, Py_ssize_t nargs)
     if (disconnected) {
         job_event_flush(job);
         return disconnected_error();
+    }
+    if (event != 0 && last) {
+        job_event_last(job, event);
+        Py_RETURN_NONE;
     }
     if (event != 0) {
         job_event_send(job, event);

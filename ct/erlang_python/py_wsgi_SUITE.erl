@@ -17,7 +17,8 @@
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
 -export([log/2]).
 -export([environ_types/1, environ_defaults_and_overrides/1, wsgi_errors_to_logger/1,
-         input_methods/1, stream_body_file/1, stream_coalesce/1, stream_native/1,
+         input_methods/1, stream_body_file/1, stream_coalesce/1, stream_coalesce_last/1,
+         stream_native/1,
          bodies_byte_exact/1, latin1_path_and_headers/1, response_headers_order/1,
          write_callable/1, file_wrapper_and_generator/1, names_as_atoms_and_dotted/1,
          flask_routing_json/1, flask_query_utf8/1, flask_json_post/1,
@@ -47,7 +48,7 @@ all() ->
 
 groups() ->
     [{environ, [], [environ_types, environ_defaults_and_overrides, wsgi_errors_to_logger,
-                    input_methods, stream_body_file, stream_coalesce, stream_native,
+                    input_methods, stream_body_file, stream_coalesce, stream_coalesce_last, stream_native,
                     bodies_byte_exact, latin1_path_and_headers, response_headers_order,
                     write_callable, file_wrapper_and_generator, names_as_atoms_and_dotted]},
      {flask, [], [flask_routing_json, flask_query_utf8, flask_json_post,
@@ -270,6 +271,40 @@ stream_coalesce(_Config) ->
     ?assertEqual({error, {badarg, {coalesce, 1}}},
                  py_wsgi:start(?APPS, echo, Env, #{coalesce => 1})).
 
+%% With coalesce, a list or tuple body's last chunk goes with the stream's end: a
+%% one-chunk response is one message, on the C runner and on the Python one; a generator's
+%% chunks are not known to be the last (the processes mode does not coalesce).
+stream_coalesce_last(_Config) ->
+    Events = fun(Query) ->
+                     Env = maps:remove(<<"wsgi.input">>,
+                                       env(<<"GET">>, <<"/?", Query/binary>>, [], <<>>)),
+                     {ok, S} = py_wsgi:start(?APPS, sequence_body, Env, #{coalesce => true}),
+                     stream_events(S)
+             end,
+    H = [{<<"Content-Type">>, <<"text/plain">>}],
+    Queries = [<<"=hello">>, <<"tuple=a,b">>, <<"list=a,">>, <<"gen=g">>],
+    case maps:get(mode, py:info()) of
+        processes ->
+            ?assertEqual([[{start, <<"200 OK">>, H}, {body, <<"hello">>}, done],
+                          [{start, <<"200 OK">>, H}, {body, <<"a">>}, {body, <<"b">>}, done],
+                          [{start, <<"200 OK">>, H}, {body, <<"a">>}, done],
+                          [{start, <<"200 OK">>, H}, {body, <<"g">>}, done]],
+                         [Events(Q) || Q <- Queries]);
+        _ ->
+            Expected = [[{then, {start, <<"200 OK">>, H, {body, <<"hello">>}}, done}],
+                        [{start, <<"200 OK">>, H, {body, <<"a">>}}, {then, {body, <<"b">>}, done}],
+                        [{start, <<"200 OK">>, H, {body, <<"a">>}}, done],
+                        [{start, <<"200 OK">>, H, {body, <<"g">>}}, done]],
+            ?assertEqual(Expected, [Events(Q) || Q <- Queries]),
+            Opts = py_nif:get_options(),
+            ok = py_nif:set_options(Opts#{native_runner => false}),
+            try
+                ?assertEqual(Expected, [Events(Q) || Q <- Queries])
+            after
+                ok = py_nif:set_options(Opts)
+            end
+    end.
+
 %% A stream runs the default runner's protocol in C, unless its body is a file or the
 %% native_runner option is off (the processes mode has no C runner).
 stream_native(Config) ->
@@ -297,19 +332,27 @@ stream_native(Config) ->
             end
     end.
 
+%% The stream's messages as they came, each body acknowledged.
 stream_events(S) ->
     receive
-        {wsgi, S, done} -> [done];
-        {wsgi, S, {error, _} = E} -> [E];
         {wsgi, S, E} ->
-            case E of
-                {body, B} -> py_wsgi:ack(S, byte_size(B));
-                {start, _, _, {body, B}} -> py_wsgi:ack(S, byte_size(B));
-                _ -> ok
-            end,
-            [E | stream_events(S)]
+            ack_bodies(S, E),
+            case ends(E) of
+                true -> [E];
+                false -> [E | stream_events(S)]
+            end
     after 10000 -> ct:fail(no_stream_event)
     end.
+
+ends(done) -> true;
+ends({error, _}) -> true;
+ends({then, _, Next}) -> ends(Next);
+ends(_) -> false.
+
+ack_bodies(S, {body, B}) -> py_wsgi:ack(S, byte_size(B));
+ack_bodies(S, {start, _, _, Next}) -> ack_bodies(S, Next);
+ack_bodies(S, {then, Last, Next}) -> ack_bodies(S, Last), ack_bodies(S, Next);
+ack_bodies(_, _) -> ok.
 
 stream_body(S, Acc) ->
     receive

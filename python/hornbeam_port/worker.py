@@ -307,14 +307,15 @@ class Worker:
 
     def _wsgi_emitter(self, rid: int, channel: wsgi.Channel) -> Callable[..., None]:
         def emit(kind: str, *args: Any) -> None:
-            if kind == "body" and len(args) == 1:
+            if kind in ("body", "last") and len(args) == 1:
                 try:
                     chunk = asgi._buffer(args[0])
                 except BadResponse:
                     raise TypeError("WSGI body chunks must be bytes") from None
                 channel.count(len(chunk))
                 self.send(wire.BODY, rid, b"\x00", chunk)
-                channel.wait_window(len(chunk))
+                if kind == "body":  # nothing is written after the last chunk
+                    channel.wait_window(len(chunk))
             elif kind == "start" and len(args) == 2:
                 try:
                     status = wsgi._latin1(args[0], "")

@@ -321,3 +321,17 @@ def response_kind(environ, start_response):
     body = type(start_response).__name__.encode()
     start_response("200 OK", [("Content-Length", str(len(body)))])
     return [body]
+
+
+def sequence_body(environ, start_response):
+    """Not validated (the validator hides the body's type): the query string's
+    comma-separated chunks as a list body, a tuple with ``tuple=`` before them, or a
+    generator with ``gen=``."""
+    kind, _, chunks = environ["QUERY_STRING"].rpartition("=")
+    body = [c.encode() for c in chunks.split(",")]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if kind == "tuple":
+        return tuple(body)
+    if kind == "gen":
+        return (c for c in body)
+    return body
