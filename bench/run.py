@@ -76,8 +76,9 @@ SERVER_NOTES = {
     "gunicorn-gthread": "1 worker, -k gthread --threads 4",
     "floor-once, -activeN, -socket, -strict": "bench/floor.erl, the BEAM's floor: pure Erlang, "
         "no Python, the bytes bin/pyweb sends for the hello apps, started as bin/pyweb's server "
-        "VM (erl -noinput +Bi); gen_tcp {active, once} and decode_packet, {active, 100}, the "
-        "socket module (recv nowait), {active, once} and py_web_h1_request:parse/2",
+        "VM (erl -noinput with bin/pyweb-vm-flags); gen_tcp {active, once} and decode_packet, "
+        "{active, 100}, the socket module (recv nowait), {active, once} and "
+        "py_web_h1_request:parse/2",
 }
 
 
@@ -126,9 +127,11 @@ def server_argv(server, app, iface, port):
 
 
 def floor_argv(variant, port):
-    """bench/floor.erl as bin/pyweb starts its server VM: `erl -noinput +Bi`, default
-    schedulers, PYWEB_ERL_FLAGS if set."""
-    argv = ["erl", "-noinput", "+Bi"]
+    """bench/floor.erl as bin/pyweb starts its server VM: `erl -noinput` with
+    bin/pyweb-vm-flags, default schedulers, PYWEB_ERL_FLAGS if set."""
+    flags = subprocess.run([str(ROOT / "bin" / "pyweb-vm-flags")], capture_output=True,
+                           text=True, check=True).stdout.split()
+    argv = ["erl", "-noinput", *flags]
     for d in sorted(glob.glob(str(ROOT / "_build/default/lib/*/ebin"))):
         argv += ["-pa", d]
     return argv + ["-pa", str(WORK / "ebin")] + shlex.split(os.environ.get("PYWEB_ERL_FLAGS", "")) + [

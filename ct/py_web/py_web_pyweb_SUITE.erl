@@ -20,8 +20,8 @@ all() ->
      {group, logs}, {group, reload}, {group, command_lines}, differential].
 
 groups() ->
-    [{start, [], [serve_and_stop, option_forms, exit_statuses, import_error, factory,
-                  tls_files, env_file]},
+    [{start, [], [serve_and_stop, server_vm_flags, option_forms, exit_statuses,
+                  import_error, factory, tls_files, env_file]},
      {binding, [], [uds, fd, several_binds, host_names]},
      {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf,
                     websocket_behind_proxy]},
@@ -160,6 +160,27 @@ serve_and_stop(Config) ->
     Sh = io_lib:format("exec '~ts' pw_apps:app --port 0 2>&1 >/dev/null", [?P:pyweb()]),
     P2 = pyweb(Config, ["-c", lists:flatten(Sh)], #{exe => "/bin/sh"}),
     _ = ?P:port(P2).
+
+%% The server VM runs with bin/pyweb-vm-flags, then PYWEB_ERL_FLAGS (which can set
+%% them back); on one or two CPUs they share the allocator instances.
+server_vm_flags(Config) ->
+    Script = filename:join(filename:dirname(?P:pyweb()), "pyweb-vm-flags"),
+    Flags = string:lexemes(os:cmd(Script), " \n"),
+    Shared = ["+MHt", "false", "+MFt", "false", "+MBt", "false"],
+    %% one CPU, whatever OMP_NUM_THREADS says (nproc would answer it)
+    ["+Bi" | Shared] = string:lexemes(os:cmd("OMP_NUM_THREADS=8 taskset -c 0 " ++ Script), " \n"),
+    Server = fun(Opts) ->
+                     {P, _} = serve(Config, ["pw_apps:app", "--no-access-log"], Opts),
+                     [Pid] = ?P:wait(P, "started server process \\[(\\d+)\\]"),
+                     {ok, Cmd} = file:read_file(iolist_to_binary(["/proc/", Pid, "/cmdline"])),
+                     [binary_to_list(A) || A <- binary:split(Cmd, <<0>>, [global])]
+             end,
+    %% beam.smp's own command line has its emulator flags as -Flag
+    Emu = fun(Fs) -> [case F of [$+ | R] -> [$- | R]; _ -> F end || F <- Fs] end,
+    true = lists:prefix(Emu(Flags), tl(Server(#{}))),
+    Back = ["+MHt", "true", "+MFt", "true", "+MBt", "true"],
+    true = lists:prefix(Emu(Flags ++ Back),
+                        tl(Server(#{env => [{"PYWEB_ERL_FLAGS", string:join(Back, " ")}]}))).
 
 %% What pw_apps prints itself.
 is_app_line(L) -> binary:match(L, <<"pw_apps: ">>) =:= {0, 9}.
