@@ -1,15 +1,25 @@
-"""Two builds of bin/pyweb against each other on the hello apps, in one run.
+"""Two bin/pyweb servers against each other on `make bench` workloads, in one run.
 
-    python bench/pyweb_ab.py A/bin/pyweb B/bin/pyweb [--runs 10] [--secs 4]
+    python bench/pyweb_ab.py A/bin/pyweb B/bin/pyweb [--runs 10] [--secs 4] [--instances 1]
+        [--workloads hello_asgi,hello_wsgi] [--interface wsgi] [--env-a K=V]... [--env-b K=V]...
 
-Serves bench/apps/bench_apps.py's hello_asgi and hello_wsgi with each bin/pyweb (the
-same options: --no-access-log, the default mode and workers, the current VIRTUAL_ENV),
-warms both up, then runs wrk (-t2 -c50) against them in turn, the order swapped every
-round so that drift of the machine falls on both. Prints the median req/s of each and
-B/A as the ratio of the medians and as the median of the per-round ratios. For a change
-of the request path: A a clone of main (built with `make build`), B this tree.
+Serves each workload's app (bench/run.py's WORKLOADS: its app, connections and wrk script;
+--interface serves the same workload's other-interface app, e.g. post_1mb with
+bench_apps:echo_wsgi) with each bin/pyweb (the same options: --no-access-log, the default
+mode and workers, the current VIRTUAL_ENV; --env-a/--env-b add to one side's
+environment), warms both up, then runs wrk -t2 against them in turn, the order swapped
+every round so that drift of the machine falls on both; --instances N spreads the runs
+over N pairs of fresh servers, one pair after the other: on this 2-core machine two
+servers of one build can differ for their whole life (hello WSGI, four servers of one
+build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the next).
+Prints, per side, the median req/s, the median CPU time per request of the server's
+process tree (utime + stime from /proc, across each wrk run) and the tree's peak RSS (sum
+of VmHWM, the largest over the pairs); and B/A as the ratio of the medians and as the
+median of the per-round ratios.  A and B may be the same bin/pyweb
+with different environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS),
+or a clone of main (built with `make build`) and this tree.
 
-Not a test: nothing asserts. 127.0.0.1 only, every load bounded in time.
+Not a test: nothing asserts.  127.0.0.1 only, every load bounded in time.
 """
 
 from __future__ import annotations
@@ -23,14 +33,16 @@ import subprocess
 import sys
 import time
 
-APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
+from run import APPS, LUA, WORKLOADS
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def serve(pyweb: str, app: str, iface: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([pyweb, app, "--interface", iface, "--port", "0", "--app-dir", APPS,
-                             "--no-access-log"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+def serve(pyweb: str, app: str, iface: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([pyweb, app, "--interface", iface, "--port", "0", "--app-dir",
+                             str(APPS), "--no-access-log"],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     return proc, listening_port(proc.pid)
 
 
@@ -47,25 +59,113 @@ def listening_port(root: int) -> int:
     raise RuntimeError(f"no listening socket under process {root}")
 
 
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def descends(pid: int, root: int) -> bool:
     while pid > 1:
         if pid == root:
             return True
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+            pid = parent(pid)
         except OSError:
             return False
     return False
 
 
-def wrk(port: int, secs: int) -> float:
-    out = subprocess.run(["wrk", "-t2", "-c50", f"-d{secs}s", f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True).stdout
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m:
+def tree(root: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and descends(int(p), root)]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def peak_rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        except OSError:
+            pass
+    return total / 1024
+
+
+def wrk(port: int, conns: int, secs: int, lua: str | None) -> tuple[float, int]:
+    script = ["-s", str(LUA / lua)] if lua else []
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", *script,
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    count = re.search(r"(\d+) requests in", out)
+    if not rate or not count:
         raise RuntimeError(out)
-    return float(m.group(1))
+    return float(rate.group(1)), int(count.group(1))
+
+
+def env_pairs(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+def app_for(wl: dict, iface: str | None) -> tuple[str, str]:
+    """The workload's app, or its twin for the other interface (bench_apps' *_asgi/*_wsgi)."""
+    if not iface or iface == wl["iface"]:
+        return wl["app"], wl["iface"]
+    return re.sub(r"_(asgi|wsgi)$", f"_{iface}", wl["app"]), iface
+
+
+def measure(opts: argparse.Namespace, wl: dict, app: str, iface: str, rounds: int,
+            rate: dict[str, list[float]], cpu: dict[str, list[float]],
+            rss: dict[str, float]) -> None:
+    """One pair of fresh servers, `rounds` interleaved wrk runs on each."""
+    sides = {"A": (opts.a, env_pairs(opts.env_a)), "B": (opts.b, env_pairs(opts.env_b))}
+    servers = {k: serve(pyweb, app, iface, env) for k, (pyweb, env) in sides.items()}
+    try:
+        for _, port in servers.values():
+            wrk(port, wl["conns"], 2, wl.get("lua"))
+        for i in range(rounds):
+            for k in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                proc, port = servers[k]
+                pids = tree(proc.pid)
+                before = cpu_seconds(pids)
+                r, n = wrk(port, wl["conns"], opts.secs, wl.get("lua"))
+                rate[k].append(r)
+                cpu[k].append((cpu_seconds(pids) - before) / n * 1e6)
+        for k, (proc, _) in servers.items():
+            rss[k] = max(rss[k], peak_rss_mib(tree(proc.pid)))
+    finally:
+        for proc, _ in servers.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+
+def compare(opts: argparse.Namespace, wl: dict) -> None:
+    app, iface = app_for(wl, opts.interface)
+    rate: dict[str, list[float]] = {"A": [], "B": []}
+    cpu: dict[str, list[float]] = {"A": [], "B": []}
+    rss = {"A": 0.0, "B": 0.0}
+    for i in range(opts.instances):
+        rounds = opts.runs // opts.instances + (i < opts.runs % opts.instances)
+        measure(opts, wl, app, iface, rounds, rate, cpu, rss)
+    med = {k: (statistics.median(rate[k]), statistics.median(cpu[k])) for k in rate}
+    paired = statistics.median(b / a for a, b in zip(rate["A"], rate["B"]))
+    paired_cpu = statistics.median(b / a for a, b in zip(cpu["A"], cpu["B"]))
+    print(f"{wl['name']} ({app}): "
+          + "; ".join(f"{k} {med[k][0]:.0f} req/s, {med[k][1]:.1f} us CPU/req, "
+                      f"peak RSS {rss[k]:.0f} MiB" for k in ("A", "B"))
+          + f"; B/A req/s {med['B'][0] / med['A'][0]:.3f} (medians), {paired:.3f} (median of "
+          f"{opts.runs} paired rounds on {opts.instances} pairs of servers), CPU/req "
+          f"{paired_cpu:.3f} (paired)", flush=True)
 
 
 def main() -> None:
@@ -74,24 +174,15 @@ def main() -> None:
     ap.add_argument("b")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--secs", type=int, default=4)
+    ap.add_argument("--instances", type=int, default=1)
+    ap.add_argument("--workloads", default="hello_asgi,hello_wsgi")
+    ap.add_argument("--interface", choices=["asgi", "wsgi"])
+    ap.add_argument("--env-a", action="append", default=[], metavar="K=V")
+    ap.add_argument("--env-b", action="append", default=[], metavar="K=V")
     opts = ap.parse_args()
-    for app, iface in (("bench_apps:hello_asgi", "asgi"), ("bench_apps:hello_wsgi", "wsgi")):
-        servers = {"A": serve(opts.a, app, iface), "B": serve(opts.b, app, iface)}
-        try:
-            for _, port in servers.values():
-                wrk(port, 2)
-            res: dict[str, list[float]] = {"A": [], "B": []}
-            for i in range(opts.runs):
-                for k in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                    res[k].append(wrk(servers[k][1], opts.secs))
-        finally:
-            for proc, _ in servers.values():
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
-        a, b = statistics.median(res["A"]), statistics.median(res["B"])
-        paired = statistics.median(y / x for x, y in zip(res["A"], res["B"]))
-        print(f"{app}: A {a:.0f} req/s, B {b:.0f} req/s; B/A {b / a:.3f} (medians), "
-              f"{paired:.3f} (median of {opts.runs} paired rounds)", flush=True)
+    by_name = {wl["name"]: wl for wl in WORKLOADS}
+    for name in opts.workloads.split(","):
+        compare(opts, by_name[name])
 
 
 if __name__ == "__main__":

@@ -162,25 +162,38 @@ serve_and_stop(Config) ->
     _ = ?P:port(P2).
 
 %% The server VM runs with bin/pyweb-vm-flags, then PYWEB_ERL_FLAGS (which can set
-%% them back); on one or two CPUs they share the allocator instances.
+%% them back); on one or two CPUs they share the allocator instances.  Its environment
+%% has what `pyweb-vm-flags --env` lists, unless the caller's has a value of its own.
 server_vm_flags(Config) ->
     Script = filename:join(filename:dirname(?P:pyweb()), "pyweb-vm-flags"),
     Flags = string:lexemes(os:cmd(Script), " \n"),
     Shared = ["+MHt", "false", "+MFt", "false", "+MBt", "false"],
     %% one CPU, whatever OMP_NUM_THREADS says (nproc would answer it)
-    ["+Bi" | Shared] = string:lexemes(os:cmd("OMP_NUM_THREADS=8 taskset -c 0 " ++ Script), " \n"),
+    OneCpu = string:lexemes(os:cmd("OMP_NUM_THREADS=8 taskset -c 0 " ++ Script), " \n"),
+    ["+Bi" | _] = OneCpu,
+    true = lists:suffix(Shared, OneCpu),
+    Env = string:lexemes(os:cmd(Script ++ " --env"), "\n"),
+    true = lists:member("MALLOC_MMAP_THRESHOLD_=4194304", Env),
     Server = fun(Opts) ->
                      {P, _} = serve(Config, ["pw_apps:app", "--no-access-log"], Opts),
                      [Pid] = ?P:wait(P, "started server process \\[(\\d+)\\]"),
-                     {ok, Cmd} = file:read_file(iolist_to_binary(["/proc/", Pid, "/cmdline"])),
-                     [binary_to_list(A) || A <- binary:split(Cmd, <<0>>, [global])]
+                     Proc = fun(F) ->
+                                    {ok, B} = file:read_file(iolist_to_binary(["/proc/", Pid, "/", F])),
+                                    [binary_to_list(A) || A <- binary:split(B, <<0>>, [global])]
+                            end,
+                     {Proc("cmdline"), Proc("environ")}
              end,
     %% beam.smp's own command line has its emulator flags as -Flag
     Emu = fun(Fs) -> [case F of [$+ | R] -> [$- | R]; _ -> F end || F <- Fs] end,
-    true = lists:prefix(Emu(Flags), tl(Server(#{}))),
-    Back = ["+MHt", "true", "+MFt", "true", "+MBt", "true"],
-    true = lists:prefix(Emu(Flags ++ Back),
-                        tl(Server(#{env => [{"PYWEB_ERL_FLAGS", string:join(Back, " ")}]}))).
+    {[_ | Cmd], Environ} = Server(#{}),
+    true = lists:prefix(Emu(Flags), Cmd),
+    [] = Env -- Environ,
+    Back = ["+MHt", "true", "+MFt", "true", "+MBt", "true", "+MYtt", "128"],
+    {[_ | Cmd2], Environ2} = Server(#{env => [{"PYWEB_ERL_FLAGS", string:join(Back, " ")},
+                                              {"MALLOC_MMAP_THRESHOLD_", "131072"}]}),
+    true = lists:prefix(Emu(Flags ++ Back), Cmd2),
+    true = lists:member("MALLOC_MMAP_THRESHOLD_=131072", Environ2),
+    false = lists:member("MALLOC_MMAP_THRESHOLD_=4194304", Environ2).
 
 %% What pw_apps prints itself.
 is_app_line(L) -> binary:match(L, <<"pw_apps: ">>) =:= {0, 9}.
