@@ -1,6 +1,7 @@
 %% @doc In-process benchmark of the bridge (no HTTP): calls/s and latency of the same
 %% hello apps through the generic `py:call' path and through `py_wsgi:run/3' and
-%% `py_asgi:run/4', at 1 and 50 concurrent Erlang callers, and the ablation of each
+%% `py_asgi:run/4' (also with a browser's 15 request headers, what converting them into
+%% the scope costs), at 1 and 50 concurrent Erlang callers, and the ablation of each
 %% NIF optimization (switched off alone with `py_nif:set_options/1').
 %%
 %% Run by bench/run.py (`make bench'):
@@ -176,10 +177,33 @@ scope(Path) ->
       headers => [{<<"host">>, <<"127.0.0.1:8000">>}, {<<"user-agent">>, <<"bench">>},
                   {<<"accept">>, <<"*/*">>}]}.
 
+%% What a browser sends for a page (Chrome 131's navigation request): the main case
+%% with these headers measures what a realistic set of request headers costs the scope.
+browser_headers() ->
+    [{<<"host">>, <<"127.0.0.1:8000">>},
+     {<<"user-agent">>, <<"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
+                          "Gecko) Chrome/131.0.0.0 Safari/537.36">>},
+     {<<"accept">>, <<"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                      "image/webp,*/*;q=0.8">>},
+     {<<"accept-language">>, <<"en-US,en;q=0.9,fr;q=0.8">>},
+     {<<"accept-encoding">>, <<"gzip, deflate, br, zstd">>},
+     {<<"connection">>, <<"keep-alive">>},
+     {<<"cookie">>, <<"sessionid=8b1f0c9e2d7a4f5b6c3e1a0d9f8e7c6b; "
+                      "csrftoken=Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe; _ga=GA1.1.123456789.1700000000">>},
+     {<<"upgrade-insecure-requests">>, <<"1">>},
+     {<<"sec-fetch-dest">>, <<"document">>},
+     {<<"sec-fetch-mode">>, <<"navigate">>},
+     {<<"sec-fetch-site">>, <<"same-origin">>},
+     {<<"sec-fetch-user">>, <<"?1">>},
+     {<<"sec-ch-ua">>, <<"\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\"">>},
+     {<<"sec-ch-ua-platform">>, <<"\"Linux\"">>},
+     {<<"referer">>, <<"http://127.0.0.1:8000/">>}].
+
 main_cases() ->
     Env = maps:put(<<"wsgi.input">>, <<>>, environ(<<"/">>)),
     CallEnv = environ(<<"/">>),
     Scope = scope(<<"/">>),
+    BrowserScope = Scope#{headers => browser_headers()},
     {ok, Ref} = py_asgi:build_scope(Scope),
     [{"wsgi py:call (generic)",
       fun() -> {ok, {<<"200 OK">>, _, {bytes, _}}} =
@@ -191,6 +215,8 @@ main_cases() ->
                    py:call(bench_apps, asgi_via_call, [Scope, {bytes, <<>>}]) end},
      {"asgi py_asgi:run/4",
       fun() -> {ok, {200, _, _}} = py_asgi:run(bench_apps, hello_asgi, Scope, <<>>) end},
+     {"asgi py_asgi:run/4 15 browser headers",
+      fun() -> {ok, {200, _, _}} = py_asgi:run(bench_apps, hello_asgi, BrowserScope, <<>>) end},
      {"asgi py_asgi:run/4 build_scope ref",
       fun() -> {ok, {200, _, _}} = py_asgi:run(bench_apps, hello_asgi, Ref, <<>>) end},
      {"py:call(operator, add, [1, 2])",

@@ -1319,6 +1319,13 @@ def report(results, notes, stamp, started, elapsed):
                              f"{'met' if a >= target else 'MISSED'}") if n == 50 else ""
                     w(f"- `{fast}` / generic at {n} caller{'s' if n > 1 else ''}: {a / b:.2f}x "
                       f"(ratio of the medians above){extra}")
+        for n in (1, 50):
+            a = get.get(("asgi py_asgi:run/4 15 browser headers", n))
+            b = get.get(("asgi py_asgi:run/4", n))
+            if a and b:
+                w(f"- 15 browser-like request headers against 3 (`asgi py_asgi:run/4`) at {n} "
+                  f"caller{'s' if n > 1 else ''}: {a / b:.2f}x calls/s, {1e6 / a - 1e6 / b:+.2f} us "
+                  "per call (1/calls-per-second): what converting the headers into the scope costs")
         w("")
         pairs = inp.get("pairs", {})
         if pairs:
