@@ -1,7 +1,7 @@
 %% @doc In-process benchmark of the bridge (no HTTP): calls/s and latency of the same
 %% hello apps through the generic `py:call' path and through `py_wsgi:run/3' and
-%% `py_asgi:run/4' (also with a browser's 15 request headers, what converting them into
-%% the scope costs), at 1 and 50 concurrent Erlang callers, and the ablation of each
+%% `py_asgi:run/4' (also with a browser's 15 request headers: what they cost a call), at
+%% 1 and 50 concurrent Erlang callers, and the ablation of each
 %% NIF optimization (switched off alone with `py_nif:set_options/1').
 %%
 %% Run by bench/run.py (`make bench'):
@@ -178,7 +178,7 @@ scope(Path) ->
                   {<<"accept">>, <<"*/*">>}]}.
 
 %% What a browser sends for a page (Chrome 131's navigation request): the main case
-%% with these headers measures what a realistic set of request headers costs the scope.
+%% with these headers measures what a realistic set of request headers costs a call.
 browser_headers() ->
     [{<<"host">>, <<"127.0.0.1:8000">>},
      {<<"user-agent">>, <<"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "

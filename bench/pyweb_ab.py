@@ -15,9 +15,9 @@ build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the nex
 Prints, per side, the median req/s, the median CPU time per request of the server's
 process tree (utime + stime from /proc, across each wrk run) and the tree's peak RSS (sum
 of VmHWM, the largest over the pairs); and B/A as the ratio of the medians and as the
-median of the per-round ratios.  A and B may be the same bin/pyweb
-with different environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS),
-or a clone of main (built with `make build`) and this tree.
+median of the per-round ratios.  A and B may be the same bin/pyweb with different
+environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS), or a clone of
+main (built with `make build`) and this tree.
 
 Not a test: nothing asserts.  127.0.0.1 only, every load bounded in time.
 """
@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 
+from cpu_split import tree_pids
 from run import APPS, LUA, WORKLOADS
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -41,8 +42,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def serve(pyweb: str, app: str, iface: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([pyweb, app, "--interface", iface, "--port", "0", "--app-dir",
                              str(APPS), "--no-access-log"],
-                            env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, listening_port(proc.pid)
 
 
@@ -59,24 +60,16 @@ def listening_port(root: int) -> int:
     raise RuntimeError(f"no listening socket under process {root}")
 
 
-def parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
 def descends(pid: int, root: int) -> bool:
     while pid > 1:
         if pid == root:
             return True
         try:
-            pid = parent(pid)
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             return False
     return False
-
-
-def tree(root: int) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and descends(int(p), root)]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -136,13 +129,13 @@ def measure(opts: argparse.Namespace, wl: dict, app: str, iface: str, rounds: in
         for i in range(rounds):
             for k in ("A", "B") if i % 2 == 0 else ("B", "A"):
                 proc, port = servers[k]
-                pids = tree(proc.pid)
+                pids = tree_pids(proc.pid)
                 before = cpu_seconds(pids)
                 r, n = wrk(port, wl["conns"], opts.secs, wl.get("lua"))
                 rate[k].append(r)
                 cpu[k].append((cpu_seconds(pids) - before) / n * 1e6)
         for k, (proc, _) in servers.items():
-            rss[k] = max(rss[k], peak_rss_mib(tree(proc.pid)))
+            rss[k] = max(rss[k], peak_rss_mib(tree_pids(proc.pid)))
     finally:
         for proc, _ in servers.values():
             os.killpg(proc.pid, signal.SIGTERM)

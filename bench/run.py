@@ -1325,7 +1325,8 @@ def report(results, notes, stamp, started, elapsed):
             if a and b:
                 w(f"- 15 browser-like request headers against 3 (`asgi py_asgi:run/4`) at {n} "
                   f"caller{'s' if n > 1 else ''}: {a / b:.2f}x calls/s, {1e6 / a - 1e6 / b:+.2f} us "
-                  "per call (1/calls-per-second): what converting the headers into the scope costs")
+                  "per call (1/calls-per-second): what the headers cost a call (the larger scope "
+                  "term handed to the NIF and its conversion into Python objects)")
         w("")
         pairs = inp.get("pairs", {})
         if pairs:
