@@ -1,20 +1,23 @@
 """Two bin/pyweb servers against each other on `make bench` workloads, in one run.
 
     python bench/pyweb_ab.py A/bin/pyweb B/bin/pyweb [--runs 10] [--secs 4] [--instances 1]
-        [--workloads hello_asgi,hello_wsgi] [--interface wsgi] [--env-a K=V]... [--env-b K=V]...
+        [--workloads hello_asgi,hello_wsgi,ws_echo] [--interface wsgi]
+        [--env-a K=V]... [--env-b K=V]... [--arg-a ARG]... [--arg-b ARG]...
 
 Serves each workload's app (bench/run.py's WORKLOADS: its app, connections and wrk script;
 --interface serves the same workload's other-interface app, e.g. post_1mb with
 bench_apps:echo_wsgi) with each bin/pyweb (the same options: --no-access-log, the default
 mode and workers, the current VIRTUAL_ENV; --env-a/--env-b add to one side's
-environment), warms both up, then runs wrk -t2 against them in turn, the order swapped
+environment, --arg-a/--arg-b to its command line), warms both up, then runs wrk -t2
+against them in turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50 connections
+sending 1 KiB text, run by the bench venv's Python, BENCH_VENV as for bench/run.py), the order swapped
 every round so that drift of the machine falls on both; --instances N spreads the runs
 over N pairs of fresh servers, one pair after the other: on this 2-core machine two
 servers of one build can differ for their whole life (hello WSGI, four servers of one
 build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the next).
-Prints, per side, the median req/s, the median CPU time per request of the server's
-process tree (utime + stime from /proc, across each wrk run) and the tree's peak RSS (sum
-of VmHWM, the largest over the pairs); and B/A as the ratio of the medians and as the
+Prints, per side, the median req/s (messages/s for ws_echo), the median CPU time per
+request of the server's process tree (utime + stime from /proc, across each run) and the
+tree's peak RSS (sum of VmHWM, the largest over the pairs); and B/A as the ratio of the medians and as the
 median of the per-round ratios.  A and B may be the same bin/pyweb with different
 environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS), or a clone of
 main (built with `make build`) and this tree.
@@ -25,6 +28,7 @@ Not a test: nothing asserts.  127.0.0.1 only, every load bounded in time.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -34,14 +38,18 @@ import sys
 import time
 
 from cpu_split import tree_pids
-from run import APPS, LUA, WORKLOADS
+from run import APPS, LUA, ROOT, VENV, WORKLOADS
+
+# The ws phase's echo (bench/run.py run_ws) as a workload: its app, and `ws` for the load.
+WS_ECHO = dict(name="ws_echo", app="bench_ws:app", iface="asgi", conns=50, ws=True)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def serve(pyweb: str, app: str, iface: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+def serve(pyweb: str, app: str, iface: str, env: dict[str, str],
+          args: list[str]) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen([pyweb, app, "--interface", iface, "--port", "0", "--app-dir",
-                             str(APPS), "--no-access-log"],
+                             str(APPS), "--no-access-log", *args],
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, listening_port(proc.pid)
@@ -106,6 +114,23 @@ def wrk(port: int, conns: int, secs: int, lua: str | None) -> tuple[float, int]:
     return float(rate.group(1)), int(count.group(1))
 
 
+def ws_echo(port: int, conns: int, secs: int) -> tuple[float, int]:
+    out = subprocess.run([str(VENV / "bin" / "python"), str(ROOT / "bench" / "ws_load.py"),
+                          "echo", str(port), str(conns), str(secs)],
+                         capture_output=True, text=True, timeout=secs + 120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return res["msgs"] / res["seconds"], res["msgs"]
+
+
+def load(wl: dict, port: int, secs: int) -> tuple[float, int]:
+    """Runs the workload's load for `secs`: (requests or messages per second, count)."""
+    if wl.get("ws"):
+        return ws_echo(port, wl["conns"], secs)
+    return wrk(port, wl["conns"], secs, wl.get("lua"))
+
+
 def env_pairs(items: list[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
 
@@ -121,17 +146,19 @@ def measure(opts: argparse.Namespace, wl: dict, app: str, iface: str, rounds: in
             rate: dict[str, list[float]], cpu: dict[str, list[float]],
             rss: dict[str, float]) -> None:
     """One pair of fresh servers, `rounds` interleaved wrk runs on each."""
-    sides = {"A": (opts.a, env_pairs(opts.env_a)), "B": (opts.b, env_pairs(opts.env_b))}
-    servers = {k: serve(pyweb, app, iface, env) for k, (pyweb, env) in sides.items()}
+    sides = {"A": (opts.a, env_pairs(opts.env_a), opts.arg_a),
+             "B": (opts.b, env_pairs(opts.env_b), opts.arg_b)}
+    servers = {k: serve(pyweb, app, iface, env, args)
+               for k, (pyweb, env, args) in sides.items()}
     try:
         for _, port in servers.values():
-            wrk(port, wl["conns"], 2, wl.get("lua"))
+            load(wl, port, 2)
         for i in range(rounds):
             for k in ("A", "B") if i % 2 == 0 else ("B", "A"):
                 proc, port = servers[k]
                 pids = tree_pids(proc.pid)
                 before = cpu_seconds(pids)
-                r, n = wrk(port, wl["conns"], opts.secs, wl.get("lua"))
+                r, n = load(wl, port, opts.secs)
                 rate[k].append(r)
                 cpu[k].append((cpu_seconds(pids) - before) / n * 1e6)
         for k, (proc, _) in servers.items():
@@ -172,8 +199,10 @@ def main() -> None:
     ap.add_argument("--interface", choices=["asgi", "wsgi"])
     ap.add_argument("--env-a", action="append", default=[], metavar="K=V")
     ap.add_argument("--env-b", action="append", default=[], metavar="K=V")
+    ap.add_argument("--arg-a", action="append", default=[], metavar="ARG")
+    ap.add_argument("--arg-b", action="append", default=[], metavar="ARG")
     opts = ap.parse_args()
-    by_name = {wl["name"]: wl for wl in WORKLOADS}
+    by_name = {wl["name"]: wl for wl in [*WORKLOADS, WS_ECHO]}
     for name in opts.workloads.split(","):
         compare(opts, by_name[name])
 

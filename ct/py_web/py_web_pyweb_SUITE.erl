@@ -167,7 +167,7 @@ serve_and_stop(Config) ->
 server_vm_flags(Config) ->
     Script = filename:join(filename:dirname(?P:pyweb()), "pyweb-vm-flags"),
     Flags = string:lexemes(os:cmd(Script), " \n"),
-    Shared = ["+MHt", "false", "+MFt", "false", "+MBt", "false"],
+    Shared = ["+MHt", "false", "+MFt", "false", "+MBt", "false", "+MSt", "false"],
     %% one CPU, whatever OMP_NUM_THREADS says (nproc would answer it)
     OneCpu = string:lexemes(os:cmd("OMP_NUM_THREADS=8 taskset -c 0 " ++ Script), " \n"),
     ["+Bi" | _] = OneCpu,
@@ -188,7 +188,7 @@ server_vm_flags(Config) ->
     {[_ | Cmd], Environ} = Server(#{}),
     true = lists:prefix(Emu(Flags), Cmd),
     [] = Env -- Environ,
-    Back = ["+MHt", "true", "+MFt", "true", "+MBt", "true", "+MYtt", "128"],
+    Back = ["+MHt", "true", "+MFt", "true", "+MBt", "true", "+MSt", "true", "+MYtt", "128"],
     {[_ | Cmd2], Environ2} = Server(#{env => [{"PYWEB_ERL_FLAGS", string:join(Back, " ")},
                                               {"MALLOC_MMAP_THRESHOLD_", "131072"}]}),
     true = lists:prefix(Emu(Flags ++ Back), Cmd2),
