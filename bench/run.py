@@ -633,7 +633,10 @@ def split_perf_section(w, res):
 
 WS_SERVERS = ["pyweb", "uvicorn", "granian"]
 WS_NOTE = ("websocket phase: app bench/apps/bench_ws.py (plain ASGI); clients bench/ws_load.py "
-           "(websockets' asyncio client on uvloop, no compression, same 2 cores); uvicorn with "
+           "(websockets' asyncio client on uvloop, no compression, same 2 cores) and, for the "
+           "echo, bench/ws_echo_load.c (C, epoll, one thread: the same messages for about 19 us "
+           "of the client's CPU each, where websockets' client spends about 60 us, more than "
+           "the servers, so that it bounds every server's rate); uvicorn with "
            "--ws websockets, granian without --no-ws, pyweb with --mode gil (the broadcast room "
            "is a module global: one interpreter, as uvicorn's one process); server CPU per "
            "echoed message: user + system time of the server's processes (all threads) during "
@@ -658,6 +661,19 @@ def ws_load(*args, timeout=300):
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ws_echo_c(port, conns, seconds):
+    """The echo load of bench/ws_echo_load.c (built into work/ on first use)."""
+    exe = WORK / "ws_echo_load"
+    src = BENCH / "ws_echo_load.c"
+    if not exe.exists() or src.stat().st_mtime > exe.stat().st_mtime:
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
+    out = subprocess.run([str(exe), str(port), str(conns), str(seconds)], capture_output=True,
+                         text=True, timeout=seconds + 120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout)
 
 
 def ws_idle_kib(srv, count):
@@ -696,9 +712,15 @@ def run_ws(results, notes):
             cpu0 = srv.cpu_s()
             echo = ws_load("echo", srv.port, 50, seconds)
             cpu = srv.cpu_s() - cpu0
+            ws_echo_c(srv.port, 50, 1)  # warm-up
+            cpu0 = srv.cpu_s()
+            echo_c = ws_echo_c(srv.port, 50, seconds)
+            cpu_c = srv.cpu_s() - cpu0
             bcast = ws_load("broadcast", srv.port, 100, messages)
             rows[server] = {"echo_mps": echo["msgs"] / echo["seconds"],
                             "echo_cpu_us": cpu / max(echo["msgs"], 1) * 1e6,
+                            "echo_c_mps": echo_c["msgs"] / echo_c["seconds"],
+                            "echo_c_cpu_us": cpu_c / max(echo_c["msgs"], 1) * 1e6,
                             "bcast_dps": bcast["delivered"] / bcast["seconds"],
                             "idle_kib": ws_idle_kib(srv, idle), "idle_n": idle}
         except Exception as e:  # noqa: BLE001 - reported, the other servers still run
@@ -714,17 +736,21 @@ def ws_section(w, results):
     if not rows:
         return
     w("## WebSockets\n")
-    w("| server | echo msgs/s (1 KiB text, 50 conns) | pyweb / this | server CPU per echoed "
-      "message (us) | broadcast deliveries/s (100 clients) | pyweb / this | RSS per idle "
-      "websocket (KiB) |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
+    w("| server | echo msgs/s (1 KiB text, 50 conns), websockets' client | pyweb / this | "
+      "server CPU per echoed message (us) | echo msgs/s, C client | pyweb / this | server CPU "
+      "per echoed message (us) | broadcast deliveries/s (100 clients) | pyweb / this | RSS per "
+      "idle websocket (KiB) |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     ref = rows.get("pyweb", {})
     for server, r in rows.items():
         if "echo_mps" not in r:
-            w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} | | | | | |")
+            w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} "
+              "| | | | | | | | |")
             continue
         w(f"| {server} | {r['echo_mps']:,.0f} | {ratio_str(ref.get('echo_mps'), r['echo_mps'])} "
-          f"| {r['echo_cpu_us']:.0f} | {r['bcast_dps']:,.0f} | {ratio_str(ref.get('bcast_dps'), r['bcast_dps'])} "
+          f"| {r['echo_cpu_us']:.0f} | {r['echo_c_mps']:,.0f} "
+          f"| {ratio_str(ref.get('echo_c_mps'), r['echo_c_mps'])} | {r['echo_c_cpu_us']:.0f} "
+          f"| {r['bcast_dps']:,.0f} | {ratio_str(ref.get('bcast_dps'), r['bcast_dps'])} "
           f"| {r['idle_kib']:.1f} (of {r['idle_n']:,}) |")
     w("")
 
