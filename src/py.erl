@@ -80,7 +80,9 @@ set_call_timeout(Timeout) ->
 %%     the `spare_workers' application env), `interpreters', one map per interpreter
 %%     created, `#{id, main, state (running | idle), threads}' (the sub-interpreters stay
 %%     when the application stops); `python_version', `build_python_version',
-%%     `libpython', `subinterpreters_supported', `free_threaded_build';</li>
+%%     `libpython', `subinterpreters_supported', `free_threaded_build'; `loops',
+%%     `#{asyncio => N, uvloop => M}': how many running workers have each kind of event
+%%     loop (the `event_loop' application env);</li>
 %% <li>in the processes mode: `python_version' and `executable' of the worker processes,
 %%     `os_pids', `in_flight', `restarts' and `recycles' (`queued': requests waiting for
 %%     a worker process to start; see docs/processes.md).</li>

@@ -57,7 +57,8 @@ build_note(Priv) ->
     end.
 
 -type config() :: #{workers := pos_integer(), paths := [binary()],
-                    venv := binary() | undefined, mode := py_mode:mode()}.
+                    venv := binary() | undefined, mode := py_mode:mode(),
+                    loop => py_runtime:event_loop()}.
 
 %% @doc Initialises the interpreter (once per VM) and starts the worker threads in
 %% `mode' (sub-interpreters are created the first time, then kept).  `paths' go first on

@@ -9,6 +9,9 @@
 -behaviour(gen_server).
 
 -export([start_link/0, config/0, fallback/0]).
+-export_type([event_loop/0]).
+
+-type event_loop() :: asyncio | uvloop | auto.
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -21,7 +24,11 @@ start_link() ->
 %% stuck in calls their callers gave up, see docs/architecture.md; lowered so that
 %% `workers' + `spare_workers' is at most 256); `paths', which `sys.path' gets in front, in order: the `python/' package
 %% (`priv/python'), the current directory, then the `python_path' entries; `venv' (see
-%% {@link py_python:venv/0}).
+%% {@link py_python:venv/0}); `loop', the workers' event loop, from `event_loop':
+%% `asyncio' (the default), `uvloop' (the start fails where the main interpreter cannot
+%% import it; a sub-interpreter with its own GIL refuses it, and its worker runs
+%% asyncio's, with a warning) or `auto' (uvloop's where it loads, asyncio's elsewhere);
+%% the processes mode's workers always run asyncio's.
 %%
 %% A `python_path' entry is a directory: an absolute path; a relative path, taken from the
 %% current directory at the application's start (in a release made by relx: the release's
@@ -29,7 +36,8 @@ start_link() ->
 %% `{priv, App}' / `{priv, App, SubDir}', the priv directory of application `App' (the
 %% form that works wherever the code is installed).
 -spec config() -> #{workers := pos_integer(), spare_workers := non_neg_integer(),
-                    paths := [binary()], venv := binary() | undefined}.
+                    paths := [binary()], venv := binary() | undefined,
+                    loop := event_loop()}.
 config() ->
     Workers = application:get_env(erlang_python, workers, 4),
     %% The NIF runs at most 256 workers and spares together.
@@ -43,7 +51,23 @@ config() ->
       venv => case py_python:venv() of
                   undefined -> undefined;
                   Dir -> unicode:characters_to_binary(Dir)
-              end}.
+              end,
+      loop => event_loop()}.
+
+%% A value that is not one of the three raises `{badarg, {event_loop, Value}}' (the
+%% application's start fails with it).
+event_loop() ->
+    case application:get_env(erlang_python, event_loop, asyncio) of
+        Loop when Loop =:= asyncio; Loop =:= uvloop; Loop =:= auto -> Loop;
+        Other -> error({badarg, {event_loop, Other}})
+    end.
+
+%% ", event loop uvloop" (or asyncio) for the notice, or the count of each when the
+%% workers differ (`auto' with uvloop refused by some interpreters).
+loops_text(#{loops := #{asyncio := 0, uvloop := U}}) when U > 0 -> ", event loop uvloop";
+loops_text(#{loops := #{asyncio := A, uvloop := 0}}) when A > 0 -> ", event loop asyncio";
+loops_text(#{loops := #{asyncio := A, uvloop := U}}) ->
+    io_lib:format(", event loops: ~b uvloop, ~b asyncio", [U, A]).
 
 %% An entry that is none of the documented forms, or names an unknown application,
 %% raises `{badarg, {python_path, Entry}}' (the application's start fails with it).
@@ -100,8 +124,17 @@ start(Configured, #{mode := Mode} = Config, Why) ->
             ok = py_opts:load_default_timeout(),
             [logger:warning("erlang_python: ~ts", [W], #{erlang_python => runtime})
              || W <- Warnings],
-            logger:notice("erlang_python: mode ~s (~ts), ~b workers",
-                          [Mode, Why, maps:get(workers, py_nif:info())],
+            Info = py_nif:info(),
+            case {maps:get(loop, Config), maps:get(loops, Info)} of
+                {uvloop, #{asyncio := N}} when N > 0 ->
+                    logger:warning("erlang_python: event_loop uvloop: ~b workers run "
+                                   "asyncio's loop (uvloop does not load in a "
+                                   "sub-interpreter with its own GIL; mode gil runs it)",
+                                   [N], #{erlang_python => runtime});
+                _ -> ok
+            end,
+            logger:notice("erlang_python: mode ~s (~ts), ~b workers~ts",
+                          [Mode, Why, maps:get(workers, Info), loops_text(Info)],
                           #{erlang_python => runtime}),
             State = #{configured => Configured, mode => Mode, config => Config,
                       fallback => undefined, refusal_logged => false},

@@ -21,6 +21,7 @@
     X(type) X(http_version) X(method) X(scheme) X(path) X(raw_path) X(query_string) \
     X(root_path) X(headers) X(server) X(client) X(state) X(extensions) X(generic) \
     X(subinterpreters) X(free_threaded) X(interpreters) X(refused) X(id) X(main) \
+    X(loop) X(loops) X(asyncio) X(uvloop) X(auto) \
     X(threads) X(idle) X(py_refused) X(callable) X(runner) X(subinterpreters_supported) X(free_threaded_build) \
     X(subprotocols) X(accept) X(send) X(text) X(binary) X(close) X(pause_reading) \
     X(resume_reading) X(spare_workers) X(spares_running)

@@ -8,11 +8,18 @@
 #include <Python.h>
 #include <stddef.h>
 
+/* The event loop of each worker thread: asyncio's; uvloop's (in the main interpreter an
+ * error where uvloop cannot load, in a sub-interpreter asyncio's: one with its own GIL
+ * refuses uvloop, a single-phase-init extension); or uvloop's where it loads and
+ * asyncio's elsewhere. */
+typedef enum { LOOP_ASYNCIO = 0, LOOP_UVLOOP = 1, LOOP_AUTO = 2 } loop_choice_t;
+
 typedef struct {
     char **paths;      /* prepended to sys.path, in order; the first holds the
                           erlang_python package (erlang_python_runtime) */
     int npaths;
     char *venv;        /* a virtualenv root whose site-packages is added, or NULL */
+    loop_choice_t loop;
 } runtime_config_t;
 
 /* A built-in module (`_erlang`) to register before the interpreter starts.  At NIF load,

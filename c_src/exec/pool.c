@@ -721,6 +721,7 @@ config_copy(const runtime_config_t *cfg)
         config_free(c);
         return NULL;
     }
+    c->loop = cfg->loop;
     return c;
 }
 

@@ -10,6 +10,13 @@
 #include <unistd.h>
 
 static __thread worker_t *current_worker = NULL;
+static int loop_counts[2]; /* running workers on asyncio's loop, on uvloop's */
+
+int
+worker_loop_count(int uvloop)
+{
+    return __atomic_load_n(&loop_counts[uvloop != 0], __ATOMIC_RELAXED);
+}
 
 worker_t *
 worker_current(void)
@@ -53,7 +60,7 @@ worker_next_timer_id(worker_t *w)
 int
 worker_has_ready(worker_t *w)
 {
-    return w->ready != NULL && PyObject_Length(w->ready) > 0;
+    return w->ready == NULL || PyObject_Length(w->ready) > 0;
 }
 
 int
@@ -96,12 +103,34 @@ drain(PyObject *self, PyObject *unused)
 
 static PyMethodDef drain_def = {"_drain", drain, METH_NOARGS, NULL};
 
+/* A new event loop of the configured kind (runtime.h, loop_choice_t), or NULL with the
+ * exception: for LOOP_UVLOOP in the main interpreter, uvloop's ImportError. */
+static PyObject *
+new_loop(worker_t *w)
+{
+    if (w->cfg->loop != LOOP_ASYNCIO) {
+        PyObject *m = PyImport_ImportModule("uvloop");
+        PyObject *loop = m != NULL ? PyObject_CallMethod(m, "new_event_loop", NULL) : NULL;
+        Py_XDECREF(m);
+        if (loop != NULL) {
+            w->uvloop = 1;
+            return loop;
+        }
+        if (w->cfg->loop == LOOP_UVLOOP && w->interp_index == 0) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    w->uvloop = 0;
+    return PyObject_CallNoArgs(w->st->new_event_loop);
+}
+
 /* A new event loop, current on this thread, with the eventfd's reader registered. */
 static int
 worker_setup(worker_t *w)
 {
     py_state_t *st = w->st;
-    w->loop = PyObject_CallNoArgs(st->new_event_loop);
+    w->loop = new_loop(w);
     if (w->loop == NULL) {
         return -1;
     }
@@ -111,7 +140,8 @@ worker_setup(worker_t *w)
     }
     Py_DECREF(r);
     /* asyncio's BaseEventLoop keeps its ready callbacks in a deque; another loop class
-     * may not: then worker_has_ready is always 0. */
+     * may not (uvloop's is not visible from Python): then worker_has_ready is always 1,
+     * and the drain goes back to the loop without polling for more jobs (pool.c). */
     w->ready = PyObject_GetAttrString(w->loop, "_ready");
     if (w->ready == NULL || !PySequence_Check(w->ready)) {
         PyErr_Clear();
@@ -183,6 +213,7 @@ worker_main(void *arg)
         return NULL;
     }
     w->loop_running = 1; /* from here on drain runs inside run_forever */
+    __atomic_add_fetch(&loop_counts[w->uvloop], 1, __ATOMIC_RELAXED);
     pool_set_phase(w, W_READY);
 
     /* asyncio re-raises SystemExit and KeyboardInterrupt out of run_forever (the task
@@ -199,6 +230,7 @@ worker_main(void *arg)
             break;
         }
     }
+    __atomic_sub_fetch(&loop_counts[w->uvloop], 1, __ATOMIC_RELAXED);
     teardown_loop(w);
     Py_CLEAR(w->ready);
     Py_CLEAR(w->loop);

@@ -50,9 +50,10 @@ typedef struct worker {
     interp_thread_t it;    /* it.ip: its interpreter */
     py_state_t *st;        /* it.ip->st */
     PyObject *loop;
+    int uvloop;            /* the loop is uvloop's */
     PyObject *ready;       /* the loop's queue of ready callbacks (asyncio's private
                             * loop._ready deque, the same object for the loop's life), or
-                            * NULL when the loop has none: see worker_has_ready */
+                            * NULL when it cannot be seen: see worker_has_ready */
     PyObject *timers;      /* timer id -> callback, for _erlang.schedule_timer */
     unsigned long next_timer;
     int loop_running;            /* the loop is asyncio's running loop on this thread */
@@ -63,6 +64,9 @@ typedef struct worker {
 
 /* The thread's body (started by the pool). */
 void *worker_main(void *arg);
+
+/* How many running workers have an event loop of uvloop's (uvloop 1) or asyncio's (0). */
+int worker_loop_count(int uvloop);
 
 /* The worker running on this thread, or NULL on other threads. */
 worker_t *worker_current(void);
@@ -76,8 +80,9 @@ PyObject *worker_timers(worker_t *w);
 unsigned long worker_next_timer_id(worker_t *w);
 
 /* Whether the worker's loop has callbacks ready to run (tasks that jobs woke up): then
- * the drain should return to the loop rather than wait for more jobs.  0 when unknown.
- * Worker thread, GIL held. */
+ * the drain should return to the loop rather than wait for more jobs.  1 when unknown
+ * (uvloop's queue is not visible from Python): a task the jobs woke must not wait for
+ * the drain's poll.  Worker thread, GIL held. */
 int worker_has_ready(worker_t *w);
 
 /* Makes the worker's loop asyncio's running loop on this thread (running=1) or not (0),

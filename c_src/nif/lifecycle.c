@@ -4,6 +4,7 @@
 #include "core/interp.h"
 #include "core/runtime.h"
 #include "exec/pool.h"
+#include "exec/worker.h"
 #include "terms/convert.h"
 
 #include <string.h>
@@ -60,7 +61,8 @@ config_free(runtime_config_t *cfg)
 }
 
 /* #{workers := pos_integer(), spare_workers := non_neg_integer(), paths := [binary()],
- *   venv := binary() | undefined, mode := gil | subinterpreters | free_threaded} */
+ *   venv := binary() | undefined, mode := gil | subinterpreters | free_threaded,
+ *   loop => asyncio | uvloop | auto (default asyncio)} */
 static int
 config_parse(ErlNifEnv *env, ERL_NIF_TERM map, int *workers, int *spares, pool_mode_t *mode,
              runtime_config_t *cfg)
@@ -85,6 +87,15 @@ config_parse(ErlNifEnv *env, ERL_NIF_TERM map, int *workers, int *spares, pool_m
         *mode = POOL_SUBINTERPRETERS;
     } else if (v == ATOM_free_threaded) {
         *mode = POOL_FREE_THREADED;
+    } else {
+        return 0;
+    }
+    if (!enif_get_map_value(env, map, ATOM_loop, &v) || v == ATOM_asyncio) {
+        cfg->loop = LOOP_ASYNCIO;
+    } else if (v == ATOM_uvloop) {
+        cfg->loop = LOOP_UVLOOP;
+    } else if (v == ATOM_auto) {
+        cfg->loop = LOOP_AUTO;
     } else {
         return 0;
     }
@@ -220,6 +231,18 @@ interpreters(ErlNifEnv *env)
     return list;
 }
 
+/* #{asyncio => N, uvloop => M}: the running workers on each kind of event loop. */
+static ERL_NIF_TERM
+loops(ErlNifEnv *env)
+{
+    ERL_NIF_TERM keys[] = {ATOM_asyncio, ATOM_uvloop};
+    ERL_NIF_TERM values[] = {enif_make_int(env, worker_loop_count(0)),
+                             enif_make_int(env, worker_loop_count(1))};
+    ERL_NIF_TERM map;
+    enif_make_map_from_arrays(env, keys, values, 2, &map);
+    return map;
+}
+
 ERL_NIF_TERM
 lifecycle_info(ErlNifEnv *env)
 {
@@ -227,7 +250,7 @@ lifecycle_info(ErlNifEnv *env)
     ERL_NIF_TERM keys[] = {ATOM_python_version, ATOM_build_python_version, ATOM_libpython,
                            ATOM_running, ATOM_workers, ATOM_spares_running, ATOM_queued, ATOM_mode,
                            ATOM_interpreters, ATOM_subinterpreters_supported, ATOM_free_threaded_build,
-                           ATOM_refused};
+                           ATOM_refused, ATOM_loops};
     ERL_NIF_TERM refused;
     if (!interp_refusal(env, &refused)) {
         refused = ATOM_undefined;
@@ -245,6 +268,7 @@ lifecycle_info(ErlNifEnv *env)
         interp_subinterpreters_supported() ? ATOM_true : ATOM_false,
         runtime_free_threaded() ? ATOM_true : ATOM_false,
         refused,
+        loops(env),
     };
     ERL_NIF_TERM map;
     enif_make_map_from_arrays(env, keys, values, sizeof(keys) / sizeof(keys[0]), &map);

@@ -9,7 +9,7 @@
          end_per_testcase/2]).
 -export([info_running/1, stop_start/1, not_started_while_stopped/1,
          state_survives_restart/1, restart_many_times/1,
-         workers_env/1, single_worker_serialises/1,
+         workers_env/1, single_worker_serialises/1, event_loop_env/1,
          stop_replies_to_queued_calls/1, stop_timeout_leaves_busy_worker/1,
          stuck_workers_get_spares/1, blocked_loop_does_not_hold_the_queue/1,
          sys_path_defaults/1, vm_owns_the_process/1, extension_modules/1,
@@ -19,7 +19,7 @@
 
 all() ->
     [info_running, stop_start, not_started_while_stopped, state_survives_restart,
-     restart_many_times, workers_env, single_worker_serialises,
+     restart_many_times, workers_env, single_worker_serialises, event_loop_env,
      stop_replies_to_queued_calls, stop_timeout_leaves_busy_worker, stuck_workers_get_spares,
      blocked_loop_does_not_hold_the_queue, sys_path_defaults, vm_owns_the_process, extension_modules,
      venv_site_packages, venv_warning, python_log_passes_default_filters].
@@ -36,7 +36,8 @@ init_per_testcase(_TC, Config) ->
 
 %% Every test leaves the application running with the default configuration.
 end_per_testcase(_TC, _Config) ->
-    Defaults = [{workers, 4}, {venv, undefined}, {stop_timeout, 5000}, {call_timeout, 30000}],
+    Defaults = [{workers, 4}, {venv, undefined}, {stop_timeout, 5000}, {call_timeout, 30000},
+                {event_loop, asyncio}],
     Changed = [K || {K, V} <- Defaults, application:get_env(erlang_python, K) =/= {ok, V}],
     [ok = application:set_env(erlang_python, K, V) || {K, V} <- Defaults],
     case {Changed, whereis(erlang_python_sup)} of
@@ -72,7 +73,8 @@ info_running_nif() ->
                    mode => Mode, configured => Configured,
                    subinterpreters_supported => Subinterpreters,
                    free_threaded_build => FreeThreaded =:= 1,
-                   interpreters => Interpreters}, Info),
+                   interpreters => Interpreters,
+                   loops => #{asyncio => 4, uvloop => 0}}, Info),
     ?assertEqual(true, filelib:is_regular(Lib)),
     ?assertMatch("libpython" ++ _, filename:basename(binary_to_list(Lib))),
     %% Where the four workers run: the main interpreter, or one sub-interpreter each.
@@ -151,6 +153,49 @@ workers_env(_Config) ->
     Idents = ep_test_lib:pmap(fun(_) -> py:call(?H, sleep_ident, [0.2]) end, lists:seq(1, 6)),
     ?assertEqual(6, length([I || {ok, I} <- Idents])),
     ?assertEqual(2, length(lists:usort(Idents))).
+
+%% event_loop: the workers' loop (what asyncio.get_event_loop() gives a sync call on a
+%% worker), counted in py:info(); uvloop (a test dependency) loads in the main
+%% interpreter, not in a sub-interpreter with its own GIL: there `uvloop' and `auto' keep
+%% asyncio's.  A bad value fails the start.
+event_loop_env(_Config) ->
+    case ep_test_lib:mode() of
+        processes -> {skip, "processes mode: its workers run asyncio's loop"};
+        Mode -> event_loop_in(Mode)
+    end.
+
+event_loop_in(Mode) ->
+    ok = application:set_env(erlang_python, workers, 2),
+    Loop = fun() -> py:call(?H, loop_module, []) end,
+    restart(),
+    ?assertEqual({ok, <<"asyncio.unix_events">>}, Loop()),
+    ?assertMatch(#{loops := #{asyncio := 2, uvloop := 0}}, py:info()),
+    ok = application:set_env(erlang_python, event_loop, auto),
+    restart(),
+    case Mode of
+        subinterpreters ->
+            ?assertEqual({ok, <<"asyncio.unix_events">>}, Loop()),
+            ?assertMatch(#{loops := #{asyncio := 2, uvloop := 0}}, py:info());
+        _ ->
+            ?assertEqual({ok, <<"uvloop">>}, Loop()),
+            ?assertMatch(#{loops := #{asyncio := 0, uvloop := 2}}, py:info()),
+            %% an async call runs on the worker's loop, uvloop's
+            ?assertEqual({ok, <<"uvloop">>}, py:call(?H, running_loop_module, []))
+    end,
+    ok = application:set_env(erlang_python, event_loop, uvloop),
+    restart(),
+    case Mode of
+        subinterpreters ->
+            ?assertEqual({ok, <<"asyncio.unix_events">>}, Loop()),
+            ?assertMatch(#{loops := #{asyncio := 2, uvloop := 0}}, py:info());
+        _ ->
+            ?assertEqual({ok, <<"uvloop">>}, Loop())
+    end,
+    ok = application:set_env(erlang_python, event_loop, trio),
+    _ = application:stop(erlang_python),
+    {error, {{shutdown, {failed_to_start_child, py_runtime, {badarg, {event_loop, trio}}}}, _}} =
+        application:start(erlang_python),
+    ok.
 
 single_worker_serialises(_Config) ->
     ok = application:set_env(erlang_python, workers, 1),

@@ -205,7 +205,7 @@ compat_options(_) ->
                "--worker-tmp-dir", "/dev/shm", "--statsd-host", "localhost:8125",
                "--worker-connections", "100", "--header-map", "drop", "--protocol", "http",
                "--date-header", "--reuse-port"]),
-    ["--ws-max-queue", "--http2", "--loop", "--reset-contextvars", "--ssl-version",
+    ["--ws-max-queue", "--http2", "--reset-contextvars", "--ssl-version",
      "--preload", "-n", "--worker-tmp-dir", "--statsd-host", "--worker-connections",
      "--header-map", "--protocol"] = [N || {N, _, _} <- Ignored],
     #{date_header := true, reuse_port := true, ws := auto} = O,

@@ -37,6 +37,8 @@ run(Cli0, Control) ->
         {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
         error -> ok
     end,
+    %% uvicorn's default: uvloop where it loads
+    ok = application:set_env(erlang_python, event_loop, maps:get(loop, Cli, auto)),
     {ok, Workers} = application:get_env(erlang_python, workers),
     logger:info("pyweb: started server process [~s] (~B Python workers)", [os:getpid(), Workers]),
     case application:ensure_all_started(py_web) of

@@ -77,6 +77,12 @@ options() ->
         "app; module globals are per worker), auto (subinterpreters on 3.12+, gil if a "
         "module of the app refuses sub-interpreters, e.g. pydantic-core; the log says "
         "which; never processes)"},
+       {["--loop"], "auto|asyncio|uvloop", {enum, [auto, asyncio, uvloop]}, {cli, loop},
+        "The Python workers' event loop (default auto: uvloop's where the uvloop package "
+        "loads, asyncio's elsewhere); uvloop (required: the start fails without the "
+        "package; the sub-interpreters of --mode subinterpreters, and auto on 3.12+, "
+        "refuse it and keep asyncio's, with a warning); asyncio; the log says which; the "
+        "processes mode's workers run asyncio's"},
        {["--root-path"], "PATH", string, {opt, root_path},
         "The app is mounted at PATH behind a proxy (default $SCRIPT_NAME, else none): ASGI "
         "root_path, and path includes it; WSGI SCRIPT_NAME, PATH_INFO the rest. A request "
@@ -240,7 +246,7 @@ options() ->
        {["--help", "-h"], "", flag, {set, {cli, help}, true}, "Show this help and exit"}]},
      {"Accepted for uvicorn and gunicorn command lines, without effect",
       [ignored(["--worker-class", "-k"], "CLASS", string, "py_web serves ASGI and WSGI apps itself"),
-       ignored(["--loop", "--asgi-loop"], "NAME", string, "py_web runs its own event loop"),
+       ignored(["--asgi-loop"], "NAME", string, "hypercorn's worker loop: see --loop"),
        ignored(["--http", "--http-parser"], "NAME", string, "py_web has its own HTTP/1.1 server"),
        ignored(["--ws-max-queue"], "N", string,
                "messages are flow-controlled both ways (the app's receive and send wait)"),

@@ -17,6 +17,19 @@ def get(key):
     return _store.get(key)
 
 
+def loop_module():
+    """The module of the worker's event loop's class (a sync call: set, not running)."""
+    import asyncio
+
+    return type(asyncio.get_event_loop()).__module__
+
+
+async def running_loop_module():
+    import asyncio
+
+    return type(asyncio.get_running_loop()).__module__
+
+
 def sleep_ident(seconds):
     """The (process, thread) that ran the call."""
     time.sleep(seconds)

@@ -30,7 +30,8 @@ async def _send(send, status, body, ctype=b"text/plain", headers=()):
 
 
 async def app(scope, receive, send):
-    """ASGI: /scope, /version, /slow?S, /hang, /error, /env?NAME, anything else 404; a
+    """ASGI: /scope, /version, /loop (the running loop's module), /slow?S, /hang, /error,
+    /env?NAME, anything else 404; a
     websocket is accepted, told its scope, and kept until the client or the server ends it."""
     if scope["type"] == "websocket":
         await receive()
@@ -55,6 +56,9 @@ async def app(scope, receive, send):
         await _send(send, 200, json.dumps(_scope_view(scope)).encode(), b"application/json")
     elif path == "/version":
         await _send(send, 200, f"{VERSION} {os.getpid()}".encode())
+    elif path == "/loop":
+        await asyncio.sleep(0.01)  # a timer on the loop
+        await _send(send, 200, type(asyncio.get_running_loop()).__module__.encode())
     elif path == "/slow":
         print("pw_apps: /slow entered", flush=True)
         await asyncio.sleep(float(qs or "1"))
