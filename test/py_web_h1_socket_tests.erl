@@ -169,7 +169,7 @@ run_case(I, Port, Bytes, Reqs, Ending) ->
         case responses(S, Complete, <<>>) of
             {ok, Buf} ->
                 case ending(S, Ending, Buf) of
-                    ok -> app(I, Reqs, py_web_fuzz_app:seen());
+                    ok -> app(I, Reqs, py_web_fuzz_app:seen(I));
                     Fail -> Fail
                 end;
             Fail ->
