@@ -638,7 +638,8 @@ WS_NOTE = ("websocket phase: app bench/apps/bench_ws.py (plain ASGI); clients be
            "of the client's CPU each, where websockets' client spends about 60 us, more than "
            "the servers, so that it bounds every server's rate); uvicorn with "
            "--ws websockets, granian without --no-ws, pyweb with --mode gil (the broadcast room "
-           "is a module global: one interpreter, as uvicorn's one process); server CPU per "
+           "is a module global: one interpreter, as uvicorn's one process; so its workers run "
+           "uvloop, its default --loop auto); server CPU per "
            "echoed message: user + system time of the server's processes (all threads) during "
            "the echo run over the messages echoed, which other load on the machine changes "
            "less than it changes msgs/s")
