@@ -246,7 +246,7 @@ options() ->
        {["--help", "-h"], "", flag, {set, {cli, help}, true}, "Show this help and exit"}]},
      {"Accepted for uvicorn and gunicorn command lines, without effect",
       [ignored(["--worker-class", "-k"], "CLASS", string, "py_web serves ASGI and WSGI apps itself"),
-       ignored(["--asgi-loop"], "NAME", string, "hypercorn's worker loop: see --loop"),
+       ignored(["--asgi-loop"], "NAME", string, "gunicorn's ASGI event loop: see --loop"),
        ignored(["--http", "--http-parser"], "NAME", string, "py_web has its own HTTP/1.1 server"),
        ignored(["--ws-max-queue"], "N", string,
                "messages are flow-controlled both ways (the app's receive and send wait)"),
