@@ -9,10 +9,10 @@ Serves each workload's app (bench/run.py's WORKLOADS: its app, connections and w
 bench_apps:echo_wsgi) with each bin/pyweb (the same options: --no-access-log, the default
 mode and workers, the current VIRTUAL_ENV; --env-a/--env-b add to one side's
 environment, --arg-a/--arg-b to its command line), warms both up, then runs wrk -t2
-against them in turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50 connections
-sending 1 KiB text, run by the bench venv's Python, BENCH_VENV as for bench/run.py), the order swapped
-every round so that drift of the machine falls on both; --instances N spreads the runs
-over N pairs of fresh servers, one pair after the other: on this 2-core machine two
+against them in turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50
+connections sending 1 KiB text, run by the bench venv's Python, BENCH_VENV as for
+bench/run.py), the order swapped every round so that drift of the machine falls on
+both; --instances N spreads the runs over N pairs of fresh servers, one pair after the other: on this 2-core machine two
 servers of one build can differ for their whole life (hello WSGI, four servers of one
 build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the next).
 Prints, per side, the median req/s (messages/s for ws_echo), the median CPU time per
@@ -28,7 +28,6 @@ Not a test: nothing asserts.  127.0.0.1 only, every load bounded in time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -38,7 +37,7 @@ import sys
 import time
 
 from cpu_split import tree_pids
-from run import APPS, LUA, ROOT, VENV, WORKLOADS
+from run import APPS, LUA, WORKLOADS, ws_load
 
 # The ws phase's echo (bench/run.py run_ws) as a workload: its app, and `ws` for the load.
 WS_ECHO = dict(name="ws_echo", app="bench_ws:app", iface="asgi", conns=50, ws=True)
@@ -115,12 +114,7 @@ def wrk(port: int, conns: int, secs: int, lua: str | None) -> tuple[float, int]:
 
 
 def ws_echo(port: int, conns: int, secs: int) -> tuple[float, int]:
-    out = subprocess.run([str(VENV / "bin" / "python"), str(ROOT / "bench" / "ws_load.py"),
-                          "echo", str(port), str(conns), str(secs)],
-                         capture_output=True, text=True, timeout=secs + 120)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = ws_load("echo", port, conns, secs)
     return res["msgs"] / res["seconds"], res["msgs"]
 
 
