@@ -12,8 +12,8 @@ environment, --arg-a/--arg-b to its command line), warms both up, then runs wrk 
 against them in turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50
 connections sending 1 KiB text, run by the bench venv's Python, BENCH_VENV as for
 bench/run.py), the order swapped every round so that drift of the machine falls on
-both; --instances N spreads the runs over N pairs of fresh servers, one pair after the other: on this 2-core machine two
-servers of one build can differ for their whole life (hello WSGI, four servers of one
+both; --instances N spreads the runs over N pairs of fresh servers, one pair after the
+other: on this 2-core machine two servers of one build can differ for their whole life (hello WSGI, four servers of one
 build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the next).
 Prints, per side, the median req/s (messages/s for ws_echo), the median CPU time per
 request of the server's process tree (utime + stime from /proc, across each run) and the
