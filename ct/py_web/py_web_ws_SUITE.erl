@@ -28,7 +28,8 @@ groups() ->
      {raw, [], [handshake_refusals, compression_negotiated, utf8_split_across_fragments,
                 ping_between_fragments, message_too_big, invalid_opcode, unmasked_frame,
                 bad_close_code, client_vanishes_1006, ws_none, app_errors_logged,
-                socket_rearmed, pause_resume_reading, server_options_101]},
+                socket_rearmed, pause_resume_reading, server_options_101,
+                idle_hibernates]},
      {cowboy, [], [cowboy_echo_deflate, cowboy_echo_plain, cowboy_denials, cowboy_close_codes,
                    cowboy_broadcast_100]}].
 
@@ -345,6 +346,28 @@ pause_resume_reading(_Config) ->
     Paused = lists:dropwhile(fun(N) -> N =/= false end, Calls),
     ?assertMatch([false | _], Paused),
     ?assert(lists:any(fun is_integer/1, Paused)).
+
+%% An idle connection hibernates (once answered, again after a second with nothing to do)
+%% and wakes for the next message: echoed as before.
+idle_hibernates(_Config) ->
+    with_ws(#{}, fun(S) ->
+        [Conn] = [P || P <- processes(),
+                       proc_lib:translate_initial_call(P) =:= {py_web_conn, init, 2}],
+        Hibernating = fun() ->
+                          process_info(Conn, current_function) =:=
+                              {current_function, {erlang, hibernate, 3}}
+                      end,
+        ep_wait(Hibernating, 100),
+        lists:foreach(fun(I) ->
+                          Text = integer_to_binary(I),
+                          ok = gen_tcp:send(S, frame(text, true, Text)),
+                          ?assertEqual({text, Text}, recv_frame(S))
+                      end, lists:seq(1, 3)),
+        ?assertNot(Hibernating()),
+        ep_wait(Hibernating, 100),
+        ok = gen_tcp:send(S, frame(text, true, <<"again">>)),
+        ?assertEqual({text, <<"again">>}, recv_frame(S))
+    end).
 
 %% The N of each py_web_transport:active/3 call made while F runs, in order.
 trace_active(F) ->

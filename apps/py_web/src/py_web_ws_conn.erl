@@ -23,18 +23,22 @@
 %%     reconnects to the new server process) closes with 1001; when the shutdown time is
 %%     up the connection is cut.</li>
 %% </ul>
+%% The process hibernates once the handshake is answered and whenever it has had nothing to
+%% do for ?HIBERNATE_AFTER ms: its heap shrinks to what it holds, so an idle websocket
+%% costs a few KiB of the VM's memory, not the heap the HTTP exchange grew.
 %% Once the socket is closed the process waits up to ?LINGER ms for the app to return,
 %% so that an error it raises afterwards is still logged.
 -module(py_web_ws_conn).
 
 -include("py_web.hrl").
 
--export([run/1]).
+-export([run/1, wake/1]).
 
 %% Written bytes are acknowledged to the app once this many have gathered (it waits only
 %% past 1 MiB unacknowledged, so a smaller remainder never holds it).
 -define(ACK_BATCH, 65536).
 -define(LINGER, 5000).
+-define(HIBERNATE_AFTER, 1000).
 
 -record(w, {
     sock :: py_web_transport:socket(),
@@ -83,7 +87,7 @@ run(#{sock := Sock, t := T, messages := {Ok, Closed, Error}, cfg := Cfg, req := 
                      false -> W1
                  end,
             case maps:get(buf, C) of
-                <<>> -> loop(W2);
+                <<>> -> hibernate(W2);   %% drop the heap the HTTP exchange grew
                 Buf -> loop(recv(Buf, W2))
             end;
         {error, Why} ->
@@ -130,7 +134,20 @@ loop(W0 = #w{sock = Sock, stream = S, ok = Ok, closed = Closed, error = Error,
             catch (W#w.backend):disconnect(S),
             py_web_transport:close(W#w.t, Sock),
             exit(normal)
+    after ?HIBERNATE_AFTER ->
+        hibernate(W)
     end.
+
+%% Sleep with the smallest heap until a message comes (the socket armed first, so that its
+%% data is one); proc_lib's, so that a crash is still reported.
+-spec hibernate(#w{}) -> no_return().
+hibernate(W) ->
+    proc_lib:hibernate(?MODULE, wake, [arm(W)]).
+
+%% @private Back from hibernation.
+-spec wake(#w{}) -> no_return().
+wake(W) ->
+    loop(W).
 
 recv(Data, W) ->
     {Events, Out, Ws} = py_web_ws:recv(Data, now_ms(), W#w.ws),
