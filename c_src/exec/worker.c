@@ -179,12 +179,23 @@ teardown_loop(worker_t *w)
     Py_XDECREF(m);
 }
 
+/* The exception that failed the worker's set-up as one line, `Type: message' (what
+ * start's {init_failed, Text} says; the traceback of a set-up step is the runner's). */
 static void
 record_failure(worker_t *w)
 {
     ErlNifEnv *env = enif_alloc_env();
     ERL_NIF_TERM reason = errors_take(w->st, env);
-    enif_snprintf(w->failure, sizeof(w->failure), "%T", reason);
+    const ERL_NIF_TERM *t;
+    int arity;
+    ErlNifBinary type, msg;
+    if (enif_get_tuple(env, reason, &arity, &t) && arity == 4 &&
+        enif_inspect_binary(env, t[1], &type) && enif_inspect_binary(env, t[2], &msg)) {
+        snprintf(w->failure, sizeof(w->failure), "%.*s: %.*s", (int)type.size,
+                 (const char *)type.data, (int)msg.size, (const char *)msg.data);
+    } else {
+        enif_snprintf(w->failure, sizeof(w->failure), "%T", reason);
+    }
     enif_free_env(env);
 }
 
