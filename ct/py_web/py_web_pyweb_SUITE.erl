@@ -250,9 +250,15 @@ exit_statuses(Config) ->
     {match, _} = re:run(InUse, "pyweb: cannot listen on http://127.0.0.1:" ++ integer_to_list(Taken)
                                ++ ": address already in use\n$"),
     gen_tcp:close(L),
+    %% no free-threaded build here: Python does not start (and OTP's reports of its
+    %% supervisors are not shown)
+    {3, NoMode} = run_exit(Config, ["pw_apps:app", "--port", "0", "--mode", "free_threaded"]),
+    {match, _} = re:run(NoMode, "\\] pyweb: started server process [^\n]*\n"
+                                "pyweb: cannot start Python: the mode free_threaded is not "
+                                "available: needs a free-threaded CPython build [^\n]*\n$"),
     {2, Bad} = run_exit(Config, ["pw_apps:app", "--access-log-format", "%(nope)s"]),
     {match, _} = re:run(Bad, "bad value for the option access_log_format"),
-    [nomatch = re:run(O, "[{}]|<<") || O <- [Missing, NoAttr, InUse]].
+    [nomatch = re:run(O, "[{}]|<<|errorContext|crasher") || O <- [Missing, NoAttr, InUse, NoMode]].
 
 %% An app whose import fails: its traceback, from its own code, with file and
 %% line; then a one-line summary; status 1.

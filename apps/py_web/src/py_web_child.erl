@@ -41,7 +41,7 @@ run(Cli0, Control) ->
     ok = application:set_env(erlang_python, event_loop, maps:get(loop, Cli, auto)),
     {ok, Workers} = application:get_env(erlang_python, workers),
     logger:info("pyweb: started server process [~s] (~B Python workers)", [os:getpid(), Workers]),
-    case application:ensure_all_started(py_web) of
+    case py_web_logging:quiet_start(fun() -> application:ensure_all_started(py_web) end) of
         {ok, _} -> ok;
         {error, R} -> fail(?EXIT_STARTUP, "cannot start Python: ~ts", [py_web_log:reason(R)])
     end,

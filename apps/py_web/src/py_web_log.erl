@@ -81,6 +81,17 @@ reason(closed) ->
     <<"connection closed">>;
 reason({shutdown, R}) ->
     reason(R);
+reason({erlang_python, {R, {erlang_python_app, start, _}}}) ->
+    %% application:ensure_all_started/1's: erlang_python did not start (docs/errors.md)
+    reason(R);
+reason({failed_to_start_child, _, R}) ->
+    reason(R);
+reason({mode_unavailable, Mode, Why}) ->
+    io_lib:format("the mode ~ts is not available: ~ts", [Mode, Why]);
+reason({Why, Text}) when (Why =:= init_failed orelse Why =:= python_not_found orelse
+                          Why =:= python_mismatch orelse Why =:= nif_not_built orelse
+                          Why =:= nif_load_failed), is_binary(Text) ->
+    Text;
 reason({log_config, File, Why}) ->
     io_lib:format("cannot use the log configuration ~ts: ~ts", [File, log_config(Why)]);
 reason({log_handler, Id, Why}) ->

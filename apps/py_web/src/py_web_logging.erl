@@ -19,7 +19,7 @@
 %% and .yaml logging files are refused.
 -module(py_web_logging).
 
--export([setup/1, flush/0]).
+-export([setup/1, flush/0, quiet_start/1]).
 
 %% @doc Configure logging for bin/pyweb from its settings (`log_level',
 %% `log_config', `access_logfile', `error_logfile').
@@ -44,6 +44,16 @@ setup(Cli) ->
                     add([{default, Main}])
             end
     end.
+
+%% @doc Run F (the start of erlang_python and py_web) without OTP's own reports of a
+%% failing start (the supervisor's start error, crash reports, each application that
+%% exits): Erlang terms about OTP's processes, where bin/pyweb says in one line of its
+%% own what failed.
+-spec quiet_start(fun(() -> T)) -> T.
+quiet_start(F) ->
+    _ = logger:add_primary_filter(pyweb_quiet_start,
+                                  {fun logger_filters:domain/2, {stop, sub, [otp]}}),
+    try F() after logger:remove_primary_filter(pyweb_quiet_start) end.
 
 %% @doc Write out what the handlers hold (before the VM halts).
 -spec flush() -> ok.
