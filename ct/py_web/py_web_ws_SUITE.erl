@@ -3,11 +3,12 @@
 %% from the test venv (ws_client.py: echo with and without permessage-deflate up to 1 MiB,
 %% subprotocol, Origin, fragmented messages and pings, denials 403 and 401, close codes,
 %% the app raising, broadcast to 100 clients, 1,000 concurrent websockets, TLS, graceful
-%% shutdown), and raw sockets for the protocol's edge cases (handshake refusals, UTF-8
-%% split across fragments, a ping between fragments, oversize messages, bad opcodes,
-%% unmasked frames, bad close codes, a client that vanishes, `ws => none').  The group
-%% `cowboy' runs the client scenarios against py_web_cowboy on real Cowboy (SKIPPED when
-%% Cowboy is not on the code path: it cannot be installed here, see py_web_cowboy_SUITE).
+%% shutdown, the FastAPI chat with a browser's handshake), and raw sockets for the
+%% protocol's edge cases (handshake refusals, UTF-8 split across fragments, a ping between
+%% fragments, oversize messages, bad opcodes, unmasked frames, bad close codes, a client
+%% that vanishes, `ws => none', an idle connection hibernating).  The group `cowboy' runs
+%% the client scenarios against py_web_cowboy on real Cowboy (SKIPPED when Cowboy is not
+%% on the code path: it cannot be installed here, see py_web_cowboy_SUITE).
 -module(py_web_ws_SUITE).
 -compile(nowarn_missing_spec).
 -compile([export_all, nowarn_export_all]).

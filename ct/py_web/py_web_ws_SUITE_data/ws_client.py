@@ -7,6 +7,7 @@ import os
 import random
 import ssl
 import sys
+import urllib.request
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
@@ -113,12 +114,32 @@ async def hold(url: str) -> None:
     assert ws.close_code == 1001, ws.close_code
 
 
+# What Chrome sends beside the handshake's own fields (its extension offer,
+# "permessage-deflate; client_max_window_bits", is websockets' default too).
+CHROME_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/131.0.0.0 Safari/537.36")
+CHROME_HEADERS = {"Cache-Control": "no-cache", "Pragma": "no-cache",
+                  "Accept-Encoding": "gzip, deflate, br, zstd",
+                  "Accept-Language": "en-US,en;q=0.9"}
+
+
 async def chat(url: str) -> None:
-    async with connect(url + "/chat/alice") as alice, connect(url + "/chat/bob") as bob:
-        await alice.send(json.dumps({"text": "hi bob"}))
-        expected = {"from": "alice", "text": "hi bob"}
-        assert json.loads(await alice.recv()) == expected
-        assert json.loads(await bob.recv()) == expected
+    """The FastAPI chat as a browser uses it: the page, then its websocket with the
+    browser's handshake (Origin, User-Agent, compression offered), beside a second
+    member; short and long (compressed) messages reach both."""
+    origin = "http" + url[2:]
+    page = await asyncio.to_thread(lambda: urllib.request.urlopen(origin + "/").read())
+    assert b"new WebSocket(" in page, page
+    browser = connect(url + "/chat/alice", origin=origin, user_agent_header=CHROME_UA,
+                      additional_headers=CHROME_HEADERS)
+    async with browser as alice, connect(url + "/chat/bob") as bob:
+        extensions = alice.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert extensions.startswith("permessage-deflate"), extensions
+        for text in ("hi bob", "a long line " * 5000):
+            await alice.send(json.dumps({"text": text}))
+            expected = {"from": "alice", "text": text}
+            assert json.loads(await alice.recv()) == expected
+            assert json.loads(await bob.recv()) == expected
 
 
 SCENARIOS = {"echo": echo, "deny": deny, "closes": closes, "broadcast": broadcast,
