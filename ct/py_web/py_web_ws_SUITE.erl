@@ -32,7 +32,7 @@ groups() ->
                 socket_rearmed, pause_resume_reading, server_options_101,
                 idle_hibernates]},
      {cowboy, [], [cowboy_echo_deflate, cowboy_echo_plain, cowboy_denials, cowboy_close_codes,
-                   cowboy_broadcast_100]}].
+                   cowboy_broadcast_100, cowboy_fastapi_chat]}].
 
 init_per_suite(Config) ->
     case py_web_ct:python_exe() of
@@ -94,11 +94,15 @@ one_interpreter(F) ->
 
 many_1000(_Config) -> client(#{acceptors => 20, backlog => 2048}, "many", ["1000"]).
 
-%% The chat room is a module global too (see broadcast_100).
 fastapi_chat(_Config) ->
+    chat_room(fun() -> client(<<"ws_fastapi_chat:app">>, #{}, "chat", []) end).
+
+%% The chat room is a module global too (see broadcast_100), and FastAPI does not load
+%% in a sub-interpreter.
+chat_room(F) ->
     case maps:get(mode, py:info()) of
         subinterpreters -> {skip, "pydantic-core refuses sub-interpreters"};
-        _ -> one_interpreter(fun() -> client(<<"ws_fastapi_chat:app">>, #{}, "chat", []) end)
+        _ -> one_interpreter(F)
     end.
 
 tls(Config) ->
@@ -133,8 +137,13 @@ cowboy_close_codes(_Config) -> cowboy_client("closes", []).
 cowboy_broadcast_100(_Config) ->
     one_interpreter(fun() -> cowboy_client("broadcast", ["100"]) end).
 
-cowboy_client(Scenario, Args) ->
-    Opts = #{app => <<"ws_apps:app">>, interface => asgi},
+cowboy_fastapi_chat(_Config) ->
+    chat_room(fun() -> cowboy_client(<<"ws_fastapi_chat:app">>, "chat", []) end).
+
+cowboy_client(Scenario, Args) -> cowboy_client(<<"ws_apps:app">>, Scenario, Args).
+
+cowboy_client(App, Scenario, Args) ->
+    Opts = #{app => App, interface => asgi},
     Dispatch = cowboy_router:compile([{'_', [{"/[...]", py_web_cowboy, Opts}]}]),
     Name = {?MODULE, make_ref()},
     {ok, _} = cowboy:start_clear(Name, [{port, 0}], #{env => #{dispatch => Dispatch}}),
