@@ -32,7 +32,7 @@ groups() ->
                 socket_rearmed, pause_resume_reading, server_options_101,
                 idle_hibernates]},
      {cowboy, [], [cowboy_echo_deflate, cowboy_echo_plain, cowboy_denials, cowboy_close_codes,
-                   cowboy_broadcast_100, cowboy_fastapi_chat]}].
+                   cowboy_broadcast_100, cowboy_fastapi_chat, cowboy_idle_hibernates]}].
 
 init_per_suite(Config) ->
     case py_web_ct:python_exe() of
@@ -140,18 +140,41 @@ cowboy_broadcast_100(_Config) ->
 cowboy_fastapi_chat(_Config) ->
     chat_room(fun() -> cowboy_client(<<"ws_fastapi_chat:app">>, "chat", []) end).
 
+%% Cowboy's connection process hibernates once the websocket is open, and again when the
+%% keepalive finds it idle (its ping); it wakes for the next message.
+cowboy_idle_hibernates(_Config) ->
+    with_cowboy(<<"ws_apps:app">>, #{ws_ping_interval => 300}, fun(Port) ->
+        S = open(Port, "/echo"),
+        [Conn] = [P || P <- processes(),
+                       proc_lib:translate_initial_call(P) =:=
+                           {cowboy_clear, connection_process, 4}],
+        Hibernating = fun() ->
+                          process_info(Conn, current_function) =:=
+                              {current_function, {erlang, hibernate, 3}}
+                      end,
+        ep_wait(Hibernating, 100),
+        ok = gen_tcp:send(S, frame(text, true, <<"one">>)),
+        ?assertEqual({text, <<"one">>}, recv_frame(S)),
+        ?assertNot(Hibernating()),
+        ?assertEqual({ping, <<>>}, recv_frame(S)),
+        ep_wait(Hibernating, 100),
+        ok = gen_tcp:send(S, frame(text, true, <<"two">>)),
+        ?assertEqual({text, <<"two">>}, recv_frame(S))
+    end).
+
 cowboy_client(Scenario, Args) -> cowboy_client(<<"ws_apps:app">>, Scenario, Args).
 
 cowboy_client(App, Scenario, Args) ->
-    Opts = #{app => App, interface => asgi},
+    with_cowboy(App, #{}, fun(Port) ->
+        py_client("ws://127.0.0.1:" ++ integer_to_list(Port), Scenario, Args)
+    end).
+
+with_cowboy(App, Extra, F) ->
+    Opts = Extra#{app => App, interface => asgi},
     Dispatch = cowboy_router:compile([{'_', [{"/[...]", py_web_cowboy, Opts}]}]),
     Name = {?MODULE, make_ref()},
     {ok, _} = cowboy:start_clear(Name, [{port, 0}], #{env => #{dispatch => Dispatch}}),
-    try
-        py_client("ws://127.0.0.1:" ++ integer_to_list(ranch:get_port(Name)), Scenario, Args)
-    after
-        cowboy:stop_listener(Name)
-    end.
+    try F(ranch:get_port(Name)) after cowboy:stop_listener(Name) end.
 
 client(Opts, Scenario) -> client(Opts, Scenario, []).
 
@@ -536,6 +559,7 @@ recv_frame(S) ->
     case Op of
         1 -> {text, Payload};
         2 -> {binary, Payload};
+        9 -> {ping, Payload};
         10 -> {pong, Payload};
         8 -> <<Code:16, _/binary>> = Payload, {close, Code}
     end.

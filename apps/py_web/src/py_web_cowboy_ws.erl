@@ -113,11 +113,14 @@ init_state(Backend, Stream, Relay, Label, #{ping_interval := I}) ->
 -type commands() :: [{text | binary, binary()} | {close, 1000..4999, binary()} | ping
                     | {active, boolean()}].
 
-%% @private
--spec websocket_init(#s{}) -> {commands(), #s{}}.
+%% @private The connection process hibernates once the websocket is open (its heap shrinks
+%% to what it holds, not the heap the HTTP exchange grew), and again each time the
+%% keepalive finds it idle (a ping after `ws_ping_interval' without a frame), as the
+%% embedded server's connections do (py_web_ws_conn).
+-spec websocket_init(#s{}) -> {commands(), #s{}, hibernate}.
 websocket_init(S = #s{relay = Relay}) ->
     Relay ! {py_web_cowboy_ws, attach, self()},
-    {[], ping_timer(S#s{last_frame = now_ms()})}.
+    {[], ping_timer(S#s{last_frame = now_ms()}), hibernate}.
 
 %% @private
 -spec websocket_handle(term(), #s{}) -> {commands(), #s{}}.
@@ -129,12 +132,12 @@ websocket_handle(_Frame, S) ->
     {[], S#s{last_frame = now_ms()}}.
 
 %% @private
--spec websocket_info(term(), #s{}) -> {commands(), #s{}}.
+-spec websocket_info(term(), #s{}) -> {commands(), #s{}} | {commands(), #s{}, hibernate}.
 websocket_info({asgi, St, Event}, S = #s{stream = St}) ->
     app_event(Event, S);
 websocket_info({py_web_cowboy_ws, ping}, S = #s{last_frame = Last, ping_interval = I}) ->
     case now_ms() - Last >= I of
-        true -> {[ping], ping_timer(S)};
+        true -> {[ping], ping_timer(S), hibernate};
         false -> {[], ping_timer(S)}
     end;
 websocket_info(_Other, S) ->
