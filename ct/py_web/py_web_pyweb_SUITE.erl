@@ -256,9 +256,18 @@ exit_statuses(Config) ->
     {match, _} = re:run(NoMode, "\\] pyweb: started server process [^\n]*\n"
                                 "pyweb: cannot start Python: the mode free_threaded is not "
                                 "available: needs a free-threaded CPython build [^\n]*\n$"),
+    %% a worker's set-up fails (the event loop asked for does not import): its exception
+    %% in one line
+    Broken = tmp(Config, "broken_uvloop"),
+    ok = file:write_file(filename:join(Broken, "uvloop.py"), "raise ImportError('a broken uvloop')\n"),
+    {3, NoLoop} = run_exit(Config, ["pw_apps:app", "--port", "0", "--mode", "gil", "--loop",
+                                    "uvloop", "--app-dir", Broken]),
+    {match, _} = re:run(NoLoop, "\npyweb: cannot start Python: worker [0-9]+ failed to start: "
+                                "ImportError: a broken uvloop\n$"),
     {2, Bad} = run_exit(Config, ["pw_apps:app", "--access-log-format", "%(nope)s"]),
     {match, _} = re:run(Bad, "bad value for the option access_log_format"),
-    [nomatch = re:run(O, "[{}]|<<|errorContext|crasher") || O <- [Missing, NoAttr, InUse, NoMode]].
+    [nomatch = re:run(O, "[{}]|<<|errorContext|crasher") || O <- [Missing, NoAttr, InUse, NoMode,
+                                                                 NoLoop]].
 
 %% An app whose import fails: its traceback, from its own code, with file and
 %% line; then a one-line summary; status 1.
