@@ -24,7 +24,7 @@ groups() ->
                   import_error, factory, tls_files, env_file]},
      {binding, [], [uds, fd, several_binds, host_names]},
      {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf,
-                    websocket_behind_proxy]},
+                    websocket_behind_proxy, fastapi_chat_websocket]},
      {lifecycle, [], [second_signal_forces, graceful_timeout_cuts, limit_concurrency,
                       limit_max_requests]},
      {logs, [], [access_lines, wsgi_access_lines, access_log_format, log_config]},
@@ -564,6 +564,19 @@ websocket_behind_proxy(Config) ->
     ok = ?P:signal(P, "HUP"),
     {close, <<1001:16, _/binary>>, _} = ws_frame(S, Rest2),
     gen_tcp:close(S).
+
+%% bin/pyweb serving py_web_ws_SUITE's FastAPI chat to its ws_client.py chat scenario: the
+%% page, then a websocket with a browser's handshake (Origin, User-Agent, compression)
+%% beside a second member. One interpreter (the room is a module global; FastAPI does not
+%% load in a sub-interpreter).
+fastapi_chat_websocket(Config) ->
+    Here = filename:dirname(string:trim(?config(data_dir, Config), trailing, "/")),
+    WsData = filename:join(Here, "py_web_ws_SUITE_data"),
+    {_, Port} = serve(Config, ["ws_fastapi_chat:app", "--app-dir", WsData, "--mode", "gil",
+                               "--workers", "1"]),
+    Out = os:cmd(py_web_ct:python_exe() ++ " " ++ filename:join(WsData, "ws_client.py") ++
+                 " ws://127.0.0.1:" ++ integer_to_list(Port) ++ " chat 2>&1; echo rc=$?"),
+    ?assertEqual("ok\nrc=0\n", Out).
 
 ws_head(S, Buf) ->
     case binary:split(Buf, <<"\r\n\r\n">>) of
