@@ -144,10 +144,9 @@ cowboy_fastapi_chat(_Config) ->
 %% keepalive finds it idle (its ping); it wakes for the next message.
 cowboy_idle_hibernates(_Config) ->
     with_cowboy(<<"ws_apps:app">>, #{ws_ping_interval => 300}, fun(Port) ->
+        Before = started_by({cowboy_clear, connection_process, 4}),
         S = open(Port, "/echo"),
-        [Conn] = [P || P <- processes(),
-                       proc_lib:translate_initial_call(P) =:=
-                           {cowboy_clear, connection_process, 4}],
+        [Conn] = started_by({cowboy_clear, connection_process, 4}) -- Before,
         Hibernating = fun() ->
                           process_info(Conn, current_function) =:=
                               {current_function, {erlang, hibernate, 3}}
@@ -383,9 +382,10 @@ pause_resume_reading(_Config) ->
 %% An idle connection hibernates (once answered, again after a second with nothing to do)
 %% and wakes for the next message: echoed as before.
 idle_hibernates(_Config) ->
-    with_ws(#{}, fun(S) ->
-        [Conn] = [P || P <- processes(),
-                       proc_lib:translate_initial_call(P) =:= {py_web_conn, init, 2}],
+    with_server(#{}, fun(Port) ->
+        Before = started_by({py_web_conn, init, 2}),
+        S = open(Port, "/echo"),
+        [Conn] = started_by({py_web_conn, init, 2}) -- Before,
         Hibernating = fun() ->
                           process_info(Conn, current_function) =:=
                               {current_function, {erlang, hibernate, 3}}
@@ -401,6 +401,11 @@ idle_hibernates(_Config) ->
         ok = gen_tcp:send(S, frame(text, true, <<"again">>)),
         ?assertEqual({text, <<"again">>}, recv_frame(S))
     end).
+
+%% The processes alive whose initial call (proc_lib's) is MFA (a connection of an earlier
+%% case may still be lingering).
+started_by(MFA) ->
+    [P || P <- processes(), proc_lib:translate_initial_call(P) =:= MFA].
 
 %% The N of each py_web_transport:active/3 call made while F runs, in order.
 trace_active(F) ->
