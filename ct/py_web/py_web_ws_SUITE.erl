@@ -144,13 +144,7 @@ cowboy_fastapi_chat(_Config) ->
 %% keepalive finds it idle (its ping); it wakes for the next message.
 cowboy_idle_hibernates(_Config) ->
     with_cowboy(<<"ws_apps:app">>, #{ws_ping_interval => 300}, fun(Port) ->
-        Before = started_by({cowboy_clear, connection_process, 4}),
-        S = open(Port, "/echo"),
-        [Conn] = started_by({cowboy_clear, connection_process, 4}) -- Before,
-        Hibernating = fun() ->
-                          process_info(Conn, current_function) =:=
-                              {current_function, {erlang, hibernate, 3}}
-                      end,
+        {S, Hibernating} = open_watched(Port, {cowboy_clear, connection_process, 4}),
         ep_wait(Hibernating, 100),
         ok = gen_tcp:send(S, frame(text, true, <<"one">>)),
         ?assertEqual({text, <<"one">>}, recv_frame(S)),
@@ -383,13 +377,7 @@ pause_resume_reading(_Config) ->
 %% and wakes for the next message: echoed as before.
 idle_hibernates(_Config) ->
     with_server(#{}, fun(Port) ->
-        Before = started_by({py_web_conn, init, 2}),
-        S = open(Port, "/echo"),
-        [Conn] = started_by({py_web_conn, init, 2}) -- Before,
-        Hibernating = fun() ->
-                          process_info(Conn, current_function) =:=
-                              {current_function, {erlang, hibernate, 3}}
-                      end,
+        {S, Hibernating} = open_watched(Port, {py_web_conn, init, 2}),
         ep_wait(Hibernating, 100),
         lists:foreach(fun(I) ->
                           Text = integer_to_binary(I),
@@ -402,10 +390,16 @@ idle_hibernates(_Config) ->
         ?assertEqual({text, <<"again">>}, recv_frame(S))
     end).
 
-%% The processes alive whose initial call (proc_lib's) is MFA (a connection of an earlier
-%% case may still be lingering).
-started_by(MFA) ->
-    [P || P <- processes(), proc_lib:translate_initial_call(P) =:= MFA].
+%% A websocket on /echo, and whether the connection process it started (proc_lib's initial
+%% call MFA; one of an earlier case may still be lingering) is hibernating.
+open_watched(Port, MFA) ->
+    Started = fun() -> [P || P <- processes(), proc_lib:translate_initial_call(P) =:= MFA] end,
+    Before = Started(),
+    S = open(Port, "/echo"),
+    [Conn] = Started() -- Before,
+    {S, fun() ->
+            process_info(Conn, current_function) =:= {current_function, {erlang, hibernate, 3}}
+        end}.
 
 %% The N of each py_web_transport:active/3 call made while F runs, in order.
 trace_active(F) ->
