@@ -7,20 +7,20 @@
 Serves each workload's app (bench/run.py's WORKLOADS: its app, connections and wrk script;
 --interface serves the same workload's other-interface app, e.g. post_1mb with
 bench_apps:echo_wsgi) with each bin/pyweb (the same options: --no-access-log, the default
-mode and workers, the current VIRTUAL_ENV; --env-a/--env-b add to one side's
-environment, --arg-a/--arg-b to its command line), warms both up, then runs wrk -t2
-against them in turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50
-connections sending 1 KiB text, run by the bench venv's Python, BENCH_VENV as for
-bench/run.py), the order swapped every round so that drift of the machine falls on
-both; --instances N spreads the runs over N pairs of fresh servers, one pair after the
-other: on this 2-core machine two servers of one build can differ for their whole life (hello WSGI, four servers of one
+mode and workers, the current VIRTUAL_ENV; --env-a/--env-b add to one side's environment,
+--arg-a/--arg-b to its command line), warms both up, then runs wrk -t2 against them in
+turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50 connections sending 1 KiB
+text, run by the bench venv's Python, BENCH_VENV as for bench/run.py), the order swapped
+every round so that drift of the machine falls on both; --instances N spreads the runs
+over N pairs of fresh servers, one pair after the other: on this 2-core machine two
+servers of one build can differ for their whole life (hello WSGI, four servers of one
 build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the next).
 Prints, per side, the median req/s (messages/s for ws_echo), the median CPU time per
 request of the server's process tree (utime + stime from /proc, across each run) and the
-tree's peak RSS (sum of VmHWM, the largest over the pairs); and B/A as the ratio of the medians and as the
-median of the per-round ratios.  A and B may be the same bin/pyweb with different
-environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS), or a clone of
-main (built with `make build`) and this tree.
+tree's peak RSS (sum of VmHWM, the largest over the pairs); and B/A as the ratio of the
+medians and as the median of the per-round ratios. A and B may be the same bin/pyweb with
+different environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS), or a
+clone of main (built with `make build`) and this tree.
 
 Not a test: nothing asserts.  127.0.0.1 only, every load bounded in time.
 """
