@@ -109,17 +109,19 @@ docs: deps
 # Runs every suite even when one fails, then fails if any did.  The default Python's
 # suites run in the default mode (auto), the Common Test suites again in the processes
 # mode, then the erlang_python and py_web Common Test suites on Python 3.13 in
-# subinterpreters mode.
+# subinterpreters mode.  Ends with what failed (each step, and each Common Test run's
+# failing cases from its retry.spec, kept in $(TEST_FAILURES)), so that the last lines of
+# the output name it.
+TEST_FAILURES = _build/test-failures.txt
 test: build venv test-deps
-	@rc=0; \
-	$(MAKE) --no-print-directory test-eunit || rc=1; \
-	$(MAKE) --no-print-directory test-ct || rc=1; \
-	$(MAKE) --no-print-directory test-ct MODE=processes || rc=1; \
-	$(MAKE) --no-print-directory test-python || rc=1; \
-	$(MAKE) --no-print-directory test-docs || rc=1; \
-	$(MAKE) --no-print-directory test-subinterpreters || rc=1; \
+	@rm -f $(TEST_FAILURES); mkdir -p $(dir $(TEST_FAILURES)); \
+	for step in test-eunit test-ct "test-ct MODE=processes" test-python test-docs \
+	            test-subinterpreters; do \
+	  $(MAKE) --no-print-directory $$step || echo "make test: $$step failed" >> $(TEST_FAILURES); \
+	done; \
 	$(MAKE) --no-print-directory nif; \
-	exit $$rc
+	if [ -s $(TEST_FAILURES) ]; then echo; cat $(TEST_FAILURES); exit 1; fi; \
+	echo "make test: every suite passed"
 
 # The erlang_python and py_web suites on Python 3.13 (its own venv, .venv-3.13) with one
 # sub-interpreter per worker (ct/dependency, which does not depend on the mode, runs once,
@@ -135,8 +137,14 @@ test-subinterpreters:
 test-eunit: build venv test-deps
 	$(TEST_ENV) rebar3 eunit --dir test
 
+# A failing run's cases (rebar3's retry.spec) go to $(TEST_FAILURES) as well.
 test-ct: build venv test-deps
-	@rc=0; for d in $(CT_DIRS); do $(TEST_ENV) rebar3 ct --dir $$d || rc=1; done; exit $$rc
+	@rc=0; for d in $(CT_DIRS); do \
+	  $(TEST_ENV) rebar3 ct --dir $$d || { \
+	    rc=1; mkdir -p $(dir $(TEST_FAILURES)); \
+	    { echo "rebar3 ct --dir $$d (PYTHON=$(PYTHON)$(if $(MODE), MODE=$(MODE))) failed:"; \
+	      cat _build/test/logs/retry.spec 2>/dev/null; } >> $(TEST_FAILURES); }; \
+	done; exit $$rc
 
 test-python: venv
 	cd python && $(VENV_ABS)/bin/python -m pytest -q

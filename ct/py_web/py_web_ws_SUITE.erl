@@ -145,12 +145,12 @@ cowboy_fastapi_chat(_Config) ->
 cowboy_idle_hibernates(_Config) ->
     with_cowboy(<<"ws_apps:app">>, #{ws_ping_interval => 300}, fun(Port) ->
         {S, Hibernating} = open_watched(Port, {cowboy_clear, connection_process, 4}),
-        ep_wait(Hibernating, 100),
+        ep_wait(Hibernating, 400),
         ok = gen_tcp:send(S, frame(text, true, <<"one">>)),
         ?assertEqual({text, <<"one">>}, recv_frame(S)),
         ?assertNot(Hibernating()),
         ?assertEqual({ping, <<>>}, recv_frame(S)),
-        ep_wait(Hibernating, 100),
+        ep_wait(Hibernating, 400),
         ok = gen_tcp:send(S, frame(text, true, <<"two">>)),
         ?assertEqual({text, <<"two">>}, recv_frame(S))
     end).
@@ -378,14 +378,14 @@ pause_resume_reading(_Config) ->
 idle_hibernates(_Config) ->
     with_server(#{}, fun(Port) ->
         {S, Hibernating} = open_watched(Port, {py_web_conn, init, 2}),
-        ep_wait(Hibernating, 100),
+        ep_wait(Hibernating, 400),
         lists:foreach(fun(I) ->
                           Text = integer_to_binary(I),
                           ok = gen_tcp:send(S, frame(text, true, Text)),
                           ?assertEqual({text, Text}, recv_frame(S))
                       end, lists:seq(1, 3)),
         ?assertNot(Hibernating()),
-        ep_wait(Hibernating, 100),
+        ep_wait(Hibernating, 400),
         ok = gen_tcp:send(S, frame(text, true, <<"again">>)),
         ?assertEqual({text, <<"again">>}, recv_frame(S))
     end).
