@@ -1,7 +1,7 @@
 """Two bin/pyweb servers against each other on `make bench` workloads, in one run.
 
     python bench/pyweb_ab.py A/bin/pyweb B/bin/pyweb [--runs 10] [--secs 4] [--instances 1]
-        [--workloads hello_asgi,hello_wsgi,ws_echo] [--interface wsgi]
+        [--workloads hello_asgi,hello_wsgi,ws_echo,ws_echo_c] [--interface wsgi]
         [--env-a K=V]... [--env-b K=V]... [--arg-a ARG]... [--arg-b ARG]...
 
 Serves each workload's app (bench/run.py's WORKLOADS: its app, connections and wrk script;
@@ -10,7 +10,8 @@ bench_apps:echo_wsgi) with each bin/pyweb (the same options: --no-access-log, th
 mode and workers, the current VIRTUAL_ENV; --env-a/--env-b add to one side's environment,
 --arg-a/--arg-b to its command line), warms both up, then runs wrk -t2 against them in
 turn (ws_echo: the ws phase's echo, bench/ws_load.py with 50 connections sending 1 KiB
-text, run by the bench venv's Python, BENCH_VENV as for bench/run.py), the order swapped
+text, run by the bench venv's Python, BENCH_VENV as for bench/run.py; ws_echo_c: the same
+echo from the ws phase's C client, bench/ws_echo_load.c), the order swapped
 every round so that drift of the machine falls on both; --instances N spreads the runs
 over N pairs of fresh servers, one pair after the other: on this 2-core machine two
 servers of one build can differ for their whole life (hello WSGI, four servers of one
@@ -37,10 +38,12 @@ import sys
 import time
 
 from cpu_split import tree_pids
-from run import APPS, LUA, WORKLOADS, ws_load
+from run import APPS, LUA, WORKLOADS, ws_echo_c, ws_load
 
-# The ws phase's echo (bench/run.py run_ws) as a workload: its app, and `ws` for the load.
-WS_ECHO = dict(name="ws_echo", app="bench_ws:app", iface="asgi", conns=50, ws=True)
+# The ws phase's echo (bench/run.py run_ws) as workloads: its app, and `ws` for the load
+# (websockets' client, or the C client).
+WS_ECHO = dict(name="ws_echo", app="bench_ws:app", iface="asgi", conns=50, ws="python")
+WS_ECHO_C = {**WS_ECHO, "name": "ws_echo_c", "ws": "c"}
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -113,15 +116,18 @@ def wrk(port: int, conns: int, secs: int, lua: str | None) -> tuple[float, int]:
     return float(rate.group(1)), int(count.group(1))
 
 
-def ws_echo(port: int, conns: int, secs: int) -> tuple[float, int]:
-    res = ws_load("echo", port, conns, secs)
+def ws_echo(client: str, port: int, conns: int, secs: int) -> tuple[float, int]:
+    if client == "python":
+        res = ws_load("echo", port, conns, secs)
+    else:
+        res = ws_echo_c(port, conns, secs)
     return res["msgs"] / res["seconds"], res["msgs"]
 
 
 def load(wl: dict, port: int, secs: int) -> tuple[float, int]:
     """Runs the workload's load for `secs`: (requests or messages per second, count)."""
     if wl.get("ws"):
-        return ws_echo(port, wl["conns"], secs)
+        return ws_echo(wl["ws"], port, wl["conns"], secs)
     return wrk(port, wl["conns"], secs, wl.get("lua"))
 
 
@@ -196,7 +202,7 @@ def main() -> None:
     ap.add_argument("--arg-a", action="append", default=[], metavar="ARG")
     ap.add_argument("--arg-b", action="append", default=[], metavar="ARG")
     opts = ap.parse_args()
-    by_name = {wl["name"]: wl for wl in [*WORKLOADS, WS_ECHO]}
+    by_name = {wl["name"]: wl for wl in [*WORKLOADS, WS_ECHO, WS_ECHO_C]}
     for name in opts.workloads.split(","):
         compare(opts, by_name[name])
 

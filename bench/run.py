@@ -639,7 +639,9 @@ WS_NOTE = ("websocket phase: app bench/apps/bench_ws.py (plain ASGI); clients be
            "the servers, so that it bounds every server's rate); uvicorn with "
            "--ws websockets, granian without --no-ws, pyweb with --mode gil (the broadcast room "
            "is a module global: one interpreter, as uvicorn's one process; so its workers run "
-           "uvloop, its default --loop auto); server CPU per "
+           "uvloop, its default --loop auto); the echo runs the three servers side by side "
+           "(each idle while another is measured) in interleaved rounds, the order rotating; "
+           "server CPU per "
            "echoed message: user + system time of the server's processes (all threads) during "
            "the echo run over the messages echoed, which other load on the machine changes "
            "less than it changes msgs/s")
@@ -694,39 +696,80 @@ def ws_idle_kib(srv, count):
     return (after - before) / count
 
 
+def ws_echo_round(srv, client, seconds):
+    """One echo run of `client` ("python": websockets', "c": bench/ws_echo_load.c) against
+    srv: (msgs/s, the server's CPU per echoed message in us)."""
+    cpu0 = srv.cpu_s()
+    res = (ws_load("echo", srv.port, 50, seconds) if client == "python"
+           else ws_echo_c(srv.port, 50, seconds))
+    cpu = srv.cpu_s() - cpu0
+    return res["msgs"] / res["seconds"], cpu / max(res["msgs"], 1) * 1e6
+
+
+def ws_echo_interleaved(servers, client, rounds, seconds):
+    """`rounds` echo runs on each server, interleaved (round i runs every server once, the
+    order rotating) so that the machine's drift falls on all alike: per server its msgs/s
+    and CPU per message, one of each per round."""
+    names = list(servers)
+    runs = {name: [] for name in names}
+    for name in names:
+        (ws_load("echo", servers[name].port, 50, 1) if client == "python"
+         else ws_echo_c(servers[name].port, 50, 1))  # warm-up
+    for i in range(rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            runs[name].append(ws_echo_round(servers[name], client, seconds))
+    return runs
+
+
+def echo_summary(runs, ref_runs):
+    """Medians of one server's echo rounds, and the median over the rounds of pyweb's
+    msgs/s over this server's in the same round."""
+    mps = [r for r, _ in runs]
+    row = {"mps": statistics.median(mps), "mps_min": min(mps), "mps_max": max(mps),
+           "cpu_us": statistics.median(c for _, c in runs), "rounds": len(runs)}
+    if ref_runs:
+        row["paired"] = statistics.median(a / b for (a, _), (b, _) in zip(ref_runs, runs))
+    return row
+
+
 def run_ws(results, notes):
-    """Echo messages/s (1 KiB text, 50 connections), broadcast deliveries/s (one sender,
-    100 clients) and RSS per idle websocket, for each server alone, in one run."""
-    seconds = 3 if QUICK else 10
+    """Echo messages/s (1 KiB text, 50 connections; interleaved rounds of every server, with
+    each client), broadcast deliveries/s (one sender, 100 clients) and RSS per idle
+    websocket (each server alone)."""
+    seconds, rounds = (2, 5) if QUICK else (4, 7)
     messages = 200 if QUICK else 1000
     idle = 1000 if QUICK else 10000
-    rows = {}
-    for server in WS_SERVERS:
-        if server == "pyweb" and not pyweb_available():
-            rows[server] = {"skipped": "bin/pyweb not built"}
-            continue
-        print(f"ws: {server}", flush=True)
-        srv = Server(server, "bench_ws:app", "asgi", argv_fn=ws_argv)
-        try:
-            srv.wait_ready(get_probe("/", expect=b"ok"))
-            ws_load("echo", srv.port, 50, 1)  # warm-up
-            cpu0 = srv.cpu_s()
-            echo = ws_load("echo", srv.port, 50, seconds)
-            cpu = srv.cpu_s() - cpu0
-            ws_echo_c(srv.port, 50, 1)  # warm-up
-            cpu0 = srv.cpu_s()
-            echo_c = ws_echo_c(srv.port, 50, seconds)
-            cpu_c = srv.cpu_s() - cpu0
-            bcast = ws_load("broadcast", srv.port, 100, messages)
-            rows[server] = {"echo_mps": echo["msgs"] / echo["seconds"],
-                            "echo_cpu_us": cpu / max(echo["msgs"], 1) * 1e6,
-                            "echo_c_mps": echo_c["msgs"] / echo_c["seconds"],
-                            "echo_c_cpu_us": cpu_c / max(echo_c["msgs"], 1) * 1e6,
-                            "bcast_dps": bcast["delivered"] / bcast["seconds"],
-                            "idle_kib": ws_idle_kib(srv, idle), "idle_n": idle}
-        except Exception as e:  # noqa: BLE001 - reported, the other servers still run
-            rows[server] = {"failed": str(e)[:300]}
-        finally:
+    rows, servers = {}, {}
+    try:
+        for server in WS_SERVERS:
+            if server == "pyweb" and not pyweb_available():
+                rows[server] = {"skipped": "bin/pyweb not built"}
+                continue
+            srv = Server(server, "bench_ws:app", "asgi", argv_fn=ws_argv)
+            try:
+                srv.wait_ready(get_probe("/", expect=b"ok"))
+            except Exception as e:  # noqa: BLE001 - reported, the other servers still run
+                srv.stop()
+                rows[server] = {"failed": str(e)[:300]}
+                continue
+            servers[server] = srv
+        echo = {}
+        for client in ("python", "c"):
+            print(f"ws: echo, {client} client, {rounds} rounds of {seconds} s", flush=True)
+            echo[client] = ws_echo_interleaved(servers, client, rounds, seconds)
+        for server, srv in servers.items():
+            print(f"ws: {server}", flush=True)
+            try:
+                bcast = ws_load("broadcast", srv.port, 100, messages)
+                rows[server] = {
+                    "echo": echo_summary(echo["python"][server], echo["python"].get("pyweb")),
+                    "echo_c": echo_summary(echo["c"][server], echo["c"].get("pyweb")),
+                    "bcast_dps": bcast["delivered"] / bcast["seconds"],
+                    "idle_kib": ws_idle_kib(srv, idle), "idle_n": idle}
+            except Exception as e:  # noqa: BLE001 - reported, the other servers still run
+                rows[server] = {"failed": str(e)[:300]}
+    finally:
+        for srv in servers.values():
             srv.stop()
     results["ws"] = rows
     notes.append(WS_NOTE)
@@ -737,6 +780,8 @@ def ws_section(w, results):
     if not rows:
         return
     w("## WebSockets\n")
+    w("Echo: medians of interleaved rounds (msgs/s with the rounds' range; pyweb / this: the "
+      "median over the rounds of pyweb's msgs/s over this server's in the same round).\n")
     w("| server | echo msgs/s (1 KiB text, 50 conns), websockets' client | pyweb / this | "
       "server CPU per echoed message (us) | echo msgs/s, C client | pyweb / this | server CPU "
       "per echoed message (us) | broadcast deliveries/s (100 clients) | pyweb / this | RSS per "
@@ -744,13 +789,17 @@ def ws_section(w, results):
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     ref = rows.get("pyweb", {})
     for server, r in rows.items():
-        if "echo_mps" not in r:
+        if "echo" not in r:
             w(f"| {server} | {r.get('skipped') or 'failed: ' + r.get('failed', '')} "
               "| | | | | | | | |")
             continue
-        w(f"| {server} | {r['echo_mps']:,.0f} | {ratio_str(ref.get('echo_mps'), r['echo_mps'])} "
-          f"| {r['echo_cpu_us']:.0f} | {r['echo_c_mps']:,.0f} "
-          f"| {ratio_str(ref.get('echo_c_mps'), r['echo_c_mps'])} | {r['echo_c_cpu_us']:.0f} "
+        cells = []
+        for key in ("echo", "echo_c"):
+            e = r[key]
+            paired = f"{e['paired']:.2f}x" if "paired" in e else "n/a"
+            cells.append(f"{e['mps']:,.0f} ({e['mps_min']:,.0f}-{e['mps_max']:,.0f}) "
+                         f"| {paired} | {e['cpu_us']:.0f}")
+        w(f"| {server} | {cells[0]} | {cells[1]} "
           f"| {r['bcast_dps']:,.0f} | {ratio_str(ref.get('bcast_dps'), r['bcast_dps'])} "
           f"| {r['idle_kib']:.1f} (of {r['idle_n']:,}) |")
     w("")
