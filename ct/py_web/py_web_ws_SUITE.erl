@@ -366,7 +366,8 @@ pause_resume_reading(_Config) ->
         with_server(#{}, fun(Port) ->
             S = open(Port, "/late_echo"),
             ok = gen_tcp:send(S, [frame(text, true, T) || T <- Texts]),
-            [?assertEqual({text, T}, recv_frame(S)) || T <- Texts]
+            [?assertEqual({text, T}, recv_frame(S)) || T <- Texts],
+            gen_tcp:close(S)
         end)
     end),
     Paused = lists:dropwhile(fun(N) -> N =/= false end, Calls),
@@ -387,7 +388,8 @@ idle_hibernates(_Config) ->
         ?assertNot(Hibernating()),
         ep_wait(Hibernating, 400),
         ok = gen_tcp:send(S, frame(text, true, <<"again">>)),
-        ?assertEqual({text, <<"again">>}, recv_frame(S))
+        ?assertEqual({text, <<"again">>}, recv_frame(S)),
+        gen_tcp:close(S)
     end).
 
 %% A websocket on /echo, and whether the connection process it started (proc_lib's initial
@@ -439,7 +441,8 @@ app_errors_logged(_Config) ->
             expect_log("the app failed"),
             S2 = open(Port, "/bad_close_code"),
             ?assertEqual({close, 1011}, recv_frame(S2)),
-            expect_log("bad_websocket_close_code")
+            expect_log("bad_websocket_close_code"),
+            [gen_tcp:close(Sock) || Sock <- [S, S2]]
         end)
     after
         logger:remove_handler(ws_log)
@@ -479,8 +482,13 @@ with_server(Opts, F) ->
     {ok, Srv} = py_web_ct:serve(<<"ws_apps:app">>, Opts),
     try F(maps:get(port, Srv)) after py_web_ct:stop(Srv) end.
 
+%% The websocket is closed when F returns: the server's stop then has no websocket waiting
+%% for a close frame from a peer that will never send one (its 10 s close timeout).
 with_ws(Opts, F) ->
-    with_server(Opts, fun(Port) -> F(open(Port, "/echo")) end).
+    with_server(Opts, fun(Port) ->
+        S = open(Port, "/echo"),
+        try F(S) after gen_tcp:close(S) end
+    end).
 
 open(Port, Path) ->
     {ok, S} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}], 5000),
