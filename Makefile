@@ -198,9 +198,10 @@ shell: run
 
 # `make bench` (55.6 min on 2026-12-07) or `make bench QUICK=1` (shorter phases):
 # in-process and end-to-end (wrk) numbers against the peer servers, and the execution
-# modes, written to bench/results/ (see bench/run.py).  Installs wrk and the bench venv (bench/.venv-X.Y) first.  Runs on
-# Python 3.13 when there is one (the subinterpreters mode needs 3.12+), else on PYTHON;
-# PYTHON=... on the command line chooses.  Not a test: nothing asserts timings.
+# modes, written to bench/results/ (see bench/run.py).  Installs wrk and the bench venv
+# (bench/.venv-X.Y) first.  Runs on Python 3.13 when there is one (the subinterpreters
+# mode needs 3.12+), else on PYTHON; PYTHON=... on the command line chooses.  Not a test:
+# nothing asserts timings.
 QUICK ?=
 BENCH_PYTHON ?= $(if $(filter command line,$(origin PYTHON)),$(PYTHON),$(or $(SUBINTERP_PYTHON),$(PYTHON)))
 .PHONY: bench
