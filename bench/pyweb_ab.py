@@ -16,8 +16,8 @@ every round so that drift of the machine falls on both; --instances N spreads th
 over N pairs of fresh servers, one pair after the other: on this 2-core machine two
 servers of one build can differ for their whole life (hello WSGI, four servers of one
 build, 4 interleaved rounds each: up to 1.06x apart in one run, 1.24x in the next).
-Prints, per side, the median req/s (messages/s for ws_echo), the median CPU time per
-request of the server's process tree (utime + stime from /proc, across each run) and the
+Prints, per side, the median req/s (messages/s for the ws workloads), the median CPU time
+per request of the server's process tree (utime + stime from /proc, across each run) and the
 tree's peak RSS (sum of VmHWM, the largest over the pairs); and B/A as the ratio of the
 medians and as the median of the per-round ratios. A and B may be the same bin/pyweb with
 different environments (a flag of the server VM on and off through PYWEB_ERL_FLAGS), or a
@@ -38,7 +38,7 @@ import sys
 import time
 
 from cpu_split import tree_pids
-from run import APPS, LUA, WORKLOADS, ws_echo_c, ws_load
+from run import APPS, LUA, WORKLOADS, ws_echo as ws_echo_load
 
 # The ws phase's echo (bench/run.py run_ws) as workloads: its app, and `ws` for the load
 # (websockets' client, or the C client).
@@ -116,18 +116,11 @@ def wrk(port: int, conns: int, secs: int, lua: str | None) -> tuple[float, int]:
     return float(rate.group(1)), int(count.group(1))
 
 
-def ws_echo(client: str, port: int, conns: int, secs: int) -> tuple[float, int]:
-    if client == "python":
-        res = ws_load("echo", port, conns, secs)
-    else:
-        res = ws_echo_c(port, conns, secs)
-    return res["msgs"] / res["seconds"], res["msgs"]
-
-
 def load(wl: dict, port: int, secs: int) -> tuple[float, int]:
     """Runs the workload's load for `secs`: (requests or messages per second, count)."""
     if wl.get("ws"):
-        return ws_echo(wl["ws"], port, wl["conns"], secs)
+        res = ws_echo_load(wl["ws"], port, secs)
+        return res["msgs"] / res["seconds"], res["msgs"]
     return wrk(port, wl["conns"], secs, wl.get("lua"))
 
 

@@ -696,12 +696,19 @@ def ws_idle_kib(srv, count):
     return (after - before) / count
 
 
+def ws_echo(client, port, seconds):
+    """The echo load of `client` ("python": websockets', bench/ws_load.py; "c":
+    bench/ws_echo_load.c) on 50 connections for `seconds`: its result (msgs, seconds)."""
+    if client == "python":
+        return ws_load("echo", port, 50, seconds)
+    return ws_echo_c(port, 50, seconds)
+
+
 def ws_echo_round(srv, client, seconds):
-    """One echo run of `client` ("python": websockets', "c": bench/ws_echo_load.c) against
-    srv: (msgs/s, the server's CPU per echoed message in us)."""
+    """One echo run of `client` against srv: (msgs/s, the server's CPU per echoed message
+    in us)."""
     cpu0 = srv.cpu_s()
-    res = (ws_load("echo", srv.port, 50, seconds) if client == "python"
-           else ws_echo_c(srv.port, 50, seconds))
+    res = ws_echo(client, srv.port, seconds)
     cpu = srv.cpu_s() - cpu0
     return res["msgs"] / res["seconds"], cpu / max(res["msgs"], 1) * 1e6
 
@@ -709,16 +716,23 @@ def ws_echo_round(srv, client, seconds):
 def ws_echo_interleaved(servers, client, rounds, seconds):
     """`rounds` echo runs on each server, interleaved (round i runs every server once, the
     order rotating) so that the machine's drift falls on all alike: per server its msgs/s
-    and CPU per message, one of each per round."""
+    and CPU per message, one of each per round; and the servers whose echo failed (their
+    error; they take no further rounds)."""
     names = list(servers)
     runs = {name: [] for name in names}
-    for name in names:
-        (ws_load("echo", servers[name].port, 50, 1) if client == "python"
-         else ws_echo_c(servers[name].port, 50, 1))  # warm-up
-    for i in range(rounds):
+    failed = {}
+    for i in range(rounds + 1):  # round 0: a 1 s warm-up, not kept
         for name in names[i % len(names):] + names[:i % len(names)]:
-            runs[name].append(ws_echo_round(servers[name], client, seconds))
-    return runs
+            if name in failed:
+                continue
+            try:
+                if i == 0:
+                    ws_echo(client, servers[name].port, 1)
+                else:
+                    runs[name].append(ws_echo_round(servers[name], client, seconds))
+            except Exception as e:  # noqa: BLE001 - reported, the other servers still run
+                failed[name] = str(e)[:300]
+    return runs, failed
 
 
 def echo_summary(runs, ref_runs):
@@ -753,17 +767,24 @@ def run_ws(results, notes):
                 rows[server] = {"failed": str(e)[:300]}
                 continue
             servers[server] = srv
-        echo = {}
+        echo, failed = {}, {}
         for client in ("python", "c"):
             print(f"ws: echo, {client} client, {rounds} rounds of {seconds} s", flush=True)
-            echo[client] = ws_echo_interleaved(servers, client, rounds, seconds)
+            echo[client], client_failed = ws_echo_interleaved(servers, client, rounds, seconds)
+            failed.update(client_failed)
+        # pyweb's rounds are the reference unless its echo failed (then it has fewer rounds
+        # than the others, and no ratio is given)
+        ref = {c: None if "pyweb" in failed else echo[c].get("pyweb") for c in echo}
         for server, srv in servers.items():
             print(f"ws: {server}", flush=True)
+            if server in failed:
+                rows[server] = {"failed": failed[server]}
+                continue
             try:
                 bcast = ws_load("broadcast", srv.port, 100, messages)
                 rows[server] = {
-                    "echo": echo_summary(echo["python"][server], echo["python"].get("pyweb")),
-                    "echo_c": echo_summary(echo["c"][server], echo["c"].get("pyweb")),
+                    "echo": echo_summary(echo["python"][server], ref["python"]),
+                    "echo_c": echo_summary(echo["c"][server], ref["c"]),
                     "bcast_dps": bcast["delivered"] / bcast["seconds"],
                     "idle_kib": ws_idle_kib(srv, idle), "idle_n": idle}
             except Exception as e:  # noqa: BLE001 - reported, the other servers still run
