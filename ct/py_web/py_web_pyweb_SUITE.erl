@@ -20,7 +20,8 @@ all() ->
      {group, logs}, {group, reload}, {group, command_lines}, differential].
 
 groups() ->
-    [{start, [], [serve_and_stop, server_vm_flags, event_loop, option_forms, exit_statuses,
+    [{start, [], [serve_and_stop, server_vm_flags, event_loop, default_workers, option_forms,
+                  exit_statuses,
                   import_error, factory, tls_files, env_file]},
      {binding, [], [uds, fd, several_binds, host_names]},
      {proxies, [], [proxy_headers, proxy_protocol, root_path_starlette, django_csrf,
@@ -198,14 +199,45 @@ server_vm_flags(Config) ->
 %% --loop: the Python workers' event loop (auto by default: uvloop, a test dependency,
 %% where it loads), said in the start log; a name it does not know is status 2.
 event_loop(Config) ->
-    {P, Port} = serve(Config, ["pw_apps:app", "--mode", "gil"]),
+    {P, Port} = serve(Config, ["pw_apps:app", "--mode", "gil", "-w", "3"]),
     {200, <<"uvloop">>} = get(Port, "/loop"),
-    _ = ?P:wait(P, "4 workers, event loop uvloop"),
-    {P2, Port2} = serve(Config, ["pw_apps:app", "--mode", "gil", "--loop", "asyncio"]),
+    _ = ?P:wait(P, "3 workers, event loop uvloop"),
+    {P2, Port2} = serve(Config, ["pw_apps:app", "--mode", "gil", "--loop", "asyncio", "-w", "3"]),
     {200, <<"asyncio.unix_events">>} = get(Port2, "/loop"),
-    _ = ?P:wait(P2, "4 workers, event loop asyncio"),
+    _ = ?P:wait(P2, "3 workers, event loop asyncio"),
     {2, Bad} = run_exit(Config, ["pw_apps:app", "--loop", "trio"]),
     {match, _} = re:run(Bad, "--loop").
+
+%% The number of Python workers where none is asked for: one per CPU (the server VM's
+%% schedulers: the machine's CPUs, as this VM's) for an ASGI app, whether given as such or
+%% detected; erlang_python's default (4) for a WSGI app, which a detected one gets by a
+%% restart of Python, and for an app factory's product.  Asked for, it is the number.
+default_workers(Config) ->
+    Cpus = integer_to_list(erlang:system_info(schedulers_online)),
+    Started = fun(P, N) -> ?P:wait(P, "started server process \\[\\d+\\] \\(" ++ N ++
+                                       " Python workers\\)") end,
+    Restart = "pw_apps:wsgi_app is wsgi: Python restarts with 4 workers",
+    {P1, Port1} = serve(Config, ["pw_apps:app"]),
+    {200, _} = get(Port1, "/"),
+    _ = Started(P1, Cpus),
+    {P2, Port2} = serve(Config, ["pw_apps:app", "--interface", "asgi"]),
+    {200, _} = get(Port2, "/"),
+    _ = Started(P2, Cpus),
+    {P3, Port3} = serve(Config, ["pw_apps:wsgi_app"]),
+    {200, _} = get(Port3, "/"),
+    _ = ?P:wait(P3, Restart),
+    _ = Started(P3, "4"),
+    {P4, Port4} = serve(Config, ["pw_apps:wsgi_app", "--interface", "wsgi"]),
+    {200, _} = get(Port4, "/"),
+    _ = Started(P4, "4"),
+    nomatch = re:run(?P:output(P4), "restarts"),
+    {P5, Port5} = serve(Config, ["pw_apps:create_app", "--factory"]),
+    {200, _} = get(Port5, "/"),
+    _ = Started(P5, "4"),
+    {P6, Port6} = serve(Config, ["pw_apps:wsgi_app", "--workers", "3"]),
+    {200, _} = get(Port6, "/"),
+    _ = Started(P6, "3"),
+    nomatch = re:run(?P:output(P6), "restarts").
 
 %% What pw_apps prints itself.
 is_app_line(L) -> binary:match(L, <<"pw_apps: ">>) =:= {0, 9}.

@@ -29,22 +29,19 @@ run(Cli0, Control) ->
     _ = application:load(erlang_python),
     ok = application:set_env(erlang_python, python_path,
                              [filename:absname(D) || D <- maps:get(app_dirs, Cli)]),
-    _ = case maps:find(workers, Cli) of
-        {ok, N} -> ok = application:set_env(erlang_python, workers, N);
-        error -> ok
-    end,
+    %% erlang_python's own default, before the workers are set
+    Defaults = maps:from_list([{I, py_web_cli:default_workers(I)} || I <- [asgi, wsgi, unknown]]),
+    Guess = first_workers(Cli, Defaults),
+    ok = application:set_env(erlang_python, workers, Guess),
     _ = case maps:find(mode, Cli) of
         {ok, Mode} -> ok = application:set_env(erlang_python, mode, Mode);
         error -> ok
     end,
     %% uvicorn's default: uvloop where it loads
     ok = application:set_env(erlang_python, event_loop, maps:get(loop, Cli, auto)),
-    {ok, Workers} = application:get_env(erlang_python, workers),
+    start(py_web),
+    Workers = settle_workers(Cli, Guess, Defaults),
     logger:info("pyweb: started server process [~s] (~B Python workers)", [os:getpid(), Workers]),
-    case py_web_logging:quiet_start(fun() -> application:ensure_all_started(py_web) end) of
-        {ok, _} -> ok;
-        {error, R} -> fail(?EXIT_STARTUP, "cannot start Python: ~ts", [py_web_log:reason(R)])
-    end,
     Ch = case py_web_control:connect(Control, self()) of
              {ok, C} -> C;
              {error, R1} -> fail(?EXIT_STARTUP, "cannot reach the supervisor: ~ts",
@@ -62,6 +59,64 @@ run(Cli0, Control) ->
             serve(Ch, Pid, erlang:monitor(process, Pid));
         {error, R2} ->
             failed(R2, maps:get(app, Opts))
+    end.
+
+%% py_web (erlang_python with it), or erlang_python again.
+start(App) ->
+    case py_web_logging:quiet_start(fun() -> application:ensure_all_started(App) end) of
+        {ok, _} -> ok;
+        {error, R} -> fail(?EXIT_STARTUP, "cannot start Python: ~ts", [py_web_log:reason(R)])
+    end.
+
+%% What the command line says of the app's interface: asgi, wsgi, auto (Python is to be
+%% asked), or unknown (that of an app factory's product, known once the factory ran in
+%% py_web:start/1).
+interface(#{opts := O}) ->
+    case maps:get(factory, O, false) of
+        true -> unknown;
+        false -> maps:get(interface, O, auto)
+    end.
+
+%% The Python workers to start with: the number asked for, else the default for the
+%% app's interface (py_web_cli:default_workers/1), an app of `--interface auto' taken for
+%% ASGI until Python says (settle_workers/2).
+first_workers(#{workers := N}, _) ->
+    N;
+first_workers(Cli, Defaults) ->
+    maps:get(case interface(Cli) of
+                 auto -> asgi;
+                 I -> I
+             end, Defaults).
+
+%% With `--interface auto' and no number of workers asked for, Python says whether the
+%% app is ASGI (hornbeam_detect; the module it imports is found imported by
+%% py_web:start/1).  When the default for what it says differs from the workers started
+%% with (a WSGI app; an app that cannot be detected, whose error py_web:start/1 reports),
+%% erlang_python restarts with that default.  The number of workers running.
+settle_workers(Cli, Guess, Defaults) ->
+    case not maps:is_key(workers, Cli) andalso interface(Cli) of
+        auto ->
+            {M, C} = maps:get(app, maps:get(opts, Cli)),
+            Interface = case py_web:detect_interface(M, C) of
+                            {ok, I} -> I;
+                            {error, _} -> unknown
+                        end,
+            case maps:get(Interface, Defaults) of
+                Guess ->
+                    Guess;
+                N ->
+                    logger:info("pyweb: ~ts:~ts is ~s: Python restarts with ~B workers",
+                                [M, C, case Interface of
+                                           unknown -> "not detected";
+                                           _ -> Interface
+                                       end, N]),
+                    ok = py_web_logging:quiet_start(fun() -> application:stop(erlang_python) end),
+                    ok = application:set_env(erlang_python, workers, N),
+                    start(erlang_python),
+                    N
+            end;
+        _ ->
+            Guess
     end.
 
 %% --limit-max-requests with its jitter (0: no limit).

@@ -11,7 +11,8 @@
 %% (py_web_master) or, inside it, one server process (py_web_child).
 -module(py_web_cli).
 
--export([main/1, parse/1, resolve/2, usage/0, version/0, options/0, refused/0]).
+-export([main/1, parse/1, resolve/2, usage/0, version/0, options/0, refused/0,
+         default_workers/1]).
 -export_type([cli/0]).
 
 %% The command line read: py_web's options (`opts') and the settings of
@@ -63,8 +64,9 @@ options() ->
         {opt, lifespan},
         "ASGI lifespan (default {default}: used if the app supports it; on: required)"},
        {["--workers", "-w"], "N", {int, 1, 1024}, {cli, workers},
-        "Python workers (default $WEB_CONCURRENCY, else {python_workers}): threads, "
-        "sub-interpreters or OS processes (--mode); ASGI requests share them, a WSGI request holds one"},
+        "Python workers (default $WEB_CONCURRENCY, else one per CPU for an ASGI app, "
+        "{python_workers} for a WSGI app or an app factory): threads, sub-interpreters or OS "
+        "processes (--mode); ASGI requests share them, a WSGI request holds one"},
        {["--threads"], "N", {int, 1, 1024}, {cli, threads},
         "Python workers per --workers (default 1; gunicorn's threads per worker process: "
         "-w 2 --threads 4 serves 8 WSGI requests at once)"},
@@ -659,6 +661,19 @@ wrap([W | T], Width, "", Acc) -> wrap(T, Width, W, Acc);
 wrap([W | T], Width, Line, Acc) when length(Line) + 1 + length(W) > Width ->
     wrap(T, Width, W, [Line | Acc]);
 wrap([W | T], Width, Line, Acc) -> wrap(T, Width, Line ++ " " ++ W, Acc).
+
+%% @doc bin/pyweb's number of Python workers where neither --workers, --threads nor
+%% WEB_CONCURRENCY gives one: for an ASGI app one per scheduler of the VM (one per CPU),
+%% since its requests share the workers' event loops and more workers than cores only
+%% take turns on them; erlang_python's default (its application env, 4) for a WSGI app,
+%% whose request holds its worker, and for an app whose interface is not known yet
+%% (`unknown': an app factory's product).
+-spec default_workers(asgi | wsgi | unknown) -> pos_integer().
+default_workers(asgi) ->
+    %% the NIF runs at most 256 workers
+    min(erlang:system_info(schedulers_online), 256);
+default_workers(_) ->
+    python_workers().
 
 %% erlang_python's default number of workers (its application env).
 python_workers() ->

@@ -45,10 +45,10 @@ setup(Cli) ->
             end
     end.
 
-%% @doc Run F (the start of erlang_python and py_web) without OTP's own reports of a
-%% failing start (the supervisor's start error, crash reports, each application that
-%% exits): Erlang terms about OTP's processes, where bin/pyweb says in one line of its
-%% own what failed.
+%% @doc Run F (the start of erlang_python and py_web, or the stop of erlang_python
+%% before bin/pyweb restarts it) without OTP's own reports of a failing start (the
+%% supervisor's start error, crash reports, each application that exits): Erlang terms
+%% about OTP's processes, where bin/pyweb says in one line of its own what failed.
 -spec quiet_start(fun(() -> T)) -> T.
 quiet_start(F) ->
     _ = logger:add_primary_filter(pyweb_quiet_start,
