@@ -109,9 +109,9 @@ docs: deps
 # Runs every suite even when one fails, then fails if any did.  The default Python's
 # suites run in the default mode (auto), the Common Test suites again in the processes
 # mode, then the erlang_python and py_web Common Test suites on Python 3.13 in
-# subinterpreters mode.  Ends with what failed (each step, and each Common Test run's
-# failing cases from its retry.spec, kept in $(TEST_FAILURES)), so that the last lines of
-# the output name it.
+# subinterpreters mode.  Ends with what failed (each step, and each failing Common Test
+# run's retry.spec: its failed cases and those that skipped themselves, kept in
+# $(TEST_FAILURES)), so that the last lines of the output name it.
 TEST_FAILURES = _build/test-failures.txt
 test: build venv test-deps
 	@rm -f $(TEST_FAILURES); mkdir -p $(dir $(TEST_FAILURES)); \
@@ -137,12 +137,14 @@ test-subinterpreters:
 test-eunit: build venv test-deps
 	$(TEST_ENV) rebar3 eunit --dir test
 
-# A failing run's cases (rebar3's retry.spec) go to $(TEST_FAILURES) as well.
+# A failing run's retry.spec (rebar3's: the cases that failed, and those that skipped
+# themselves) goes to $(TEST_FAILURES) as well.
 test-ct: build venv test-deps
 	@rc=0; for d in $(CT_DIRS); do \
 	  $(TEST_ENV) rebar3 ct --dir $$d || { \
 	    rc=1; mkdir -p $(dir $(TEST_FAILURES)); \
-	    { echo "rebar3 ct --dir $$d (PYTHON=$(PYTHON)$(if $(MODE), MODE=$(MODE))) failed:"; \
+	    { echo "rebar3 ct --dir $$d (PYTHON=$(PYTHON)$(if $(MODE), MODE=$(MODE))) failed" \
+	        "(its retry.spec: failed cases, and cases that skipped themselves):"; \
 	      cat _build/test/logs/retry.spec 2>/dev/null; } >> $(TEST_FAILURES); }; \
 	done; exit $$rc
 
