@@ -198,7 +198,7 @@ shell: run
 
 # ---- benchmarks ------------------------------------------------------------------------
 
-# `make bench` (55.6 min on 2026-12-07) or `make bench QUICK=1` (shorter phases):
+# `make bench` (57.6 min on 2026-12-08) or `make bench QUICK=1` (shorter phases):
 # in-process and end-to-end (wrk) numbers against the peer servers, and the execution
 # modes, written to bench/results/ (see bench/run.py).  Installs wrk and the bench venv
 # (bench/.venv-X.Y) first.  Runs on Python 3.13 when there is one (the subinterpreters

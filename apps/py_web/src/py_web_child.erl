@@ -79,7 +79,7 @@ interface(#{opts := O}) ->
 
 %% The Python workers to start with: the number asked for, else the default for the
 %% app's interface (py_web_cli:default_workers/1), an app of `--interface auto' taken for
-%% ASGI until Python says (settle_workers/2).
+%% ASGI until Python says (settle_workers/3).
 first_workers(#{workers := N}, _) ->
     N;
 first_workers(Cli, Defaults) ->
