@@ -211,6 +211,7 @@ serve_from_release(Rel, Env0, Source, Libpython) ->
     {0, _} = run_ok(Bin, ["daemon"], Rel, Env, ?MINUTE),
     try
         ok = wait_for_ping(Bin, Rel, Env, 100),
+        ok = wait_for_app(Bin, Rel, Env, 100),
         Check = "#{call := {ok, G}, asgi := {200, A}, wsgi := {200, W}} = hello_py:check(), "
                 "lists:flatten(io_lib:format(\"CHECK ~ts|~ts|~ts\", [G, A, W])).",
         {0, Out} = run_ok(Bin, ["eval", Check], Rel, Env, ?MINUTE),
@@ -267,6 +268,22 @@ wait_for_ping(Bin, Rel, Env, N) ->
     case run(Bin, ["ping"], Rel, Env, ?MINUTE) of
         {0, _} -> ok;
         _ -> timer:sleep(200), wait_for_ping(Bin, Rel, Env, N - 1)
+    end.
+
+%% The node answers pings while its boot still starts the applications: hello_py's servers
+%% are up once it is among the started ones (in the processes mode, say, its worker
+%% processes take a while).
+wait_for_app(_Bin, _Rel, _Env, 0) ->
+    ct:fail(hello_py_did_not_start);
+wait_for_app(Bin, Rel, Env, N) ->
+    case run(Bin, ["eval", "lists:keymember(hello_py, 1, application:which_applications())."],
+             Rel, Env, ?MINUTE) of
+        {0, Out} ->
+            case string:trim(Out) of
+                "true" -> ok;
+                _ -> timer:sleep(200), wait_for_app(Bin, Rel, Env, N - 1)
+            end;
+        _ -> timer:sleep(200), wait_for_app(Bin, Rel, Env, N - 1)
     end.
 
 %% The interpreter the NIF was built with (priv/py_nif.info's executable).
