@@ -262,28 +262,29 @@ unique_node_name(Rel) ->
     New = re:replace(Text, "^-s?name .*$", "-sname " ++ Name, [multiline, {return, binary}]),
     ok = file:write_file(VmArgs, New).
 
-wait_for_ping(_Bin, _Rel, _Env, 0) ->
-    ct:fail(release_did_not_start);
 wait_for_ping(Bin, Rel, Env, N) ->
-    case run(Bin, ["ping"], Rel, Env, ?MINUTE) of
-        {0, _} -> ok;
-        _ -> timer:sleep(200), wait_for_ping(Bin, Rel, Env, N - 1)
-    end.
+    wait_for(Bin, Rel, Env, ["ping"], any, N, release_did_not_start).
 
 %% The node answers pings while its boot still starts the applications: hello_py's servers
 %% are up once it is among the started ones (in the processes mode, say, its worker
 %% processes take a while).
-wait_for_app(_Bin, _Rel, _Env, 0) ->
-    ct:fail(hello_py_did_not_start);
 wait_for_app(Bin, Rel, Env, N) ->
-    case run(Bin, ["eval", "lists:keymember(hello_py, 1, application:which_applications())."],
-             Rel, Env, ?MINUTE) of
-        {0, Out} ->
-            case string:trim(Out) of
-                "true" -> ok;
-                _ -> timer:sleep(200), wait_for_app(Bin, Rel, Env, N - 1)
-            end;
-        _ -> timer:sleep(200), wait_for_app(Bin, Rel, Env, N - 1)
+    wait_for(Bin, Rel, Env,
+             ["eval", "lists:keymember(hello_py, 1, application:which_applications())."],
+             "true", N, hello_py_did_not_start).
+
+%% Runs the release's command Args every 200 ms until it exits 0 with output Want (or any
+%% output), at most N times.
+wait_for(_Bin, _Rel, _Env, _Args, _Want, 0, Fail) ->
+    ct:fail(Fail);
+wait_for(Bin, Rel, Env, Args, Want, N, Fail) ->
+    Done = case run(Bin, Args, Rel, Env, ?MINUTE) of
+               {0, Out} -> Want =:= any orelse string:trim(Out) =:= Want;
+               _ -> false
+           end,
+    case Done of
+        true -> ok;
+        false -> timer:sleep(200), wait_for(Bin, Rel, Env, Args, Want, N - 1, Fail)
     end.
 
 %% The interpreter the NIF was built with (priv/py_nif.info's executable).

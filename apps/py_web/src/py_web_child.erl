@@ -89,8 +89,7 @@ first_workers(Cli, Defaults) ->
              end, Defaults).
 
 %% With `--interface auto' and no number of workers asked for, Python says whether the
-%% app is ASGI (hornbeam_detect; the module it imports is found imported by
-%% py_web:start/1).  When the default for what it says differs from the workers started
+%% app is ASGI (hornbeam_detect, which imports the app's module on one worker).  When the default for what it says differs from the workers started
 %% with (a WSGI app; an app that cannot be detected, whose error py_web:start/1 reports),
 %% erlang_python restarts with that default.  The number of workers running.
 settle_workers(Cli, Guess, Defaults) ->
