@@ -65,8 +65,9 @@ WSGI_SERVERS = ["pyweb", "granian", "gunicorn-sync", "gunicorn-gthread"]
 FLOORS = ["floor-once", "floor-activeN", "floor-socket", "floor-strict"]
 SERVER_NOTES = {
     "pyweb": "bin/pyweb, defaults (Python workers in mode auto: sub-interpreters on 3.12+, "
-             "threads under one GIL before; one per CPU for an ASGI app, here 2, and 4 for "
-             "a WSGI app; BEAM on 2 schedulers)",
+             "threads under one GIL before; one per CPU for an ASGI app, here "
+             f"{len(os.sched_getaffinity(0))}, and 4 for a WSGI app; BEAM on "
+             f"{len(os.sched_getaffinity(0))} schedulers)",
     "pyweb-MODE-wN": "bin/pyweb --mode MODE --workers N",
     "uvicorn-w2, granian-w2": "as below with --workers 2",
     "gunicorn-w2": "2 workers, -k sync",

@@ -89,9 +89,10 @@ first_workers(Cli, Defaults) ->
              end, Defaults).
 
 %% With `--interface auto' and no number of workers asked for, Python says whether the
-%% app is ASGI (hornbeam_detect, which imports the app's module on one worker).  When the default for what it says differs from the workers started
-%% with (a WSGI app; an app that cannot be detected, whose error py_web:start/1 reports),
-%% erlang_python restarts with that default.  The number of workers running.
+%% app is ASGI (hornbeam_detect, which imports the app's module on one worker).  When the
+%% default for what it says differs from the workers started with (a WSGI app; an app
+%% that cannot be detected, whose error py_web:start/1 reports), erlang_python restarts
+%% with that default.  The number of workers running.
 settle_workers(Cli, Guess, Defaults) ->
     case not maps:is_key(workers, Cli) andalso interface(Cli) of
         auto ->
